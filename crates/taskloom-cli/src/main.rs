@@ -1,0 +1,35 @@
+//! The `taskloom` command: a thin face over the `taskloom` library.
+
+mod output;
+mod run;
+
+use clap::{Parser, Subcommand};
+
+/// Start, contain, schedule and look inside processes: the Windows process,
+/// thread, fiber and job model on Linux.
+#[derive(Debug, Parser)]
+#[command(name = "taskloom", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Start a program, wait for it, and report what it used.
+    Run(run::RunArgs),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let code = match cli.command {
+        Command::Run(args) => run::main(args),
+    };
+    match code {
+        Ok(code) => std::process::exit(code),
+        Err(err) => {
+            eprintln!("taskloom: {}", output::error_chain(&err));
+            std::process::exit(run::failure_code(&err));
+        }
+    }
+}

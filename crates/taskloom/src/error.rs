@@ -1,0 +1,151 @@
+//! The library's error type: every variant says what failed and why.
+
+use std::io;
+use std::path::PathBuf;
+
+/// Result alias used across taskloom.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What went wrong, with enough context to print a useful message.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A program name without `/` was not found on the search path.
+    #[error("program not found: {program} (searched PATH={search_path})")]
+    ProgramNotFound {
+        /// The name that was looked up.
+        program: String,
+        /// The search path that was used.
+        search_path: String,
+    },
+    /// The program path does not exist.
+    #[error("program not found: {}", path.display())]
+    NoSuchFile {
+        /// The path given.
+        path: PathBuf,
+    },
+    /// The program path names a directory.
+    #[error("cannot execute {}: is a directory", path.display())]
+    IsADirectory {
+        /// The path given.
+        path: PathBuf,
+    },
+    /// `execve` refused the program (EACCES, ENOEXEC, ETXTBSY, ...).
+    #[error("cannot execute {}: {source}", path.display())]
+    Exec {
+        /// The resolved program path.
+        path: PathBuf,
+        /// The kernel's error.
+        #[source]
+        source: io::Error,
+    },
+    /// The working directory could not be entered in the child.
+    #[error("cannot change directory to {}: {source}", path.display())]
+    CurrentDir {
+        /// The directory given.
+        path: PathBuf,
+        /// The kernel's error.
+        #[source]
+        source: io::Error,
+    },
+    /// An environment variable name is empty or holds `=` or NUL.
+    #[error("invalid environment variable name {name:?}: {reason}")]
+    InvalidEnvName {
+        /// The offending name, lossily shown.
+        name: String,
+        /// Why it is invalid.
+        reason: &'static str,
+    },
+    /// An argument, path or value holds a NUL byte.
+    #[error("{what} contains a NUL byte: {value:?}")]
+    NulByte {
+        /// Which input.
+        what: &'static str,
+        /// The offending value, lossily shown.
+        value: String,
+    },
+    /// A command line string could not be split.
+    #[error("cannot parse command line: {0}")]
+    CommandLine(String),
+    /// A CPU list such as `0-3,5` did not parse or names no CPU.
+    #[error("invalid CPU list {input:?}: {reason}")]
+    InvalidCpuList {
+        /// The text given.
+        input: String,
+        /// Why it is invalid.
+        reason: String,
+    },
+    /// Two handles were asked to land on the same descriptor number.
+    #[error("file descriptor {target} is assigned twice in the child")]
+    FdCollision {
+        /// The descriptor number given twice.
+        target: i32,
+    },
+    /// A user or group name does not exist.
+    #[error("{kind} not found: {name}")]
+    NoSuchUser {
+        /// "user" or "group".
+        kind: &'static str,
+        /// The name looked up.
+        name: String,
+    },
+    /// The kernel refused an operation for lack of privilege.
+    #[error("not permitted to {what}: {source}")]
+    PermissionDenied {
+        /// What was attempted.
+        what: String,
+        /// The kernel's error.
+        #[source]
+        source: io::Error,
+    },
+    /// No process with that pid exists (or it was already reaped).
+    #[error("no such process: {pid}")]
+    NoSuchProcess {
+        /// The pid looked up.
+        pid: i32,
+    },
+    /// A setting could not be applied to the new process before it ran.
+    #[error("cannot {what} in the new process: {source}")]
+    ChildSetup {
+        /// Which step failed.
+        what: &'static str,
+        /// The kernel's error.
+        #[source]
+        source: io::Error,
+    },
+    /// Bad input that fits no other variant.
+    #[error("invalid {what}: {reason}")]
+    InvalidInput {
+        /// Which input.
+        what: &'static str,
+        /// Why it is invalid.
+        reason: String,
+    },
+    /// Any other system call failure.
+    #[error("{op} failed: {source}")]
+    Os {
+        /// The operation, e.g. `"pidfd_open"`.
+        op: &'static str,
+        /// The kernel's error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl Error {
+    /// Wraps an OS error, turning EPERM/EACCES into [`Error::PermissionDenied`].
+    pub(crate) fn os(op: &'static str, source: io::Error) -> Self {
+        match source.raw_os_error() {
+            Some(libc::EPERM) | Some(libc::EACCES) => Error::PermissionDenied {
+                what: op.to_string(),
+                source,
+            },
+            _ => Error::Os { op, source },
+        }
+    }
+
+    /// Wraps the calling thread's `errno`.
+    pub(crate) fn last_os(op: &'static str) -> Self {
+        Self::os(op, io::Error::last_os_error())
+    }
+}

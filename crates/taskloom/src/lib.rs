@@ -1,0 +1,24 @@
+//! taskloom: the Windows process, thread, fiber and job model on Linux,
+//! with the kernel doing the enforcing.
+//!
+//! | Windows                       | taskloom                                  |
+//! |-------------------------------|-------------------------------------------|
+//! | `CreateProcess`               | [`process::ProcessBuilder`]               |
+//! | process `HANDLE`              | [`process::Process`] (a pidfd)            |
+//! | `OpenProcess`                 | [`process::Process::open`]                |
+//! | `WaitForMultipleObjects`      | [`process::wait_any`], [`process::wait_all`] |
+//! | priority class, affinity mask | [`PriorityClass`], [`CpuSet`]             |
+//!
+//! The crate is Linux-only. See `ARCHITECTURE.md` in the repository for the
+//! map of the code and the invariants it keeps.
+#![cfg(target_os = "linux")]
+
+pub mod cpuset;
+pub mod error;
+pub mod priority;
+pub mod process;
+pub mod units;
+
+pub use cpuset::CpuSet;
+pub use error::{Error, Result};
+pub use priority::PriorityClass;

@@ -1,0 +1,600 @@
+//! The process handle: a pidfd, so it never names a recycled pid.
+
+use std::fs::File;
+use std::io;
+use std::mem::MaybeUninit;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::error::{Error, Result};
+
+/// How a process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ExitStatus {
+    /// It called `exit(code)`.
+    Exited {
+        /// The exit code (0–255).
+        code: i32,
+    },
+    /// A signal ended it.
+    Signaled {
+        /// The signal number.
+        signal: i32,
+        /// Whether it dumped core.
+        core_dumped: bool,
+    },
+    /// It ended, but it is not our child, so the kernel does not tell us how.
+    Unknown,
+}
+
+impl ExitStatus {
+    /// Whether it exited with code 0.
+    pub fn success(self) -> bool {
+        matches!(self, ExitStatus::Exited { code: 0 })
+    }
+
+    /// The exit code, if it exited normally.
+    pub fn code(self) -> Option<i32> {
+        match self {
+            ExitStatus::Exited { code } => Some(code),
+            _ => None,
+        }
+    }
+
+    /// The signal that ended it, if any.
+    pub fn signal(self) -> Option<i32> {
+        match self {
+            ExitStatus::Signaled { signal, .. } => Some(signal),
+            _ => None,
+        }
+    }
+
+    /// The shell's convention: the code, or 128 + the signal number.
+    pub fn shell_code(self) -> i32 {
+        match self {
+            ExitStatus::Exited { code } => code,
+            ExitStatus::Signaled { signal, .. } => 128 + signal,
+            ExitStatus::Unknown => 255,
+        }
+    }
+
+    fn from_siginfo(code: i32, status: i32) -> Self {
+        match code {
+            libc::CLD_EXITED => ExitStatus::Exited { code: status },
+            libc::CLD_DUMPED => ExitStatus::Signaled {
+                signal: status,
+                core_dumped: true,
+            },
+            _ => ExitStatus::Signaled {
+                signal: status,
+                core_dumped: false,
+            },
+        }
+    }
+}
+
+impl std::fmt::Display for ExitStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ExitStatus::Exited { code } => write!(f, "exit code {code}"),
+            ExitStatus::Signaled {
+                signal,
+                core_dumped,
+            } => {
+                write!(f, "killed by {}", signal_name(*signal))?;
+                if *core_dumped {
+                    f.write_str(" (core dumped)")?;
+                }
+                Ok(())
+            }
+            ExitStatus::Unknown => f.write_str("exited (status unknown: not our child)"),
+        }
+    }
+}
+
+/// `SIGKILL` for 9, and so on; `signal N` for the ones without a name.
+pub fn signal_name(signal: i32) -> String {
+    const NAMES: [&str; 32] = [
+        "0",
+        "SIGHUP",
+        "SIGINT",
+        "SIGQUIT",
+        "SIGILL",
+        "SIGTRAP",
+        "SIGABRT",
+        "SIGBUS",
+        "SIGFPE",
+        "SIGKILL",
+        "SIGUSR1",
+        "SIGSEGV",
+        "SIGUSR2",
+        "SIGPIPE",
+        "SIGALRM",
+        "SIGTERM",
+        "SIGSTKFLT",
+        "SIGCHLD",
+        "SIGCONT",
+        "SIGSTOP",
+        "SIGTSTP",
+        "SIGTTIN",
+        "SIGTTOU",
+        "SIGURG",
+        "SIGXCPU",
+        "SIGXFSZ",
+        "SIGVTALRM",
+        "SIGPROF",
+        "SIGWINCH",
+        "SIGIO",
+        "SIGPWR",
+        "SIGSYS",
+    ];
+    match NAMES.get(signal as usize) {
+        Some(name) if signal > 0 => (*name).to_string(),
+        _ => format!("signal {signal}"),
+    }
+}
+
+/// `GetProcessTimes`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct ProcessTimes {
+    /// When the process was created.
+    pub creation: SystemTime,
+    /// When it ended, if it has.
+    pub exit: Option<SystemTime>,
+    /// CPU time in user mode (with its waited-for children once it has ended).
+    pub user: Duration,
+    /// CPU time in the kernel (likewise).
+    pub kernel: Duration,
+}
+
+/// What an ended child used, from `wait4`'s `rusage`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+pub struct ResourceUsage {
+    /// User CPU time.
+    pub user: Duration,
+    /// Kernel CPU time.
+    pub kernel: Duration,
+    /// Peak resident set size in bytes.
+    pub peak_rss: u64,
+    /// Major page faults.
+    pub major_faults: u64,
+    /// Minor page faults.
+    pub minor_faults: u64,
+    /// Voluntary context switches.
+    pub voluntary_switches: u64,
+    /// Involuntary context switches.
+    pub involuntary_switches: u64,
+}
+
+bitflags::bitflags! {
+    /// Access rights asked of [`Process::open_with_access`] (`OpenProcess`'s `dwDesiredAccess`).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+    pub struct ProcessAccess: u32 {
+        /// `SYNCHRONIZE`: wait for it to end (always granted).
+        const SYNCHRONIZE = 1;
+        /// `PROCESS_TERMINATE`: send it SIGKILL.
+        const TERMINATE = 2;
+        /// `PROCESS_SUSPEND_RESUME`: send it SIGSTOP/SIGCONT.
+        const SUSPEND_RESUME = 4;
+        /// `PROCESS_QUERY_INFORMATION`: read its private `/proc` files.
+        const QUERY_INFORMATION = 8;
+    }
+}
+
+/// A handle to a process, holding a pidfd (immune to pid reuse).
+///
+/// Dropping the handle neither kills nor waits for the process (as closing
+/// a Windows handle does neither); an unwaited child stays a zombie until
+/// this process waits for it or exits, as with `std::process::Child`.
+#[derive(Debug)]
+pub struct Process {
+    pid: i32,
+    pidfd: OwnedFd,
+    is_child: bool,
+    created: SystemTime,
+    ended: Option<(ExitStatus, ResourceUsage, SystemTime)>,
+    /// The parent's end of the child's stdin, when piped.
+    pub stdin: Option<File>,
+    /// The parent's end of the child's stdout, when piped.
+    pub stdout: Option<File>,
+    /// The parent's end of the child's stderr, when piped.
+    pub stderr: Option<File>,
+}
+
+impl Process {
+    pub(super) fn from_spawn(
+        pid: i32,
+        pidfd: OwnedFd,
+        created: SystemTime,
+        ends: [Option<OwnedFd>; 3],
+    ) -> Self {
+        let [stdin, stdout, stderr] = ends.map(|e| e.map(File::from));
+        Process {
+            pid,
+            pidfd,
+            is_child: true,
+            created,
+            ended: None,
+            stdin,
+            stdout,
+            stderr,
+        }
+    }
+
+    /// `OpenProcess(SYNCHRONIZE)`: a handle to an existing process by pid.
+    pub fn open(pid: i32) -> Result<Self> {
+        Self::open_with_access(pid, ProcessAccess::SYNCHRONIZE)
+    }
+
+    /// `OpenProcess` with access rights: each right asked for is checked now
+    /// and refused with the kernel's own error (EPERM or EACCES) if this
+    /// process may not use it.
+    pub fn open_with_access(pid: i32, access: ProcessAccess) -> Result<Self> {
+        if pid <= 0 {
+            return Err(Error::NoSuchProcess { pid });
+        }
+        let pidfd = rustix::process::pidfd_open(
+            rustix::process::Pid::from_raw(pid).ok_or(Error::NoSuchProcess { pid })?,
+            rustix::process::PidfdFlags::empty(),
+        )
+        .map_err(|e| match e {
+            rustix::io::Errno::SRCH => Error::NoSuchProcess { pid },
+            e => Error::os("pidfd_open", e.into()),
+        })?;
+        if access.intersects(ProcessAccess::TERMINATE | ProcessAccess::SUSPEND_RESUME) {
+            send_signal(pidfd.as_fd(), 0).map_err(|e| match e {
+                Error::PermissionDenied { source, .. } => Error::PermissionDenied {
+                    what: format!("signal process {pid}"),
+                    source,
+                },
+                e => e,
+            })?;
+        }
+        if access.contains(ProcessAccess::QUERY_INFORMATION) {
+            std::fs::read(format!("/proc/{pid}/environ")).map_err(|source| {
+                Error::PermissionDenied {
+                    what: format!("query process {pid}"),
+                    source,
+                }
+            })?;
+        }
+        let stat = std::fs::read(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let (ppid, start_ticks) = parse_stat_ppid_start(&stat).unwrap_or((0, 0));
+        let is_child = ppid == std::process::id() as i32;
+        let created = boot_time()
+            .map(|boot| boot + Duration::from_secs_f64(start_ticks as f64 / clock_ticks() as f64))
+            .unwrap_or(SystemTime::UNIX_EPOCH);
+        Ok(Process {
+            pid,
+            pidfd,
+            is_child,
+            created,
+            ended: None,
+            stdin: None,
+            stdout: None,
+            stderr: None,
+        })
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> i32 {
+        self.pid
+    }
+
+    /// The pidfd behind the handle.
+    pub fn pidfd(&self) -> BorrowedFd<'_> {
+        self.pidfd.as_fd()
+    }
+
+    /// Resumes a process that was started suspended or suspended with
+    /// [`suspend`](Self::suspend) (SIGCONT).
+    pub fn resume(&self) -> Result<()> {
+        self.signal(libc::SIGCONT)
+    }
+
+    /// Suspends every thread of the process (SIGSTOP; `NtSuspendProcess`).
+    pub fn suspend(&self) -> Result<()> {
+        self.signal(libc::SIGSTOP)
+    }
+
+    /// `TerminateProcess`: SIGKILL. The exit status then reads "killed by SIGKILL";
+    /// Linux has no way to impose an exit code from outside.
+    pub fn terminate(&self) -> Result<()> {
+        if self.ended.is_some() {
+            return Ok(());
+        }
+        match self.signal(libc::SIGKILL) {
+            Err(Error::NoSuchProcess { .. }) => Ok(()),
+            r => r,
+        }
+    }
+
+    /// Sends any signal through the pidfd.
+    pub fn signal(&self, signal: i32) -> Result<()> {
+        if self.ended.is_some() {
+            return Err(Error::NoSuchProcess { pid: self.pid });
+        }
+        send_signal(self.pidfd.as_fd(), signal).map_err(|e| match e {
+            Error::Os { source, .. } if source.raw_os_error() == Some(libc::ESRCH) => {
+                Error::NoSuchProcess { pid: self.pid }
+            }
+            e => e,
+        })
+    }
+
+    /// Whether it has ended (readable pidfd), without reaping.
+    fn has_ended(&self, timeout: Option<Duration>) -> Result<bool> {
+        if self.ended.is_some() {
+            return Ok(true);
+        }
+        poll_readable(&[self.pidfd.as_fd()], timeout)
+            .map(|ready| ready.first().copied().unwrap_or(false))
+    }
+
+    /// `GetExitCodeProcess`: `None` while it runs (`STILL_ACTIVE`).
+    pub fn try_wait(&mut self) -> Result<Option<ExitStatus>> {
+        if self.has_ended(Some(Duration::ZERO))? {
+            return self.collect().map(Some);
+        }
+        Ok(None)
+    }
+
+    /// Waits until it ends.
+    pub fn wait(&mut self) -> Result<ExitStatus> {
+        self.has_ended(None)?;
+        self.collect()
+    }
+
+    /// Waits at most `timeout`; `None` if it still runs.
+    pub fn wait_timeout(&mut self, timeout: Duration) -> Result<Option<ExitStatus>> {
+        if self.has_ended(Some(timeout))? {
+            return self.collect().map(Some);
+        }
+        Ok(None)
+    }
+
+    /// The exit status, once known.
+    pub fn exit_status(&self) -> Option<ExitStatus> {
+        self.ended.map(|(s, _, _)| s)
+    }
+
+    /// What it used (only for a child, once it has been waited for).
+    pub fn resource_usage(&self) -> Option<ResourceUsage> {
+        self.ended.filter(|_| self.is_child).map(|(_, u, _)| u)
+    }
+
+    /// `GetProcessTimes`: from `wait4` once it ended, from `/proc/<pid>/stat` while it runs.
+    pub fn times(&self) -> Result<ProcessTimes> {
+        if let Some((_, usage, exit)) = self.ended {
+            return Ok(ProcessTimes {
+                creation: self.created,
+                exit: Some(exit),
+                user: usage.user,
+                kernel: usage.kernel,
+            });
+        }
+        let stat = std::fs::read(format!("/proc/{}/stat", self.pid))
+            .map_err(|e| Error::os("read /proc/<pid>/stat", e))?;
+        // The pid may have been recycled between our last look and the read:
+        // the pidfd still polls unreadable only while our process lives.
+        if self.has_ended(Some(Duration::ZERO))? && !self.is_child {
+            return Err(Error::NoSuchProcess { pid: self.pid });
+        }
+        let (user, kernel) = parse_stat_times(&stat).ok_or_else(|| Error::InvalidInput {
+            what: "/proc/<pid>/stat",
+            reason: "unexpected format".into(),
+        })?;
+        let tick = clock_ticks() as u64;
+        Ok(ProcessTimes {
+            creation: self.created,
+            exit: None,
+            user: Duration::from_nanos(user * 1_000_000_000 / tick),
+            kernel: Duration::from_nanos(kernel * 1_000_000_000 / tick),
+        })
+    }
+
+    /// Reaps an ended process (child: `wait4` for status and rusage).
+    fn collect(&mut self) -> Result<ExitStatus> {
+        if let Some((status, _, _)) = self.ended {
+            return Ok(status);
+        }
+        if !self.is_child {
+            let status = ExitStatus::Unknown;
+            self.ended = Some((status, ResourceUsage::default(), SystemTime::now()));
+            return Ok(status);
+        }
+        // The pid cannot be recycled before we reap it, so waiting by pid is exact.
+        let mut usage = MaybeUninit::<libc::rusage>::zeroed();
+        let mut wstatus = 0;
+        loop {
+            // SAFETY: valid out-pointers; the pid is our unreaped child.
+            let r =
+                unsafe { libc::wait4(self.pid, &mut wstatus, libc::__WALL, usage.as_mut_ptr()) };
+            if r == self.pid {
+                break;
+            }
+            let err = io::Error::last_os_error();
+            if err.raw_os_error() == Some(libc::EINTR) {
+                continue;
+            }
+            if err.raw_os_error() == Some(libc::ECHILD) {
+                // Someone else reaped it (or SIGCHLD is ignored): report what we can.
+                self.ended = Some((
+                    ExitStatus::Unknown,
+                    ResourceUsage::default(),
+                    SystemTime::now(),
+                ));
+                return Ok(ExitStatus::Unknown);
+            }
+            return Err(Error::os("wait4", err));
+        }
+        // SAFETY: wait4 succeeded and filled `usage`.
+        let ru = unsafe { usage.assume_init() };
+        let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+        let usage = ResourceUsage {
+            user: tv(ru.ru_utime),
+            kernel: tv(ru.ru_stime),
+            peak_rss: ru.ru_maxrss as u64 * 1024,
+            major_faults: ru.ru_majflt as u64,
+            minor_faults: ru.ru_minflt as u64,
+            voluntary_switches: ru.ru_nvcsw as u64,
+            involuntary_switches: ru.ru_nivcsw as u64,
+        };
+        let status = if libc::WIFEXITED(wstatus) {
+            ExitStatus::from_siginfo(libc::CLD_EXITED, libc::WEXITSTATUS(wstatus))
+        } else {
+            ExitStatus::from_siginfo(
+                if libc::WCOREDUMP(wstatus) {
+                    libc::CLD_DUMPED
+                } else {
+                    libc::CLD_KILLED
+                },
+                libc::WTERMSIG(wstatus),
+            )
+        };
+        self.ended = Some((status, usage, SystemTime::now()));
+        Ok(status)
+    }
+}
+
+impl AsFd for Process {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.pidfd.as_fd()
+    }
+}
+
+/// `WaitForMultipleObjects(bWaitAll = FALSE)`: waits until one of `procs`
+/// ends and returns its index, or `None` on timeout. The one that ended is
+/// reaped; the others are untouched.
+pub fn wait_any(procs: &mut [&mut Process], timeout: Option<Duration>) -> Result<Option<usize>> {
+    if let Some(i) = procs.iter().position(|p| p.ended.is_some()) {
+        return Ok(Some(i));
+    }
+    let fds: Vec<BorrowedFd<'_>> = procs.iter().map(|p| p.pidfd.as_fd()).collect();
+    let ready = poll_readable(&fds, timeout)?;
+    drop(fds);
+    match ready.iter().position(|&r| r) {
+        Some(i) => {
+            procs[i].collect()?;
+            Ok(Some(i))
+        }
+        None => Ok(None),
+    }
+}
+
+/// `WaitForMultipleObjects(bWaitAll = TRUE)`: waits until every process has
+/// ended (reaping each); `false` on timeout.
+pub fn wait_all(procs: &mut [&mut Process], timeout: Option<Duration>) -> Result<bool> {
+    let deadline = timeout.map(|t| Instant::now() + t);
+    loop {
+        let mut pending: Vec<usize> = Vec::new();
+        for (i, p) in procs.iter_mut().enumerate() {
+            if p.ended.is_none() {
+                if p.has_ended(Some(Duration::ZERO))? {
+                    p.collect()?;
+                } else {
+                    pending.push(i);
+                }
+            }
+        }
+        if pending.is_empty() {
+            return Ok(true);
+        }
+        let left = match deadline {
+            Some(d) => match d.checked_duration_since(Instant::now()) {
+                Some(left) if !left.is_zero() => Some(left),
+                _ => return Ok(false),
+            },
+            None => None,
+        };
+        let fds: Vec<BorrowedFd<'_>> = pending.iter().map(|&i| procs[i].pidfd.as_fd()).collect();
+        poll_readable(&fds, left)?;
+    }
+}
+
+fn send_signal(pidfd: BorrowedFd<'_>, signal: i32) -> Result<()> {
+    // SAFETY: raw syscall with a valid descriptor and no info pointer.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            signal,
+            std::ptr::null::<libc::siginfo_t>(),
+            0u32,
+        )
+    };
+    if r != 0 {
+        return Err(Error::last_os("pidfd_send_signal"));
+    }
+    Ok(())
+}
+
+/// Polls descriptors for readability; returns which are ready (all false on timeout).
+pub(crate) fn poll_readable(
+    fds: &[BorrowedFd<'_>],
+    timeout: Option<Duration>,
+) -> Result<Vec<bool>> {
+    use rustix::event::{PollFd, PollFlags, Timespec, poll};
+    let deadline = timeout.map(|t| Instant::now() + t);
+    loop {
+        let mut pfds: Vec<PollFd<'_>> = fds
+            .iter()
+            .map(|fd| PollFd::new(fd, PollFlags::IN))
+            .collect();
+        let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        let ts = left.map(|l| Timespec {
+            tv_sec: l.as_secs() as i64,
+            tv_nsec: l.subsec_nanos() as i64,
+        });
+        match poll(&mut pfds, ts.as_ref()) {
+            Ok(_) => return Ok(pfds.iter().map(|p| !p.revents().is_empty()).collect()),
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(Error::os("poll", e.into())),
+        }
+    }
+}
+
+/// Clock ticks per second (`sysconf(_SC_CLK_TCK)`).
+pub(crate) fn clock_ticks() -> i64 {
+    // SAFETY: sysconf has no memory-safety preconditions.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if ticks > 0 { ticks } else { 100 }
+}
+
+/// The wall-clock time the machine booted (`btime` in `/proc/stat`).
+pub(crate) fn boot_time() -> Option<SystemTime> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let secs: u64 = stat
+        .lines()
+        .find_map(|l| l.strip_prefix("btime "))?
+        .trim()
+        .parse()
+        .ok()?;
+    Some(SystemTime::UNIX_EPOCH + Duration::from_secs(secs))
+}
+
+/// The fields after the command name in `/proc/<pid>/stat` (the name ends at the *last* `)`).
+fn stat_fields(stat: &[u8]) -> Option<Vec<&[u8]>> {
+    let close = stat.iter().rposition(|&c| c == b')')?;
+    Some(stat.get(close + 2..)?.split(|&c| c == b' ').collect())
+}
+
+fn field_u64(fields: &[&[u8]], i: usize) -> Option<u64> {
+    std::str::from_utf8(fields.get(i)?)
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+fn parse_stat_times(stat: &[u8]) -> Option<(u64, u64)> {
+    let f = stat_fields(stat)?;
+    // Field 14 (utime) is index 11 after the state field (field 3 = index 0).
+    Some((field_u64(&f, 11)?, field_u64(&f, 12)?))
+}
+
+fn parse_stat_ppid_start(stat: &[u8]) -> Option<(i32, u64)> {
+    let f = stat_fields(stat)?;
+    Some((field_u64(&f, 1)? as i32, field_u64(&f, 19)?))
+}

@@ -1,0 +1,297 @@
+//! Processes: the `CreateProcess` family and the process handle.
+//!
+//! [`ProcessBuilder`] offers every `CreateProcess` choice that has a Linux
+//! meaning; [`ProcessBuilder::spawn`] starts the process with a vfork-style
+//! `clone3(CLONE_VM | CLONE_VFORK | CLONE_PIDFD)`, so the cost of a spawn does
+//! not grow with the size of the parent, and every setting is applied in the
+//! child before `execve`, that is before the program's first instruction.
+//! A failure in the child (bad directory, exec error, refused user switch)
+//! comes back as a typed [`Error`](crate::Error), never as exit code 127.
+//!
+//! ```no_run
+//! use taskloom::process::{ProcessBuilder, Stdio};
+//! let mut child = ProcessBuilder::new("echo")
+//!     .arg("hello")
+//!     .stdout(Stdio::Piped)
+//!     .spawn()?;
+//! let status = child.wait()?;
+//! assert!(status.success());
+//! # Ok::<(), taskloom::Error>(())
+//! ```
+//!
+//! # Program search
+//! A program name that holds a `/` is used as a path; a relative path is taken
+//! relative to the *parent's* current directory (as Windows does), not the
+//! child's. A name without `/` is searched in the `PATH` the child will get
+//! (the parent's when the builder leaves `PATH` alone; `/usr/local/bin:/usr/bin:/bin`
+//! when the child has none); the first regular file that the caller may
+//! execute wins, an empty entry means the current directory.
+
+mod cmdline;
+mod handle;
+mod spawn;
+mod sys;
+
+use std::collections::BTreeMap;
+use std::ffi::{OsStr, OsString};
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+
+pub use cmdline::split as split_command_line;
+pub use handle::{
+    ExitStatus, Process, ProcessAccess, ProcessTimes, ResourceUsage, wait_all, wait_any,
+};
+
+use crate::cpuset::CpuSet;
+use crate::error::{Error, Result};
+use crate::priority::PriorityClass;
+
+/// Where one of the child's standard streams comes from.
+#[derive(Debug, Default)]
+pub enum Stdio {
+    /// The parent's own stream (the default).
+    #[default]
+    Inherit,
+    /// `/dev/null`.
+    Null,
+    /// A new pipe; the parent's end is on the [`Process`] handle.
+    Piped,
+    /// Any open descriptor (a file, a socket, one end of a pipe, ...).
+    Fd(OwnedFd),
+}
+
+impl From<OwnedFd> for Stdio {
+    fn from(fd: OwnedFd) -> Self {
+        Stdio::Fd(fd)
+    }
+}
+
+impl From<std::fs::File> for Stdio {
+    fn from(file: std::fs::File) -> Self {
+        Stdio::Fd(file.into())
+    }
+}
+
+/// Process group and session placement (`CREATE_NEW_PROCESS_GROUP`, `DETACHED_PROCESS`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ProcessGroup {
+    /// Stay in the parent's process group.
+    #[default]
+    Inherit,
+    /// Lead a new process group (`setpgid(0, 0)`): Ctrl-C at the terminal no longer reaches it.
+    NewGroup,
+    /// Lead a new session with no controlling terminal (`setsid`): detached.
+    NewSession,
+}
+
+/// The user and groups a child runs as (`CreateProcessAsUser`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credentials {
+    /// Real, effective and saved user id.
+    pub uid: u32,
+    /// Real, effective and saved group id.
+    pub gid: u32,
+    /// Supplementary groups.
+    pub groups: Vec<u32>,
+}
+
+impl Credentials {
+    /// Looks up a user by name or numeric id, with its primary and supplementary groups.
+    pub fn for_user(user: &str) -> Result<Self> {
+        sys::lookup_user(user)
+    }
+}
+
+/// Where a child is placed before its first instruction: the hook the job
+/// code uses, open to anyone who manages cgroups themselves.
+#[derive(Debug, Default)]
+pub struct CgroupPlacement {
+    /// A cgroup v2 directory, passed to `clone3(CLONE_INTO_CGROUP)`.
+    pub v2_dir: Option<OwnedFd>,
+    /// The `cgroup.procs` path of that same v2 directory: used instead of
+    /// `CLONE_INTO_CGROUP` when the kernel refuses it or kills the child (a
+    /// 6.18 bug after `cgroup.kill`, see ARCHITECTURE.md).
+    pub v2_procs: Option<PathBuf>,
+    /// `cgroup.procs` files (cgroup v1 hierarchies) the child writes itself into before `execve`.
+    pub procs_files: Vec<PathBuf>,
+}
+
+/// Builds and starts a process: the options of `CreateProcess` that have a Linux meaning.
+#[derive(Debug)]
+pub struct ProcessBuilder {
+    program: OsString,
+    arg0: Option<OsString>,
+    args: Vec<OsString>,
+    env_clear: bool,
+    env: BTreeMap<OsString, Option<OsString>>,
+    cwd: Option<PathBuf>,
+    stdin: Stdio,
+    stdout: Stdio,
+    stderr: Stdio,
+    inherit: Vec<(OwnedFd, i32)>,
+    suspended: bool,
+    group: ProcessGroup,
+    priority: Option<PriorityClass>,
+    affinity: Option<CpuSet>,
+    credentials: Option<Credentials>,
+    placement: Option<CgroupPlacement>,
+}
+
+impl ProcessBuilder {
+    /// A builder for `program` with no arguments; `argv[0]` is `program`.
+    pub fn new(program: impl AsRef<OsStr>) -> Self {
+        ProcessBuilder {
+            program: program.as_ref().to_owned(),
+            arg0: None,
+            args: Vec::new(),
+            env_clear: false,
+            env: BTreeMap::new(),
+            cwd: None,
+            stdin: Stdio::Inherit,
+            stdout: Stdio::Inherit,
+            stderr: Stdio::Inherit,
+            inherit: Vec::new(),
+            suspended: false,
+            group: ProcessGroup::Inherit,
+            priority: None,
+            affinity: None,
+            credentials: None,
+            placement: None,
+        }
+    }
+
+    /// A builder from one command line string, split by POSIX shell quoting
+    /// rules with no expansion (see [`split_command_line`]).
+    pub fn from_command_line(line: &str) -> Result<Self> {
+        let mut words = cmdline::split(line)?.into_iter();
+        let program = words
+            .next()
+            .ok_or_else(|| Error::CommandLine("empty command line".into()))?;
+        Ok(ProcessBuilder::new(program).args(words))
+    }
+
+    /// Appends one argument.
+    pub fn arg(mut self, arg: impl AsRef<OsStr>) -> Self {
+        self.args.push(arg.as_ref().to_owned());
+        self
+    }
+
+    /// Appends arguments.
+    pub fn args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        self.args
+            .extend(args.into_iter().map(|a| a.as_ref().to_owned()));
+        self
+    }
+
+    /// Sets `argv[0]` to something other than the program name.
+    pub fn arg0(mut self, arg0: impl AsRef<OsStr>) -> Self {
+        self.arg0 = Some(arg0.as_ref().to_owned());
+        self
+    }
+
+    /// Starts the child with an empty environment (then add to it with [`env`](Self::env)).
+    pub fn env_clear(mut self) -> Self {
+        self.env_clear = true;
+        self.env.clear();
+        self
+    }
+
+    /// Sets one environment variable in the child.
+    pub fn env(mut self, key: impl AsRef<OsStr>, value: impl AsRef<OsStr>) -> Self {
+        self.env
+            .insert(key.as_ref().to_owned(), Some(value.as_ref().to_owned()));
+        self
+    }
+
+    /// Removes one environment variable from the child's environment.
+    pub fn env_remove(mut self, key: impl AsRef<OsStr>) -> Self {
+        self.env.insert(key.as_ref().to_owned(), None);
+        self
+    }
+
+    /// The child's current directory.
+    pub fn current_dir(mut self, dir: impl AsRef<Path>) -> Self {
+        self.cwd = Some(dir.as_ref().to_owned());
+        self
+    }
+
+    /// The child's standard input.
+    pub fn stdin(mut self, stdio: impl Into<Stdio>) -> Self {
+        self.stdin = stdio.into();
+        self
+    }
+
+    /// The child's standard output.
+    pub fn stdout(mut self, stdio: impl Into<Stdio>) -> Self {
+        self.stdout = stdio.into();
+        self
+    }
+
+    /// The child's standard error.
+    pub fn stderr(mut self, stdio: impl Into<Stdio>) -> Self {
+        self.stderr = stdio.into();
+        self
+    }
+
+    /// Passes `fd` to the child as descriptor number `target` (the explicit
+    /// handle list of `PROC_THREAD_ATTRIBUTE_HANDLE_LIST`). Nothing but the
+    /// three standard streams and the descriptors given here reaches the
+    /// child, whatever their close-on-exec flags in the parent.
+    pub fn inherit_fd(mut self, fd: impl Into<OwnedFd>, target: i32) -> Self {
+        self.inherit.push((fd.into(), target));
+        self
+    }
+
+    /// `CREATE_SUSPENDED`: the program is loaded (its image mapped, `/proc`
+    /// shows it) but stopped before its first instruction until
+    /// [`Process::resume`]. Implemented with a ptrace exec-stop handed over to
+    /// a group-stop, so a set-user-ID program runs without its privileges.
+    pub fn suspended(mut self, yes: bool) -> Self {
+        self.suspended = yes;
+        self
+    }
+
+    /// Process group or session placement.
+    pub fn process_group(mut self, group: ProcessGroup) -> Self {
+        self.group = group;
+        self
+    }
+
+    /// Priority class, applied before the first instruction.
+    pub fn priority(mut self, class: PriorityClass) -> Self {
+        self.priority = Some(class);
+        self
+    }
+
+    /// CPU affinity, applied before the first instruction.
+    pub fn affinity(mut self, cpus: CpuSet) -> Self {
+        self.affinity = Some(cpus);
+        self
+    }
+
+    /// Runs the child as another user (`CreateProcessAsUser`); needs `CAP_SETUID`/`CAP_SETGID`.
+    pub fn credentials(mut self, creds: Credentials) -> Self {
+        self.credentials = Some(creds);
+        self
+    }
+
+    /// Places the child in cgroups before its first instruction (the job hook).
+    pub fn cgroup_placement(mut self, placement: CgroupPlacement) -> Self {
+        self.placement = Some(placement);
+        self
+    }
+
+    /// Whether the builder starts the process suspended.
+    pub fn is_suspended(&self) -> bool {
+        self.suspended
+    }
+
+    /// Starts the process.
+    pub fn spawn(self) -> Result<Process> {
+        spawn::spawn(self)
+    }
+}

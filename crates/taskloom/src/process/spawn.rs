@@ -1,0 +1,353 @@
+//! The parent's half of a spawn: everything that may allocate, resolve or
+//! fail with a clear message happens here, before the child exists. The
+//! child's half (`sys::child_main`) only replays this plan with raw syscalls.
+
+use std::ffi::{CString, OsStr, OsString};
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use super::handle::Process;
+use super::sys::{self, ChildPlan, FdMove, Stage};
+use super::{ProcessBuilder, Stdio};
+use crate::error::{Error, Result};
+
+const DEFAULT_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
+
+fn cstring(what: &'static str, bytes: &[u8]) -> Result<CString> {
+    CString::new(bytes).map_err(|_| Error::NulByte {
+        what,
+        value: String::from_utf8_lossy(bytes).into_owned(),
+    })
+}
+
+fn check_env_name(name: &OsStr) -> Result<()> {
+    let bytes = name.as_bytes();
+    let reason = if bytes.is_empty() {
+        "empty name"
+    } else if bytes.contains(&b'=') {
+        "name contains '='"
+    } else if bytes.contains(&0) {
+        "name contains a NUL byte"
+    } else {
+        return Ok(());
+    };
+    Err(Error::InvalidEnvName {
+        name: name.to_string_lossy().into_owned(),
+        reason,
+    })
+}
+
+/// The child's environment as `KEY=VALUE` strings, validated.
+fn build_env(b: &ProcessBuilder) -> Result<(Vec<CString>, Option<OsString>)> {
+    for key in b.env.keys() {
+        check_env_name(key)?;
+    }
+    let mut vars: Vec<(OsString, OsString)> = Vec::new();
+    if !b.env_clear {
+        vars.extend(std::env::vars_os().filter(|(k, _)| !b.env.contains_key(k)));
+    }
+    vars.extend(
+        b.env
+            .iter()
+            .filter_map(|(k, v)| v.clone().map(|v| (k.clone(), v))),
+    );
+    let path = vars
+        .iter()
+        .find(|(k, _)| k == "PATH")
+        .map(|(_, v)| v.clone());
+    let mut out = Vec::with_capacity(vars.len());
+    for (k, v) in vars {
+        let mut entry = k.into_vec();
+        entry.push(b'=');
+        entry.extend_from_slice(v.as_bytes());
+        out.push(cstring("environment value", &entry)?);
+    }
+    Ok((out, path))
+}
+
+fn is_executable(meta: &std::fs::Metadata) -> bool {
+    meta.permissions().mode() & 0o111 != 0
+}
+
+/// Resolves the program to an absolute or parent-relative path, with the
+/// errors a person can act on.
+fn resolve_program(program: &OsStr, path_var: Option<&OsStr>) -> Result<PathBuf> {
+    if program.is_empty() {
+        return Err(Error::InvalidInput {
+            what: "program",
+            reason: "empty program name".into(),
+        });
+    }
+    if program.as_bytes().contains(&b'/') {
+        let path = PathBuf::from(program);
+        let path = if path.is_relative() {
+            std::env::current_dir()
+                .map_err(|e| Error::os("getcwd", e))?
+                .join(path)
+        } else {
+            path
+        };
+        return match std::fs::metadata(&path) {
+            Ok(m) if m.is_dir() => Err(Error::IsADirectory { path }),
+            Ok(_) => Ok(path),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(Error::NoSuchFile { path }),
+            // Leave the verdict to execve, which reports the real error.
+            Err(_) => Ok(path),
+        };
+    }
+    let search = path_var.unwrap_or(OsStr::new(DEFAULT_PATH));
+    let mut denied: Option<PathBuf> = None;
+    for dir in search.as_bytes().split(|&c| c == b':') {
+        let dir = if dir.is_empty() {
+            Path::new(".")
+        } else {
+            Path::new(OsStr::from_bytes(dir))
+        };
+        let candidate = dir.join(program);
+        match std::fs::metadata(&candidate) {
+            Ok(m) if m.is_file() && is_executable(&m) => {
+                if rustix::fs::access(&candidate, rustix::fs::Access::EXEC_OK).is_ok() {
+                    return Ok(candidate);
+                }
+                denied.get_or_insert(candidate);
+            }
+            Ok(m) if m.is_file() => {
+                denied.get_or_insert(candidate);
+            }
+            _ => {}
+        }
+    }
+    match denied {
+        Some(path) => Err(Error::Exec {
+            path,
+            source: io::Error::from_raw_os_error(libc::EACCES),
+        }),
+        None => Err(Error::ProgramNotFound {
+            program: program.to_string_lossy().into_owned(),
+            search_path: search.to_string_lossy().into_owned(),
+        }),
+    }
+}
+
+/// Opens `/dev/null` for a standard stream.
+fn dev_null(write: bool) -> Result<OwnedFd> {
+    let file = std::fs::OpenOptions::new()
+        .read(!write)
+        .write(write)
+        .open("/dev/null")
+        .map_err(|e| Error::os("open /dev/null", e))?;
+    Ok(file.into())
+}
+
+pub(super) fn spawn(mut b: ProcessBuilder) -> Result<Process> {
+    let (envp, path_var) = build_env(&b)?;
+    let path_var = if b.env_clear || b.env.contains_key(OsStr::new("PATH")) {
+        path_var
+    } else {
+        std::env::var_os("PATH")
+    };
+    let exe = resolve_program(&b.program, path_var.as_deref())?;
+    let exe_c = cstring("program path", exe.as_os_str().as_bytes())?;
+
+    let mut argv = Vec::with_capacity(b.args.len() + 1);
+    let arg0 = b.arg0.as_deref().unwrap_or(&b.program);
+    argv.push(cstring("argument", arg0.as_bytes())?);
+    for a in &b.args {
+        argv.push(cstring("argument", a.as_bytes())?);
+    }
+    let cwd = match &b.cwd {
+        Some(dir) => Some(cstring("current directory", dir.as_os_str().as_bytes())?),
+        None => None,
+    };
+
+    // Descriptor plan: stdio first, then the explicit handle list.
+    let mut keep: Vec<OwnedFd> = Vec::new(); // parent-side copies kept alive until exec
+    let mut moves: Vec<FdMove> = Vec::new();
+    let mut parent_ends: [Option<OwnedFd>; 3] = [None, None, None];
+    let streams = [
+        std::mem::take(&mut b.stdin),
+        std::mem::take(&mut b.stdout),
+        std::mem::take(&mut b.stderr),
+    ];
+    for (target, stdio) in streams.into_iter().enumerate() {
+        let target = target as i32;
+        let child_end = match stdio {
+            Stdio::Inherit => {
+                moves.push(FdMove {
+                    src: target,
+                    target,
+                    optional: true,
+                });
+                continue;
+            }
+            Stdio::Null => dev_null(target != 0)?,
+            Stdio::Piped => {
+                let (reader, writer) = io::pipe().map_err(|e| Error::os("pipe", e))?;
+                if target == 0 {
+                    parent_ends[0] = Some(writer.into());
+                    reader.into()
+                } else {
+                    parent_ends[target as usize] = Some(reader.into());
+                    writer.into()
+                }
+            }
+            Stdio::Fd(fd) => fd,
+        };
+        moves.push(FdMove {
+            src: child_end.as_raw_fd(),
+            target,
+            optional: false,
+        });
+        keep.push(child_end);
+    }
+    for (fd, target) in std::mem::take(&mut b.inherit) {
+        if target < 0 {
+            return Err(Error::InvalidInput {
+                what: "descriptor number",
+                reason: format!("{target} is negative"),
+            });
+        }
+        if moves.iter().any(|m| m.target == target) {
+            return Err(Error::FdCollision { target });
+        }
+        moves.push(FdMove {
+            src: fd.as_raw_fd(),
+            target,
+            optional: false,
+        });
+        keep.push(fd);
+    }
+    let tmp_base = moves.iter().map(|m| m.target.max(m.src)).max().unwrap_or(2) + 1;
+
+    let placement = b.placement.take();
+    let procs_files = match &placement {
+        Some(p) => p
+            .procs_files
+            .iter()
+            .map(|f| cstring("cgroup path", f.as_os_str().as_bytes()))
+            .collect::<Result<Vec<_>>>()?,
+        None => Vec::new(),
+    };
+    let v2_procs = match placement.as_ref().and_then(|p| p.v2_procs.as_ref()) {
+        Some(f) => Some(cstring("cgroup path", f.as_os_str().as_bytes())?),
+        None => None,
+    };
+
+    let groups: Vec<libc::gid_t> = b
+        .credentials
+        .as_ref()
+        .map(|c| c.groups.clone())
+        .unwrap_or_default();
+    let plan = ChildPlan {
+        path: &exe_c,
+        argv: sys::NullTerminated::new(&argv),
+        envp: sys::NullTerminated::new(&envp),
+        cwd: cwd.as_deref(),
+        moves: &moves,
+        tmp_base,
+        group: b.group,
+        nice: b.priority.map(|p| p.nice()),
+        realtime: b.priority.is_some_and(|p| p.is_realtime()),
+        affinity: b.affinity.as_ref(),
+        creds: b
+            .credentials
+            .as_ref()
+            .map(|c| (c.uid, c.gid, groups.as_slice())),
+        procs_files: &procs_files,
+        extra_procs_file: None,
+        traceme: b.suspended,
+    };
+    let created = SystemTime::now();
+    let v2_dir = placement.as_ref().and_then(|p| p.v2_dir.as_ref());
+    let (pid, pidfd) = match sys::spawn(&plan, v2_dir) {
+        Ok(spawned) => spawned,
+        Err(sys::SpawnError::KilledBeforeStart) if v2_procs.is_some() => {
+            // CLONE_INTO_CGROUP killed the child (kernel bug, see ARCHITECTURE.md):
+            // have the child join the v2 cgroup by writing cgroup.procs instead.
+            let plan = ChildPlan {
+                extra_procs_file: v2_procs.as_deref(),
+                ..plan
+            };
+            sys::spawn(&plan, None).map_err(|e| child_error(e, &b, &exe))?
+        }
+        Err(e) => return Err(child_error(e, &b, &exe)),
+    };
+    drop(keep);
+    let mut process = Process::from_spawn(pid, pidfd, created, parent_ends);
+    if b.suspended {
+        if let Err(e) = sys::hand_over_exec_stop(pid, process.pidfd()) {
+            let _ = process.terminate();
+            let _ = process.wait();
+            return Err(e);
+        }
+    }
+    Ok(process)
+}
+
+/// Turns the child's report into the error a person can act on.
+fn child_error(e: sys::SpawnError, b: &ProcessBuilder, exe: &Path) -> Error {
+    use sys::SpawnError as S;
+    let (stage, errno) = match e {
+        S::Os(op, err) => return Error::os(op, err),
+        S::KilledBeforeStart => {
+            return Error::ChildSetup {
+                what: "start (killed before its first step)",
+                source: io::Error::from_raw_os_error(libc::EINTR),
+            };
+        }
+        S::Child { stage, errno } => (stage, io::Error::from_raw_os_error(errno)),
+    };
+    let denied = matches!(errno.raw_os_error(), Some(libc::EPERM | libc::EACCES));
+    match stage {
+        Stage::Exec => match errno.raw_os_error() {
+            Some(libc::ENOENT) if exe.exists() => Error::Exec {
+                path: exe.to_owned(),
+                source: io::Error::new(
+                    io::ErrorKind::NotFound,
+                    "its interpreter or dynamic loader was not found",
+                ),
+            },
+            Some(libc::ENOENT) => Error::NoSuchFile {
+                path: exe.to_owned(),
+            },
+            _ => Error::Exec {
+                path: exe.to_owned(),
+                source: errno,
+            },
+        },
+        Stage::Cwd => Error::CurrentDir {
+            path: b.cwd.clone().unwrap_or_default(),
+            source: errno,
+        },
+        Stage::Credentials if denied => Error::PermissionDenied {
+            what: match &b.credentials {
+                Some(c) => format!("run as uid {} gid {}", c.uid, c.gid),
+                None => "switch user".into(),
+            },
+            source: errno,
+        },
+        Stage::Priority if denied => Error::PermissionDenied {
+            what: format!(
+                "set priority class {}",
+                b.priority.map(|p| p.name()).unwrap_or("?")
+            ),
+            source: errno,
+        },
+        Stage::Affinity if errno.raw_os_error() == Some(libc::EINVAL) => Error::InvalidCpuList {
+            input: b.affinity.map(|c| c.to_string()).unwrap_or_default(),
+            reason: "no CPU in the list is online and allowed".into(),
+        },
+        Stage::Cgroup if denied => Error::PermissionDenied {
+            what: "join the job's cgroup".into(),
+            source: errno,
+        },
+        other => Error::ChildSetup {
+            what: other.describe(),
+            source: errno,
+        },
+    }
+}

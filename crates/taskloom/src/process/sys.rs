@@ -1,0 +1,624 @@
+//! The child's half of a spawn and the raw syscalls around it.
+//!
+//! This is one of taskloom's few unsafe modules. The child is created with
+//! `clone3(CLONE_VM | CLONE_VFORK | CLONE_PIDFD)`: it shares the parent's
+//! memory and the parent thread sleeps until the child calls `execve` or
+//! exits. So the child:
+//!
+//! - runs on a stack carved out of the parent's frame (`ChildStack`), never
+//!   on the parent's live stack;
+//! - only reads the `ChildPlan` that the parent built, allocates nothing,
+//!   takes no lock, and calls only async-signal-safe functions or raw
+//!   syscalls (`setresuid` and friends go through `syscall(2)` so that
+//!   glibc's set*id broadcast never signals the parent's threads);
+//! - reports a failure by writing `(stage, errno)` into the plan's shared
+//!   `ChildReport` and exiting with 127; the parent reads the report when
+//!   `clone3` returns, so an exec failure is a typed error, not an exit code.
+//!
+//! Every signal is blocked in the parent around `clone3`, so no handler of
+//! the parent can run in the child; the child resets caught signals to their
+//! defaults before it unblocks them, just before `execve`.
+
+use std::ffi::{CStr, CString, c_void};
+use std::io;
+use std::mem::MaybeUninit;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::ptr;
+use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
+
+use super::{Credentials, ProcessGroup};
+use crate::cpuset::CpuSet;
+use crate::error::{Error, Result};
+
+/// A step of the child's set-up, reported when it fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u32)]
+pub(crate) enum Stage {
+    NotStarted = 0,
+    Started,
+    Signals,
+    Cgroup,
+    Session,
+    Priority,
+    Affinity,
+    Fds,
+    Credentials,
+    Cwd,
+    Trace,
+    Exec,
+}
+
+impl Stage {
+    fn from_u32(v: u32) -> Stage {
+        const ALL: [Stage; 12] = [
+            Stage::NotStarted,
+            Stage::Started,
+            Stage::Signals,
+            Stage::Cgroup,
+            Stage::Session,
+            Stage::Priority,
+            Stage::Affinity,
+            Stage::Fds,
+            Stage::Credentials,
+            Stage::Cwd,
+            Stage::Trace,
+            Stage::Exec,
+        ];
+        ALL.get(v as usize).copied().unwrap_or(Stage::Exec)
+    }
+
+    pub(crate) fn describe(self) -> &'static str {
+        match self {
+            Stage::NotStarted | Stage::Started => "start",
+            Stage::Signals => "reset signal dispositions",
+            Stage::Cgroup => "join the job's cgroup",
+            Stage::Session => "create the process group or session",
+            Stage::Priority => "set the priority class",
+            Stage::Affinity => "set the CPU affinity",
+            Stage::Fds => "set up inherited descriptors",
+            Stage::Credentials => "switch user and groups",
+            Stage::Cwd => "change directory",
+            Stage::Trace => "arrange the suspended start",
+            Stage::Exec => "execute the program",
+        }
+    }
+}
+
+/// One descriptor the child gets: `src` (in the parent's table) lands at `target`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct FdMove {
+    pub src: RawFd,
+    pub target: RawFd,
+    /// An inherited standard stream that may be closed in the parent.
+    pub optional: bool,
+}
+
+/// A NULL-terminated array of C string pointers (argv, envp).
+pub(crate) struct NullTerminated<'a> {
+    ptrs: Vec<*const libc::c_char>,
+    _owner: std::marker::PhantomData<&'a [CString]>,
+}
+
+impl<'a> NullTerminated<'a> {
+    pub fn new(strings: &'a [CString]) -> Self {
+        let mut ptrs: Vec<_> = strings.iter().map(|s| s.as_ptr()).collect();
+        ptrs.push(ptr::null());
+        NullTerminated {
+            ptrs,
+            _owner: std::marker::PhantomData,
+        }
+    }
+
+    fn as_ptr(&self) -> *const *const libc::c_char {
+        self.ptrs.as_ptr()
+    }
+}
+
+/// Everything the child needs, built by the parent.
+pub(crate) struct ChildPlan<'a> {
+    pub path: &'a CStr,
+    pub argv: NullTerminated<'a>,
+    pub envp: NullTerminated<'a>,
+    pub cwd: Option<&'a CStr>,
+    pub moves: &'a [FdMove],
+    pub tmp_base: RawFd,
+    pub group: ProcessGroup,
+    pub nice: Option<i32>,
+    pub realtime: bool,
+    pub affinity: Option<&'a CpuSet>,
+    pub creds: Option<(u32, u32, &'a [libc::gid_t])>,
+    pub procs_files: &'a [CString],
+    pub extra_procs_file: Option<&'a CStr>,
+    pub traceme: bool,
+}
+
+/// Written by the child, read by the parent after `clone3` returns.
+struct ChildReport {
+    stage: AtomicU32,
+    errno: AtomicI32,
+}
+
+struct ChildArg<'a> {
+    plan: &'a ChildPlan<'a>,
+    report: &'a ChildReport,
+}
+
+/// Why a spawn failed at the syscall level.
+#[derive(Debug)]
+pub(crate) enum SpawnError {
+    /// `clone3` or a parent-side call failed.
+    Os(&'static str, io::Error),
+    /// The child reported a failed stage.
+    Child { stage: Stage, errno: i32 },
+    /// The child died before running any of its steps (CLONE_INTO_CGROUP bug).
+    KilledBeforeStart,
+}
+
+const CHILD_STACK_SIZE: usize = 32 * 1024;
+
+#[repr(C, align(64))]
+struct ChildStack([u8; CHILD_STACK_SIZE]);
+
+/// `struct clone_args` of `clone3(2)`.
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
+/// Starts the child described by `plan`; returns its pid and pidfd.
+pub(crate) fn spawn(
+    plan: &ChildPlan<'_>,
+    v2_cgroup: Option<&OwnedFd>,
+) -> Result<(i32, OwnedFd), SpawnError> {
+    let report = ChildReport {
+        stage: AtomicU32::new(Stage::NotStarted as u32),
+        errno: AtomicI32::new(0),
+    };
+    let arg = ChildArg {
+        plan,
+        report: &report,
+    };
+    let mut stack = MaybeUninit::<ChildStack>::uninit();
+    let mut pidfd: RawFd = -1;
+
+    // Block every signal so that no handler runs in the child, which shares our memory.
+    let mut all: libc::sigset_t = sigset_full();
+    let mut old = MaybeUninit::<libc::sigset_t>::uninit();
+    // SAFETY: both pointers are valid sigset_t storage.
+    unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &mut all, old.as_mut_ptr()) };
+
+    let stack_base = stack.as_mut_ptr() as u64;
+    let mut args = CloneArgs {
+        flags: (libc::CLONE_VM | libc::CLONE_VFORK | libc::CLONE_PIDFD) as u64,
+        pidfd: &mut pidfd as *mut RawFd as u64,
+        exit_signal: libc::SIGCHLD as u64,
+        stack: stack_base,
+        stack_size: CHILD_STACK_SIZE as u64,
+        ..Default::default()
+    };
+    if let Some(cg) = v2_cgroup {
+        args.flags |= CLONE_INTO_CGROUP;
+        args.cgroup = cg.as_raw_fd() as u64;
+    }
+    // SAFETY: `args` describes a stack that lives in this frame for as long as
+    // the child uses it (CLONE_VFORK keeps us here until it execs or exits);
+    // `child_main` never returns and touches only `arg`, which outlives the call.
+    let ret = unsafe { clone_vfork(&mut args, &arg as *const ChildArg as *mut c_void) };
+    // SAFETY: `old` was filled by the pthread_sigmask call above.
+    unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, old.as_ptr(), ptr::null_mut()) };
+
+    if ret < 0 {
+        return Err(SpawnError::Os(
+            "clone3",
+            io::Error::from_raw_os_error((-ret) as i32),
+        ));
+    }
+    let pid = ret as i32;
+    // SAFETY: CLONE_PIDFD stored a fresh descriptor that nothing else owns.
+    let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
+    let stage = Stage::from_u32(report.stage.load(Ordering::Acquire));
+    let errno = report.errno.load(Ordering::Acquire);
+    if errno == 0 && stage != Stage::NotStarted {
+        return Ok((pid, pidfd));
+    }
+    // The child failed (or never ran): reap it so nothing is left behind.
+    reap_blocking(&pidfd);
+    if stage == Stage::NotStarted {
+        return Err(SpawnError::KilledBeforeStart);
+    }
+    Err(SpawnError::Child { stage, errno })
+}
+
+fn sigset_full() -> libc::sigset_t {
+    let mut set = MaybeUninit::<libc::sigset_t>::uninit();
+    // SAFETY: sigfillset initialises the set it is given.
+    unsafe {
+        libc::sigfillset(set.as_mut_ptr());
+        set.assume_init()
+    }
+}
+
+/// Reaps a child through its pidfd, retrying on EINTR.
+pub(crate) fn reap_blocking(pidfd: &OwnedFd) {
+    loop {
+        let mut info = MaybeUninit::<libc::siginfo_t>::zeroed();
+        // SAFETY: `info` is valid siginfo storage; P_PIDFD takes the descriptor as id.
+        let r = unsafe {
+            libc::waitid(
+                libc::P_PIDFD,
+                pidfd.as_raw_fd() as libc::id_t,
+                info.as_mut_ptr(),
+                libc::WEXITED,
+            )
+        };
+        if r == 0 || io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+            return;
+        }
+    }
+}
+
+/// Waits for the exec-stop of a child that called `PTRACE_TRACEME`, then
+/// detaches it into a group-stop so it stays stopped before its first
+/// instruction until SIGCONT.
+pub(crate) fn hand_over_exec_stop(pid: i32, pidfd: BorrowedFd<'_>) -> Result<()> {
+    // The exec SIGTRAP stop.
+    wait_stopped(pidfd)?;
+    // SAFETY: plain ptrace request on our own tracee; no pointers passed.
+    let r = unsafe {
+        libc::ptrace(
+            libc::PTRACE_DETACH,
+            pid,
+            ptr::null_mut::<c_void>(),
+            libc::SIGSTOP as usize as *mut c_void,
+        )
+    };
+    if r < 0 {
+        return Err(Error::last_os("ptrace(PTRACE_DETACH)"));
+    }
+    // The group-stop that SIGSTOP starts: once reported, /proc shows state T.
+    wait_stopped(pidfd)
+}
+
+fn wait_stopped(pidfd: BorrowedFd<'_>) -> Result<()> {
+    loop {
+        let mut info = MaybeUninit::<libc::siginfo_t>::zeroed();
+        // SAFETY: `info` is valid siginfo storage.
+        let r = unsafe {
+            libc::waitid(
+                libc::P_PIDFD,
+                pidfd.as_raw_fd() as libc::id_t,
+                info.as_mut_ptr(),
+                libc::WSTOPPED | libc::WEXITED | libc::WNOWAIT,
+            )
+        };
+        if r < 0 {
+            if io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
+                continue;
+            }
+            return Err(Error::last_os("waitid(WSTOPPED)"));
+        }
+        // SAFETY: waitid filled `info`.
+        let info = unsafe { info.assume_init() };
+        if info.si_code == libc::CLD_TRAPPED || info.si_code == libc::CLD_STOPPED {
+            // Consume the stop report that WNOWAIT left in place.
+            let mut again = MaybeUninit::<libc::siginfo_t>::zeroed();
+            // SAFETY: as above.
+            unsafe {
+                libc::waitid(
+                    libc::P_PIDFD,
+                    pidfd.as_raw_fd() as libc::id_t,
+                    again.as_mut_ptr(),
+                    libc::WSTOPPED | libc::WNOHANG,
+                )
+            };
+            return Ok(());
+        }
+        return Err(Error::ChildSetup {
+            what: "stop before the first instruction (it exited)",
+            source: io::Error::from_raw_os_error(libc::ESRCH),
+        });
+    }
+}
+
+/// `clone3` into `child_main` on the stack that `args` describes.
+///
+/// # Safety
+/// `args.stack`/`args.stack_size` must describe writable memory that stays
+/// valid until the child execs or exits, `args.flags` must include
+/// `CLONE_VM | CLONE_VFORK`, and `arg` must point to a live `ChildArg`.
+#[cfg(target_arch = "x86_64")]
+unsafe fn clone_vfork(args: &mut CloneArgs, arg: *mut c_void) -> isize {
+    let ret: isize;
+    // SAFETY: the caller upholds the contract above. In the child, rax is 0 and
+    // rsp is the top of the new stack (16-byte aligned, so `call` leaves the
+    // ABI's alignment); r12/r13 survive the syscall and carry the argument and
+    // entry point. `child_main` never returns (`ud2` guards it).
+    unsafe {
+        std::arch::asm!(
+            "syscall",
+            "test rax, rax",
+            "jnz 2f",
+            "xor ebp, ebp",
+            "mov rdi, r12",
+            "call r13",
+            "ud2",
+            "2:",
+            inlateout("rax") libc::SYS_clone3 => ret,
+            in("rdi") args as *mut CloneArgs,
+            in("rsi") std::mem::size_of::<CloneArgs>(),
+            in("r12") arg,
+            in("r13") child_main as extern "C" fn(*mut c_void) -> !,
+            lateout("rcx") _,
+            lateout("r11") _,
+            options(nostack),
+        );
+    }
+    ret
+}
+
+/// Portable fallback: glibc's `clone` (no CLONE_INTO_CGROUP there).
+///
+/// # Safety
+/// As for the x86_64 version.
+#[cfg(not(target_arch = "x86_64"))]
+unsafe fn clone_vfork(args: &mut CloneArgs, arg: *mut c_void) -> isize {
+    extern "C" fn trampoline(arg: *mut c_void) -> libc::c_int {
+        child_main(arg)
+    }
+    if args.flags & CLONE_INTO_CGROUP != 0 {
+        return -(libc::ENOSYS as isize);
+    }
+    let top = (args.stack + args.stack_size) as *mut c_void;
+    // SAFETY: per the caller's contract; CLONE_PIDFD stores the pidfd through parent_tid.
+    let r = unsafe {
+        libc::clone(
+            trampoline,
+            top,
+            args.flags as libc::c_int | libc::SIGCHLD,
+            arg,
+            args.pidfd as *mut libc::c_int,
+        )
+    };
+    if r < 0 {
+        -(io::Error::last_os_error()
+            .raw_os_error()
+            .unwrap_or(libc::EINVAL) as isize)
+    } else {
+        r as isize
+    }
+}
+
+/// The child: replays the plan, then `execve`. Never returns.
+extern "C" fn child_main(arg: *mut c_void) -> ! {
+    // SAFETY: `arg` is the `ChildArg` the parent passed; the parent is
+    // suspended (CLONE_VFORK) so it stays alive and unchanged.
+    let ChildArg { plan, report } = unsafe { &*(arg as *const ChildArg) };
+    report.stage.store(Stage::Started as u32, Ordering::Relaxed);
+    let fail = |stage: Stage| -> ! {
+        let errno = io::Error::last_os_error()
+            .raw_os_error()
+            .unwrap_or(libc::EINVAL);
+        report.stage.store(stage as u32, Ordering::Relaxed);
+        report.errno.store(
+            if errno == 0 { libc::EINVAL } else { errno },
+            Ordering::Release,
+        );
+        // SAFETY: _exit is async-signal-safe and ends only this child.
+        unsafe { libc::_exit(127) }
+    };
+    // SAFETY: every call below is a raw syscall or an async-signal-safe libc
+    // function on memory the plan owns; see the module docs.
+    unsafe {
+        // Signals: caught ones back to default (handlers live in the parent's
+        // memory); SIGPIPE back to default because Rust programs ignore it.
+        for sig in 1..libc::SIGRTMAX() {
+            if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+                continue;
+            }
+            let mut old = MaybeUninit::<libc::sigaction>::zeroed();
+            if libc::sigaction(sig, ptr::null(), old.as_mut_ptr()) != 0 {
+                continue; // glibc-reserved signals
+            }
+            let handler = old.assume_init().sa_sigaction;
+            if handler != libc::SIG_DFL && (handler != libc::SIG_IGN || sig == libc::SIGPIPE) {
+                let mut dfl = MaybeUninit::<libc::sigaction>::zeroed().assume_init();
+                dfl.sa_sigaction = libc::SIG_DFL;
+                if libc::sigaction(sig, &dfl, ptr::null_mut()) != 0 {
+                    fail(Stage::Signals);
+                }
+            }
+        }
+        for file in plan
+            .procs_files
+            .iter()
+            .map(|c| c.as_c_str())
+            .chain(plan.extra_procs_file)
+        {
+            let fd = libc::open(file.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+            if fd < 0 || libc::write(fd, b"0".as_ptr().cast(), 1) != 1 {
+                fail(Stage::Cgroup);
+            }
+            libc::close(fd);
+        }
+        match plan.group {
+            ProcessGroup::Inherit => {}
+            ProcessGroup::NewGroup => {
+                if libc::setpgid(0, 0) != 0 {
+                    fail(Stage::Session);
+                }
+            }
+            ProcessGroup::NewSession => {
+                if libc::setsid() < 0 {
+                    fail(Stage::Session);
+                }
+            }
+        }
+        if plan.realtime {
+            let param = libc::sched_param { sched_priority: 1 };
+            if libc::sched_setscheduler(0, libc::SCHED_RR, &param) != 0 {
+                fail(Stage::Priority);
+            }
+        } else if let Some(nice) = plan.nice {
+            if libc::setpriority(libc::PRIO_PROCESS, 0, nice) != 0 {
+                fail(Stage::Priority);
+            }
+        }
+        if let Some(cpus) = plan.affinity {
+            let words = cpus.as_words();
+            if libc::syscall(
+                libc::SYS_sched_setaffinity,
+                0,
+                std::mem::size_of_val(words),
+                words.as_ptr(),
+            ) != 0
+            {
+                fail(Stage::Affinity);
+            }
+        }
+        // Descriptors: copy every source above all numbers in play (close-on-exec),
+        // mark the whole table close-on-exec, then dup2 each copy to its target
+        // (dup2 clears the flag on the target only).
+        let mut tmp = [0 as RawFd; 64];
+        if plan.moves.len() > tmp.len() {
+            *libc::__errno_location() = libc::EMFILE;
+            fail(Stage::Fds);
+        }
+        for (i, m) in plan.moves.iter().enumerate() {
+            let fd = libc::fcntl(m.src, libc::F_DUPFD_CLOEXEC, plan.tmp_base);
+            if fd < 0 {
+                if m.optional && *libc::__errno_location() == libc::EBADF {
+                    tmp[i] = -1;
+                    continue;
+                }
+                fail(Stage::Fds);
+            }
+            tmp[i] = fd;
+        }
+        if libc::syscall(
+            libc::SYS_close_range,
+            0u32,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        ) != 0
+        {
+            fail(Stage::Fds);
+        }
+        for (i, m) in plan.moves.iter().enumerate() {
+            if tmp[i] >= 0 && libc::dup2(tmp[i], m.target) < 0 {
+                fail(Stage::Fds);
+            }
+        }
+        if let Some((uid, gid, groups)) = plan.creds {
+            if libc::syscall(libc::SYS_setgroups, groups.len(), groups.as_ptr()) != 0
+                || libc::syscall(libc::SYS_setresgid, gid, gid, gid) != 0
+                || libc::syscall(libc::SYS_setresuid, uid, uid, uid) != 0
+            {
+                fail(Stage::Credentials);
+            }
+        }
+        if let Some(cwd) = plan.cwd {
+            if libc::chdir(cwd.as_ptr()) != 0 {
+                fail(Stage::Cwd);
+            }
+        }
+        if plan.traceme
+            && libc::ptrace(
+                libc::PTRACE_TRACEME,
+                0,
+                ptr::null_mut::<c_void>(),
+                ptr::null_mut::<c_void>(),
+            ) != 0
+        {
+            fail(Stage::Trace);
+        }
+        let mut empty = MaybeUninit::<libc::sigset_t>::uninit();
+        libc::sigemptyset(empty.as_mut_ptr());
+        libc::syscall(
+            libc::SYS_rt_sigprocmask,
+            libc::SIG_SETMASK,
+            empty.as_ptr(),
+            ptr::null_mut::<libc::sigset_t>(),
+            8usize,
+        );
+        libc::execve(plan.path.as_ptr(), plan.argv.as_ptr(), plan.envp.as_ptr());
+        fail(Stage::Exec)
+    }
+}
+
+/// Resolves a user name or numeric uid with its groups (parent side, may allocate).
+pub(crate) fn lookup_user(user: &str) -> Result<Credentials> {
+    let name = CString::new(user).map_err(|_| Error::NulByte {
+        what: "user name",
+        value: user.into(),
+    })?;
+    let mut pwd = MaybeUninit::<libc::passwd>::zeroed();
+    let mut buf = vec![0u8; 16 * 1024];
+    let mut result: *mut libc::passwd = ptr::null_mut();
+    // SAFETY: all pointers are valid for the sizes given; `result` is set by the call.
+    let r = unsafe {
+        libc::getpwnam_r(
+            name.as_ptr(),
+            pwd.as_mut_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            &mut result,
+        )
+    };
+    if result.is_null() {
+        if let Ok(uid) = user.parse::<u32>() {
+            // SAFETY: as above.
+            unsafe {
+                libc::getpwuid_r(
+                    uid,
+                    pwd.as_mut_ptr(),
+                    buf.as_mut_ptr().cast(),
+                    buf.len(),
+                    &mut result,
+                )
+            };
+            if result.is_null() {
+                // A bare uid without a passwd entry: its own group id, no supplementary groups.
+                return Ok(Credentials {
+                    uid,
+                    gid: uid,
+                    groups: Vec::new(),
+                });
+            }
+        } else if r != 0 && r != libc::ENOENT {
+            return Err(Error::os("getpwnam_r", io::Error::from_raw_os_error(r)));
+        } else {
+            return Err(Error::NoSuchUser {
+                kind: "user",
+                name: user.into(),
+            });
+        }
+    }
+    // SAFETY: `result` is non-null, so `pwd` was filled and its strings point into `buf`.
+    let pwd = unsafe { pwd.assume_init() };
+    let mut groups = vec![0 as libc::gid_t; 256];
+    let mut n = groups.len() as libc::c_int;
+    // SAFETY: pw_name is valid while `buf` lives; `groups` has room for `n` entries.
+    let r = unsafe { libc::getgrouplist(pwd.pw_name, pwd.pw_gid, groups.as_mut_ptr(), &mut n) };
+    groups.truncate(if r < 0 { 0 } else { n as usize });
+    if groups.is_empty() {
+        groups.push(pwd.pw_gid);
+    }
+    Ok(Credentials {
+        uid: pwd.pw_uid,
+        gid: pwd.pw_gid,
+        groups,
+    })
+}
