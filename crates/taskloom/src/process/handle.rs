@@ -342,7 +342,10 @@ impl Process {
 
     /// Waits until it ends.
     pub fn wait(&mut self) -> Result<ExitStatus> {
-        self.has_ended(None)?;
+        // A child is reaped by a blocking wait4 straight away (one sleep, not poll + wait4).
+        if !self.is_child {
+            self.has_ended(None)?;
+        }
         self.collect()
     }
 

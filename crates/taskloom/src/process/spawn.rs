@@ -278,12 +278,13 @@ pub(super) fn spawn(mut b: ProcessBuilder) -> Result<Process> {
     };
     drop(keep);
     let mut process = Process::from_spawn(pid, pidfd, created, parent_ends);
-    if b.suspended {
-        if let Err(e) = sys::hand_over_exec_stop(pid, process.pidfd()) {
-            let _ = process.terminate();
-            let _ = process.wait();
-            return Err(e);
-        }
+    if b.suspended
+        && let Err(e) = sys::hand_over_exec_stop(pid, process.pidfd())
+    {
+        // Still alive (a failed detach): kill it; the wait reaps whatever is left.
+        let _ = process.terminate();
+        let _ = process.try_wait();
+        return Err(e);
     }
     Ok(process)
 }

@@ -195,10 +195,10 @@ pub(crate) fn spawn(
     let mut pidfd: RawFd = -1;
 
     // Block every signal so that no handler runs in the child, which shares our memory.
-    let mut all: libc::sigset_t = sigset_full();
+    let all: libc::sigset_t = sigset_full();
     let mut old = MaybeUninit::<libc::sigset_t>::uninit();
     // SAFETY: both pointers are valid sigset_t storage.
-    unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &mut all, old.as_mut_ptr()) };
+    unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &all, old.as_mut_ptr()) };
 
     let stack_base = stack.as_mut_ptr() as u64;
     let mut args = CloneArgs {
@@ -301,7 +301,7 @@ fn wait_stopped(pidfd: BorrowedFd<'_>) -> Result<()> {
                 libc::P_PIDFD,
                 pidfd.as_raw_fd() as libc::id_t,
                 info.as_mut_ptr(),
-                libc::WSTOPPED | libc::WEXITED | libc::WNOWAIT,
+                libc::WSTOPPED | libc::WEXITED,
             )
         };
         if r < 0 {
@@ -313,21 +313,11 @@ fn wait_stopped(pidfd: BorrowedFd<'_>) -> Result<()> {
         // SAFETY: waitid filled `info`.
         let info = unsafe { info.assume_init() };
         if info.si_code == libc::CLD_TRAPPED || info.si_code == libc::CLD_STOPPED {
-            // Consume the stop report that WNOWAIT left in place.
-            let mut again = MaybeUninit::<libc::siginfo_t>::zeroed();
-            // SAFETY: as above.
-            unsafe {
-                libc::waitid(
-                    libc::P_PIDFD,
-                    pidfd.as_raw_fd() as libc::id_t,
-                    again.as_mut_ptr(),
-                    libc::WSTOPPED | libc::WNOHANG,
-                )
-            };
             return Ok(());
         }
+        // It ended (killed from outside before it could stop); it is reaped now.
         return Err(Error::ChildSetup {
-            what: "stop before the first instruction (it exited)",
+            what: "stop before the first instruction (it was killed)",
             source: io::Error::from_raw_os_error(libc::ESRCH),
         });
     }
@@ -471,10 +461,10 @@ extern "C" fn child_main(arg: *mut c_void) -> ! {
             if libc::sched_setscheduler(0, libc::SCHED_RR, &param) != 0 {
                 fail(Stage::Priority);
             }
-        } else if let Some(nice) = plan.nice {
-            if libc::setpriority(libc::PRIO_PROCESS, 0, nice) != 0 {
-                fail(Stage::Priority);
-            }
+        } else if let Some(nice) = plan.nice
+            && libc::setpriority(libc::PRIO_PROCESS, 0, nice) != 0
+        {
+            fail(Stage::Priority);
         }
         if let Some(cpus) = plan.affinity {
             let words = cpus.as_words();
@@ -521,18 +511,17 @@ extern "C" fn child_main(arg: *mut c_void) -> ! {
                 fail(Stage::Fds);
             }
         }
-        if let Some((uid, gid, groups)) = plan.creds {
-            if libc::syscall(libc::SYS_setgroups, groups.len(), groups.as_ptr()) != 0
+        if let Some((uid, gid, groups)) = plan.creds
+            && (libc::syscall(libc::SYS_setgroups, groups.len(), groups.as_ptr()) != 0
                 || libc::syscall(libc::SYS_setresgid, gid, gid, gid) != 0
-                || libc::syscall(libc::SYS_setresuid, uid, uid, uid) != 0
-            {
-                fail(Stage::Credentials);
-            }
+                || libc::syscall(libc::SYS_setresuid, uid, uid, uid) != 0)
+        {
+            fail(Stage::Credentials);
         }
-        if let Some(cwd) = plan.cwd {
-            if libc::chdir(cwd.as_ptr()) != 0 {
-                fail(Stage::Cwd);
-            }
+        if let Some(cwd) = plan.cwd
+            && libc::chdir(cwd.as_ptr()) != 0
+        {
+            fail(Stage::Cwd);
         }
         if plan.traceme
             && libc::ptrace(
