@@ -113,6 +113,32 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    /// A cgroup control file could not be read or written.
+    #[error("cgroup: cannot {op}: {source}")]
+    Cgroup {
+        /// What was attempted, with the path.
+        op: String,
+        /// The kernel's error.
+        #[source]
+        source: io::Error,
+    },
+    /// A job name is not one safe path component.
+    #[error("invalid job name {name:?}: {reason}")]
+    InvalidJobName {
+        /// The name given.
+        name: String,
+        /// Why it is invalid.
+        reason: &'static str,
+    },
+    /// No job with that name exists.
+    #[error("no such job: {0}")]
+    NoSuchJob(String),
+    /// A job with that name exists already.
+    #[error("job already exists: {0}")]
+    JobExists(String),
+    /// The machine offers no cgroup taskloom may write.
+    #[error("jobs are unavailable here: {0}")]
+    JobsUnavailable(String),
     /// Bad input that fits no other variant.
     #[error("invalid {what}: {reason}")]
     InvalidInput {

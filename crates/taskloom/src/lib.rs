@@ -8,6 +8,7 @@
 //! | `OpenProcess`                 | [`process::Process::open`]                |
 //! | `WaitForMultipleObjects`      | [`process::wait_any`], [`process::wait_all`] |
 //! | priority class, affinity mask | [`PriorityClass`], [`CpuSet`]             |
+//! | job object                    | [`job::Job`] (cgroups)                    |
 //!
 //! The crate is Linux-only. See `ARCHITECTURE.md` in the repository for the
 //! map of the code and the invariants it keeps.
@@ -15,10 +16,12 @@
 
 pub mod cpuset;
 pub mod error;
+pub mod job;
 pub mod priority;
 pub mod process;
 pub mod units;
 
 pub use cpuset::CpuSet;
 pub use error::{Error, Result};
+pub use job::{Job, JobLimits};
 pub use priority::PriorityClass;

@@ -18,7 +18,7 @@ use crate::error::{Error, Result};
 ///
 /// Raising priority above the current nice value needs `CAP_SYS_NICE` (or
 /// `RLIMIT_NICE`); the spawn fails with a permission error otherwise.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum PriorityClass {
     /// `IDLE_PRIORITY_CLASS`.

@@ -38,8 +38,14 @@ use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
 pub use cmdline::split as split_command_line;
+
+/// Clock ticks per second (`sysconf(_SC_CLK_TCK)`), the unit of /proc and cpuacct times.
+pub fn clock_ticks_per_second() -> u64 {
+    handle::clock_ticks() as u64
+}
 pub use handle::{
-    ExitStatus, Process, ProcessAccess, ProcessTimes, ResourceUsage, wait_all, wait_any,
+    ExitStatus, Process, ProcessAccess, ProcessTimes, ResourceUsage, signal_name, wait_all,
+    wait_any,
 };
 
 use crate::cpuset::CpuSet;
@@ -102,6 +108,37 @@ impl Credentials {
     }
 }
 
+/// A per-process resource limit (`setrlimit`) set before the first instruction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ResourceLimit {
+    /// `RLIMIT_AS`: address space in bytes (the job's per-process memory limit).
+    AddressSpace,
+    /// `RLIMIT_CPU`: CPU seconds; SIGXCPU at the soft limit, SIGKILL at the hard one.
+    CpuTime,
+    /// `RLIMIT_NOFILE`: open descriptors.
+    OpenFiles,
+    /// `RLIMIT_NPROC`: processes of the real user.
+    Processes,
+    /// `RLIMIT_CORE`: core file size.
+    CoreSize,
+    /// `RLIMIT_STACK`: main thread stack size.
+    Stack,
+}
+
+impl ResourceLimit {
+    pub(crate) fn raw(self) -> i32 {
+        (match self {
+            ResourceLimit::AddressSpace => libc::RLIMIT_AS,
+            ResourceLimit::CpuTime => libc::RLIMIT_CPU,
+            ResourceLimit::OpenFiles => libc::RLIMIT_NOFILE,
+            ResourceLimit::Processes => libc::RLIMIT_NPROC,
+            ResourceLimit::CoreSize => libc::RLIMIT_CORE,
+            ResourceLimit::Stack => libc::RLIMIT_STACK,
+        }) as i32
+    }
+}
+
 /// Where a child is placed before its first instruction: the hook the job
 /// code uses, open to anyone who manages cgroups themselves.
 #[derive(Debug, Default)]
@@ -135,6 +172,7 @@ pub struct ProcessBuilder {
     affinity: Option<CpuSet>,
     credentials: Option<Credentials>,
     placement: Option<CgroupPlacement>,
+    rlimits: Vec<(ResourceLimit, u64, u64)>,
 }
 
 impl ProcessBuilder {
@@ -157,6 +195,7 @@ impl ProcessBuilder {
             affinity: None,
             credentials: None,
             placement: None,
+            rlimits: Vec::new(),
         }
     }
 
@@ -276,6 +315,14 @@ impl ProcessBuilder {
     /// Runs the child as another user (`CreateProcessAsUser`); needs `CAP_SETUID`/`CAP_SETGID`.
     pub fn credentials(mut self, creds: Credentials) -> Self {
         self.credentials = Some(creds);
+        self
+    }
+
+    /// Sets a resource limit (soft, hard) before the first instruction. Lowering
+    /// is always allowed; raising a hard limit needs `CAP_SYS_RESOURCE`.
+    pub fn rlimit(mut self, resource: ResourceLimit, soft: u64, hard: u64) -> Self {
+        self.rlimits.retain(|(r, _, _)| *r != resource);
+        self.rlimits.push((resource, soft, hard));
         self
     }
 

@@ -237,6 +237,19 @@ pub(super) fn spawn(mut b: ProcessBuilder) -> Result<Process> {
         None => None,
     };
 
+    let rlimits: Vec<(i32, libc::rlimit64)> = b
+        .rlimits
+        .iter()
+        .map(|&(r, soft, hard)| {
+            (
+                r.raw(),
+                libc::rlimit64 {
+                    rlim_cur: soft,
+                    rlim_max: hard,
+                },
+            )
+        })
+        .collect();
     let groups: Vec<libc::gid_t> = b
         .credentials
         .as_ref()
@@ -260,6 +273,7 @@ pub(super) fn spawn(mut b: ProcessBuilder) -> Result<Process> {
         procs_files: &procs_files,
         extra_procs_file: None,
         traceme: b.suspended,
+        rlimits: &rlimits,
     };
     let created = SystemTime::now();
     let v2_dir = placement.as_ref().and_then(|p| p.v2_dir.as_ref());
@@ -341,6 +355,10 @@ fn child_error(e: sys::SpawnError, b: &ProcessBuilder, exe: &Path) -> Error {
         Stage::Affinity if errno.raw_os_error() == Some(libc::EINVAL) => Error::InvalidCpuList {
             input: b.affinity.map(|c| c.to_string()).unwrap_or_default(),
             reason: "no CPU in the list is online and allowed".into(),
+        },
+        Stage::Rlimit if denied => Error::PermissionDenied {
+            what: "raise a hard resource limit".into(),
+            source: errno,
         },
         Stage::Cgroup if denied => Error::PermissionDenied {
             what: "join the job's cgroup".into(),

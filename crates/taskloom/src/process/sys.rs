@@ -46,11 +46,12 @@ pub(crate) enum Stage {
     Cwd,
     Trace,
     Exec,
+    Rlimit,
 }
 
 impl Stage {
     fn from_u32(v: u32) -> Stage {
-        const ALL: [Stage; 12] = [
+        const ALL: [Stage; 13] = [
             Stage::NotStarted,
             Stage::Started,
             Stage::Signals,
@@ -63,6 +64,7 @@ impl Stage {
             Stage::Cwd,
             Stage::Trace,
             Stage::Exec,
+            Stage::Rlimit,
         ];
         ALL.get(v as usize).copied().unwrap_or(Stage::Exec)
     }
@@ -80,6 +82,7 @@ impl Stage {
             Stage::Cwd => "change directory",
             Stage::Trace => "arrange the suspended start",
             Stage::Exec => "execute the program",
+            Stage::Rlimit => "set a resource limit",
         }
     }
 }
@@ -130,6 +133,7 @@ pub(crate) struct ChildPlan<'a> {
     pub procs_files: &'a [CString],
     pub extra_procs_file: Option<&'a CStr>,
     pub traceme: bool,
+    pub rlimits: &'a [(i32, libc::rlimit64)],
 }
 
 /// Written by the child, read by the parent after `clone3` returns.
@@ -476,6 +480,18 @@ extern "C" fn child_main(arg: *mut c_void) -> ! {
             ) != 0
             {
                 fail(Stage::Affinity);
+            }
+        }
+        for (resource, limit) in plan.rlimits {
+            if libc::syscall(
+                libc::SYS_prlimit64,
+                0,
+                *resource,
+                limit as *const libc::rlimit64,
+                ptr::null_mut::<libc::rlimit64>(),
+            ) != 0
+            {
+                fail(Stage::Rlimit);
             }
         }
         // Descriptors: copy every source above all numbers in play (close-on-exec),

@@ -1,0 +1,246 @@
+//! Which cgroup hierarchies this machine has, and where this process sits in them.
+//!
+//! Three layouts are real: pure cgroup v2 (`/sys/fs/cgroup` is cgroup2), pure
+//! v1 (one hierarchy per controller), and hybrid (v1 controllers plus a
+//! controller-less cgroup2 at `/sys/fs/cgroup/unified`). Parsing is split from
+//! I/O so it can be tested on sample text.
+
+use std::path::{Path, PathBuf};
+
+/// A v1 controller taskloom uses for job limits and accounting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Controller {
+    /// Process count (`pids.max`).
+    Pids,
+    /// Memory limit and accounting.
+    Memory,
+    /// CPU bandwidth (`cfs_quota_us`) and shares.
+    Cpu,
+    /// CPU time accounting (`cpuacct.stat`).
+    Cpuacct,
+    /// CPU affinity (`cpuset.cpus`).
+    Cpuset,
+    /// Freeze and thaw (`freezer.state`).
+    Freezer,
+}
+
+impl Controller {
+    /// All controllers taskloom knows.
+    pub const ALL: [Controller; 6] = [
+        Controller::Pids,
+        Controller::Memory,
+        Controller::Cpu,
+        Controller::Cpuacct,
+        Controller::Cpuset,
+        Controller::Freezer,
+    ];
+
+    /// The kernel's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Controller::Pids => "pids",
+            Controller::Memory => "memory",
+            Controller::Cpu => "cpu",
+            Controller::Cpuacct => "cpuacct",
+            Controller::Cpuset => "cpuset",
+            Controller::Freezer => "freezer",
+        }
+    }
+
+    fn from_name(name: &str) -> Option<Self> {
+        Controller::ALL.into_iter().find(|c| c.name() == name)
+    }
+}
+
+/// One mounted hierarchy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hierarchy {
+    /// Where it is mounted.
+    pub mount: PathBuf,
+    /// The mount's root within the hierarchy (usually `/`).
+    pub mount_root: PathBuf,
+    /// `true` for cgroup2.
+    pub v2: bool,
+    /// For v1: the controllers bound to it that taskloom uses.
+    pub controllers: Vec<Controller>,
+}
+
+impl Hierarchy {
+    /// The directory of a cgroup path (as in `/proc/self/cgroup`) in this mount,
+    /// or `None` when the path is outside what the mount shows.
+    pub fn dir_of(&self, cgroup_path: &Path) -> Option<PathBuf> {
+        let rel = cgroup_path.strip_prefix(&self.mount_root).ok()?;
+        Some(self.mount.join(rel))
+    }
+}
+
+/// Parses `/proc/self/mountinfo` text into the cgroup hierarchies it mounts.
+pub fn parse_mountinfo(text: &str) -> Vec<Hierarchy> {
+    let mut out = Vec::new();
+    for line in text.lines() {
+        // id parent major:minor root mount-point options [optional...] - fstype source super-options
+        let Some((left, right)) = line.split_once(" - ") else {
+            continue;
+        };
+        let l: Vec<&str> = left.split(' ').collect();
+        let r: Vec<&str> = right.split(' ').collect();
+        if l.len() < 5 || r.len() < 3 {
+            continue;
+        }
+        let unescape = |s: &str| {
+            s.replace("\\040", " ")
+                .replace("\\011", "\t")
+                .replace("\\012", "\n")
+                .replace("\\134", "\\")
+        };
+        let (root, mount) = (PathBuf::from(unescape(l[3])), PathBuf::from(unescape(l[4])));
+        match r[0] {
+            "cgroup2" => out.push(Hierarchy {
+                mount,
+                mount_root: root,
+                v2: true,
+                controllers: Vec::new(),
+            }),
+            "cgroup" => {
+                let controllers: Vec<Controller> =
+                    r[2].split(',').filter_map(Controller::from_name).collect();
+                if !controllers.is_empty() {
+                    out.push(Hierarchy {
+                        mount,
+                        mount_root: root,
+                        v2: false,
+                        controllers,
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+    // A hierarchy may be mounted twice; keep the first mount of each.
+    let mut seen: Vec<(bool, Vec<Controller>)> = Vec::new();
+    out.retain(|h| {
+        let key = (h.v2, h.controllers.clone());
+        if seen.contains(&key) {
+            false
+        } else {
+            seen.push(key);
+            true
+        }
+    });
+    out
+}
+
+/// One line of `/proc/<pid>/cgroup`: hierarchy id, controllers, path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Membership {
+    /// `0` for cgroup2.
+    pub id: u32,
+    /// The controller list (empty for cgroup2; may hold `name=systemd`).
+    pub controllers: Vec<String>,
+    /// The cgroup path, relative to the hierarchy root.
+    pub path: PathBuf,
+}
+
+/// Parses `/proc/<pid>/cgroup`. Paths may contain `:`, so only the first two split.
+pub fn parse_proc_cgroup(text: &str) -> Vec<Membership> {
+    text.lines()
+        .filter_map(|line| {
+            let mut parts = line.splitn(3, ':');
+            let id = parts.next()?.parse().ok()?;
+            let ctrl = parts.next()?;
+            let path = parts.next()?;
+            Some(Membership {
+                id,
+                controllers: if ctrl.is_empty() {
+                    Vec::new()
+                } else {
+                    ctrl.split(',').map(str::to_owned).collect()
+                },
+                path: PathBuf::from(path.strip_suffix(" (deleted)").unwrap_or(path)),
+            })
+        })
+        .collect()
+}
+
+/// Where a hierarchy's cgroup of a process is, from its memberships.
+pub fn path_in(h: &Hierarchy, members: &[Membership]) -> Option<PathBuf> {
+    members.iter().find_map(|m| {
+        let hit = if h.v2 {
+            m.id == 0 && m.controllers.is_empty()
+        } else {
+            h.controllers
+                .iter()
+                .all(|c| m.controllers.iter().any(|mc| mc == c.name()))
+        };
+        hit.then(|| m.path.clone())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HYBRID: &str = "\
+31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
+32 31 0:29 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu
+33 31 0:30 / /sys/fs/cgroup/cpuacct rw,relatime - cgroup cgroup rw,cpuacct
+35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory
+39 31 0:36 / /sys/fs/cgroup/pids rw,relatime - cgroup cgroup rw,pids
+40 31 0:37 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,name=systemd
+41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
+";
+
+    #[test]
+    fn hybrid_layout_is_recognised() {
+        let hs = parse_mountinfo(HYBRID);
+        assert_eq!(hs.len(), 5, "{hs:?}");
+        assert!(
+            hs.iter()
+                .any(|h| h.v2 && h.mount == Path::new("/sys/fs/cgroup/unified"))
+        );
+        let mem = hs
+            .iter()
+            .find(|h| h.controllers == [Controller::Memory])
+            .unwrap();
+        assert_eq!(mem.mount, Path::new("/sys/fs/cgroup/memory"));
+    }
+
+    #[test]
+    fn pure_v2_and_comounted_v1() {
+        let v2 = "25 1 0:22 / /sys/fs/cgroup rw,nosuid shared:4 - cgroup2 cgroup2 rw,nsdelegate\n";
+        let hs = parse_mountinfo(v2);
+        assert_eq!(
+            hs,
+            [Hierarchy {
+                mount: "/sys/fs/cgroup".into(),
+                mount_root: "/".into(),
+                v2: true,
+                controllers: vec![]
+            }]
+        );
+        let v1 = "32 31 0:29 / /sys/fs/cgroup/cpu,cpuacct rw - cgroup cgroup rw,cpu,cpuacct\n";
+        let hs = parse_mountinfo(v1);
+        assert_eq!(hs[0].controllers, [Controller::Cpu, Controller::Cpuacct]);
+        assert_eq!(hs[0].mount, Path::new("/sys/fs/cgroup/cpu,cpuacct"));
+    }
+
+    #[test]
+    fn proc_cgroup_paths_keep_colons() {
+        let ms = parse_proc_cgroup("4:memory:/process_api/7a\n0::/a:b/c\n9:name=systemd:/\n");
+        assert_eq!(ms[0].path, Path::new("/process_api/7a"));
+        assert_eq!(ms[1].path, Path::new("/a:b/c"));
+        let hs = parse_mountinfo(HYBRID);
+        let mem = hs
+            .iter()
+            .find(|h| h.controllers == [Controller::Memory])
+            .unwrap();
+        assert_eq!(path_in(mem, &ms).unwrap(), Path::new("/process_api/7a"));
+        let v2 = hs.iter().find(|h| h.v2).unwrap();
+        assert_eq!(path_in(v2, &ms).unwrap(), Path::new("/a:b/c"));
+        assert_eq!(
+            v2.dir_of(Path::new("/a:b/c")).unwrap(),
+            Path::new("/sys/fs/cgroup/unified/a:b/c")
+        );
+    }
+}

@@ -1,0 +1,753 @@
+//! Job objects against the real kernel. These need a writable cgroup below
+//! this process's own (root on CI). Where there is none each test says so
+//! on stderr and why; under CI (`CI=true`) that is a failure instead.
+//!
+//! Every test takes the `serial()` lock, names its jobs after this process,
+//! bounds its process counts and times, and deletes what it creates even
+//! when it fails (the `Cleanup` guard).
+
+use std::io::Read;
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use taskloom::job::{self, Job, JobEvent, JobLimits};
+use taskloom::process::{ProcessBuilder, Stdio};
+use taskloom::{CpuSet, Error, PriorityClass};
+
+fn serial() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Whether jobs can be created here; prints why not (and fails under CI).
+fn jobs_available(test: &str) -> bool {
+    let caps = Job::capabilities();
+    let membership = caps.iter().find(|c| c.feature == "membership").unwrap();
+    if membership.enforced {
+        return true;
+    }
+    let why = format!(
+        "{test}: not run: no writable cgroup here ({})",
+        membership.detail
+    );
+    if std::env::var_os("CI").is_some() {
+        panic!("{why}; CI must run it as root");
+    }
+    eprintln!("{why}");
+    false
+}
+
+fn has(feature: &str) -> bool {
+    Job::capabilities()
+        .iter()
+        .any(|c| c.feature == feature && c.enforced)
+}
+
+fn name(tag: &str) -> String {
+    format!("t{}-{tag}", std::process::id())
+}
+
+/// Deletes a job (killing what is left) when dropped, also on panic.
+struct Cleanup(Option<Job>);
+impl Cleanup {
+    fn new(job: Job) -> Self {
+        Cleanup(Some(job))
+    }
+    fn job(&self) -> &Job {
+        self.0.as_ref().unwrap()
+    }
+    fn job_mut(&mut self) -> &mut Job {
+        self.0.as_mut().unwrap()
+    }
+}
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        if let Some(job) = self.0.take() {
+            let _ = job.delete();
+        }
+    }
+}
+
+fn sh(script: &str) -> ProcessBuilder {
+    ProcessBuilder::new("sh")
+        .arg("-c")
+        .arg(script)
+        .stdin(Stdio::Null)
+}
+
+fn alive(pid: i32) -> bool {
+    // A zombie counts as dead: it runs nothing and holds no resources but its pid.
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => {
+            let state = stat[stat.rfind(')').unwrap() + 2..].chars().next().unwrap();
+            state != 'Z' && state != 'X'
+        }
+        Err(_) => false,
+    }
+}
+
+fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn create_open_list_delete() {
+    let _g = serial();
+    if !jobs_available("create_open_list_delete") {
+        return;
+    }
+    let n = name("basic");
+    let job = Cleanup::new(Job::create(Some(&n)).unwrap());
+    assert_eq!(job.job().name(), n);
+    assert!(matches!(Job::create(Some(&n)), Err(Error::JobExists(_))));
+    assert!(Job::list().unwrap().contains(&n));
+    let opened = Job::open(&n).unwrap();
+    assert_eq!(opened.pids().unwrap(), Vec::<i32>::new());
+    assert!(matches!(
+        Job::open(&name("missing")),
+        Err(Error::NoSuchJob(_))
+    ));
+    drop(job);
+    assert!(!Job::list().unwrap().contains(&n));
+}
+
+#[test]
+fn names_that_escape_the_root_are_refused_and_create_nothing() {
+    let _g = serial();
+    if !jobs_available("names_that_escape") {
+        return;
+    }
+    let before = Job::list().unwrap();
+    for bad in [
+        "..",
+        "../escape",
+        "a/b",
+        "",
+        "x\0y",
+        ".hidden",
+        &"n".repeat(200),
+        "cgroup.procs",
+    ] {
+        assert!(
+            matches!(Job::create(Some(bad)), Err(Error::InvalidJobName { .. })),
+            "{bad:?}"
+        );
+        assert!(
+            matches!(
+                Job::open(bad),
+                Err(Error::InvalidJobName { .. }) | Err(Error::NoSuchJob(_))
+            ),
+            "{bad:?}"
+        );
+    }
+    assert_eq!(Job::list().unwrap(), before);
+    assert!(!std::path::Path::new("/sys/fs/cgroup/unified/escape").exists());
+}
+
+#[test]
+fn spawned_processes_are_members_before_their_first_instruction() {
+    let _g = serial();
+    if !jobs_available("spawned_processes_are_members") {
+        return;
+    }
+    let n = name("spawn");
+    let job = Cleanup::new(Job::create(Some(&n)).unwrap());
+    let mut child = job
+        .job()
+        .spawn(ProcessBuilder::new("/bin/true").suspended(true))
+        .unwrap();
+    // Stopped before its first instruction and already inside.
+    assert!(job.job().contains(child.pid()).unwrap());
+    assert_eq!(
+        job::job_of(child.pid()).unwrap().as_deref(),
+        Some(n.as_str())
+    );
+    assert_eq!(job::job_of(std::process::id() as i32).unwrap(), None);
+    child.resume().unwrap();
+    assert!(child.wait().unwrap().success());
+}
+
+#[test]
+fn assigned_processes_and_their_children_are_members() {
+    let _g = serial();
+    if !jobs_available("assigned_processes") {
+        return;
+    }
+    let job = Cleanup::new(Job::create(Some(&name("assign"))).unwrap());
+    let mut child = sh("read x; sleep 30 & echo $!; wait")
+        .stdin(Stdio::Piped)
+        .stdout(Stdio::Piped)
+        .spawn()
+        .unwrap();
+    assert!(!job.job().contains(child.pid()).unwrap());
+    job.job().assign(&child).unwrap();
+    assert!(job.job().contains(child.pid()).unwrap());
+    // Let it fork only now: its child must be a member too.
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(b"go\n").unwrap();
+    let mut line = String::new();
+    let mut out = child.stdout.take().unwrap();
+    let mut byte = [0u8; 1];
+    while out.read(&mut byte).unwrap() == 1 && byte[0] != b'\n' {
+        line.push(byte[0] as char);
+    }
+    let grandchild: i32 = line.trim().parse().unwrap();
+    assert!(job.job().contains(grandchild).unwrap());
+    assert_eq!(job.job().terminate().unwrap(), 2);
+    child.wait().unwrap();
+    assert!(matches!(
+        job.job().assign_pid(i32::MAX - 7),
+        Err(Error::NoSuchProcess { .. }) | Err(Error::Cgroup { .. })
+    ));
+}
+
+/// Starts `script` in a fresh job many times, lets it scatter, terminates, and counts survivors.
+fn no_survivors(tag: &str, script: &str, rounds: usize) {
+    let job = Cleanup::new(
+        Job::builder()
+            .name(&name(tag))
+            .limits(JobLimits {
+                active_processes: has("active-processes").then_some(300),
+                ..Default::default()
+            })
+            .create()
+            .unwrap(),
+    );
+    let mut seen = Vec::new();
+    for _ in 0..rounds {
+        let mut starter = job
+            .job()
+            .spawn(sh(script).stdout(Stdio::Null).stderr(Stdio::Null))
+            .unwrap();
+        starter.wait().unwrap();
+        wait_until("escapees to start", Duration::from_secs(5), || {
+            !job.job().pids().unwrap().is_empty()
+        });
+    }
+    seen.extend(job.job().pids().unwrap());
+    assert!(
+        !seen.is_empty(),
+        "{tag}: nothing was left running to escape"
+    );
+    let killed = job.job().terminate().unwrap();
+    assert!(killed >= 1);
+    let survivors: Vec<i32> = seen.iter().copied().filter(|&p| alive(p)).collect();
+    assert!(survivors.is_empty(), "{tag}: survivors {survivors:?}");
+    assert!(job.job().pids().unwrap().is_empty());
+}
+
+#[test]
+fn no_escape_by_double_fork() {
+    let _g = serial();
+    if !jobs_available("no_escape_by_double_fork") {
+        return;
+    }
+    no_survivors("double-fork", "(sleep 60 &) ; (sh -c 'sleep 60 &' &)", 20);
+}
+
+#[test]
+fn no_escape_by_setsid_or_daemonizing() {
+    let _g = serial();
+    if !jobs_available("no_escape_by_setsid") {
+        return;
+    }
+    no_survivors(
+        "setsid",
+        "setsid sh -c 'sleep 60 & sleep 60' </dev/null >/dev/null 2>&1 & nohup sh -c '(trap \"\" HUP TERM; exec sleep 60) &' >/dev/null 2>&1 &",
+        20,
+    );
+}
+
+#[test]
+fn no_escape_by_forking_in_a_storm() {
+    let _g = serial();
+    if !jobs_available("no_escape_by_forking_in_a_storm") {
+        return;
+    }
+    // Each starter leaves a loop that forks and detaches without pause (bounded by pids.max 300).
+    no_survivors(
+        "storm",
+        "sh -c 'while :; do (setsid sleep 60 &) 2>/dev/null; done' &",
+        5,
+    );
+}
+
+#[test]
+fn a_fork_bomb_is_contained_by_the_process_limit() {
+    let _g = serial();
+    if !jobs_available("fork_bomb") || !has("active-processes") {
+        eprintln!("a_fork_bomb_is_contained: not run: no pids controller here");
+        return;
+    }
+    let limits = JobLimits {
+        active_processes: Some(40),
+        ..Default::default()
+    };
+    let job = Cleanup::new(
+        Job::builder()
+            .name(&name("bomb"))
+            .limits(limits)
+            .create()
+            .unwrap(),
+    );
+    let mut watcher = job.job().watch(Duration::from_millis(20)).unwrap();
+    let mut bomb = job
+        .job()
+        .spawn(
+            sh("b() { b | b & }; b; sleep 5")
+                .stdout(Stdio::Null)
+                .stderr(Stdio::Null),
+        )
+        .unwrap();
+    wait_until("the limit to be hit", Duration::from_secs(10), || {
+        job.job().info().unwrap().process_limit_hits.unwrap_or(0) > 0
+    });
+    let info = job.job().info().unwrap();
+    assert!(
+        info.active_processes <= 40,
+        "{} members",
+        info.active_processes
+    );
+    assert!(info.peak_processes.unwrap_or(0) <= 40);
+    // The host keeps working.
+    assert!(
+        ProcessBuilder::new("true")
+            .spawn()
+            .unwrap()
+            .wait()
+            .unwrap()
+            .success()
+    );
+    let events = watcher.poll_once().unwrap();
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, JobEvent::ActiveProcessLimit { .. })),
+        "{events:?}"
+    );
+    job.job().terminate().unwrap();
+    bomb.wait().unwrap();
+    assert!(job.job().pids().unwrap().is_empty());
+}
+
+#[test]
+fn a_memory_hog_is_oom_killed_inside_the_job_only() {
+    let _g = serial();
+    if !jobs_available("memory_hog") || !has("job-memory") {
+        eprintln!("a_memory_hog: not run: no memory controller here");
+        return;
+    }
+    let limits = JobLimits {
+        job_memory: Some(64 << 20),
+        ..Default::default()
+    };
+    let job = Cleanup::new(
+        Job::builder()
+            .name(&name("hog"))
+            .limits(limits)
+            .create()
+            .unwrap(),
+    );
+    let mut watcher = job.job().watch(Duration::from_millis(20)).unwrap();
+    let mut keeper = job
+        .job()
+        .spawn(ProcessBuilder::new("sleep").arg("30"))
+        .unwrap();
+    // dd's 256 MiB buffer is touched by the read: far over the 64 MiB limit.
+    let mut hog = job
+        .job()
+        .spawn(
+            ProcessBuilder::new("dd")
+                .args(["if=/dev/zero", "of=/dev/null", "bs=256M", "count=4"])
+                .stderr(Stdio::Null),
+        )
+        .unwrap();
+    let status = hog.wait().unwrap();
+    assert_eq!(status.signal(), Some(libc::SIGKILL), "{status}");
+    let info = job.job().info().unwrap();
+    assert!(info.oom_kills.unwrap_or(0) >= 1, "{info:?}");
+    assert!(info.memory_peak.unwrap_or(0) <= 64 << 20);
+    let events = watcher.poll_once().unwrap();
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, JobEvent::MemoryLimit { .. })),
+        "{events:?}"
+    );
+    // The OOM kill stayed inside: the other member and this process live on.
+    assert_eq!(keeper.try_wait().unwrap(), None);
+    keeper.terminate().unwrap();
+    keeper.wait().unwrap();
+}
+
+#[test]
+fn spawning_into_a_terminated_job_works() {
+    let _g = serial();
+    if !jobs_available("spawning_into_a_terminated_job") {
+        return;
+    }
+    let job = Cleanup::new(Job::create(Some(&name("respawn"))).unwrap());
+    for round in 0..3 {
+        let mut p = job
+            .job()
+            .spawn(ProcessBuilder::new("sleep").arg("30"))
+            .unwrap();
+        assert!(job.job().contains(p.pid()).unwrap(), "round {round}");
+        assert_eq!(job.job().terminate().unwrap(), 1);
+        assert_eq!(p.wait().unwrap().signal(), Some(libc::SIGKILL));
+        // After the kill, a new member starts and runs to its end normally.
+        let mut q = job.job().spawn(sh("exit 5")).unwrap();
+        assert_eq!(q.wait().unwrap().code(), Some(5), "round {round}");
+    }
+}
+
+#[test]
+fn nested_jobs_roll_up_and_terminate_together() {
+    let _g = serial();
+    if !jobs_available("nested_jobs") {
+        return;
+    }
+    let outer = Cleanup::new(Job::create(Some(&name("outer"))).unwrap());
+    let inner = Job::builder().name("inner").create_in(outer.job()).unwrap();
+    assert_eq!(inner.name(), format!("{}/inner", name("outer")));
+    assert!(Job::list().unwrap().contains(&inner.name().to_owned()));
+    let mut a = outer
+        .job()
+        .spawn(ProcessBuilder::new("sleep").arg("30"))
+        .unwrap();
+    let mut b = inner.spawn(ProcessBuilder::new("sleep").arg("30")).unwrap();
+    assert_eq!(job::job_of(b.pid()).unwrap().as_deref(), Some(inner.name()));
+    let mut all = outer.job().pids().unwrap();
+    all.sort();
+    let mut want = vec![a.pid(), b.pid()];
+    want.sort();
+    assert_eq!(all, want);
+    assert_eq!(inner.pids().unwrap(), [b.pid()]);
+    assert_eq!(outer.job().terminate().unwrap(), 2);
+    assert_eq!(b.wait().unwrap().signal(), Some(libc::SIGKILL));
+    assert_eq!(a.wait().unwrap().signal(), Some(libc::SIGKILL));
+    // The inner job still works after the outer kill.
+    let mut c = inner.spawn(sh("exit 0")).unwrap();
+    assert!(c.wait().unwrap().success());
+}
+
+#[test]
+fn limits_reach_members() {
+    let _g = serial();
+    if !jobs_available("limits_reach_members") {
+        return;
+    }
+    let first = CpuSet::current().unwrap().iter().next().unwrap();
+    let mut one = CpuSet::new();
+    one.insert(first);
+    let limits = JobLimits {
+        process_memory: Some(512 << 20),
+        priority: Some(PriorityClass::Idle),
+        affinity: has("affinity").then_some(one),
+        cpu_rate_percent: has("cpu-rate").then_some(50),
+        ..Default::default()
+    };
+    let mut job = Cleanup::new(
+        Job::builder()
+            .name(&name("limits"))
+            .limits(limits.clone())
+            .create()
+            .unwrap(),
+    );
+    let mut p = job
+        .job()
+        .spawn(ProcessBuilder::new("sleep").arg("30"))
+        .unwrap();
+    let pid = p.pid();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    if limits.affinity.is_some() {
+        assert!(
+            status.contains(&format!("Cpus_allowed_list:\t{first}\n")),
+            "{status}"
+        );
+    }
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let nice = stat[stat.rfind(')').unwrap() + 2..]
+        .split(' ')
+        .nth(16)
+        .unwrap()
+        .to_owned();
+    assert_eq!(nice, "19");
+    let lim = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    assert!(
+        lim.lines()
+            .any(|l| l.starts_with("Max address space") && l.contains("536870912")),
+        "{lim}"
+    );
+    // Changing a limit on a live job reaches its members.
+    let mut relaxed = limits.clone();
+    relaxed.priority = Some(PriorityClass::BelowNormal);
+    job.job_mut().set_limits(&relaxed).unwrap();
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    assert_eq!(
+        stat[stat.rfind(')').unwrap() + 2..]
+            .split(' ')
+            .nth(16)
+            .unwrap(),
+        "10"
+    );
+    // Another handle sees the limits in force.
+    assert_eq!(Job::open(job.job().name()).unwrap().limits(), &relaxed);
+    assert_eq!(job.job().info().unwrap().limits, relaxed);
+    p.terminate().unwrap();
+    p.wait().unwrap();
+}
+
+#[test]
+fn per_process_cpu_time_is_enforced() {
+    let _g = serial();
+    if !jobs_available("per_process_cpu_time") {
+        return;
+    }
+    let limits = JobLimits {
+        process_time: Some(Duration::from_secs(1)),
+        ..Default::default()
+    };
+    let job = Cleanup::new(
+        Job::builder()
+            .name(&name("ptime"))
+            .limits(limits)
+            .create()
+            .unwrap(),
+    );
+    let mut p = job.job().spawn(sh("while :; do :; done")).unwrap();
+    let status = p
+        .wait_timeout(Duration::from_secs(20))
+        .unwrap()
+        .expect("the CPU limit ended it");
+    assert!(
+        matches!(status.signal(), Some(libc::SIGKILL) | Some(libc::SIGXCPU)),
+        "{status}"
+    );
+}
+
+#[test]
+fn job_time_limit_terminates_the_job() {
+    let _g = serial();
+    if !jobs_available("job_time_limit") {
+        return;
+    }
+    let limits = JobLimits {
+        job_time: Some(Duration::from_millis(300)),
+        ..Default::default()
+    };
+    let job = Cleanup::new(
+        Job::builder()
+            .name(&name("jtime"))
+            .limits(limits)
+            .create()
+            .unwrap(),
+    );
+    let mut watcher = job.job().watch(Duration::from_millis(20)).unwrap();
+    let mut p = job.job().spawn(sh("while :; do :; done")).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut hit = false;
+    while !hit && Instant::now() < deadline {
+        hit = watcher
+            .poll_once()
+            .unwrap()
+            .iter()
+            .any(|e| matches!(e, JobEvent::JobTimeLimit { .. }));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(hit, "no job time event");
+    assert_eq!(p.wait().unwrap().signal(), Some(libc::SIGKILL));
+}
+
+#[test]
+fn freeze_and_thaw() {
+    let _g = serial();
+    if !jobs_available("freeze_and_thaw") || !has("freeze") {
+        return;
+    }
+    let job = Cleanup::new(Job::create(Some(&name("freeze"))).unwrap());
+    let mut p = job.job().spawn(sh("while :; do :; done")).unwrap();
+    job.job().freeze().unwrap();
+    assert!(job.job().info().unwrap().frozen);
+    let t0 = p.times().unwrap().user;
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(p.times().unwrap().user, t0, "a frozen process ran");
+    job.job().thaw().unwrap();
+    assert!(!job.job().info().unwrap().frozen);
+    wait_until("the thawed process to run", Duration::from_secs(5), || {
+        p.times().unwrap().user > t0
+    });
+    job.job().terminate().unwrap();
+    p.wait().unwrap();
+}
+
+#[test]
+fn watcher_reports_new_exit_and_empty() {
+    let _g = serial();
+    if !jobs_available("watcher") {
+        return;
+    }
+    let job = Cleanup::new(Job::create(Some(&name("watch"))).unwrap());
+    let mut watcher = job.job().watch(Duration::from_millis(10)).unwrap();
+    let mut p = job
+        .job()
+        .spawn(ProcessBuilder::new("sleep").arg("30"))
+        .unwrap();
+    let pid = p.pid();
+    assert_eq!(
+        watcher.next().unwrap().unwrap(),
+        JobEvent::NewProcess { pid }
+    );
+    p.terminate().unwrap();
+    p.wait().unwrap();
+    assert_eq!(
+        watcher.next().unwrap().unwrap(),
+        JobEvent::ProcessExited { pid }
+    );
+    assert_eq!(watcher.next().unwrap().unwrap(), JobEvent::JobEmpty);
+}
+
+/// Forks an owner process that creates a kill-on-close job with members,
+/// reports their pids, and then waits to be killed.
+fn forked_owner(job_name: &str) -> (i32, Vec<i32>) {
+    let (mut r, w) = std::io::pipe().unwrap();
+    // SAFETY: tests are serialised (no other thread holds a lock); the child
+    // runs taskloom calls and _exits, never returning into the harness.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0);
+    if pid == 0 {
+        use std::io::Write;
+        let mut w = w;
+        let result = (|| -> taskloom::Result<Vec<i32>> {
+            let job = Job::builder().name(job_name).kill_on_close(true).create()?;
+            job.spawn(ProcessBuilder::new("sleep").arg("60").stdin(Stdio::Null))?;
+            job.spawn(sh("setsid sleep 60 & (sleep 60 &); exec sleep 60").stdout(Stdio::Null))?;
+            std::thread::sleep(Duration::from_millis(200));
+            let pids = job.pids()?;
+            std::mem::forget(job); // the handle stays open until the process dies
+            Ok(pids)
+        })();
+        let text = match result {
+            Ok(pids) => pids
+                .iter()
+                .map(|p| p.to_string())
+                .collect::<Vec<_>>()
+                .join(" "),
+            Err(e) => format!("error {e}"),
+        };
+        let _ = writeln!(w, "{text}");
+        drop(w);
+        loop {
+            // SAFETY: pause has no preconditions.
+            unsafe { libc::pause() };
+        }
+    }
+    drop(w);
+    let mut text = String::new();
+    r.read_to_string(&mut text).unwrap();
+    assert!(!text.starts_with("error"), "owner failed: {text}");
+    (
+        pid,
+        text.split_whitespace()
+            .map(|p| p.parse().unwrap())
+            .collect(),
+    )
+}
+
+#[test]
+fn kill_on_close_holds_when_the_owner_is_sigkilled() {
+    let _g = serial();
+    if !jobs_available("kill_on_close") {
+        return;
+    }
+    let n = name("koc");
+    let (owner, members) = forked_owner(&n);
+    assert!(members.len() >= 4, "members {members:?}");
+    assert!(members.iter().all(|&p| alive(p)));
+    // SAFETY: killing and reaping the owner we forked, by pid.
+    unsafe {
+        libc::kill(owner, libc::SIGKILL);
+        libc::waitpid(owner, std::ptr::null_mut(), 0);
+    }
+    let t = Instant::now();
+    wait_until("every member to die", Duration::from_secs(10), || {
+        members.iter().all(|&p| !alive(p))
+    });
+    eprintln!(
+        "kill-on-close: {} members gone {:?} after the owner's SIGKILL",
+        members.len(),
+        t.elapsed()
+    );
+    wait_until("the job to be removed", Duration::from_secs(10), || {
+        !Job::list().unwrap().contains(&n)
+    });
+}
+
+#[test]
+fn kill_on_close_waits_for_every_handle() {
+    let _g = serial();
+    if !jobs_available("kill_on_close_handles") {
+        return;
+    }
+    let n = name("koc2");
+    let job = Job::builder()
+        .name(&n)
+        .kill_on_close(true)
+        .create()
+        .unwrap();
+    let copy = job.duplicate().unwrap();
+    let mut p = job.spawn(ProcessBuilder::new("sleep").arg("30")).unwrap();
+    drop(job);
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(
+        p.try_wait().unwrap(),
+        None,
+        "killed while a handle was still open"
+    );
+    drop(copy);
+    let status = p
+        .wait_timeout(Duration::from_secs(10))
+        .unwrap()
+        .expect("killed on close");
+    assert_eq!(status.signal(), Some(libc::SIGKILL));
+    wait_until("the job to be removed", Duration::from_secs(10), || {
+        !Job::list().unwrap().contains(&n)
+    });
+}
+
+#[test]
+fn a_job_is_securable() {
+    let _g = serial();
+    if !jobs_available("a_job_is_securable") {
+        return;
+    }
+    let n = name("secure");
+    let _job = Cleanup::new(Job::builder().name(&n).mode(0o700).create().unwrap());
+    if !rustix::process::geteuid().is_root() {
+        return; // the check below needs a second identity
+    }
+    // As `nobody`, opening a 0700 root-owned job must be refused.
+    // SAFETY: serialised test; the child makes one taskloom call and _exits.
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        // SAFETY: raw syscalls in the forked child.
+        unsafe {
+            if libc::syscall(libc::SYS_setresuid, 65534, 65534, 65534) != 0 {
+                libc::_exit(2);
+            }
+            let code = match Job::open(&n) {
+                Err(Error::PermissionDenied { .. }) => 0,
+                _ => 1,
+            };
+            libc::_exit(code);
+        }
+    }
+    let mut status = 0;
+    // SAFETY: reaping the child forked above.
+    unsafe { libc::waitpid(pid, &mut status, 0) };
+    assert_eq!(libc::WEXITSTATUS(status), 0, "nobody could open a 0700 job");
+}
