@@ -139,11 +139,10 @@ pub fn validate_name(name: &str) -> Result<()> {
     if name.contains('\0') {
         return bad("contains a NUL byte");
     }
-    if let Some(c) = name
+    if !name
         .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
     {
-        let _ = c;
         return bad("only letters, digits, '-', '_' and '.' are allowed");
     }
     if name.starts_with("cgroup.")
