@@ -1,5 +1,7 @@
 //! The `taskloom` command: a thin face over the `taskloom` library.
 
+mod job;
+mod limits;
 mod output;
 mod run;
 
@@ -16,14 +18,17 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Start a program, wait for it, and report what it used.
+    /// Start a program in a job, wait for it, and report what it used.
     Run(run::RunArgs),
+    /// Create, inspect and control jobs (groups of processes under kernel-enforced limits).
+    Job(job::JobArgs),
 }
 
 fn main() {
     let cli = Cli::parse();
     let code = match cli.command {
         Command::Run(args) => run::main(args),
+        Command::Job(args) => job::main(args),
     };
     match code {
         Ok(code) => std::process::exit(code),

@@ -85,3 +85,41 @@ mod tests {
         assert!(parse_size("5X").is_err());
     }
 }
+
+/// Serde: a `Duration` as a number of seconds (`1.5`), the JSON form taskloom prints.
+pub mod serde_secs {
+    use std::time::Duration;
+
+    /// Serialises as f64 seconds.
+    pub fn serialize<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(d.as_secs_f64())
+    }
+
+    /// Reads f64 seconds.
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let secs = <f64 as serde::Deserialize>::deserialize(d)?;
+        Duration::try_from_secs_f64(secs).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Serde: an `Option<Duration>` as seconds or `null`.
+pub mod serde_opt_secs {
+    use std::time::Duration;
+
+    /// Serialises as f64 seconds or null.
+    pub fn serialize<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_some(&d.as_secs_f64()),
+            None => s.serialize_none(),
+        }
+    }
+
+    /// Reads f64 seconds or null.
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Duration>, D::Error> {
+        let secs = <Option<f64> as serde::Deserialize>::deserialize(d)?;
+        secs.map(|s| Duration::try_from_secs_f64(s).map_err(serde::de::Error::custom))
+            .transpose()
+    }
+}

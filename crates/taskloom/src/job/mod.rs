@@ -66,8 +66,10 @@ pub struct JobLimits {
     /// Hard CPU cap as a percentage of one CPU (150 = one and a half CPUs; `cpu.max`).
     pub cpu_rate_percent: Option<u32>,
     /// User-mode CPU time for the whole job; the job is terminated past it (enforced by a watcher).
+    #[serde(with = "crate::units::serde_opt_secs", rename = "job_time_seconds")]
     pub job_time: Option<Duration>,
     /// User+kernel CPU time per process (`RLIMIT_CPU`, SIGKILL at the limit).
+    #[serde(with = "crate::units::serde_opt_secs", rename = "process_time_seconds")]
     pub process_time: Option<Duration>,
     /// Kill every member when the last handle to the job is closed.
     pub kill_on_close: bool,
@@ -85,8 +87,10 @@ pub struct JobInfo {
     /// Most tasks alive at once (`pids.peak`), when the kernel keeps it.
     pub peak_processes: Option<u64>,
     /// User CPU time of every process that ever ran in the job.
+    #[serde(with = "crate::units::serde_secs", rename = "user_seconds")]
     pub user_time: Duration,
     /// Kernel CPU time, likewise.
+    #[serde(with = "crate::units::serde_secs", rename = "kernel_seconds")]
     pub kernel_time: Duration,
     /// Memory in use now, in bytes.
     pub memory_current: Option<u64>,
@@ -127,14 +131,14 @@ pub fn validate_name(name: &str) -> Result<()> {
     if name.len() > MAX_NAME_LEN {
         return bad("longer than 128 bytes");
     }
+    if name.contains('/') {
+        return bad("contains '/'");
+    }
     if name == "." || name == ".." {
         return bad("'.' and '..' are not names");
     }
     if name.starts_with('.') {
         return bad("starts with '.'");
-    }
-    if name.contains('/') {
-        return bad("contains '/'");
     }
     if name.contains('\0') {
         return bad("contains a NUL byte");

@@ -116,6 +116,11 @@ impl JobWatcher {
         Ok(events)
     }
 
+    /// How many members the last scan saw.
+    pub fn members(&self) -> usize {
+        self.known.len()
+    }
+
     /// Whether the job time limit was hit (and the job terminated for it).
     pub fn job_time_hit(&self) -> bool {
         self.time_hit

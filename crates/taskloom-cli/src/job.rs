@@ -1,0 +1,318 @@
+//! `taskloom job …`: create, inspect and control jobs.
+
+use std::time::Duration;
+
+use anyhow::{Result, bail};
+use clap::{Args, Subcommand};
+use taskloom::job::{Job, JobInfo};
+use taskloom::units::format_size;
+
+use crate::limits::{LimitArgs, describe};
+use crate::output::{self, Align, table};
+
+#[derive(Debug, Args)]
+pub struct JobArgs {
+    #[command(subcommand)]
+    command: JobCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum JobCommand {
+    /// Create a job that lasts until `job delete` (CreateJobObject).
+    Create {
+        /// Name: letters, digits, '-', '_' and '.'.
+        name: String,
+        /// Create it inside this job (nested).
+        #[arg(long, value_name = "JOB")]
+        parent: Option<String>,
+        /// Permission bits of the job (who may open and manage it), e.g. 700.
+        #[arg(long, value_name = "OCTAL", value_parser = parse_mode)]
+        mode: Option<u32>,
+        #[command(flatten)]
+        limits: LimitArgs,
+    },
+    /// List jobs with their usage and limits.
+    List {
+        /// One JSON array on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one job: limits, accounting, members.
+    Show {
+        /// The job's name.
+        name: String,
+        /// One JSON object on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Put running processes into a job (AssignProcessToJobObject).
+    Assign {
+        /// The job's name.
+        name: String,
+        /// Process ids.
+        #[arg(required = true)]
+        pids: Vec<i32>,
+    },
+    /// Change a job's limits; limits not given stay as they are.
+    Set {
+        /// The job's name.
+        name: String,
+        #[command(flatten)]
+        limits: LimitArgs,
+    },
+    /// Kill every process in the job (TerminateJobObject).
+    Terminate {
+        /// The job's name.
+        name: String,
+    },
+    /// Stop every process in the job.
+    Freeze {
+        /// The job's name.
+        name: String,
+    },
+    /// Let a frozen job run again.
+    Thaw {
+        /// The job's name.
+        name: String,
+    },
+    /// Print the job's notifications, one per line, until it is deleted.
+    Watch {
+        /// The job's name.
+        name: String,
+        /// JSON Lines on stdout.
+        #[arg(long)]
+        json: bool,
+        /// How often to look.
+        #[arg(long, default_value = "100ms", value_parser = crate::limits::parse_duration)]
+        interval: Duration,
+    },
+    /// Terminate a job and remove it.
+    Delete {
+        /// The job's name.
+        name: String,
+    },
+    /// Which job features the kernel enforces on this machine, and how.
+    Caps {
+        /// One JSON array on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn parse_mode(s: &str) -> Result<u32, String> {
+    u32::from_str_radix(s.trim_start_matches("0o"), 8)
+        .ok()
+        .filter(|m| *m <= 0o7777)
+        .ok_or_else(|| format!("{s:?} is not an octal mode such as 700"))
+}
+
+pub fn main(args: JobArgs) -> Result<i32> {
+    match args.command {
+        JobCommand::Create {
+            name,
+            parent,
+            mode,
+            limits,
+        } => {
+            let mut b = Job::builder()
+                .name(&name)
+                .limits(limits.apply_to(&Default::default()));
+            if let Some(m) = mode {
+                b = b.mode(m);
+            }
+            let job = match parent {
+                Some(p) => b.create_in(&Job::open(&p)?)?,
+                None => b.create()?,
+            };
+            println!("{}", job.name());
+        }
+        JobCommand::List { json } => {
+            let infos: Vec<JobInfo> = Job::list()?
+                .iter()
+                .filter_map(|n| Job::open(n).and_then(|j| j.info()).ok())
+                .collect();
+            if json {
+                println!("{}", serde_json::to_string(&infos)?);
+            } else {
+                let rows: Vec<Vec<String>> = infos
+                    .iter()
+                    .map(|i| {
+                        vec![
+                            i.name.clone(),
+                            i.active_processes.to_string(),
+                            i.memory_current
+                                .map(format_size)
+                                .unwrap_or_else(|| "-".into()),
+                            output::duration(i.user_time),
+                            output::duration(i.kernel_time),
+                            if i.frozen {
+                                "frozen".into()
+                            } else {
+                                "running".into()
+                            },
+                            describe(&i.limits),
+                        ]
+                    })
+                    .collect();
+                print!(
+                    "{}",
+                    table(
+                        &[
+                            ("NAME", Align::Left),
+                            ("PROCS", Align::Right),
+                            ("MEM", Align::Right),
+                            ("USER", Align::Right),
+                            ("SYS", Align::Right),
+                            ("STATE", Align::Left),
+                            ("LIMITS", Align::Left),
+                        ],
+                        &rows
+                    )
+                );
+            }
+        }
+        JobCommand::Show { name, json } => {
+            let info = Job::open(&name)?.info()?;
+            if json {
+                println!("{}", serde_json::to_string(&info)?);
+            } else {
+                print!("{}", show(&info));
+            }
+        }
+        JobCommand::Assign { name, pids } => {
+            let job = Job::open(&name)?;
+            for pid in pids {
+                job.assign_pid(pid)?;
+            }
+        }
+        JobCommand::Set { name, limits } => {
+            if !limits.any() {
+                bail!("no limit given: see `taskloom job set --help`");
+            }
+            let mut job = Job::open(&name)?;
+            let merged = limits.apply_to(job.limits());
+            job.set_limits(&merged)?;
+        }
+        JobCommand::Terminate { name } => {
+            let n = Job::open(&name)?.terminate()?;
+            eprintln!("taskloom: job {name}: {n} processes killed");
+        }
+        JobCommand::Freeze { name } => Job::open(&name)?.freeze()?,
+        JobCommand::Thaw { name } => Job::open(&name)?.thaw()?,
+        JobCommand::Watch {
+            name,
+            json,
+            interval,
+        } => {
+            let job = Job::open(&name)?;
+            for event in job.watch(interval)? {
+                let event = event?;
+                if json {
+                    println!("{}", serde_json::to_string(&event)?);
+                } else {
+                    println!("{}", human_event(&event));
+                }
+            }
+        }
+        JobCommand::Delete { name } => {
+            let n = Job::open(&name)?.delete()?;
+            if n > 0 {
+                eprintln!("taskloom: job {name}: {n} processes killed");
+            }
+        }
+        JobCommand::Caps { json } => {
+            let caps = Job::capabilities();
+            if json {
+                println!("{}", serde_json::to_string(&caps)?);
+            } else {
+                let rows: Vec<Vec<String>> = caps
+                    .iter()
+                    .map(|c| {
+                        vec![
+                            c.feature.to_string(),
+                            if c.enforced {
+                                "yes".into()
+                            } else {
+                                "no".into()
+                            },
+                            c.detail.clone(),
+                        ]
+                    })
+                    .collect();
+                print!(
+                    "{}",
+                    table(
+                        &[
+                            ("FEATURE", Align::Left),
+                            ("ENFORCED", Align::Left),
+                            ("HOW", Align::Left)
+                        ],
+                        &rows
+                    )
+                );
+            }
+        }
+    }
+    Ok(0)
+}
+
+fn human_event(e: &taskloom::job::JobEvent) -> String {
+    use taskloom::job::JobEvent as E;
+    match e {
+        E::NewProcess { pid } => format!("new-process    pid {pid}"),
+        E::ProcessExited { pid } => format!("process-exit   pid {pid}"),
+        E::ActiveProcessLimit { hits } => format!("process-limit  {hits} forks refused so far"),
+        E::MemoryLimit { oom_kills } => format!("memory-limit   {oom_kills} OOM kills so far"),
+        E::JobTimeLimit { user_time_ms } => {
+            format!("job-time-limit {user_time_ms} ms user time; job terminated")
+        }
+        E::JobEmpty => "job-empty".to_string(),
+    }
+}
+
+fn show(i: &JobInfo) -> String {
+    let opt = |v: Option<u64>| v.map(format_size).unwrap_or_else(|| "-".into());
+    let mut s = String::new();
+    s.push_str(&format!("job {}\n", output::escape_control(&i.name)));
+    s.push_str(&format!(
+        "  state        {}\n",
+        if i.frozen { "frozen" } else { "running" }
+    ));
+    s.push_str(&format!("  limits       {}\n", describe(&i.limits)));
+    s.push_str(&format!(
+        "  processes    {} now, peak {}\n",
+        i.active_processes,
+        i.peak_processes
+            .map(|p| p.to_string())
+            .unwrap_or_else(|| "-".into())
+    ));
+    s.push_str(&format!(
+        "  cpu          user {}, sys {}\n",
+        output::duration(i.user_time),
+        output::duration(i.kernel_time)
+    ));
+    s.push_str(&format!(
+        "  memory       {} now, peak {}\n",
+        opt(i.memory_current),
+        opt(i.memory_peak)
+    ));
+    s.push_str(&format!(
+        "  limits hit   {} OOM kills, {} forks refused\n",
+        i.oom_kills
+            .map(|v| v.to_string())
+            .unwrap_or_else(|| "-".into()),
+        i.process_limit_hits
+            .map(|v| v.to_string())
+            .unwrap_or_else(|| "-".into())
+    ));
+    let pids: Vec<String> = i.pids.iter().map(|p| p.to_string()).collect();
+    s.push_str(&format!(
+        "  members      {}\n",
+        if pids.is_empty() {
+            "-".into()
+        } else {
+            pids.join(" ")
+        }
+    ));
+    s
+}

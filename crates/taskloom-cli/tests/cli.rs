@@ -1,0 +1,193 @@
+//! The `taskloom` command as a user runs it.
+
+use std::process::{Command, Output};
+
+fn taskloom(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_taskloom"))
+        .args(args)
+        .output()
+        .expect("run taskloom")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn jobs_here() -> bool {
+    let o = taskloom(&["job", "caps", "--json"]);
+    let caps: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let ok = caps
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c["feature"] == "membership" && c["enforced"] == true);
+    if !ok {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must be able to create jobs (run as root)"
+        );
+        eprintln!("job tests not run: no writable cgroup here");
+    }
+    ok
+}
+
+#[test]
+fn run_passes_the_exit_code_and_summarises() {
+    let o = taskloom(&["run", "--no-job", "--", "sh", "-c", "echo out; exit 3"]);
+    assert_eq!(o.status.code(), Some(3));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "out\n");
+    let err = stderr(&o);
+    assert!(err.starts_with("taskloom: exit code 3 · wall "), "{err}");
+    let o = taskloom(&["run", "--no-job", "--", "sh", "-c", "kill -KILL $$"]);
+    assert_eq!(o.status.code(), Some(137));
+    assert!(stderr(&o).contains("killed by SIGKILL"));
+}
+
+#[test]
+fn run_says_what_failed() {
+    let o = taskloom(&["run", "--no-job", "--", "taskloom-no-such-program"]);
+    assert_eq!(o.status.code(), Some(127));
+    assert!(
+        stderr(&o).starts_with("taskloom: program not found: taskloom-no-such-program"),
+        "{}",
+        stderr(&o)
+    );
+    let o = taskloom(&["run", "--no-job", "--", "/"]);
+    assert_eq!(o.status.code(), Some(126));
+    assert!(stderr(&o).contains("is a directory"));
+    let o = taskloom(&["run", "--no-job", "--cwd", "/nonexistent", "--", "true"]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(
+        stderr(&o).contains("cannot change directory to /nonexistent"),
+        "{}",
+        stderr(&o)
+    );
+    let o = taskloom(&["run", "--no-job", "--cpus", "3-1", "--", "true"]);
+    assert_eq!(o.status.code(), Some(2), "clap usage error");
+    assert!(stderr(&o).contains("runs backwards"), "{}", stderr(&o));
+    let o = taskloom(&["run", "--no-job", "--memory", "1G", "--", "true"]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(stderr(&o).contains("--no-job takes no job limits"));
+}
+
+#[test]
+fn run_json_is_one_object() {
+    let o = taskloom(&[
+        "run",
+        "--no-job",
+        "--json",
+        "--env",
+        "A=b",
+        "--",
+        "sh",
+        "-c",
+        "test \"$A\" = b",
+    ]);
+    assert_eq!(o.status.code(), Some(0));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["exit_code"], 0);
+    assert_eq!(v["status"]["kind"], "exited");
+    assert!(v["wall_seconds"].as_f64().unwrap() > 0.0);
+}
+
+#[test]
+fn run_closes_the_job_and_kills_what_was_left() {
+    if !jobs_here() {
+        return;
+    }
+    let o = taskloom(&[
+        "run",
+        "--json",
+        "--",
+        "sh",
+        "-c",
+        "setsid sleep 60 >/dev/null 2>&1 & (sleep 60 &); echo $!",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout);
+    let mut lines = text.lines();
+    let leftover: i32 = lines.next().unwrap().trim().parse().unwrap();
+    let v: serde_json::Value = serde_json::from_str(lines.next().unwrap()).unwrap();
+    assert_eq!(v["job"]["killed_at_close"], 2, "{v}");
+    assert!(
+        !std::path::Path::new(&format!("/proc/{leftover}/cmdline")).exists() || {
+            let stat =
+                std::fs::read_to_string(format!("/proc/{leftover}/stat")).unwrap_or_default();
+            stat.contains(") Z")
+        }
+    );
+}
+
+#[test]
+fn run_reports_limits_hit() {
+    if !jobs_here() {
+        return;
+    }
+    let o = taskloom(&[
+        "run",
+        "--memory",
+        "64M",
+        "--",
+        "dd",
+        "if=/dev/zero",
+        "of=/dev/null",
+        "bs=256M",
+        "count=1",
+    ]);
+    assert_eq!(o.status.code(), Some(137));
+    assert!(stderr(&o).contains("limits hit: memory"), "{}", stderr(&o));
+    let o = taskloom(&[
+        "run",
+        "--job-time",
+        "200ms",
+        "--",
+        "sh",
+        "-c",
+        "while :; do :; done",
+    ]);
+    assert_eq!(o.status.code(), Some(137));
+    assert!(
+        stderr(&o).contains("limits hit: job-time"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn job_commands_round_trip() {
+    if !jobs_here() {
+        return;
+    }
+    let name = format!("cli-{}", std::process::id());
+    let o = taskloom(&[
+        "job",
+        "create",
+        &name,
+        "--max-processes",
+        "7",
+        "--memory",
+        "128M",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let list = String::from_utf8_lossy(&taskloom(&["job", "list"]).stdout).into_owned();
+    let header = list.lines().next().unwrap();
+    assert!(header.starts_with("NAME"), "{list}");
+    let row = list.lines().find(|l| l.starts_with(&name)).expect("listed");
+    assert!(row.ends_with("procs 7, mem 128M"), "{row}");
+    let o = taskloom(&["job", "set", &name, "--cpu-rate", "50"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value =
+        serde_json::from_slice(&taskloom(&["job", "show", &name, "--json"]).stdout).unwrap();
+    assert_eq!(v["limits"]["active_processes"], 7);
+    assert_eq!(v["limits"]["cpu_rate_percent"], 50);
+    assert!(taskloom(&["job", "delete", &name]).status.success());
+    let o = taskloom(&["job", "show", &name]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(stderr(&o).contains("no such job"));
+    let o = taskloom(&["job", "create", "../escape"]);
+    assert!(
+        stderr(&o).contains("invalid job name \"../escape\": contains '/'"),
+        "{}",
+        stderr(&o)
+    );
+}
