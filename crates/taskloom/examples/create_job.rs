@@ -13,11 +13,20 @@ use taskloom::process::ProcessBuilder;
 
 fn main() -> Result<(), taskloom::Error> {
     // A named job whose processes die when its last handle closes.
-    let job = Job::builder().name("Unemployed").kill_on_close(true).create()?;
+    let job = Job::builder()
+        .name("Unemployed")
+        .kill_on_close(true)
+        .create()?;
 
     // Two processes created suspended, then assigned (as the Windows example does).
-    let first = ProcessBuilder::new("sleep").arg("60").suspended(true).spawn()?;
-    let second = ProcessBuilder::new("sleep").arg("61").suspended(true).spawn()?;
+    let first = ProcessBuilder::new("sleep")
+        .arg("60")
+        .suspended(true)
+        .spawn()?;
+    let second = ProcessBuilder::new("sleep")
+        .arg("61")
+        .suspended(true)
+        .spawn()?;
     job.assign(&first)?;
     job.assign(&second)?;
     first.resume()?;

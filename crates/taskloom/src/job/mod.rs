@@ -514,6 +514,7 @@ impl Job {
                 reason: "must be above 0%".into(),
             });
         }
+        let before = self.active_controllers();
         self.limits = limits.clone();
         if let Some(primary) = self.dirs().next() {
             let json = limits_to_json(&self.limits);
@@ -528,6 +529,11 @@ impl Job {
                 json.as_bytes(),
                 rustix::fs::XattrFlags::empty(),
             );
+        }
+        for c in self.active_controllers() {
+            if !before.contains(&c) {
+                self.join_v1_controller(c)?;
+            }
         }
         for pid in self.pids()? {
             let _ = self.apply_process_limits(pid);
@@ -608,12 +614,58 @@ impl Job {
             p.v2_dir = Some(dir.into());
             p.v2_procs = Some(leaf.join("cgroup.procs"));
         }
+        let active = self.active_controllers();
         p.procs_files = self
             .v1
             .iter()
+            .filter(|(c, _)| active.contains(c))
             .map(|(_, d)| d.join("cgroup.procs"))
             .collect();
         Ok(p)
+    }
+
+    /// The v1 controllers this job's processes must join: those its own limits
+    /// or an enclosing job's limits need (every one on a machine without
+    /// cgroup2). Joining a v1 cgroup costs a migration in the child, so a job
+    /// without limits places processes on cgroup2 only.
+    fn active_controllers(&self) -> Vec<Controller> {
+        if self.v2.is_none() {
+            return self.v1.iter().map(|(c, _)| *c).collect();
+        }
+        let mut active = needed_controllers(&self.limits);
+        let parts: Vec<&str> = self.name.split('/').collect();
+        if parts.len() > 1
+            && let Some(v2_root) = self
+                .v2
+                .as_ref()
+                .and_then(|d| d.ancestors().nth(parts.len()))
+        {
+            for i in 1..parts.len() {
+                if let Some(l) = read_limits(&v2_root.join(parts[..i].join("/"))) {
+                    active.extend(needed_controllers(&l));
+                }
+            }
+        }
+        active.sort();
+        active.dedup();
+        active
+    }
+
+    /// Moves every member of this job's subtree into controller `c`'s v1
+    /// directory of the job it belongs to (twice, to catch racing forks).
+    fn join_v1_controller(&self, c: Controller) -> Result<()> {
+        let Some(root) = cgroup::roots().v1_root(c) else {
+            return Ok(());
+        };
+        for _ in 0..2 {
+            for pid in self.pids()? {
+                let Ok(Some(name)) = job_of(pid) else {
+                    continue;
+                };
+                let _ = cgroup::write(&root.join(&name).join("cgroup.procs"), &pid.to_string());
+            }
+        }
+        Ok(())
     }
 
     /// `CreateProcess` straight into the job: the child is a member before its
@@ -644,7 +696,8 @@ impl Job {
         if let Some(leaf) = self.leaf() {
             cgroup::write(&leaf.join("cgroup.procs"), &text).map_err(|e| no_such(e, pid))?;
         }
-        for (_, dir) in &self.v1 {
+        let active = self.active_controllers();
+        for (_, dir) in self.v1.iter().filter(|(c, _)| active.contains(c)) {
             cgroup::write(&dir.join("cgroup.procs"), &text).map_err(|e| no_such(e, pid))?;
         }
         self.apply_process_limits(pid)
@@ -687,7 +740,11 @@ impl Job {
             kernel =
                 Duration::from_millis(cgroup::keyed(&stat, "system").unwrap_or(0) * 1000 / tick);
         }
-        let mem = self.limit_dir(Controller::Memory);
+        let active = self.active_controllers();
+        let used = |c: Controller| self.v1_dir(c).is_none() || active.contains(&c);
+        let mem = self
+            .limit_dir(Controller::Memory)
+            .filter(|_| used(Controller::Memory));
         let v1mem = self.v1_dir(Controller::Memory).is_some();
         let num = |p: PathBuf| cgroup::read(&p).ok().and_then(|s| s.parse::<u64>().ok());
         let (memory_current, memory_peak, oom_kills) = match mem {
@@ -703,7 +760,9 @@ impl Job {
             ),
             None => (None, None, None),
         };
-        let pids_dir = self.limit_dir(Controller::Pids);
+        let pids_dir = self
+            .limit_dir(Controller::Pids)
+            .filter(|_| used(Controller::Pids));
         let frozen = match (&self.v2, self.v1_dir(Controller::Freezer)) {
             (Some(v2), _) => cgroup::keyed(&v2.join("cgroup.events"), "frozen") == Some(1),
             (None, Some(f)) => cgroup::read(&f.join("freezer.state")).is_ok_and(|s| s == "FROZEN"),
@@ -975,6 +1034,24 @@ impl Job {
         );
         caps
     }
+}
+
+/// The v1 controllers a job's limits need (on a hybrid machine).
+fn needed_controllers(l: &JobLimits) -> Vec<Controller> {
+    let mut v = Vec::new();
+    if l.active_processes.is_some() {
+        v.push(Controller::Pids);
+    }
+    if l.job_memory.is_some() {
+        v.push(Controller::Memory);
+    }
+    if l.cpu_rate_percent.is_some() {
+        v.push(Controller::Cpu);
+    }
+    if l.affinity.is_some() {
+        v.push(Controller::Cpuset);
+    }
+    v
 }
 
 fn no_such(e: Error, pid: i32) -> Error {

@@ -751,3 +751,73 @@ fn a_job_is_securable() {
     unsafe { libc::waitpid(pid, &mut status, 0) };
     assert_eq!(libc::WEXITSTATUS(status), 0, "nobody could open a 0700 job");
 }
+
+/// The path of `pid` in the v1 hierarchy of `controller`, if there is one.
+fn v1_path(pid: i32, controller: &str) -> Option<String> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    text.lines().find_map(|l| {
+        let mut parts = l.splitn(3, ':');
+        let (_, ctrls, path) = (parts.next()?, parts.next()?, parts.next()?);
+        ctrls
+            .split(',')
+            .any(|c| c == controller)
+            .then(|| path.to_owned())
+    })
+}
+
+#[test]
+fn a_limit_set_later_reaches_members_and_nested_jobs() {
+    let _g = serial();
+    if !jobs_available("a_limit_set_later") || !has("active-processes") {
+        return;
+    }
+    let v1_pids = v1_path(std::process::id() as i32, "pids").is_some();
+    let mut outer = Cleanup::new(Job::create(Some(&name("later"))).unwrap());
+    let inner = Job::builder().name("in").create_in(outer.job()).unwrap();
+    let mut a = outer
+        .job()
+        .spawn(ProcessBuilder::new("sleep").arg("30"))
+        .unwrap();
+    let mut b = inner.spawn(ProcessBuilder::new("sleep").arg("30")).unwrap();
+    outer
+        .job_mut()
+        .set_limits(&JobLimits {
+            active_processes: Some(3),
+            ..Default::default()
+        })
+        .unwrap();
+    if v1_pids {
+        // Hybrid machine: the limit lives in the v1 pids hierarchy, and both members moved there.
+        assert!(
+            v1_path(a.pid(), "pids")
+                .unwrap()
+                .ends_with(&format!("/taskloom/{}", name("later")))
+        );
+        assert!(
+            v1_path(b.pid(), "pids")
+                .unwrap()
+                .ends_with(&format!("/taskloom/{}/in", name("later")))
+        );
+        // A process started in the inner job now also joins its pids cgroup before it runs.
+        let mut c = inner
+            .spawn(ProcessBuilder::new("sleep").arg("30").suspended(true))
+            .unwrap();
+        assert!(v1_path(c.pid(), "pids").unwrap().ends_with("/in"));
+        c.terminate().unwrap();
+        c.wait().unwrap();
+    }
+    // Two members and a limit of three tasks: the shell itself is the third, so its forks are refused.
+    let mut p = outer
+        .job()
+        .spawn(sh("sleep 30 & sleep 30 & wait").stderr(Stdio::Null))
+        .unwrap();
+    p.wait_timeout(Duration::from_secs(5)).unwrap();
+    assert!(
+        outer.job().info().unwrap().process_limit_hits.unwrap_or(0) > 0,
+        "no fork was refused"
+    );
+    outer.job().terminate().unwrap();
+    for q in [&mut a, &mut b, &mut p] {
+        q.wait().unwrap();
+    }
+}
