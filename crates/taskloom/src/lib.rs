@@ -9,6 +9,7 @@
 //! | `WaitForMultipleObjects`      | [`process::wait_any`], [`process::wait_all`] |
 //! | priority class, affinity mask | [`PriorityClass`], [`CpuSet`]             |
 //! | job object                    | [`job::Job`] (cgroups)                    |
+//! | fiber, FLS                    | [`fiber`]                                 |
 //!
 //! The crate is Linux-only. See `ARCHITECTURE.md` in the repository for the
 //! map of the code and the invariants it keeps.
@@ -16,6 +17,7 @@
 
 pub mod cpuset;
 pub mod error;
+pub mod fiber;
 pub mod job;
 pub mod priority;
 pub mod process;

@@ -1,0 +1,826 @@
+//! Fibers: the Windows fiber API (`ConvertThreadToFiber`, `CreateFiberEx`,
+//! `SwitchToFiber`, `DeleteFiber`, fiber local storage) as a safe Rust API.
+//!
+//! Fibers are cooperative: a fiber runs until it calls [`switch_to_fiber`].
+//! Switching is symmetric, as on Windows: any fiber may switch to any other
+//! fiber of its thread, not only back to the one that resumed it.
+//!
+//! ```
+//! use std::cell::Cell;
+//! use std::rc::Rc;
+//! use taskloom::fiber::{self, Fiber};
+//!
+//! let main = fiber::convert_thread_to_fiber().unwrap();
+//! let log = Rc::new(Cell::new(0));
+//! let seen = log.clone();
+//! let worker = Fiber::new(move || {
+//!     seen.set(seen.get() + 1);
+//!     fiber::switch_to_fiber(main); // back to the thread's fiber
+//! })
+//! .unwrap();
+//! fiber::switch_to_fiber(worker.as_ref());
+//! assert_eq!(log.get(), 1);
+//! drop(worker); // DeleteFiber
+//! fiber::convert_fiber_to_thread().unwrap();
+//! ```
+//!
+//! # Rules, and how they differ from Windows
+//! - **Threads.** [`Fiber`] and [`FiberRef`] are `!Send`: a fiber runs only
+//!   on the thread that created it. Windows lets a fiber move between
+//!   threads, but compiled Rust caches thread-local addresses across calls,
+//!   so a fiber resumed on another thread would read the first thread's
+//!   thread-locals; the type system rules that out.
+//! - **Switching** to the running fiber, to a finished fiber or to a deleted
+//!   one panics with a message saying which (Windows: undefined behaviour).
+//! - **Returning** from a fiber's function finishes the fiber and switches
+//!   back to the fiber that last switched to it (or to the thread's own fiber
+//!   if that one is gone). Windows exits the thread instead, which in Rust
+//!   would skip the destructors on every other fiber's stack.
+//! - **Panics** never unwind across a switch: a panic in a fiber is caught
+//!   when it reaches the fiber's function, the fiber finishes, and the panic
+//!   is raised again in the fiber that gets control, out of its
+//!   `switch_to_fiber` call.
+//! - **Deleting** (dropping the [`Fiber`]) a suspended fiber frees its stack
+//!   without running the destructors of the frames on it (as `DeleteFiber`
+//!   does): what they own leaks. Dropping the handle of the *running* fiber
+//!   defers the deletion until it switches away or finishes.
+//! - **Stacks** are mapped with a guard page and pooled per thread; an
+//!   overflow prints `fiber stack overflow in fiber #N` and aborts.
+//! - **Backtraces** (gdb, perf) end at the fiber's entry function: with
+//!   symmetric switching there is no parent frame to continue into, so the
+//!   first frame is marked as the outermost one.
+
+#[cfg(not(target_arch = "x86_64"))]
+compile_error!(
+    "taskloom's fibers need a hand-written context switch for each architecture; only x86_64 has one so far"
+);
+
+#[path = "x86_64.rs"]
+mod arch;
+mod overflow;
+mod stack;
+
+use std::any::Any;
+use std::cell::{Cell, RefCell};
+use std::fmt;
+use std::io;
+use std::marker::PhantomData;
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+use std::ptr;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use stack::Stack;
+
+/// Default reserved stack size of a fiber (Windows' default is 1 MiB; pages
+/// are only backed once touched, so this is address space, not memory).
+pub const DEFAULT_STACK_SIZE: usize = 256 * 1024;
+/// Most FLS slots a thread can hold at once (Windows' `FLS_MAXIMUM_AVAILABLE`).
+pub const FLS_MAXIMUM_AVAILABLE: usize = 4080;
+/// Stacks kept per thread for reuse.
+const POOL_LIMIT: usize = 64;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Free,
+    Created,
+    Live,
+    Finished,
+}
+
+type Payload = Box<dyn Any + Send>;
+
+/// One fiber's record. Records are never freed (they are reused), so a
+/// `FiberRef` can always be checked against the record's generation.
+struct Slot {
+    /// Saved stack pointer; non-zero exactly when the fiber can be switched to.
+    sp: Cell<usize>,
+    generation: Cell<u64>,
+    id: Cell<u64>,
+    state: Cell<State>,
+    float: Cell<bool>,
+    is_thread: Cell<bool>,
+    resumer: Cell<*const Slot>,
+    resumer_gen: Cell<u64>,
+    /// Set when there is work to do on resumption: a panic to raise or a fiber to reap.
+    pending: Cell<bool>,
+    panic: Cell<Option<Payload>>,
+    reap: Cell<*const Slot>,
+    /// The handle was dropped while the fiber ran: delete it once it has left.
+    doomed: Cell<bool>,
+    guard: Cell<(usize, usize)>,
+    stack: Cell<Option<Stack>>,
+    closure: Cell<*mut u8>,
+    drop_closure: Cell<Option<unsafe fn(*mut u8)>>,
+    data: RefCell<Option<Box<dyn Any>>>,
+    fls: RefCell<Vec<Option<Box<dyn Any>>>>,
+}
+
+impl Slot {
+    fn new() -> Self {
+        Slot {
+            sp: Cell::new(0),
+            generation: Cell::new(0),
+            id: Cell::new(0),
+            state: Cell::new(State::Free),
+            float: Cell::new(false),
+            is_thread: Cell::new(false),
+            resumer: Cell::new(ptr::null()),
+            resumer_gen: Cell::new(0),
+            pending: Cell::new(false),
+            panic: Cell::new(None),
+            reap: Cell::new(ptr::null()),
+            doomed: Cell::new(false),
+            guard: Cell::new((0, 0)),
+            stack: Cell::new(None),
+            closure: Cell::new(ptr::null_mut()),
+            drop_closure: Cell::new(None),
+            data: RefCell::new(None),
+            fls: RefCell::new(Vec::new()),
+        }
+    }
+}
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// Per-thread fiber bookkeeping.
+struct ThreadFibers {
+    /// The thread's own record: its fiber once converted, its FLS home before.
+    home: Cell<*const Slot>,
+    free: RefCell<Vec<&'static Slot>>,
+    all: RefCell<Vec<&'static Slot>>,
+    pool: RefCell<Vec<Stack>>,
+    fls_used: RefCell<Vec<bool>>,
+}
+
+impl ThreadFibers {
+    fn alloc_slot(&self) -> &'static Slot {
+        if let Some(s) = self.free.borrow_mut().pop() {
+            return s;
+        }
+        let s: &'static Slot = Box::leak(Box::new(Slot::new()));
+        self.all.borrow_mut().push(s);
+        s
+    }
+
+    fn home(&self) -> &'static Slot {
+        let h = self.home.get();
+        if !h.is_null() {
+            // SAFETY: records are leaked, never freed.
+            return unsafe { &*h };
+        }
+        let s = self.alloc_slot();
+        s.state.set(State::Live);
+        s.is_thread.set(true);
+        s.id.set(NEXT_ID.fetch_add(1, Ordering::Relaxed));
+        self.home.set(s);
+        s
+    }
+}
+
+impl Drop for ThreadFibers {
+    fn drop(&mut self) {
+        // Thread exit: FLS destructors of the running fiber, and of the thread's record.
+        let cur = CURRENT
+            .try_with(|c| c.replace(ptr::null()))
+            .unwrap_or(ptr::null());
+        for s in [cur, self.home.get()] {
+            if !s.is_null() {
+                // SAFETY: records are leaked, never freed.
+                run_fls_destructors(unsafe { &*s });
+            }
+        }
+    }
+}
+
+thread_local! {
+    /// The running fiber of this thread (null when the thread is not a fiber).
+    static CURRENT: Cell<*const Slot> = const { Cell::new(ptr::null()) };
+    static THREAD: ThreadFibers = const { ThreadFibers {
+        home: Cell::new(ptr::null()),
+        free: RefCell::new(Vec::new()),
+        all: RefCell::new(Vec::new()),
+        pool: RefCell::new(Vec::new()),
+        fls_used: RefCell::new(Vec::new()),
+    } };
+}
+
+/// A record from a possibly null pointer.
+fn slot_ref(p: *const Slot) -> Option<&'static Slot> {
+    // SAFETY: records are leaked and never freed; a non-null pointer always names one.
+    (!p.is_null()).then(|| unsafe { &*p })
+}
+
+fn current_slot() -> *const Slot {
+    CURRENT.with(|c| c.get())
+}
+
+/// For the overflow handler: the running fiber's id and guard range.
+fn current_guard() -> Option<(u64, usize, usize)> {
+    let cur = CURRENT.try_with(|c| c.get()).ok()?;
+    if cur.is_null() {
+        return None;
+    }
+    // SAFETY: records are never freed; Cells are plain loads here.
+    let s = unsafe { &*cur };
+    let (lo, hi) = s.guard.get();
+    (hi != 0).then(|| (s.id.get(), lo, hi))
+}
+
+/// Why a fiber operation was refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FiberError {
+    /// `ConvertThreadToFiber` on a thread that already is a fiber.
+    #[error("this thread is already a fiber")]
+    AlreadyFiber,
+    /// The call needs the thread to be a fiber.
+    #[error("this thread is not a fiber (call convert_thread_to_fiber first)")]
+    NotFiber,
+    /// `ConvertFiberToThread` from a fiber other than the thread's own.
+    #[error("only the thread's own fiber can convert back to a thread; switch to it first")]
+    NotThreadFiber,
+    /// No FLS slot is left (`FLS_OUT_OF_INDEXES`).
+    #[error(
+        "no fiber local storage slot is left (the limit is {FLS_MAXIMUM_AVAILABLE} per thread)"
+    )]
+    FlsExhausted,
+}
+
+/// A reference to a fiber (the `LPVOID` Windows passes around): copyable,
+/// checked on use, and tied to its thread.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct FiberRef {
+    slot: *const Slot,
+    generation: u64,
+}
+
+impl FiberRef {
+    fn slot(&self) -> &'static Slot {
+        // SAFETY: records are leaked and never freed, and FiberRef is !Send, so
+        // the record belongs to this thread.
+        unsafe { &*self.slot }
+    }
+
+    /// Whether the fiber still exists (not deleted).
+    pub fn is_alive(&self) -> bool {
+        self.slot().generation.get() == self.generation && self.slot().state.get() != State::Free
+    }
+
+    /// Whether its function has returned.
+    pub fn is_finished(&self) -> bool {
+        self.is_alive() && self.slot().state.get() == State::Finished
+    }
+
+    /// A number identifying the fiber (unique in the process), also used in the overflow message.
+    pub fn id(&self) -> u64 {
+        self.slot().id.get()
+    }
+}
+
+impl fmt::Debug for FiberRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "FiberRef(#{})", self.id())
+    }
+}
+
+/// An owned fiber (`CreateFiber`'s result); dropping it is `DeleteFiber`.
+pub struct Fiber {
+    r: FiberRef,
+    _not_send: PhantomData<*const ()>,
+}
+
+impl fmt::Debug for Fiber {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Fiber(#{})", self.r.id())
+    }
+}
+
+/// Options of `CreateFiberEx`.
+#[derive(Default)]
+pub struct FiberBuilder {
+    reserve: Option<usize>,
+    commit: usize,
+    float: bool,
+    data: Option<Box<dyn Any>>,
+}
+
+impl fmt::Debug for FiberBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FiberBuilder")
+            .field("reserve", &self.reserve)
+            .field("commit", &self.commit)
+            .field("float", &self.float)
+            .finish()
+    }
+}
+
+impl FiberBuilder {
+    /// Address space reserved for the stack (`dwStackReserveSize`); rounded up to pages.
+    pub fn stack_reserve(mut self, bytes: usize) -> Self {
+        self.reserve = Some(bytes);
+        self
+    }
+
+    /// Bytes of stack backed by memory up front (`dwStackCommitSize`); the rest on first touch.
+    pub fn stack_commit(mut self, bytes: usize) -> Self {
+        self.commit = bytes;
+        self
+    }
+
+    /// `FIBER_FLAG_FLOAT_SWITCH`: also save and restore MXCSR and the x87 control word.
+    pub fn float_switch(mut self, yes: bool) -> Self {
+        self.float = yes;
+        self
+    }
+
+    /// The fiber's data (`lpParameter`), read with [`fiber_data`] while it runs.
+    pub fn data<T: 'static>(mut self, data: T) -> Self {
+        self.data = Some(Box::new(data));
+        self
+    }
+
+    /// Creates the fiber; it does not run until switched to.
+    pub fn spawn<F: FnOnce() + 'static>(self, f: F) -> io::Result<Fiber> {
+        // A large closure lives in a box; a small one on the fiber's own stack.
+        if std::mem::size_of::<F>() > 1024 {
+            let boxed = Box::new(f);
+            return self.spawn_in_place(boxed);
+        }
+        self.spawn_in_place(f)
+    }
+
+    fn spawn_in_place<F: FnOnce() + 'static>(self, f: F) -> io::Result<Fiber> {
+        overflow::install();
+        let reserve = self.reserve.unwrap_or(DEFAULT_STACK_SIZE);
+        THREAD.with(|t| {
+            let stack = {
+                let mut pool = t.pool.borrow_mut();
+                match pool.iter().rposition(|s| {
+                    s.size()
+                        == reserve
+                            .max(4 * stack::page_size())
+                            .div_ceil(stack::page_size())
+                            * stack::page_size()
+                }) {
+                    Some(i) => pool.swap_remove(i),
+                    None => {
+                        drop(pool);
+                        Stack::new(reserve, self.commit)?
+                    }
+                }
+            };
+            let slot = t.alloc_slot();
+            let align = std::mem::align_of::<F>().max(16);
+            let closure = (stack.top() - std::mem::size_of::<F>()) & !(align - 1);
+            // SAFETY: `closure` is aligned for F and lies in the fiber's fresh stack.
+            unsafe { ptr::write(closure as *mut F, f) };
+            // SAFETY: the 40 bytes below `closure` are in the same stack.
+            let sp = unsafe {
+                arch::init_stack(closure & !15, fiber_main::<F>, slot as *const Slot as usize)
+            };
+            slot.guard.set(stack.guard());
+            slot.stack.set(Some(stack));
+            slot.closure.set(closure as *mut u8);
+            slot.drop_closure.set(Some(drop_closure::<F>));
+            slot.id.set(NEXT_ID.fetch_add(1, Ordering::Relaxed));
+            slot.float.set(self.float);
+            slot.is_thread.set(false);
+            slot.resumer.set(ptr::null());
+            slot.doomed.set(false);
+            *slot.data.borrow_mut() = self.data;
+            slot.state.set(State::Created);
+            slot.sp.set(sp);
+            Ok(Fiber {
+                r: FiberRef {
+                    slot,
+                    generation: slot.generation.get(),
+                },
+                _not_send: PhantomData,
+            })
+        })
+    }
+}
+
+/// # Safety
+/// `p` must point to a live, never-moved-out `F`.
+unsafe fn drop_closure<F>(p: *mut u8) {
+    // SAFETY: per the contract.
+    unsafe { ptr::drop_in_place(p as *mut F) }
+}
+
+impl Fiber {
+    /// `CreateFiber` with the default stack: a fiber that will run `f`.
+    pub fn new<F: FnOnce() + 'static>(f: F) -> io::Result<Fiber> {
+        FiberBuilder::default().spawn(f)
+    }
+
+    /// `CreateFiberEx`: a builder for stack sizes, float switching and data.
+    pub fn builder() -> FiberBuilder {
+        FiberBuilder::default()
+    }
+
+    /// A copyable reference to switch to.
+    pub fn as_ref(&self) -> FiberRef {
+        self.r
+    }
+
+    /// Whether its function has returned.
+    pub fn is_finished(&self) -> bool {
+        self.r.is_finished()
+    }
+
+    /// Its id.
+    pub fn id(&self) -> u64 {
+        self.r.id()
+    }
+}
+
+impl Drop for Fiber {
+    fn drop(&mut self) {
+        let s = self.r.slot();
+        if ptr::eq(s, current_slot()) {
+            s.doomed.set(true); // deleted once it has switched away or finished
+            return;
+        }
+        free_slot(s);
+    }
+}
+
+/// Deletes a fiber that is not running: FLS destructors, closure, stack, record.
+fn free_slot(s: &'static Slot) {
+    run_fls_destructors(s);
+    if let Some(drop_fn) = s.drop_closure.take() {
+        // SAFETY: the closure was written at spawn and never moved out (it did not start).
+        unsafe { drop_fn(s.closure.get()) };
+    }
+    s.data.borrow_mut().take();
+    s.panic.take();
+    s.sp.set(0);
+    s.guard.set((0, 0));
+    s.state.set(State::Free);
+    s.generation.set(s.generation.get() + 1);
+    let stack = s.stack.take();
+    let _ = THREAD.try_with(|t| {
+        if let Some(stack) = stack {
+            let mut pool = t.pool.borrow_mut();
+            if pool.len() < POOL_LIMIT {
+                pool.push(stack);
+            }
+        }
+        t.free.borrow_mut().push(s);
+    });
+}
+
+fn run_fls_destructors(s: &Slot) {
+    // Take the values out first: a destructor may itself use FLS.
+    let values = std::mem::take(&mut *s.fls.borrow_mut());
+    for v in values.into_iter().flatten() {
+        drop(v);
+    }
+}
+
+/// The fiber's first Rust frame: runs the closure, then leaves for good.
+extern "C" fn fiber_main<F: FnOnce()>(arg: usize) -> ! {
+    // SAFETY: `arg` is the record `spawn_in_place` passed; records are never freed.
+    let slot: &'static Slot = unsafe { &*(arg as *const Slot) };
+    slot.drop_closure.set(None);
+    // SAFETY: the closure was written at spawn; it is moved out exactly once, here.
+    let f = unsafe { ptr::read(slot.closure.get() as *mut F) };
+    after_resume(slot);
+    let panic = catch_unwind(AssertUnwindSafe(f)).err();
+    finish(slot, panic)
+}
+
+#[cold]
+#[inline(never)]
+fn finish(slot: &'static Slot, panic: Option<Payload>) -> ! {
+    slot.state.set(State::Finished);
+    let back = slot_ref(slot.resumer.get())
+        .filter(|r| r.generation.get() == slot.resumer_gen.get() && r.sp.get() != 0);
+    let home = slot_ref(THREAD.with(|t| t.home.get())).filter(|h| h.sp.get() != 0);
+    let target = back.or(home);
+    let Some(target) = target else {
+        overflow_free_abort(
+            b"taskloom: a fiber finished with no fiber left to switch to; aborting\n",
+        );
+    };
+    if let Some(p) = panic {
+        target.panic.set(Some(p));
+        target.pending.set(true);
+    }
+    if slot.doomed.get() {
+        target.reap.set(slot);
+        target.pending.set(true);
+    }
+    let to = target.sp.replace(0);
+    CURRENT.with(|c| c.set(target));
+    // SAFETY: `to` was saved by `target`'s own switch; this stack is never resumed.
+    unsafe { arch::jump(to) }
+}
+
+fn overflow_free_abort(msg: &[u8]) -> ! {
+    // SAFETY: write to stderr, then abort.
+    unsafe {
+        libc::write(2, msg.as_ptr().cast(), msg.len());
+        libc::abort()
+    }
+}
+
+/// Work handed to a fiber by the one that switched to it: reap a doomed fiber, raise a panic.
+#[inline]
+fn after_resume(cur: &Slot) {
+    if cur.pending.get() {
+        handle_pending(cur);
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn handle_pending(cur: &Slot) {
+    cur.pending.set(false);
+    let reap = cur.reap.replace(ptr::null());
+    if !reap.is_null() {
+        // SAFETY: records are never freed; the doomed fiber has left its stack.
+        free_slot(unsafe { &*reap });
+    }
+    if let Some(p) = cur.panic.take() {
+        resume_unwind(p);
+    }
+}
+
+/// `SwitchToFiber`: suspends the running fiber and runs `target`.
+///
+/// # Panics
+/// If this thread is not a fiber, or `target` is running, finished or deleted.
+#[inline]
+pub fn switch_to_fiber(target: FiberRef) {
+    let cur = current_slot();
+    let t = target.slot();
+    let to = t.sp.get();
+    if cur.is_null() || to == 0 || t.generation.get() != target.generation {
+        bad_switch(cur, target);
+    }
+    // SAFETY: non-null, records are never freed.
+    let cur: &Slot = unsafe { &*cur };
+    t.sp.set(0);
+    t.resumer.set(cur);
+    t.resumer_gen.set(cur.generation.get());
+    if cur.doomed.get() {
+        t.reap.set(cur);
+        t.pending.set(true);
+    }
+    CURRENT.with(|c| c.set(t));
+    // SAFETY: `to` is the saved stack pointer of a suspended fiber of this
+    // thread (checked above), and `cur.sp` is our own record's slot.
+    unsafe {
+        if cur.float.get() {
+            arch::switch_float(cur.sp.as_ptr(), to);
+        } else {
+            arch::switch(cur.sp.as_ptr(), to);
+        }
+    }
+    after_resume(cur);
+}
+
+#[cold]
+#[inline(never)]
+fn bad_switch(cur: *const Slot, target: FiberRef) -> ! {
+    if cur.is_null() {
+        panic!("switch_to_fiber: {}", FiberError::NotFiber);
+    }
+    let t = target.slot();
+    if t.generation.get() != target.generation || t.state.get() == State::Free {
+        panic!("switch_to_fiber: fiber #{} was deleted", t.id.get());
+    }
+    match t.state.get() {
+        State::Finished => panic!(
+            "switch_to_fiber: fiber #{} has finished (its function returned)",
+            t.id.get()
+        ),
+        _ => panic!(
+            "switch_to_fiber: fiber #{} is the running fiber",
+            t.id.get()
+        ),
+    }
+}
+
+/// `ConvertThreadToFiber`: makes the calling thread a fiber, so it can switch to others.
+pub fn convert_thread_to_fiber() -> Result<FiberRef, FiberError> {
+    convert_thread_to_fiber_ex(false)
+}
+
+/// `ConvertThreadToFiberEx`, with `FIBER_FLAG_FLOAT_SWITCH`.
+pub fn convert_thread_to_fiber_ex(float_switch: bool) -> Result<FiberRef, FiberError> {
+    if !current_slot().is_null() {
+        return Err(FiberError::AlreadyFiber);
+    }
+    overflow::install();
+    let home = THREAD.with(|t| t.home());
+    home.float.set(float_switch);
+    CURRENT.with(|c| c.set(home));
+    Ok(FiberRef {
+        slot: home,
+        generation: home.generation.get(),
+    })
+}
+
+/// `ConvertFiberToThread`: the thread stops being a fiber (its FLS values stay as the thread's).
+pub fn convert_fiber_to_thread() -> Result<(), FiberError> {
+    let cur = current_slot();
+    if cur.is_null() {
+        return Err(FiberError::NotFiber);
+    }
+    if !ptr::eq(cur, THREAD.with(|t| t.home.get())) {
+        return Err(FiberError::NotThreadFiber);
+    }
+    CURRENT.with(|c| c.set(ptr::null()));
+    Ok(())
+}
+
+/// `IsThreadAFiber`.
+pub fn is_thread_a_fiber() -> bool {
+    !current_slot().is_null()
+}
+
+/// `GetCurrentFiber`: the running fiber, if this thread is a fiber.
+pub fn current_fiber() -> Option<FiberRef> {
+    slot_ref(current_slot()).map(|s| FiberRef {
+        slot: s,
+        generation: s.generation.get(),
+    })
+}
+
+/// `GetFiberData`: calls `f` with the running fiber's data, if it has data of type `T`.
+pub fn fiber_data<T: 'static, R>(f: impl FnOnce(Option<&T>) -> R) -> R {
+    let Some(cur) = slot_ref(current_slot()) else {
+        return f(None);
+    };
+    let data = cur.data.borrow();
+    f(data.as_ref().and_then(|d| d.downcast_ref::<T>()))
+}
+
+/// The record FLS uses now: the running fiber, or the thread's own record.
+fn fls_home() -> &'static Slot {
+    let cur = current_slot();
+    if cur.is_null() {
+        THREAD.with(|t| t.home())
+    } else {
+        // SAFETY: records are never freed.
+        unsafe { &*cur }
+    }
+}
+
+/// A fiber local storage slot (`FlsAlloc`): each fiber of this thread has its
+/// own value. The value's `Drop` is the FLS destructor; it runs when the
+/// fiber is deleted, when the thread exits (for the running fiber), when the
+/// value is replaced, and for every fiber of the thread on [`FlsKey::free`].
+/// Destructors of one fiber run in slot order.
+pub struct FlsKey<T: 'static> {
+    index: usize,
+    _t: PhantomData<(T, *const ())>,
+}
+
+impl<T: 'static> fmt::Debug for FlsKey<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "FlsKey({})", self.index)
+    }
+}
+
+/// A value with an `FlsAlloc`-style callback run on it in place of (before) its drop.
+struct WithCallback<T> {
+    value: Option<T>,
+    callback: fn(T),
+}
+
+impl<T> Drop for WithCallback<T> {
+    fn drop(&mut self) {
+        if let Some(v) = self.value.take() {
+            (self.callback)(v);
+        }
+    }
+}
+
+impl<T: 'static> FlsKey<T> {
+    /// `FlsAlloc(NULL)`: a new slot whose destructor is `T`'s `Drop`.
+    pub fn new() -> Result<Self, FiberError> {
+        THREAD.with(|t| {
+            let mut used = t.fls_used.borrow_mut();
+            let index = match used.iter().position(|u| !u) {
+                Some(i) => i,
+                None if used.len() < FLS_MAXIMUM_AVAILABLE => {
+                    used.push(false);
+                    used.len() - 1
+                }
+                None => return Err(FiberError::FlsExhausted),
+            };
+            used[index] = true;
+            Ok(FlsKey {
+                index,
+                _t: PhantomData,
+            })
+        })
+    }
+
+    /// `FlsAlloc(callback)`: `callback` receives each value when it is destroyed.
+    pub fn with_callback(callback: fn(T)) -> Result<FlsCallbackKey<T>, FiberError> {
+        Ok(FlsCallbackKey {
+            key: FlsKey::new()?,
+            callback,
+        })
+    }
+
+    /// The slot's index.
+    pub fn index(&self) -> usize {
+        self.index
+    }
+
+    fn put(&self, value: Box<dyn Any>) -> Option<Box<dyn Any>> {
+        let home = fls_home();
+        let mut fls = home.fls.borrow_mut();
+        if fls.len() <= self.index {
+            fls.resize_with(self.index + 1, || None);
+        }
+        fls[self.index].replace(value)
+    }
+
+    /// `FlsSetValue`: sets this fiber's value; the old one is returned (not destroyed).
+    pub fn set(&self, value: T) -> Option<T> {
+        self.put(Box::new(value))
+            .and_then(|old| old.downcast::<T>().ok().map(|b| *b))
+    }
+
+    /// Removes this fiber's value.
+    pub fn take(&self) -> Option<T> {
+        let home = fls_home();
+        let old = home
+            .fls
+            .borrow_mut()
+            .get_mut(self.index)
+            .and_then(Option::take);
+        old.and_then(|b| b.downcast::<T>().ok().map(|b| *b))
+    }
+
+    /// `FlsGetValue`: calls `f` with this fiber's value.
+    pub fn with<R>(&self, f: impl FnOnce(Option<&T>) -> R) -> R {
+        let home = fls_home();
+        let fls = home.fls.borrow();
+        f(fls
+            .get(self.index)
+            .and_then(|v| v.as_ref())
+            .and_then(|v| v.downcast_ref::<T>()))
+    }
+
+    /// `FlsGetValue` for `Clone` values.
+    pub fn get(&self) -> Option<T>
+    where
+        T: Clone,
+    {
+        self.with(|v| v.cloned())
+    }
+
+    /// `FlsFree`: destroys the value of every fiber of this thread and frees the slot.
+    pub fn free(self) {
+        let slots: Vec<&'static Slot> = THREAD.with(|t| t.all.borrow().clone());
+        for s in slots {
+            let v = s
+                .fls
+                .borrow_mut()
+                .get_mut(self.index)
+                .and_then(Option::take);
+            drop(v);
+        }
+        THREAD.with(|t| t.fls_used.borrow_mut()[self.index] = false);
+    }
+}
+
+/// An FLS slot with a Windows-style destructor callback (see [`FlsKey::with_callback`]).
+pub struct FlsCallbackKey<T: 'static> {
+    key: FlsKey<WithCallback<T>>,
+    callback: fn(T),
+}
+
+impl<T: 'static> fmt::Debug for FlsCallbackKey<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "FlsCallbackKey({})", self.key.index)
+    }
+}
+
+impl<T: 'static> FlsCallbackKey<T> {
+    /// `FlsSetValue`; a replaced value goes through the callback.
+    pub fn set(&self, value: T) {
+        self.key.set(WithCallback {
+            value: Some(value),
+            callback: self.callback,
+        });
+    }
+
+    /// `FlsGetValue`.
+    pub fn with<R>(&self, f: impl FnOnce(Option<&T>) -> R) -> R {
+        self.key.with(|v| f(v.and_then(|w| w.value.as_ref())))
+    }
+
+    /// `FlsFree`: the callback runs for every fiber's value.
+    pub fn free(self) {
+        self.key.free()
+    }
+}
