@@ -21,7 +21,7 @@ fn main() {
         })
         .expect("create fiber");
     // Switching to the fiber (executing its function).
-    fiber::switch_to_fiber(worker.as_ref());
+    fiber::switch_to_fiber(worker.to_ref());
     println!("Fiber returned");
     // Deleting the fiber.
     drop(worker);

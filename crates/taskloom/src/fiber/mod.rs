@@ -18,7 +18,7 @@
 //!     fiber::switch_to_fiber(main); // back to the thread's fiber
 //! })
 //! .unwrap();
-//! fiber::switch_to_fiber(worker.as_ref());
+//! fiber::switch_to_fiber(worker.to_ref());
 //! assert_eq!(log.get(), 1);
 //! drop(worker); // DeleteFiber
 //! fiber::convert_fiber_to_thread().unwrap();
@@ -29,7 +29,12 @@
 //!   on the thread that created it. Windows lets a fiber move between
 //!   threads, but compiled Rust caches thread-local addresses across calls,
 //!   so a fiber resumed on another thread would read the first thread's
-//!   thread-locals; the type system rules that out.
+//!   thread-locals; the type system rules that out:
+//!
+//!   ```compile_fail
+//!   let f = taskloom::fiber::Fiber::new(|| {}).unwrap();
+//!   std::thread::spawn(move || drop(f)); // error: `Fiber` cannot be sent between threads
+//!   ```
 //! - **Switching** to the running fiber, to a finished fiber or to a deleted
 //!   one panics with a message saying which (Windows: undefined behaviour).
 //! - **Returning** from a fiber's function finishes the fiber and switches
@@ -227,7 +232,7 @@ fn current_guard() -> Option<(u64, usize, usize)> {
 }
 
 /// Why a fiber operation was refused.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, thiserror::Error, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum FiberError {
     /// `ConvertThreadToFiber` on a thread that already is a fiber.
@@ -420,7 +425,7 @@ impl Fiber {
     }
 
     /// A copyable reference to switch to.
-    pub fn as_ref(&self) -> FiberRef {
+    pub fn to_ref(&self) -> FiberRef {
         self.r
     }
 
