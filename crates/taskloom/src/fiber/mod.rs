@@ -679,7 +679,7 @@ fn fls_home() -> &'static Slot {
 /// own value. The value's `Drop` is the FLS destructor; it runs when the
 /// fiber is deleted, when the thread exits (for the running fiber), when the
 /// value is replaced, and for every fiber of the thread on [`FlsKey::free`].
-/// Destructors of one fiber run in slot order.
+/// Destructors of one fiber run in slot order. Dropping the key frees the slot.
 pub struct FlsKey<T: 'static> {
     index: usize,
     _t: PhantomData<(T, *const ())>,
@@ -783,9 +783,18 @@ impl<T: 'static> FlsKey<T> {
         self.with(|v| v.cloned())
     }
 
-    /// `FlsFree`: destroys the value of every fiber of this thread and frees the slot.
+    /// `FlsFree`: destroys the value of every fiber of this thread and frees
+    /// the slot (dropping the key does the same).
     pub fn free(self) {
-        let slots: Vec<&'static Slot> = THREAD.with(|t| t.all.borrow().clone());
+        drop(self)
+    }
+}
+
+impl<T: 'static> Drop for FlsKey<T> {
+    fn drop(&mut self) {
+        let Ok(slots) = THREAD.try_with(|t| t.all.borrow().clone()) else {
+            return;
+        };
         for s in slots {
             let v = s
                 .fls
@@ -794,7 +803,7 @@ impl<T: 'static> FlsKey<T> {
                 .and_then(Option::take);
             drop(v);
         }
-        THREAD.with(|t| t.fls_used.borrow_mut()[self.index] = false);
+        let _ = THREAD.try_with(|t| t.fls_used.borrow_mut()[self.index] = false);
     }
 }
 
