@@ -95,23 +95,26 @@ enum State {
 type Payload = Box<dyn Any + Send>;
 
 /// One fiber's record. Records are never freed (they are reused), so a
-/// `FiberRef` can always be checked against the record's generation.
+/// `FiberRef` can always be checked against the record's generation. The
+/// fields a switch touches come first, in one cache line.
+#[repr(C)]
 struct Slot {
     /// Saved stack pointer; non-zero exactly when the fiber can be switched to.
     sp: Cell<usize>,
     generation: Cell<u64>,
-    id: Cell<u64>,
-    state: Cell<State>,
-    float: Cell<bool>,
-    is_thread: Cell<bool>,
     resumer: Cell<*const Slot>,
     resumer_gen: Cell<u64>,
-    /// Set when there is work to do on resumption: a panic to raise or a fiber to reap.
+    /// Set when there is work to do on resumption: a panic to raise.
     pending: Cell<bool>,
-    panic: Cell<Option<Payload>>,
-    reap: Cell<*const Slot>,
     /// The handle was dropped while the fiber ran: delete it once it has left.
     doomed: Cell<bool>,
+    float: Cell<bool>,
+    state: Cell<State>,
+    is_thread: Cell<bool>,
+    /// Return the stack to the pool on delete.
+    pooled: Cell<bool>,
+    id: Cell<u64>,
+    panic: Cell<Option<Payload>>,
     guard: Cell<(usize, usize)>,
     stack: Cell<Option<Stack>>,
     closure: Cell<*mut u8>,
@@ -133,8 +136,8 @@ impl Slot {
             resumer_gen: Cell::new(0),
             pending: Cell::new(false),
             panic: Cell::new(None),
-            reap: Cell::new(ptr::null()),
             doomed: Cell::new(false),
+            pooled: Cell::new(true),
             guard: Cell::new((0, 0)),
             stack: Cell::new(None),
             closure: Cell::new(ptr::null_mut()),
@@ -145,7 +148,23 @@ impl Slot {
     }
 }
 
-static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+/// Fiber ids: each thread takes a block of 2^32 from this counter once, then counts locally.
+static NEXT_ID_BLOCK: AtomicU64 = AtomicU64::new(1);
+
+thread_local! {
+    static NEXT_ID: Cell<u64> = const { Cell::new(0) };
+}
+
+fn next_id() -> u64 {
+    NEXT_ID.with(|n| {
+        let mut id = n.get();
+        if id & 0xffff_ffff == 0 {
+            id = NEXT_ID_BLOCK.fetch_add(1, Ordering::Relaxed) << 32;
+        }
+        n.set(id + 1);
+        id + 1
+    })
+}
 
 /// Per-thread fiber bookkeeping.
 struct ThreadFibers {
@@ -155,6 +174,8 @@ struct ThreadFibers {
     all: RefCell<Vec<&'static Slot>>,
     pool: RefCell<Vec<Stack>>,
     fls_used: RefCell<Vec<bool>>,
+    /// Fibers whose handle was dropped while they ran.
+    doomed: RefCell<Vec<&'static Slot>>,
 }
 
 impl ThreadFibers {
@@ -176,7 +197,7 @@ impl ThreadFibers {
         let s = self.alloc_slot();
         s.state.set(State::Live);
         s.is_thread.set(true);
-        s.id.set(NEXT_ID.fetch_add(1, Ordering::Relaxed));
+        s.id.set(next_id());
         self.home.set(s);
         s
     }
@@ -206,15 +227,18 @@ thread_local! {
         all: RefCell::new(Vec::new()),
         pool: RefCell::new(Vec::new()),
         fls_used: RefCell::new(Vec::new()),
+        doomed: RefCell::new(Vec::new()),
     } };
 }
 
 /// A record from a possibly null pointer.
+#[inline]
 fn slot_ref(p: *const Slot) -> Option<&'static Slot> {
     // SAFETY: records are leaked and never freed; a non-null pointer always names one.
     (!p.is_null()).then(|| unsafe { &*p })
 }
 
+#[inline]
 fn current_slot() -> *const Slot {
     CURRENT.with(|c| c.get())
 }
@@ -260,6 +284,7 @@ pub struct FiberRef {
 }
 
 impl FiberRef {
+    #[inline]
     fn slot(&self) -> &'static Slot {
         // SAFETY: records are leaked and never freed, and FiberRef is !Send, so
         // the record belongs to this thread.
@@ -303,6 +328,7 @@ impl fmt::Debug for Fiber {
 /// Options of `CreateFiberEx`.
 #[derive(Default)]
 pub struct FiberBuilder {
+    fresh_stack: bool,
     reserve: Option<usize>,
     commit: usize,
     float: bool,
@@ -332,6 +358,13 @@ impl FiberBuilder {
         self
     }
 
+    /// Map a fresh stack instead of reusing a pooled one, and unmap it on
+    /// delete (no stack memory is ever shared between fibers' lifetimes).
+    pub fn fresh_stack(mut self, yes: bool) -> Self {
+        self.fresh_stack = yes;
+        self
+    }
+
     /// `FIBER_FLAG_FLOAT_SWITCH`: also save and restore MXCSR and the x87 control word.
     pub fn float_switch(mut self, yes: bool) -> Self {
         self.float = yes;
@@ -356,17 +389,17 @@ impl FiberBuilder {
 
     fn spawn_in_place<F: FnOnce() + 'static>(self, f: F) -> io::Result<Fiber> {
         overflow::install();
+        reap_doomed();
         let reserve = self.reserve.unwrap_or(DEFAULT_STACK_SIZE);
         THREAD.with(|t| {
             let stack = {
                 let mut pool = t.pool.borrow_mut();
-                match pool.iter().rposition(|s| {
-                    s.size()
-                        == reserve
-                            .max(4 * stack::page_size())
-                            .div_ceil(stack::page_size())
-                            * stack::page_size()
-                }) {
+                let page = stack::page_size();
+                let want = reserve.max(4 * page).div_ceil(page) * page;
+                match pool
+                    .iter()
+                    .rposition(|s| !self.fresh_stack && s.size() == want)
+                {
                     Some(i) => pool.swap_remove(i),
                     None => {
                         drop(pool);
@@ -387,11 +420,12 @@ impl FiberBuilder {
             slot.stack.set(Some(stack));
             slot.closure.set(closure as *mut u8);
             slot.drop_closure.set(Some(drop_closure::<F>));
-            slot.id.set(NEXT_ID.fetch_add(1, Ordering::Relaxed));
+            slot.id.set(next_id());
             slot.float.set(self.float);
             slot.is_thread.set(false);
             slot.resumer.set(ptr::null());
             slot.doomed.set(false);
+            slot.pooled.set(!self.fresh_stack);
             *slot.data.borrow_mut() = self.data;
             slot.state.set(State::Created);
             slot.sp.set(sp);
@@ -444,9 +478,34 @@ impl Drop for Fiber {
     fn drop(&mut self) {
         let s = self.r.slot();
         if ptr::eq(s, current_slot()) {
-            s.doomed.set(true); // deleted once it has switched away or finished
+            // Deleted once it is no longer running: at the next create or delete on this thread.
+            s.doomed.set(true);
+            // References to it fail from now on, as for any deleted fiber.
+            s.generation.set(s.generation.get() + 1);
+            let _ = THREAD.try_with(|t| t.doomed.borrow_mut().push(s));
             return;
         }
+        free_slot(s);
+        reap_doomed();
+    }
+}
+
+/// Deletes the self-deleted fibers that are no longer running.
+fn reap_doomed() {
+    let cur = current_slot();
+    let ready: Vec<&'static Slot> = match THREAD.try_with(|t| {
+        let mut d = t.doomed.borrow_mut();
+        if d.is_empty() {
+            return Vec::new();
+        }
+        let (ready, keep): (Vec<_>, Vec<_>) = d.drain(..).partition(|s| !ptr::eq(*s, cur));
+        *d = keep;
+        ready
+    }) {
+        Ok(r) => r,
+        Err(_) => return,
+    };
+    for s in ready {
         free_slot(s);
     }
 }
@@ -458,7 +517,9 @@ fn free_slot(s: &'static Slot) {
         // SAFETY: the closure was written at spawn and never moved out (it did not start).
         unsafe { drop_fn(s.closure.get()) };
     }
-    s.data.borrow_mut().take();
+    if s.data.borrow().is_some() {
+        s.data.borrow_mut().take();
+    }
     s.panic.take();
     s.sp.set(0);
     s.guard.set((0, 0));
@@ -466,7 +527,7 @@ fn free_slot(s: &'static Slot) {
     s.generation.set(s.generation.get() + 1);
     let stack = s.stack.take();
     let _ = THREAD.try_with(|t| {
-        if let Some(stack) = stack {
+        if let Some(stack) = stack.filter(|_| s.pooled.get()) {
             let mut pool = t.pool.borrow_mut();
             if pool.len() < POOL_LIMIT {
                 pool.push(stack);
@@ -477,6 +538,9 @@ fn free_slot(s: &'static Slot) {
 }
 
 fn run_fls_destructors(s: &Slot) {
+    if s.fls.borrow().is_empty() {
+        return;
+    }
     // Take the values out first: a destructor may itself use FLS.
     let values = std::mem::take(&mut *s.fls.borrow_mut());
     for v in values.into_iter().flatten() {
@@ -513,10 +577,6 @@ fn finish(slot: &'static Slot, panic: Option<Payload>) -> ! {
         target.panic.set(Some(p));
         target.pending.set(true);
     }
-    if slot.doomed.get() {
-        target.reap.set(slot);
-        target.pending.set(true);
-    }
     let to = target.sp.replace(0);
     CURRENT.with(|c| c.set(target));
     // SAFETY: `to` was saved by `target`'s own switch; this stack is never resumed.
@@ -531,7 +591,7 @@ fn overflow_free_abort(msg: &[u8]) -> ! {
     }
 }
 
-/// Work handed to a fiber by the one that switched to it: reap a doomed fiber, raise a panic.
+/// Work handed to a fiber by the one that switched to it: a panic to raise.
 #[inline]
 fn after_resume(cur: &Slot) {
     if cur.pending.get() {
@@ -543,11 +603,6 @@ fn after_resume(cur: &Slot) {
 #[inline(never)]
 fn handle_pending(cur: &Slot) {
     cur.pending.set(false);
-    let reap = cur.reap.replace(ptr::null());
-    if !reap.is_null() {
-        // SAFETY: records are never freed; the doomed fiber has left its stack.
-        free_slot(unsafe { &*reap });
-    }
     if let Some(p) = cur.panic.take() {
         resume_unwind(p);
     }
@@ -570,10 +625,6 @@ pub fn switch_to_fiber(target: FiberRef) {
     t.sp.set(0);
     t.resumer.set(cur);
     t.resumer_gen.set(cur.generation.get());
-    if cur.doomed.get() {
-        t.reap.set(cur);
-        t.pending.set(true);
-    }
     CURRENT.with(|c| c.set(t));
     // SAFETY: `to` is the saved stack pointer of a suspended fiber of this
     // thread (checked above), and `cur.sp` is our own record's slot.

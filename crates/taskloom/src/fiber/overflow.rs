@@ -31,6 +31,12 @@ pub(crate) fn install() {
 
 /// Gives this thread an alternate signal stack if it has none (leaked with the thread).
 fn ensure_altstack() {
+    thread_local! {
+        static CHECKED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+    if CHECKED.with(|c| c.replace(true)) {
+        return;
+    }
     let mut current = MaybeUninit::<libc::stack_t>::zeroed();
     // SAFETY: querying the alternate stack into valid storage.
     unsafe {
