@@ -84,6 +84,8 @@ pub fn failure_code(err: &anyhow::Error) -> i32 {
 struct JobSummary {
     name: String,
     peak_processes: Option<u64>,
+    /// Whether the kernel counted the peak (`pids.peak`) or taskloom sampled it (a lower bound).
+    peak_processes_exact: bool,
     peak_memory_bytes: Option<u64>,
     killed_at_close: usize,
     limits_hit: Vec<&'static str>,
@@ -216,7 +218,8 @@ pub fn main(args: RunArgs) -> Result<i32> {
         kernel = kernel.max(info.kernel_time);
         job_summary = Some(JobSummary {
             name: info.name,
-            peak_processes: info.peak_processes.or(Some(sampled_peak as u64)),
+            peak_processes: info.peak_processes.or(Some(sampled_peak.max(killed + 1) as u64)),
+            peak_processes_exact: info.peak_processes.is_some(),
             peak_memory_bytes: info.memory_peak,
             killed_at_close: killed,
             limits_hit: hits,
@@ -253,7 +256,8 @@ fn human_summary(s: &Summary, wall: Duration, user: Duration, kernel: Duration) 
     );
     if let Some(job) = &s.job {
         if let Some(p) = job.peak_processes {
-            line.push_str(&format!(" · job peak {p} procs"));
+            let at_least = if job.peak_processes_exact { "" } else { "≥" };
+            line.push_str(&format!(" · job peak {at_least}{p} procs"));
         }
         if let Some(m) = job.peak_memory_bytes {
             line.push_str(&format!(", {}", format_size(m)));
