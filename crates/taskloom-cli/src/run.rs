@@ -218,7 +218,9 @@ pub fn main(args: RunArgs) -> Result<i32> {
         kernel = kernel.max(info.kernel_time);
         job_summary = Some(JobSummary {
             name: info.name,
-            peak_processes: info.peak_processes.or(Some(sampled_peak.max(killed + 1) as u64)),
+            peak_processes: info
+                .peak_processes
+                .or(Some(sampled_peak.max(killed + 1) as u64)),
             peak_processes_exact: info.peak_processes.is_some(),
             peak_memory_bytes: info.memory_peak,
             killed_at_close: killed,

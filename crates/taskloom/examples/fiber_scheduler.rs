@@ -39,7 +39,9 @@ impl Scheduler {
     /// Runs tasks round-robin until all are finished.
     fn run(&self) {
         loop {
-            let Some(task) = self.queue.borrow_mut().pop_front() else { break };
+            let Some(task) = self.queue.borrow_mut().pop_front() else {
+                break;
+            };
             fiber::switch_to_fiber(task.to_ref());
             if !task.is_finished() {
                 self.queue.borrow_mut().push_back(task);
@@ -51,7 +53,10 @@ impl Scheduler {
 
 fn main() {
     let home = fiber::convert_thread_to_fiber().expect("convert thread");
-    let sched = Rc::new(Scheduler { home, queue: RefCell::default() });
+    let sched = Rc::new(Scheduler {
+        home,
+        queue: RefCell::default(),
+    });
     let task_name = Rc::new(FlsKey::new().expect("FLS slot"));
     sched.spawn("alpha", 3, task_name.clone());
     sched.spawn("beta", 2, task_name.clone());

@@ -10,6 +10,7 @@
 //! | priority class, affinity mask | [`PriorityClass`], [`CpuSet`]             |
 //! | job object                    | [`job::Job`] (cgroups)                    |
 //! | fiber, FLS                    | [`fiber`]                                 |
+//! | `CreateThread`, `SuspendThread`, TLS | [`thread`]                         |
 //!
 //! The crate is Linux-only. See `ARCHITECTURE.md` in the repository for the
 //! map of the code and the invariants it keeps.
@@ -21,6 +22,7 @@ pub mod fiber;
 pub mod job;
 pub mod priority;
 pub mod process;
+pub mod thread;
 pub mod units;
 
 pub use cpuset::CpuSet;

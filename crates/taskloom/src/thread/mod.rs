@@ -1,0 +1,620 @@
+//! Threads: `CreateThread` with its options, the thread handle, and
+//! `SuspendThread`/`ResumeThread`/`GetThreadContext` for any thread of this
+//! process; dynamic TLS slots in [`tls`].
+//!
+//! ```
+//! use taskloom::thread::{ThreadBuilder, ThreadPriority};
+//! let t = ThreadBuilder::new()
+//!     .name("worker")
+//!     .priority(ThreadPriority::BelowNormal)
+//!     .spawn(|| 7)
+//!     .unwrap();
+//! assert_eq!(t.join().unwrap(), 7); // the thread's exit code
+//! ```
+//!
+//! # Suspending a thread, and its hazards
+//! [`suspend_thread`] stops a thread wherever it is, as `SuspendThread`
+//! does: in the middle of `malloc`, holding a lock, in a system call (which
+//! is restarted afterwards). While it is suspended, anything that needs what
+//! it holds waits too: a suspender that then allocates, prints or takes the
+//! same lock can deadlock. Windows documents the same hazard; suspension is
+//! for debuggers, profilers and garbage collectors that stop the world and
+//! touch nothing shared until they resume it. The thread is parked in a
+//! signal handler (signal `SIGRTMIN+6`); a thread that blocks that signal is
+//! suspended when it unblocks it, and [`suspend_thread`] waits until then.
+
+mod sys;
+pub mod tls;
+
+use std::any::Any;
+use std::collections::HashMap;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+pub use sys::ThreadContext;
+pub use tls::{TlsExhausted, TlsIndex};
+
+use crate::cpuset::CpuSet;
+use crate::error::{Error, Result};
+
+/// `STILL_ACTIVE`: the exit code Windows reports for a running thread.
+pub const STILL_ACTIVE: u32 = 259;
+
+/// The seven Windows thread priorities, mapped onto per-thread nice values
+/// and scheduling policies (Linux schedules threads individually).
+///
+/// | Windows                        | Linux                      |
+/// |--------------------------------|----------------------------|
+/// | `THREAD_PRIORITY_IDLE`         | `SCHED_IDLE`               |
+/// | `THREAD_PRIORITY_LOWEST`       | nice 10                    |
+/// | `THREAD_PRIORITY_BELOW_NORMAL` | nice 5                     |
+/// | `THREAD_PRIORITY_NORMAL`       | nice 0                     |
+/// | `THREAD_PRIORITY_ABOVE_NORMAL` | nice -5                    |
+/// | `THREAD_PRIORITY_HIGHEST`      | nice -10                   |
+/// | `THREAD_PRIORITY_TIME_CRITICAL`| nice -20                   |
+///
+/// Time-critical stays in the normal scheduling class, as on Windows outside
+/// the realtime priority class. Raising a priority needs `CAP_SYS_NICE` (or
+/// `RLIMIT_NICE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ThreadPriority {
+    /// `THREAD_PRIORITY_IDLE`.
+    Idle,
+    /// `THREAD_PRIORITY_LOWEST`.
+    Lowest,
+    /// `THREAD_PRIORITY_BELOW_NORMAL`.
+    BelowNormal,
+    /// `THREAD_PRIORITY_NORMAL`.
+    Normal,
+    /// `THREAD_PRIORITY_ABOVE_NORMAL`.
+    AboveNormal,
+    /// `THREAD_PRIORITY_HIGHEST`.
+    Highest,
+    /// `THREAD_PRIORITY_TIME_CRITICAL`.
+    TimeCritical,
+}
+
+impl ThreadPriority {
+    /// The nice value (`Idle` uses `SCHED_IDLE` at nice 19).
+    pub const fn nice(self) -> i32 {
+        match self {
+            ThreadPriority::Idle => 19,
+            ThreadPriority::Lowest => 10,
+            ThreadPriority::BelowNormal => 5,
+            ThreadPriority::Normal => 0,
+            ThreadPriority::AboveNormal => -5,
+            ThreadPriority::Highest => -10,
+            ThreadPriority::TimeCritical => -20,
+        }
+    }
+}
+
+/// `SetThreadPriority` on thread `tid` of this process (or another, with permission).
+pub fn set_thread_priority(tid: i32, priority: ThreadPriority) -> Result<()> {
+    let policy = if priority == ThreadPriority::Idle {
+        libc::SCHED_IDLE
+    } else {
+        libc::SCHED_OTHER
+    };
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: sched_setscheduler and setpriority with a valid param, on a tid.
+    unsafe {
+        if libc::sched_setscheduler(tid, policy, &param) != 0 {
+            return Err(Error::last_os("sched_setscheduler"));
+        }
+        if libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, priority.nice()) != 0 {
+            return Err(Error::last_os("setpriority (thread)"));
+        }
+    }
+    Ok(())
+}
+
+/// `SetThreadAffinityMask` on thread `tid`.
+pub fn set_thread_affinity(tid: i32, cpus: &CpuSet) -> Result<()> {
+    let words = cpus.as_words();
+    // SAFETY: the mask is a valid buffer of the size given.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_sched_setaffinity,
+            tid,
+            std::mem::size_of_val(words),
+            words.as_ptr(),
+        )
+    };
+    if r != 0 {
+        return Err(Error::last_os("sched_setaffinity (thread)"));
+    }
+    Ok(())
+}
+
+/// What the thread and its handles share.
+#[derive(Debug)]
+struct Shared {
+    tid: AtomicI32,
+    /// 0 starting, 1 waiting to be resumed (suspended start), 2 running, 3 ended.
+    state: AtomicU32,
+    /// The suspended-start gate: 0 closed, 1 open.
+    gate: AtomicU32,
+    exit_code: AtomicU32,
+    created: SystemTime,
+    end: Mutex<Option<End>>,
+}
+
+#[derive(Debug)]
+struct End {
+    time: SystemTime,
+    user: Duration,
+    kernel: Duration,
+    panic: Option<Box<dyn Any + Send>>,
+}
+
+const STARTING: u32 = 0;
+const GATED: u32 = 1;
+const RUNNING: u32 = 2;
+const ENDED: u32 = 3;
+
+/// Wakes `wait_any`/`wait_all` whenever some taskloom thread ends.
+static ENDINGS: (Mutex<u64>, Condvar) = (Mutex::new(0), Condvar::new());
+
+/// `CreateThread`'s options.
+#[derive(Debug, Default, Clone)]
+pub struct ThreadBuilder {
+    name: Option<String>,
+    reserve: Option<usize>,
+    commit: usize,
+    priority: Option<ThreadPriority>,
+    affinity: Option<CpuSet>,
+    ideal_processor: Option<usize>,
+    suspended: bool,
+}
+
+impl ThreadBuilder {
+    /// Default options: 2 MiB stack, normal priority, any CPU, running at once.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The thread's name (`SetThreadDescription`; Linux keeps the first 15 bytes).
+    pub fn name(mut self, name: &str) -> Self {
+        self.name = Some(name.to_owned());
+        self
+    }
+
+    /// Reserved stack size (`dwStackSize` with `STACK_SIZE_PARAM_IS_A_RESERVATION`).
+    pub fn stack_reserve(mut self, bytes: usize) -> Self {
+        self.reserve = Some(bytes);
+        self
+    }
+
+    /// Stack bytes backed by memory before the thread runs (the rest on first touch).
+    pub fn stack_commit(mut self, bytes: usize) -> Self {
+        self.commit = bytes;
+        self
+    }
+
+    /// Priority, set by the thread before it runs any of its function.
+    pub fn priority(mut self, p: ThreadPriority) -> Self {
+        self.priority = Some(p);
+        self
+    }
+
+    /// CPU affinity, set before the thread runs any of its function.
+    pub fn affinity(mut self, cpus: CpuSet) -> Self {
+        self.affinity = Some(cpus);
+        self
+    }
+
+    /// `SetThreadIdealProcessor`: Linux has no preference hint, so the ideal
+    /// processor is recorded and reported only ([`Thread::ideal_processor`]).
+    pub fn ideal_processor(mut self, cpu: usize) -> Self {
+        self.ideal_processor = Some(cpu);
+        self
+    }
+
+    /// `CREATE_SUSPENDED`: the thread exists and has its id but runs none of
+    /// its function until [`Thread::resume`].
+    pub fn suspended(mut self, yes: bool) -> Self {
+        self.suspended = yes;
+        self
+    }
+
+    /// Starts the thread; `f`'s result is its exit code.
+    pub fn spawn<F: FnOnce() -> u32 + Send + 'static>(self, f: F) -> Result<Thread> {
+        let shared = Arc::new(Shared {
+            tid: AtomicI32::new(0),
+            state: AtomicU32::new(STARTING),
+            gate: AtomicU32::new(0),
+            exit_code: AtomicU32::new(STILL_ACTIVE),
+            created: SystemTime::now(),
+            end: Mutex::new(None),
+        });
+        let name = match &self.name {
+            Some(n) => {
+                let mut bytes: Vec<u8> = n.bytes().filter(|&b| b != 0).take(15).collect();
+                bytes.push(0);
+                Some(bytes)
+            }
+            None => None,
+        };
+        let s = shared.clone();
+        let opts = self.clone();
+        let run = Box::new(move || {
+            s.tid.store(sys::gettid(), Ordering::Release);
+            sys::futex_wake(unsafe_tid_word(&s));
+            if let Some(name) = &name {
+                // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16 bytes.
+                unsafe { libc::prctl(libc::PR_SET_NAME, name.as_ptr() as libc::c_ulong, 0, 0, 0) };
+            }
+            if let Some(p) = opts.priority {
+                let _ = set_thread_priority(0, p);
+            }
+            if let Some(cpus) = &opts.affinity {
+                let _ = set_thread_affinity(0, cpus);
+            }
+            if opts.commit > 0 {
+                sys::commit_own_stack(opts.commit);
+            }
+            if opts.suspended {
+                s.state.store(GATED, Ordering::Release);
+                sys::futex_wake(&s.state);
+                while s.gate.load(Ordering::Acquire) == 0 {
+                    sys::futex_wait(&s.gate, 0, None);
+                }
+            }
+            s.state.store(RUNNING, Ordering::Release);
+            let result = catch_unwind(AssertUnwindSafe(f));
+            let (user, kernel) = sys::own_times();
+            let (code, panic) = match result {
+                Ok(code) => (code, None),
+                // A panic ends the thread like an unhandled exception: code 0xC0000409-like is
+                // Windows'; taskloom reports the panic to whoever joins, with code 101 (Rust's).
+                Err(p) => (101, Some(p)),
+            };
+            *s.end.lock().unwrap_or_else(|e| e.into_inner()) = Some(End {
+                time: SystemTime::now(),
+                user,
+                kernel,
+                panic,
+            });
+            s.exit_code.store(code, Ordering::Release);
+            s.state.store(ENDED, Ordering::Release);
+            sys::futex_wake(&s.state);
+            let (lock, cv) = &ENDINGS;
+            *lock.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+            cv.notify_all();
+        });
+        let stack = self.reserve.unwrap_or(2 << 20);
+        let pthread = sys::spawn(stack, Box::new(sys::Start { run }))
+            .map_err(|e| Error::os("pthread_create", e))?;
+        let thread = Thread {
+            pthread: Some(pthread),
+            shared,
+            ideal_processor: self.ideal_processor,
+        };
+        if self.suspended {
+            // CREATE_SUSPENDED returns once the thread is parked before its function.
+            while thread.shared.state.load(Ordering::Acquire) == STARTING {
+                sys::futex_wait(&thread.shared.state, STARTING, None);
+            }
+        }
+        Ok(thread)
+    }
+}
+
+/// The tid word, as a futex word (the thread publishes its tid there).
+fn unsafe_tid_word(s: &Shared) -> &AtomicU32 {
+    // SAFETY: AtomicI32 and AtomicU32 have the same size and alignment; the
+    // futex only compares and wakes on the raw bits.
+    unsafe { &*(&s.tid as *const AtomicI32 as *const AtomicU32) }
+}
+
+/// A thread handle (`CreateThread`'s `HANDLE`). Dropping it detaches the
+/// thread, which runs on (closing a handle does not end a Windows thread).
+#[derive(Debug)]
+pub struct Thread {
+    pthread: Option<libc::pthread_t>,
+    shared: Arc<Shared>,
+    ideal_processor: Option<usize>,
+}
+
+/// `GetThreadTimes`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct ThreadTimes {
+    /// When it was created.
+    pub creation: SystemTime,
+    /// When it ended, if it has.
+    pub exit: Option<SystemTime>,
+    /// User-mode CPU time.
+    pub user: Duration,
+    /// Kernel CPU time.
+    pub kernel: Duration,
+}
+
+impl Thread {
+    /// The thread id (`GetThreadId`): waits the microseconds until the new thread has published it.
+    pub fn tid(&self) -> i32 {
+        loop {
+            let tid = self.shared.tid.load(Ordering::Acquire);
+            if tid != 0 {
+                return tid;
+            }
+            sys::futex_wait(
+                unsafe_tid_word(&self.shared),
+                0,
+                Some(Duration::from_millis(10)),
+            );
+        }
+    }
+
+    /// The ideal processor given at creation, if any.
+    pub fn ideal_processor(&self) -> Option<usize> {
+        self.ideal_processor
+    }
+
+    /// Starts a thread created suspended; for a running thread this is
+    /// [`resume_thread`] (suspend counts).
+    pub fn resume(&self) -> Result<u32> {
+        if self.shared.gate.load(Ordering::Acquire) == 0
+            && self.shared.state.load(Ordering::Acquire) == GATED
+        {
+            self.shared.gate.store(1, Ordering::Release);
+            sys::futex_wake(&self.shared.gate);
+            return Ok(1);
+        }
+        resume_thread(self.tid())
+    }
+
+    /// `SuspendThread` on this thread.
+    pub fn suspend(&self) -> Result<u32> {
+        suspend_thread(self.tid())
+    }
+
+    /// `GetThreadContext` of this (suspended) thread.
+    pub fn context(&self) -> Result<ThreadContext> {
+        thread_context(self.tid())
+    }
+
+    /// `GetExitCodeThread`: [`STILL_ACTIVE`] while it runs.
+    pub fn exit_code(&self) -> u32 {
+        if self.shared.state.load(Ordering::Acquire) == ENDED {
+            self.shared.exit_code.load(Ordering::Acquire)
+        } else {
+            STILL_ACTIVE
+        }
+    }
+
+    /// Whether its function has returned.
+    pub fn has_ended(&self) -> bool {
+        self.shared.state.load(Ordering::Acquire) == ENDED
+    }
+
+    /// Waits at most `timeout` for it to end; `true` if it has.
+    pub fn wait_timeout(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let state = self.shared.state.load(Ordering::Acquire);
+            if state == ENDED {
+                return true;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            sys::futex_wait(&self.shared.state, state, Some(left));
+        }
+    }
+
+    /// Waits for it to end and returns its exit code; a panic in the thread is raised here.
+    pub fn join(mut self) -> Result<u32> {
+        if let Some(p) = self.pthread.take() {
+            sys::join(p);
+        }
+        let panic = self
+            .shared
+            .end
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_mut()
+            .and_then(|e| e.panic.take());
+        if let Some(p) = panic {
+            std::panic::resume_unwind(p);
+        }
+        Ok(self.shared.exit_code.load(Ordering::Acquire))
+    }
+
+    /// `GetThreadTimes`: from `/proc/self/task/<tid>/stat` while it runs, exact once it ended.
+    pub fn times(&self) -> Result<ThreadTimes> {
+        if let Some(end) = self
+            .shared
+            .end
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+        {
+            return Ok(ThreadTimes {
+                creation: self.shared.created,
+                exit: Some(end.time),
+                user: end.user,
+                kernel: end.kernel,
+            });
+        }
+        let stat = std::fs::read(format!("/proc/self/task/{}/stat", self.tid()))
+            .map_err(|e| Error::os("read /proc/self/task/<tid>/stat", e))?;
+        let close = stat.iter().rposition(|&c| c == b')').unwrap_or(0);
+        let fields: Vec<&[u8]> = stat[close + 2..].split(|&c| c == b' ').collect();
+        let num = |i: usize| -> u64 {
+            std::str::from_utf8(fields.get(i).copied().unwrap_or(b"0"))
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0)
+        };
+        let tick = crate::process::clock_ticks_per_second();
+        Ok(ThreadTimes {
+            creation: self.shared.created,
+            exit: None,
+            user: Duration::from_millis(num(11) * 1000 / tick),
+            kernel: Duration::from_millis(num(12) * 1000 / tick),
+        })
+    }
+}
+
+impl Drop for Thread {
+    fn drop(&mut self) {
+        if let Some(p) = self.pthread.take() {
+            sys::detach(p);
+        }
+    }
+}
+
+/// `WaitForMultipleObjects` over threads, any one: the index of one that has ended, or `None` on timeout.
+pub fn wait_any(threads: &[&Thread], timeout: Option<Duration>) -> Option<usize> {
+    wait_threads(threads, timeout, false)
+}
+
+/// `WaitForMultipleObjects` over threads, all: `true` once all have ended, `false` on timeout.
+pub fn wait_all(threads: &[&Thread], timeout: Option<Duration>) -> bool {
+    wait_threads(threads, timeout, true).is_some()
+}
+
+fn wait_threads(threads: &[&Thread], timeout: Option<Duration>, all: bool) -> Option<usize> {
+    let deadline = timeout.map(|t| Instant::now() + t);
+    let (lock, cv) = &ENDINGS;
+    let mut guard = lock.lock().unwrap_or_else(|e| e.into_inner());
+    loop {
+        let ended: Vec<bool> = threads.iter().map(|t| t.has_ended()).collect();
+        if all && ended.iter().all(|&e| e) {
+            return Some(0);
+        }
+        if !all && let Some(i) = ended.iter().position(|&e| e) {
+            return Some(i);
+        }
+        match deadline {
+            None => guard = cv.wait(guard).unwrap_or_else(|e| e.into_inner()),
+            Some(d) => {
+                let left = d.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return None;
+                }
+                guard = cv
+                    .wait_timeout(guard, left)
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0;
+            }
+        }
+    }
+}
+
+/// Suspension state per thread id: its suspend count and its (leaked, reused) record.
+struct Suspension {
+    count: u32,
+    request: &'static sys::Request,
+}
+
+static SUSPENDED: Mutex<Option<HashMap<i32, Suspension>>> = Mutex::new(None);
+
+/// `SuspendThread`: stops thread `tid` of this process and returns its
+/// previous suspend count. The first suspension returns once the thread is
+/// parked (its context is then readable); further ones only count.
+pub fn suspend_thread(tid: i32) -> Result<u32> {
+    sys::install_handler();
+    let mut map = SUSPENDED.lock().unwrap_or_else(|e| e.into_inner());
+    let map = map.get_or_insert_with(HashMap::new);
+    let entry = map.entry(tid).or_insert_with(|| Suspension {
+        count: 0,
+        request: Box::leak(Box::new(sys::Request {
+            state: AtomicU32::new(sys::RESUMED),
+            context: Default::default(),
+        })),
+    });
+    if entry.count > 0 {
+        entry.count += 1;
+        return Ok(entry.count - 1);
+    }
+    let request = entry.request;
+    request.state.store(sys::REQUESTED, Ordering::Release);
+    if let Err(e) = sys::send_suspend(tid, request) {
+        request.state.store(sys::RESUMED, Ordering::Release);
+        return Err(match e.raw_os_error() {
+            Some(libc::ESRCH) => Error::NoSuchProcess { pid: tid },
+            _ => Error::os("rt_tgsigqueueinfo", e),
+        });
+    }
+    entry.count = 1;
+    if tid != sys::gettid() {
+        while request.state.load(Ordering::Acquire) == sys::REQUESTED {
+            sys::futex_wait(
+                &request.state,
+                sys::REQUESTED,
+                Some(Duration::from_millis(50)),
+            );
+        }
+    }
+    Ok(0)
+}
+
+/// `ResumeThread`: decrements the suspend count of `tid`; at zero the thread
+/// runs again. Returns the previous count (0: it was not suspended).
+pub fn resume_thread(tid: i32) -> Result<u32> {
+    let mut guard = SUSPENDED.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(s) = guard.as_mut().and_then(|m| m.get_mut(&tid)) else {
+        return Ok(0);
+    };
+    let previous = s.count;
+    if previous == 0 {
+        return Ok(0);
+    }
+    s.count -= 1;
+    if s.count == 0 {
+        let request = s.request;
+        // Wait until it parked (the signal may still be on its way), then release it.
+        while request.state.load(Ordering::Acquire) == sys::REQUESTED {
+            sys::futex_wait(
+                &request.state,
+                sys::REQUESTED,
+                Some(Duration::from_millis(50)),
+            );
+        }
+        request.state.store(sys::RESUMED, Ordering::Release);
+        sys::futex_wake(&request.state);
+    }
+    Ok(previous)
+}
+
+/// `GetThreadContext` of a suspended thread of this process.
+pub fn thread_context(tid: i32) -> Result<ThreadContext> {
+    let guard = SUSPENDED.lock().unwrap_or_else(|e| e.into_inner());
+    let s = guard
+        .as_ref()
+        .and_then(|m| m.get(&tid))
+        .filter(|s| s.count > 0)
+        .ok_or_else(|| Error::InvalidInput {
+            what: "thread context",
+            reason: format!("thread {tid} is not suspended (SuspendThread it first)"),
+        })?;
+    if s.request.state.load(Ordering::Acquire) != sys::PARKED {
+        return Err(Error::InvalidInput {
+            what: "thread context",
+            reason: format!("thread {tid} has not parked yet"),
+        });
+    }
+    // SAFETY: PARKED was published after the handler wrote the context (Release/Acquire).
+    Ok(unsafe { *s.request.context.get() })
+}
+
+/// The registers of thread `tid` of another process, read with ptrace
+/// (seize, interrupt, read, detach). Needs ptrace permission (same user and
+/// a permissive `ptrace_scope`, or `CAP_SYS_PTRACE`).
+pub fn remote_thread_context(tid: i32) -> Result<ThreadContext> {
+    sys::remote_context(tid).map_err(|e| match e.raw_os_error() {
+        Some(libc::ESRCH) => Error::NoSuchProcess { pid: tid },
+        _ => Error::os("ptrace", e),
+    })
+}
+
+/// The calling thread's id.
+pub fn current_thread_id() -> i32 {
+    sys::gettid()
+}

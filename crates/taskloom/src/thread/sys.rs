@@ -1,0 +1,323 @@
+//! The unsafe half of threads: the start trampoline, futexes, the suspend
+//! signal handler, and ptrace for another process's threads.
+//!
+//! Suspension (`SuspendThread`) sends the target a real-time signal
+//! (`SIGRTMIN + 6`) with a pointer to a request record in the signal's
+//! value (`rt_tgsigqueueinfo`). The handler copies the interrupted
+//! registers from its `ucontext` into the record, marks it parked, wakes
+//! the suspender and sleeps on a futex until the record says resumed. The
+//! handler touches only that record and makes only futex syscalls, so it is
+//! async-signal-safe; it uses no lock and no thread-local.
+
+use std::io;
+use std::ptr;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// The signal that parks a thread.
+pub(crate) fn suspend_signal() -> i32 {
+    libc::SIGRTMIN() + 6
+}
+
+/// `futex(FUTEX_WAIT_PRIVATE)` while `*word == expected`, at most `timeout`.
+pub(crate) fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<std::time::Duration>) {
+    let ts = timeout.map(|t| libc::timespec {
+        tv_sec: t.as_secs() as libc::time_t,
+        tv_nsec: t.subsec_nanos() as libc::c_long,
+    });
+    let tsp = ts
+        .as_ref()
+        .map_or(ptr::null(), |t| t as *const libc::timespec);
+    // SAFETY: `word` is a live atomic; the kernel reads it and may sleep.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
+            expected,
+            tsp,
+        );
+    }
+}
+
+/// Wakes every waiter on `word`.
+pub(crate) fn futex_wake(word: &AtomicU32) {
+    // SAFETY: `word` is a live atomic.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG,
+            i32::MAX,
+        );
+    }
+}
+
+/// The calling thread's id.
+pub(crate) fn gettid() -> i32 {
+    // SAFETY: no arguments.
+    unsafe { libc::syscall(libc::SYS_gettid) as i32 }
+}
+
+/// Registers of a thread, as `GetThreadContext` returns them (x86_64).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[allow(missing_docs)]
+pub struct ThreadContext {
+    pub rip: u64,
+    pub rsp: u64,
+    pub rbp: u64,
+    pub rax: u64,
+    pub rbx: u64,
+    pub rcx: u64,
+    pub rdx: u64,
+    pub rsi: u64,
+    pub rdi: u64,
+    pub r8: u64,
+    pub r9: u64,
+    pub r10: u64,
+    pub r11: u64,
+    pub r12: u64,
+    pub r13: u64,
+    pub r14: u64,
+    pub r15: u64,
+    pub rflags: u64,
+}
+
+/// States of a suspend request (its futex word).
+pub(crate) const REQUESTED: u32 = 0;
+pub(crate) const PARKED: u32 = 1;
+pub(crate) const RESUMED: u32 = 2;
+
+/// The suspension record of one thread, shared by suspenders and its handler.
+/// Records are leaked and reused for the same thread id, never freed: the
+/// handler may still read one after the resumer has let it go.
+#[derive(Debug)]
+pub(crate) struct Request {
+    pub state: AtomicU32,
+    pub context: std::cell::UnsafeCell<ThreadContext>,
+}
+
+// SAFETY: `context` is written only by the parked thread's handler before it
+// publishes PARKED (Release), and read only after PARKED is observed (Acquire).
+unsafe impl Sync for Request {}
+
+static INSTALL: std::sync::Once = std::sync::Once::new();
+
+pub(crate) fn install_handler() {
+    INSTALL.call_once(|| {
+        // SAFETY: installing a SA_SIGINFO handler with a zeroed, filled-in sigaction.
+        unsafe {
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            sa.sa_sigaction = on_suspend as *const () as usize;
+            sa.sa_flags = libc::SA_SIGINFO | libc::SA_RESTART;
+            libc::sigemptyset(&mut sa.sa_mask);
+            libc::sigaction(suspend_signal(), &sa, ptr::null_mut());
+        }
+    });
+}
+
+/// Sends the suspend signal carrying `req` to thread `tid` of this process.
+pub(crate) fn send_suspend(tid: i32, req: &Request) -> io::Result<()> {
+    // SAFETY: a zeroed siginfo filled for SI_QUEUE with our pid/uid and the request pointer.
+    unsafe {
+        let mut info: libc::siginfo_t = std::mem::zeroed();
+        let raw = &mut info as *mut libc::siginfo_t as *mut u8;
+        // siginfo_t layout (x86_64): si_signo, si_errno, si_code (3 ints), pad, then
+        // the union: for SI_QUEUE { si_pid: i32, si_uid: u32, si_value: sigval } at offset 16.
+        *(raw as *mut i32) = suspend_signal();
+        *(raw.add(8) as *mut i32) = libc::SI_QUEUE;
+        *(raw.add(16) as *mut i32) = libc::getpid();
+        *(raw.add(20) as *mut u32) = libc::getuid();
+        *(raw.add(24) as *mut usize) = req as *const Request as usize;
+        if libc::syscall(
+            libc::SYS_rt_tgsigqueueinfo,
+            libc::getpid(),
+            tid,
+            suspend_signal(),
+            &info,
+        ) != 0
+        {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+extern "C" fn on_suspend(_sig: i32, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
+    // SAFETY: the kernel passes a valid siginfo and ucontext; si_value carries the
+    // request pointer that `send_suspend` put there, alive until we publish RESUMED.
+    unsafe {
+        let value = *((info as *const u8).add(24) as *const usize);
+        if value == 0 {
+            return;
+        }
+        let req = &*(value as *const Request);
+        let uc = &*(ctx as *const libc::ucontext_t);
+        let g = &uc.uc_mcontext.gregs;
+        *req.context.get() = ThreadContext {
+            rip: g[libc::REG_RIP as usize] as u64,
+            rsp: g[libc::REG_RSP as usize] as u64,
+            rbp: g[libc::REG_RBP as usize] as u64,
+            rax: g[libc::REG_RAX as usize] as u64,
+            rbx: g[libc::REG_RBX as usize] as u64,
+            rcx: g[libc::REG_RCX as usize] as u64,
+            rdx: g[libc::REG_RDX as usize] as u64,
+            rsi: g[libc::REG_RSI as usize] as u64,
+            rdi: g[libc::REG_RDI as usize] as u64,
+            r8: g[libc::REG_R8 as usize] as u64,
+            r9: g[libc::REG_R9 as usize] as u64,
+            r10: g[libc::REG_R10 as usize] as u64,
+            r11: g[libc::REG_R11 as usize] as u64,
+            r12: g[libc::REG_R12 as usize] as u64,
+            r13: g[libc::REG_R13 as usize] as u64,
+            r14: g[libc::REG_R14 as usize] as u64,
+            r15: g[libc::REG_R15 as usize] as u64,
+            rflags: g[libc::REG_EFL as usize] as u64,
+        };
+        let errno = *libc::__errno_location();
+        req.state.store(PARKED, Ordering::Release);
+        futex_wake(&req.state);
+        // Any change from PARKED releases us (a new suspension may already have
+        // set REQUESTED again; its signal is delivered once this handler returns).
+        while req.state.load(Ordering::Acquire) == PARKED {
+            futex_wait(&req.state, PARKED, None);
+        }
+        *libc::__errno_location() = errno;
+    }
+}
+
+/// Reads the registers of thread `tid` of another process (read-only):
+/// seize, interrupt, read, detach. Needs ptrace permission over it.
+pub(crate) fn remote_context(tid: i32) -> io::Result<ThreadContext> {
+    // SAFETY: ptrace requests on `tid` with valid out-pointers; we always detach.
+    unsafe {
+        if libc::ptrace(libc::PTRACE_SEIZE, tid, 0, 0) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let detach = || {
+            libc::ptrace(libc::PTRACE_DETACH, tid, 0, 0);
+        };
+        if libc::ptrace(libc::PTRACE_INTERRUPT, tid, 0, 0) != 0 {
+            let e = io::Error::last_os_error();
+            detach();
+            return Err(e);
+        }
+        let mut status = 0;
+        if libc::waitpid(tid, &mut status, libc::__WALL) < 0 {
+            let e = io::Error::last_os_error();
+            detach();
+            return Err(e);
+        }
+        let mut regs: libc::user_regs_struct = std::mem::zeroed();
+        let r = libc::ptrace(
+            libc::PTRACE_GETREGS,
+            tid,
+            0,
+            &mut regs as *mut libc::user_regs_struct,
+        );
+        let e = io::Error::last_os_error();
+        detach();
+        if r != 0 {
+            return Err(e);
+        }
+        Ok(ThreadContext {
+            rip: regs.rip,
+            rsp: regs.rsp,
+            rbp: regs.rbp,
+            rax: regs.rax,
+            rbx: regs.rbx,
+            rcx: regs.rcx,
+            rdx: regs.rdx,
+            rsi: regs.rsi,
+            rdi: regs.rdi,
+            r8: regs.r8,
+            r9: regs.r9,
+            r10: regs.r10,
+            r11: regs.r11,
+            r12: regs.r12,
+            r13: regs.r13,
+            r14: regs.r14,
+            r15: regs.r15,
+            rflags: regs.eflags,
+        })
+    }
+}
+
+/// What the new thread needs; boxed by the creator, freed by the thread.
+pub(crate) struct Start {
+    pub run: Box<dyn FnOnce() + Send>,
+}
+
+/// Starts a pthread with `stack` bytes of stack running `start`; returns the pthread_t.
+pub(crate) fn spawn(stack: usize, start: Box<Start>) -> io::Result<libc::pthread_t> {
+    extern "C" fn trampoline(arg: *mut libc::c_void) -> *mut libc::c_void {
+        // SAFETY: `arg` is the Box<Start> leaked by `spawn`, taken back exactly once.
+        let start = unsafe { Box::from_raw(arg as *mut Start) };
+        (start.run)();
+        ptr::null_mut()
+    }
+    // SAFETY: attr is initialised before use and destroyed after; `start` is
+    // leaked into the thread, or taken back if pthread_create fails.
+    unsafe {
+        let mut attr: libc::pthread_attr_t = std::mem::zeroed();
+        libc::pthread_attr_init(&mut attr);
+        let page = libc::sysconf(libc::_SC_PAGESIZE) as usize;
+        let size = stack.max(libc::PTHREAD_STACK_MIN).div_ceil(page) * page;
+        libc::pthread_attr_setstacksize(&mut attr, size);
+        let mut thread: libc::pthread_t = 0;
+        let arg = Box::into_raw(start);
+        let r = libc::pthread_create(&mut thread, &attr, trampoline, arg as *mut libc::c_void);
+        libc::pthread_attr_destroy(&mut attr);
+        if r != 0 {
+            drop(Box::from_raw(arg));
+            return Err(io::Error::from_raw_os_error(r));
+        }
+        Ok(thread)
+    }
+}
+
+/// `pthread_join`.
+pub(crate) fn join(thread: libc::pthread_t) {
+    // SAFETY: joining a joinable thread we created, once.
+    unsafe { libc::pthread_join(thread, ptr::null_mut()) };
+}
+
+/// `pthread_detach`.
+pub(crate) fn detach(thread: libc::pthread_t) {
+    // SAFETY: detaching a joinable thread we created, once.
+    unsafe { libc::pthread_detach(thread) };
+}
+
+/// User and kernel time of the calling thread (`RUSAGE_THREAD`).
+pub(crate) fn own_times() -> (std::time::Duration, std::time::Duration) {
+    // SAFETY: getrusage fills the struct.
+    unsafe {
+        let mut ru: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_THREAD, &mut ru);
+        let tv =
+            |t: libc::timeval| std::time::Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+        (tv(ru.ru_utime), tv(ru.ru_stime))
+    }
+}
+
+/// Pre-faults the top `commit` bytes of the calling thread's stack.
+pub(crate) fn commit_own_stack(commit: usize) {
+    // SAFETY: pthread_getattr_np describes our own stack; madvise on part of it.
+    unsafe {
+        let mut attr: libc::pthread_attr_t = std::mem::zeroed();
+        if libc::pthread_getattr_np(libc::pthread_self(), &mut attr) != 0 {
+            return;
+        }
+        let mut addr: *mut libc::c_void = ptr::null_mut();
+        let mut size: usize = 0;
+        libc::pthread_attr_getstack(&attr, &mut addr, &mut size);
+        libc::pthread_attr_destroy(&mut attr);
+        let page = libc::sysconf(libc::_SC_PAGESIZE) as usize;
+        let commit = commit.min(size).div_ceil(page) * page;
+        let top = addr as usize + size;
+        libc::madvise(
+            (top - commit) as *mut libc::c_void,
+            commit,
+            libc::MADV_POPULATE_WRITE,
+        );
+    }
+}

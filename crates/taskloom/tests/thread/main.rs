@@ -1,0 +1,276 @@
+//! Threads: creation options, suspend counts, register context, TLS slots.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use taskloom::CpuSet;
+use taskloom::thread::{
+    self, STILL_ACTIVE, ThreadBuilder, ThreadPriority, TlsIndex, resume_thread, suspend_thread,
+    thread_context,
+};
+
+// A spin loop with known bounds, so a captured instruction pointer can be checked exactly.
+std::arch::global_asm!(
+    ".globl taskloom_test_spin",
+    ".globl taskloom_test_spin_end",
+    "taskloom_test_spin:",
+    "2:",
+    "pause",
+    "cmp byte ptr [rdi], 0",
+    "je 2b",
+    "ret",
+    "taskloom_test_spin_end:",
+    "nop",
+);
+
+unsafe extern "C" {
+    fn taskloom_test_spin(stop: *const AtomicBool);
+    fn taskloom_test_spin_end();
+}
+
+fn task_stat(tid: i32) -> Vec<String> {
+    let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).unwrap();
+    stat[stat.rfind(')').unwrap() + 2..]
+        .split(' ')
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn exit_codes_names_and_still_active() {
+    let go = Arc::new(AtomicBool::new(false));
+    let g = go.clone();
+    let t = ThreadBuilder::new()
+        .name("tl-worker-with-a-long-name")
+        .spawn(move || {
+            while !g.load(Ordering::Acquire) {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            42
+        })
+        .unwrap();
+    let tid = t.tid();
+    assert!(tid > 0);
+    assert_eq!(t.exit_code(), STILL_ACTIVE);
+    assert!(!t.wait_timeout(Duration::from_millis(20)));
+    let comm = std::fs::read_to_string(format!("/proc/self/task/{tid}/comm")).unwrap();
+    assert_eq!(comm.trim_end(), "tl-worker-with-");
+    go.store(true, Ordering::Release);
+    assert!(t.wait_timeout(Duration::from_secs(10)));
+    assert_eq!(t.exit_code(), 42);
+    let times = t.times().unwrap();
+    assert!(times.exit.unwrap() >= times.creation);
+    assert_eq!(t.join().unwrap(), 42);
+}
+
+#[test]
+fn a_suspended_start_runs_nothing_until_resumed() {
+    let ran = Arc::new(AtomicBool::new(false));
+    let r = ran.clone();
+    let t = ThreadBuilder::new()
+        .suspended(true)
+        .spawn(move || {
+            r.store(true, Ordering::Release);
+            0
+        })
+        .unwrap();
+    let tid = t.tid();
+    assert!(
+        std::path::Path::new(&format!("/proc/self/task/{tid}")).exists(),
+        "the thread exists"
+    );
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(!ran.load(Ordering::Acquire), "ran while suspended");
+    assert_eq!(t.exit_code(), STILL_ACTIVE);
+    t.resume().unwrap();
+    assert_eq!(t.join().unwrap(), 0);
+    assert!(ran.load(Ordering::Acquire));
+}
+
+#[test]
+fn priority_and_affinity_show_in_proc() {
+    let first = CpuSet::current().unwrap().iter().next().unwrap();
+    let mut one = CpuSet::new();
+    one.insert(first);
+    let stop = Arc::new(AtomicBool::new(false));
+    let s = stop.clone();
+    let t = ThreadBuilder::new()
+        .priority(ThreadPriority::BelowNormal)
+        .affinity(one)
+        .ideal_processor(first)
+        .suspended(true)
+        .spawn(move || {
+            while !s.load(Ordering::Acquire) {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            0
+        })
+        .unwrap();
+    t.resume().unwrap();
+    let tid = t.tid();
+    // Applied before the function runs; wait until it runs to read them.
+    std::thread::sleep(Duration::from_millis(20));
+    assert_eq!(task_stat(tid)[16], "5", "nice");
+    let status = std::fs::read_to_string(format!("/proc/self/task/{tid}/status")).unwrap();
+    assert!(
+        status.contains(&format!("Cpus_allowed_list:\t{first}\n")),
+        "{status}"
+    );
+    assert_eq!(t.ideal_processor(), Some(first));
+    // Change them on the running thread by id.
+    thread::set_thread_priority(tid, ThreadPriority::Lowest).unwrap();
+    assert_eq!(task_stat(tid)[16], "10");
+    thread::set_thread_priority(tid, ThreadPriority::Idle).unwrap();
+    assert_eq!(task_stat(tid)[38], "5", "SCHED_IDLE policy");
+    stop.store(true, Ordering::Release);
+    t.join().unwrap();
+}
+
+#[test]
+fn suspend_counts_and_the_context_shows_where_it_spins() {
+    let stop = Arc::new(AtomicBool::new(false));
+    let s = stop.clone();
+    let t = ThreadBuilder::new()
+        .spawn(move || {
+            // SAFETY: the spin routine only reads the flag until it is set.
+            unsafe { taskloom_test_spin(Arc::as_ptr(&s)) };
+            0
+        })
+        .unwrap();
+    let tid = t.tid();
+    std::thread::sleep(Duration::from_millis(20));
+    assert_eq!(suspend_thread(tid).unwrap(), 0);
+    assert_eq!(suspend_thread(tid).unwrap(), 1);
+    let ctx = thread_context(tid).unwrap();
+    let (lo, hi) = (
+        taskloom_test_spin as *const () as u64,
+        taskloom_test_spin_end as *const () as u64,
+    );
+    assert!(
+        ctx.rip >= lo && ctx.rip < hi,
+        "rip {:#x} not in the spin loop {lo:#x}..{hi:#x}",
+        ctx.rip
+    );
+    assert_eq!(
+        ctx.rdi,
+        Arc::as_ptr(&stop) as u64,
+        "rdi holds the flag's address"
+    );
+    // Suspended: its CPU time does not move.
+    let before = task_stat(tid)[11].clone();
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(task_stat(tid)[11], before, "a suspended thread ran");
+    assert_eq!(resume_thread(tid).unwrap(), 2);
+    assert!(thread_context(tid).is_ok(), "still suspended at count 1");
+    assert_eq!(resume_thread(tid).unwrap(), 1);
+    assert!(thread_context(tid).is_err(), "running again");
+    assert_eq!(resume_thread(tid).unwrap(), 0, "not suspended");
+    stop.store(true, Ordering::Release);
+    t.join().unwrap();
+}
+
+#[test]
+fn ten_thousand_suspends_of_a_busy_thread() {
+    let stop = Arc::new(AtomicBool::new(false));
+    let progress = Arc::new(AtomicU64::new(0));
+    let (s, p) = (stop.clone(), progress.clone());
+    let t = ThreadBuilder::new()
+        .spawn(move || {
+            while !s.load(Ordering::Relaxed) {
+                p.fetch_add(1, Ordering::Relaxed);
+            }
+            0
+        })
+        .unwrap();
+    let tid = t.tid();
+    for _ in 0..10_000 {
+        suspend_thread(tid).unwrap();
+        resume_thread(tid).unwrap();
+    }
+    // No lost wake-up: it is still making progress.
+    let a = progress.load(Ordering::Relaxed);
+    std::thread::sleep(Duration::from_millis(20));
+    assert!(
+        progress.load(Ordering::Relaxed) > a,
+        "the thread stopped for good"
+    );
+    stop.store(true, Ordering::Release);
+    assert!(t.wait_timeout(Duration::from_secs(10)));
+    t.join().unwrap();
+}
+
+#[test]
+fn wait_for_any_and_all_threads() {
+    let slow_go = Arc::new(AtomicBool::new(false));
+    let g = slow_go.clone();
+    let slow = ThreadBuilder::new()
+        .spawn(move || {
+            while !g.load(Ordering::Acquire) {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            1
+        })
+        .unwrap();
+    let fast = ThreadBuilder::new().spawn(|| 2).unwrap();
+    assert_eq!(
+        thread::wait_any(&[&slow, &fast], Some(Duration::from_secs(10))),
+        Some(1)
+    );
+    assert!(!thread::wait_all(
+        &[&slow, &fast],
+        Some(Duration::from_millis(30))
+    ));
+    slow_go.store(true, Ordering::Release);
+    assert!(thread::wait_all(
+        &[&slow, &fast],
+        Some(Duration::from_secs(10))
+    ));
+    assert_eq!((slow.join().unwrap(), fast.join().unwrap()), (1, 2));
+}
+
+#[test]
+fn a_panic_reaches_the_joiner() {
+    let t = ThreadBuilder::new()
+        .spawn(|| panic!("thread boom"))
+        .unwrap();
+    assert!(t.wait_timeout(Duration::from_secs(10)));
+    assert_eq!(t.exit_code(), 101);
+    let err = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| t.join())).unwrap_err();
+    assert_eq!(err.downcast_ref::<&str>(), Some(&"thread boom"));
+}
+
+#[test]
+fn tls_slots_are_isolated_between_threads() {
+    let slot = TlsIndex::alloc().unwrap();
+    slot.set(1234);
+    let t = ThreadBuilder::new()
+        .spawn(move || {
+            let before = slot.get();
+            slot.set(99);
+            (before == 0 && slot.get() == 99) as u32
+        })
+        .unwrap();
+    assert_eq!(t.join().unwrap(), 1);
+    assert_eq!(slot.get(), 1234);
+    slot.free();
+}
+
+#[test]
+fn context_of_a_thread_in_another_process() {
+    let mut child = taskloom::process::ProcessBuilder::new("sleep")
+        .arg("30")
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    match thread::remote_thread_context(child.pid()) {
+        Ok(ctx) => assert!(ctx.rip != 0 && ctx.rsp != 0, "{ctx:?}"),
+        // Yama or a container may forbid ptrace even of our own child: then the error says so.
+        Err(e) => {
+            assert!(matches!(e, taskloom::Error::PermissionDenied { .. }), "{e}");
+            eprintln!("context_of_a_thread_in_another_process: ptrace not permitted here: {e}");
+        }
+    }
+    child.terminate().unwrap();
+    child.wait().unwrap();
+}
