@@ -544,7 +544,20 @@ pub fn suspend_thread(tid: i32) -> Result<u32> {
     }
     entry.count = 1;
     if tid != sys::gettid() {
-        while request.state.load(Ordering::Acquire) == sys::REQUESTED {
+        wait_parked(request);
+    }
+    Ok(0)
+}
+
+/// Waits until the target's handler has parked: a short spin first (the
+/// handler usually parks within microseconds, quicker than a sleep and a
+/// wake-up), then futex sleeps.
+fn wait_parked(request: &sys::Request) {
+    let spin_until = Instant::now() + Duration::from_micros(50);
+    while request.state.load(Ordering::Acquire) == sys::REQUESTED {
+        if Instant::now() < spin_until {
+            std::hint::spin_loop();
+        } else {
             sys::futex_wait(
                 &request.state,
                 sys::REQUESTED,
@@ -552,7 +565,6 @@ pub fn suspend_thread(tid: i32) -> Result<u32> {
             );
         }
     }
-    Ok(0)
 }
 
 /// `ResumeThread`: decrements the suspend count of `tid`; at zero the thread
@@ -570,13 +582,7 @@ pub fn resume_thread(tid: i32) -> Result<u32> {
     if s.count == 0 {
         let request = s.request;
         // Wait until it parked (the signal may still be on its way), then release it.
-        while request.state.load(Ordering::Acquire) == sys::REQUESTED {
-            sys::futex_wait(
-                &request.state,
-                sys::REQUESTED,
-                Some(Duration::from_millis(50)),
-            );
-        }
+        wait_parked(request);
         request.state.store(sys::RESUMED, Ordering::Release);
         sys::futex_wake(&request.state);
     }
