@@ -3,6 +3,7 @@
 mod job;
 mod limits;
 mod output;
+mod ps;
 mod run;
 
 use clap::{Parser, Subcommand};
@@ -22,6 +23,12 @@ enum Command {
     Run(run::RunArgs),
     /// Create, inspect and control jobs (groups of processes under kernel-enforced limits).
     Job(job::JobArgs),
+    /// List processes (or threads) fast, as a table, a tree or JSON.
+    Ps(ps::PsArgs),
+    /// Every section of one process: image, command line, environment, modules, handles, token, job, threads.
+    Inspect(ps::InspectArgs),
+    /// The threads of one process, with their registers when ptrace allows.
+    Threads(ps::ThreadsArgs),
 }
 
 fn main() {
@@ -29,6 +36,9 @@ fn main() {
     let code = match cli.command {
         Command::Run(args) => run::main(args),
         Command::Job(args) => job::main(args),
+        Command::Ps(args) => ps::ps(args),
+        Command::Inspect(args) => ps::inspect_cmd(args),
+        Command::Threads(args) => ps::threads_cmd(args),
     };
     match code {
         Ok(code) => std::process::exit(code),

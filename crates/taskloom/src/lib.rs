@@ -10,6 +10,7 @@
 //! | priority class, affinity mask | [`PriorityClass`], [`CpuSet`]             |
 //! | job object                    | [`job::Job`] (cgroups)                    |
 //! | fiber, FLS                    | [`fiber`]                                 |
+//! | PEB/TEB/EPROCESS view         | [`inspect`]                               |
 //! | `CreateThread`, `SuspendThread`, TLS | [`thread`]                         |
 //!
 //! The crate is Linux-only. See `ARCHITECTURE.md` in the repository for the
@@ -19,6 +20,7 @@
 pub mod cpuset;
 pub mod error;
 pub mod fiber;
+pub mod inspect;
 pub mod job;
 pub mod priority;
 pub mod process;

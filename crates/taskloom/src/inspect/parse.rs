@@ -1,0 +1,441 @@
+//! Parsers for `/proc` files: bytes in, values out, no I/O (fuzzed and
+//! property-tested on generated files).
+//!
+//! The traps they avoid: a command name is raw bytes between the first `(`
+//! and the **last** `)` of `stat` and may hold spaces, `)`, newlines, tabs,
+//! `:` and invalid UTF-8; `status` lines split at the *first* `:` only;
+//! `cmdline` and `environ` are NUL-separated bytes, kept as bytes.
+
+/// A `/proc` file did not have the expected shape.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unexpected /proc format: {0}")]
+pub struct ParseError(pub &'static str);
+
+/// `/proc/<pid>/stat` (and `task/<tid>/stat`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Stat {
+    /// Process (or thread) id.
+    pub pid: i32,
+    /// The command name, raw bytes (at most 15 + NUL in the kernel).
+    #[serde(serialize_with = "super::bytes::serialize")]
+    pub comm: Vec<u8>,
+    /// State letter: R, S, D, Z, T, t, X, I, ...
+    pub state: char,
+    /// Parent pid.
+    pub ppid: i32,
+    /// Process group.
+    pub pgrp: i32,
+    /// Session.
+    pub session: i32,
+    /// Controlling terminal device number.
+    pub tty_nr: i32,
+    /// `PF_*` flags.
+    pub flags: u32,
+    /// Minor faults.
+    pub minflt: u64,
+    /// Major faults.
+    pub majflt: u64,
+    /// User time in clock ticks.
+    pub utime: u64,
+    /// Kernel time in clock ticks.
+    pub stime: u64,
+    /// Kernel priority value.
+    pub priority: i64,
+    /// Nice value.
+    pub nice: i64,
+    /// Threads.
+    pub num_threads: i64,
+    /// Start time in clock ticks since boot.
+    pub starttime: u64,
+    /// Virtual memory size in bytes.
+    pub vsize: u64,
+    /// Resident pages.
+    pub rss_pages: i64,
+    /// CPU it last ran on.
+    pub processor: i32,
+    /// Real-time priority.
+    pub rt_priority: u32,
+    /// Scheduling policy (`SCHED_*`).
+    pub policy: u32,
+    /// Exit status as `waitpid` would report it (zombies; kernel 3.5+).
+    pub exit_code: Option<i32>,
+}
+
+/// `PF_KTHREAD`: a kernel thread (Windows' "minimal process" is its nearest kin).
+pub const PF_KTHREAD: u32 = 0x0020_0000;
+
+/// Parses `stat`.
+pub fn parse_stat(buf: &[u8]) -> Result<Stat, ParseError> {
+    let open = buf
+        .iter()
+        .position(|&c| c == b'(')
+        .ok_or(ParseError("stat: no '('"))?;
+    let close = buf
+        .iter()
+        .rposition(|&c| c == b')')
+        .ok_or(ParseError("stat: no ')'"))?;
+    if close < open {
+        return Err(ParseError("stat: ')' before '('"));
+    }
+    let pid = parse_int::<i32>(trim(&buf[..open])).ok_or(ParseError("stat: pid"))?;
+    let comm = buf[open + 1..close].to_vec();
+    let rest = buf
+        .get(close + 2..)
+        .ok_or(ParseError("stat: nothing after the name"))?;
+    let rest = trim(rest);
+    let f: Vec<&[u8]> = rest.split(|&c| c == b' ').collect();
+    if f.len() < 22 {
+        return Err(ParseError("stat: too few fields"));
+    }
+    let num = |i: usize| -> Result<i64, ParseError> {
+        f.get(i)
+            .and_then(|s| parse_int::<i64>(s))
+            .ok_or(ParseError("stat: bad number"))
+    };
+    let unum = |i: usize| -> Result<u64, ParseError> {
+        f.get(i)
+            .and_then(|s| parse_int::<u64>(s))
+            .ok_or(ParseError("stat: bad number"))
+    };
+    let state = *f[0].first().ok_or(ParseError("stat: empty state"))? as char;
+    Ok(Stat {
+        pid,
+        comm,
+        state,
+        ppid: num(1)? as i32,
+        pgrp: num(2)? as i32,
+        session: num(3)? as i32,
+        tty_nr: num(4)? as i32,
+        flags: unum(6)? as u32,
+        minflt: unum(7)?,
+        majflt: unum(9)?,
+        utime: unum(11)?,
+        stime: unum(12)?,
+        priority: num(15)?,
+        nice: num(16)?,
+        num_threads: num(17)?,
+        starttime: unum(19)?,
+        vsize: unum(20)?,
+        rss_pages: num(21)?,
+        processor: f.get(36).and_then(|s| parse_int::<i32>(s)).unwrap_or(-1),
+        rt_priority: f.get(37).and_then(|s| parse_int::<u32>(s)).unwrap_or(0),
+        policy: f.get(38).and_then(|s| parse_int::<u32>(s)).unwrap_or(0),
+        exit_code: f.get(49).and_then(|s| parse_int::<i32>(s)),
+    })
+}
+
+fn trim(b: &[u8]) -> &[u8] {
+    let start = b
+        .iter()
+        .position(|c| !c.is_ascii_whitespace())
+        .unwrap_or(b.len());
+    let end = b
+        .iter()
+        .rposition(|c| !c.is_ascii_whitespace())
+        .map_or(start, |e| e + 1);
+    &b[start..end.max(start)]
+}
+
+/// Parses a decimal integer from ASCII bytes (optional leading '-').
+pub fn parse_int<T: std::str::FromStr>(b: &[u8]) -> Option<T> {
+    std::str::from_utf8(b).ok()?.parse().ok()
+}
+
+/// `status`: the value of `key` (the text after the first `:` of its line, trimmed).
+pub fn status_field<'a>(buf: &'a [u8], key: &str) -> Option<&'a [u8]> {
+    buf.split(|&c| c == b'\n').find_map(|line| {
+        let colon = line.iter().position(|&c| c == b':')?;
+        (&line[..colon] == key.as_bytes()).then(|| trim(&line[colon + 1..]))
+    })
+}
+
+/// The parts of `status` taskloom reports.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Status {
+    /// Real, effective, saved, filesystem uid.
+    pub uid: [u32; 4],
+    /// Real, effective, saved, filesystem gid.
+    pub gid: [u32; 4],
+    /// Supplementary groups.
+    pub groups: Vec<u32>,
+    /// Capability sets: inheritable, permitted, effective, bounding, ambient.
+    pub cap_inh: u64,
+    /// Permitted.
+    pub cap_prm: u64,
+    /// Effective.
+    pub cap_eff: u64,
+    /// Bounding.
+    pub cap_bnd: u64,
+    /// Ambient.
+    pub cap_amb: u64,
+    /// `no_new_privs`.
+    pub no_new_privs: bool,
+    /// Seccomp mode: 0 off, 1 strict, 2 filter.
+    pub seccomp: u32,
+    /// Pid of the tracer (0: not being debugged).
+    pub tracer_pid: i32,
+    /// Peak virtual memory, bytes.
+    pub vm_peak: Option<u64>,
+    /// Peak resident memory, bytes.
+    pub vm_hwm: Option<u64>,
+    /// Resident memory, bytes.
+    pub vm_rss: Option<u64>,
+    /// Private (anonymous) resident memory, bytes.
+    pub rss_anon: Option<u64>,
+    /// Voluntary context switches.
+    pub voluntary_switches: u64,
+    /// Involuntary context switches.
+    pub involuntary_switches: u64,
+    /// Allowed CPUs, as a list.
+    pub cpus_allowed_list: String,
+    /// The pid in each nested pid namespace, outermost first.
+    pub nspid: Vec<i32>,
+}
+
+fn ints<T: std::str::FromStr>(b: &[u8]) -> Vec<T> {
+    b.split(|c| c.is_ascii_whitespace())
+        .filter(|s| !s.is_empty())
+        .filter_map(parse_int)
+        .collect()
+}
+
+fn kb(b: Option<&[u8]>) -> Option<u64> {
+    let b = b?;
+    let num = b.split(|&c| c == b' ').next()?;
+    parse_int::<u64>(num).map(|k| k * 1024)
+}
+
+fn hex(b: Option<&[u8]>) -> u64 {
+    b.and_then(|b| std::str::from_utf8(b).ok())
+        .and_then(|s| u64::from_str_radix(s, 16).ok())
+        .unwrap_or(0)
+}
+
+/// Parses `status`.
+pub fn parse_status(buf: &[u8]) -> Status {
+    let f = |k| status_field(buf, k);
+    let four = |k| {
+        let v: Vec<u32> = f(k).map(ints).unwrap_or_default();
+        [
+            v.first().copied().unwrap_or(0),
+            v.get(1).copied().unwrap_or(0),
+            v.get(2).copied().unwrap_or(0),
+            v.get(3).copied().unwrap_or(0),
+        ]
+    };
+    let num = |k| f(k).and_then(parse_int::<u64>).unwrap_or(0);
+    Status {
+        uid: four("Uid"),
+        gid: four("Gid"),
+        groups: f("Groups").map(ints).unwrap_or_default(),
+        cap_inh: hex(f("CapInh")),
+        cap_prm: hex(f("CapPrm")),
+        cap_eff: hex(f("CapEff")),
+        cap_bnd: hex(f("CapBnd")),
+        cap_amb: hex(f("CapAmb")),
+        no_new_privs: num("NoNewPrivs") == 1,
+        seccomp: num("Seccomp") as u32,
+        tracer_pid: f("TracerPid").and_then(parse_int::<i32>).unwrap_or(0),
+        vm_peak: kb(f("VmPeak")),
+        vm_hwm: kb(f("VmHWM")),
+        vm_rss: kb(f("VmRSS")),
+        rss_anon: kb(f("RssAnon")),
+        voluntary_switches: num("voluntary_ctxt_switches"),
+        involuntary_switches: num("nonvoluntary_ctxt_switches"),
+        cpus_allowed_list: f("Cpus_allowed_list")
+            .map(|b| String::from_utf8_lossy(b).into_owned())
+            .unwrap_or_default(),
+        nspid: f("NSpid").map(ints).unwrap_or_default(),
+    }
+}
+
+/// Splits NUL-separated bytes (`cmdline`, `environ`); a trailing NUL ends the last item.
+pub fn split_nul(buf: &[u8]) -> Vec<Vec<u8>> {
+    if buf.is_empty() {
+        return Vec::new();
+    }
+    let body = buf.strip_suffix(&[0]).unwrap_or(buf);
+    body.split(|&c| c == 0).map(<[u8]>::to_vec).collect()
+}
+
+/// One line of `maps`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Mapping {
+    /// Start address.
+    pub start: u64,
+    /// End address (exclusive).
+    pub end: u64,
+    /// `rwxp` / `rwxs`.
+    pub perms: String,
+    /// File offset.
+    pub offset: u64,
+    /// Inode (0: anonymous).
+    pub inode: u64,
+    /// Path or pseudo-name (`[heap]`, `[stack]`, `[vdso]`), raw bytes.
+    #[serde(serialize_with = "super::bytes::serialize")]
+    pub path: Vec<u8>,
+}
+
+/// Parses `maps`; malformed lines are skipped.
+pub fn parse_maps(buf: &[u8]) -> Vec<Mapping> {
+    buf.split(|&c| c == b'\n')
+        .filter_map(parse_map_line)
+        .collect()
+}
+
+fn parse_map_line(line: &[u8]) -> Option<Mapping> {
+    let mut rest = line;
+    let mut field = || -> Option<&[u8]> {
+        let start = rest.iter().position(|&c| c != b' ')?;
+        rest = &rest[start..];
+        let end = rest.iter().position(|&c| c == b' ').unwrap_or(rest.len());
+        let (f, r) = rest.split_at(end);
+        rest = r;
+        Some(f)
+    };
+    let range = field()?;
+    let perms = field()?;
+    let offset = field()?;
+    let _dev = field()?;
+    let inode = field()?;
+    let dash = range.iter().position(|&c| c == b'-')?;
+    let hexnum = |b: &[u8]| u64::from_str_radix(std::str::from_utf8(b).ok()?, 16).ok();
+    // The path is the rest after the padding; it may itself contain spaces.
+    let path_start = rest.iter().position(|&c| c != b' ').unwrap_or(rest.len());
+    Some(Mapping {
+        start: hexnum(&range[..dash])?,
+        end: hexnum(&range[dash + 1..])?,
+        perms: String::from_utf8_lossy(perms).into_owned(),
+        offset: hexnum(offset)?,
+        inode: parse_int(inode)?,
+        path: rest[path_start..].to_vec(),
+    })
+}
+
+/// Capability names, by bit number (linux/capability.h).
+pub const CAPABILITY_NAMES: [&str; 41] = [
+    "chown",
+    "dac_override",
+    "dac_read_search",
+    "fowner",
+    "fsetid",
+    "kill",
+    "setgid",
+    "setuid",
+    "setpcap",
+    "linux_immutable",
+    "net_bind_service",
+    "net_broadcast",
+    "net_admin",
+    "net_raw",
+    "ipc_lock",
+    "ipc_owner",
+    "sys_module",
+    "sys_rawio",
+    "sys_chroot",
+    "sys_ptrace",
+    "sys_pacct",
+    "sys_admin",
+    "sys_boot",
+    "sys_nice",
+    "sys_resource",
+    "sys_time",
+    "sys_tty_config",
+    "mknod",
+    "lease",
+    "audit_write",
+    "audit_control",
+    "setfcap",
+    "mac_override",
+    "mac_admin",
+    "syslog",
+    "wake_alarm",
+    "block_suspend",
+    "audit_read",
+    "perfmon",
+    "bpf",
+    "checkpoint_restore",
+];
+
+/// The names of the capabilities set in `mask` (`cap_N` past the known ones).
+pub fn capability_names(mask: u64) -> Vec<String> {
+    (0..64)
+        .filter(|b| mask & (1u64 << b) != 0)
+        .map(|b| {
+            CAPABILITY_NAMES
+                .get(b)
+                .map_or_else(|| format!("cap_{b}"), |n| (*n).to_string())
+        })
+        .collect()
+}
+
+/// `fdinfo`'s `flags:` field (octal open flags).
+pub fn fdinfo_flags(buf: &[u8]) -> Option<u32> {
+    let v = status_field(buf, "flags")?;
+    u32::from_str_radix(std::str::from_utf8(v).ok()?, 8).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_names_with_parens_spaces_and_newlines() {
+        let line = b"4242 (x) S 1 (y z) S 1 4242 4242 0 -1 4194560 100 0 2 0 7 3 0 0 20 0 1 0 12345 8192000 300 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0 0 0 0 0 0 0 0 9\n";
+        let s = parse_stat(line).unwrap();
+        assert_eq!(s.pid, 4242);
+        assert_eq!(s.comm, b"x) S 1 (y z");
+        assert_eq!(
+            (s.state, s.ppid, s.utime, s.stime, s.num_threads),
+            ('S', 1, 7, 3, 1)
+        );
+        assert_eq!(
+            (s.starttime, s.vsize, s.rss_pages, s.processor),
+            (12345, 8192000, 300, 1)
+        );
+        assert_eq!(s.exit_code, Some(9));
+        let nl = b"7 (a\nb\t:c\xff) R 1 7 7 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 5 0 0 0\n";
+        let s = parse_stat(nl).unwrap();
+        assert_eq!(s.comm, b"a\nb\t:c\xff");
+        assert_eq!(s.state, 'R');
+        assert!(parse_stat(b"12 (unterminated R 1").is_err());
+        assert!(parse_stat(b"").is_err());
+    }
+
+    #[test]
+    fn status_splits_at_the_first_colon() {
+        let buf = b"Name:\ta:b:c\nUid:\t1000\t1001\t1002\t1003\nGroups:\t4 24 27 \nCapEff:\t0000000000003000\nVmHWM:\t  2048 kB\nNSpid:\t77\t1\nCpus_allowed_list:\t0-3,5\n";
+        assert_eq!(status_field(buf, "Name"), Some(&b"a:b:c"[..]));
+        let s = parse_status(buf);
+        assert_eq!(s.uid, [1000, 1001, 1002, 1003]);
+        assert_eq!(s.groups, [4, 24, 27]);
+        assert_eq!(capability_names(s.cap_eff), ["net_admin", "net_raw"]);
+        assert_eq!(s.vm_hwm, Some(2048 * 1024));
+        assert_eq!(s.nspid, [77, 1]);
+        assert_eq!(s.cpus_allowed_list, "0-3,5");
+    }
+
+    #[test]
+    fn nul_lists_keep_bytes() {
+        assert_eq!(
+            split_nul(b"a\0b c\0\xff\0"),
+            vec![b"a".to_vec(), b"b c".to_vec(), b"\xff".to_vec()]
+        );
+        assert!(split_nul(b"").is_empty());
+        assert_eq!(split_nul(b"no-nul"), vec![b"no-nul".to_vec()]);
+    }
+
+    #[test]
+    fn maps_paths_may_hold_spaces() {
+        let buf = b"55d0c0a00000-55d0c0a02000 r--p 00000000 fe:01 1234   /usr/bin/my prog (deleted)\n7ffd1000-7ffd2000 rw-p 00000000 00:00 0                          [stack]\n7f0000-7f1000 ---p 00000000 00:00 0\nbroken\n";
+        let m = parse_maps(buf);
+        assert_eq!(m.len(), 3);
+        assert_eq!(m[0].path, b"/usr/bin/my prog (deleted)");
+        assert_eq!(
+            (m[0].start, m[0].end, m[0].inode),
+            (0x55d0c0a00000, 0x55d0c0a02000, 1234)
+        );
+        assert_eq!(m[1].path, b"[stack]");
+        assert!(m[2].path.is_empty());
+    }
+}
