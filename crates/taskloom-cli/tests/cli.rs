@@ -191,3 +191,60 @@ fn job_commands_round_trip() {
         stderr(&o)
     );
 }
+
+#[test]
+fn ps_json_and_tables_survive_hostile_names() {
+    let dir = std::env::temp_dir().join(format!("taskloom-cli-names-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let link = dir.join("a\nb\tc)");
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink("/bin/sh", &link).unwrap();
+    let mut child = Command::new(&link)
+        .args(["-c", "read x"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id() as i64;
+    let o = taskloom(&["ps", "--json"]);
+    assert!(o.status.success());
+    let rows: serde_json::Value = serde_json::from_slice(&o.stdout).expect("valid JSON");
+    let row = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["pid"] == pid)
+        .expect("listed");
+    assert_eq!(row["name"], "a\nb\tc)");
+    let table = String::from_utf8(taskloom(&["ps"]).stdout).unwrap();
+    let line = table
+        .lines()
+        .find(|l| l.trim_start().starts_with(&format!("{pid} ")))
+        .expect("a row");
+    assert!(line.contains("a\\nb\\tc)"), "escaped on one line: {line}");
+    assert!(
+        !table.lines().any(|l| l.starts_with("b\t")),
+        "a name broke the table"
+    );
+    let o = taskloom(&[
+        "inspect",
+        &pid.to_string(),
+        "--json",
+        "--section",
+        "classification",
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["classification"], "normal");
+    let o = taskloom(&["threads", &pid.to_string(), "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v[0]["tid"], pid);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    let o = taskloom(&["inspect", "999999999"]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(
+        stderr(&o).contains("no such process: 999999999"),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -1,0 +1,277 @@
+//! Inspection against live processes with hostile names, and the parsers
+//! against generated `/proc` files.
+
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use proptest::prelude::*;
+use taskloom::inspect::{self, Classification, SnapshotOptions, parse};
+use taskloom::process::{Process, ProcessBuilder, Stdio};
+
+/// Names the kernel will show as `comm` (at most 15 bytes), each hostile to a naive parser.
+const ODD_NAMES: [&[u8]; 6] = [
+    b"x) S 1 (y z",
+    b"a\nb",
+    b"a\tb",
+    b"a:b: c",
+    b"\xff\xfex",
+    b"sp ace ) (",
+];
+
+/// Starts a shell through a symlink named `name` (so that its command name
+/// is `name`) that waits on its stdin, with `extra_arg` as its `$0`.
+fn start_named(dir: &std::path::Path, name: &[u8], extra_arg: &[u8]) -> Process {
+    let link: PathBuf = dir.join(OsStr::from_bytes(name));
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink("/bin/sh", &link).unwrap();
+    ProcessBuilder::new(&link)
+        .args(["-c", "read x"])
+        .arg(OsStr::from_bytes(extra_arg))
+        .stdin(Stdio::Piped)
+        .spawn()
+        .unwrap()
+}
+
+#[test]
+fn hostile_names_and_arguments_are_exact() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut children: Vec<(Process, &[u8])> = ODD_NAMES
+        .iter()
+        .map(|n| (start_named(dir.path(), n, b"arg\n\xff"), *n))
+        .collect();
+    let snap = inspect::snapshot(SnapshotOptions {
+        cmdline: true,
+        ..Default::default()
+    })
+    .unwrap();
+    for (child, name) in &children {
+        let row = snap.iter().find(|e| e.pid == child.pid()).expect("listed");
+        assert_eq!(row.name, *name, "snapshot name of {}", child.pid());
+        assert_eq!(row.cmdline.len(), 4, "{:?}", row.cmdline);
+        assert_eq!(
+            row.cmdline[0],
+            dir.path()
+                .join(OsStr::from_bytes(name))
+                .as_os_str()
+                .as_bytes()
+        );
+        assert_eq!(row.cmdline[3], b"arg\n\xff", "argument bytes");
+        let info = inspect::inspect(child.pid()).unwrap();
+        assert_eq!(info.basic.name, *name);
+        // JSON is valid and gives the bytes back.
+        let text = serde_json::to_string(&info).unwrap();
+        let back: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(inspect::bytes::from_json(&back["name"]).unwrap(), *name);
+        assert_eq!(
+            inspect::bytes::from_json(&back["cmdline"][3]).unwrap(),
+            b"arg\n\xff"
+        );
+    }
+    for (child, _) in &mut children {
+        child.terminate().unwrap();
+        child.wait().unwrap();
+    }
+}
+
+#[test]
+fn snapshots_survive_processes_starting_and_ending_fast() {
+    // One shell starting short-lived processes back to back (serially: bounded), for two seconds at most.
+    let mut churn = ProcessBuilder::new("sh")
+        .arg("-c")
+        .arg("end=$(( $(date +%s) + 2 )); while [ $(date +%s) -lt $end ]; do /bin/true; done")
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let mut rounds = 0;
+    while Instant::now() < deadline {
+        let snap = inspect::snapshot(SnapshotOptions {
+            cmdline: true,
+            threads: rounds % 2 == 1,
+            ..Default::default()
+        })
+        .unwrap();
+        assert!(
+            snap.iter()
+                .any(|e| e.pid == std::process::id() as i32 || e.tgid == std::process::id() as i32)
+        );
+        rounds += 1;
+    }
+    assert!(rounds > 5);
+    churn.terminate().unwrap();
+    churn.wait().unwrap();
+}
+
+#[test]
+fn classification_of_kernel_threads_zombies_and_normal_processes() {
+    let kthreadd = inspect::inspect(2).unwrap();
+    assert_eq!(
+        kthreadd.classification,
+        Classification::Minimal,
+        "{}",
+        kthreadd.classification_reason
+    );
+    let me = inspect::inspect(std::process::id() as i32).unwrap();
+    assert_eq!(
+        me.classification,
+        Classification::Normal,
+        "{}",
+        me.classification_reason
+    );
+
+    let mut z = ProcessBuilder::new("sh")
+        .arg("-c")
+        .arg("exit 3")
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let info = loop {
+        let info = inspect::inspect(z.pid()).unwrap();
+        if info.basic.state == 'Z' || Instant::now() > deadline {
+            break info;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    assert_eq!(info.classification, Classification::Zombie);
+    assert_eq!(info.exit_code, Some(3 << 8), "waitpid encoding of exit(3)");
+    assert!(info.basic.cmdline.is_empty());
+    z.wait().unwrap();
+}
+
+#[test]
+fn a_process_in_another_pid_namespace_is_pico() {
+    if !rustix::process::geteuid().is_root() || std::fs::metadata("/usr/bin/unshare").is_err() {
+        eprintln!("a_process_in_another_pid_namespace_is_pico: not run: needs root and unshare(1)");
+        return;
+    }
+    let mut outer = ProcessBuilder::new("unshare")
+        .args(["--pid", "--fork", "sleep", "30"])
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let inner = loop {
+        let snap = inspect::snapshot(SnapshotOptions::default()).unwrap();
+        if let Some(e) = snap
+            .iter()
+            .find(|e| e.ppid == outer.pid() && e.name == b"sleep")
+        {
+            break e.pid;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the namespaced sleep did not start"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let info = inspect::inspect(inner).unwrap();
+    assert_eq!(
+        info.classification,
+        Classification::Pico,
+        "{}",
+        info.classification_reason
+    );
+    outer.terminate().unwrap();
+    outer.wait().unwrap();
+    // The inner sleep was reparented inside its namespace and dies with its init (the unshare child).
+}
+
+#[test]
+fn handles_token_modules_and_threads_of_this_process() {
+    let (_r, _w) = std::io::pipe().unwrap();
+    let efd = rustix::event::eventfd(0, rustix::event::EventfdFlags::CLOEXEC).unwrap();
+    let info = inspect::inspect(std::process::id() as i32).unwrap();
+    let handles = info.handles.unwrap();
+    assert!(
+        handles
+            .iter()
+            .any(|h| h.kind == "pipe" && h.cloexec == Some(true)),
+        "{handles:?}"
+    );
+    let efd_num = std::os::fd::AsRawFd::as_raw_fd(&efd);
+    assert!(
+        handles
+            .iter()
+            .any(|h| h.fd == efd_num && h.kind == "eventfd"),
+        "{handles:?}"
+    );
+    let token = info.token.unwrap();
+    assert_eq!(token.uid[0], rustix::process::getuid().as_raw());
+    let modules = info.modules.unwrap();
+    let exe = std::fs::read_link("/proc/self/exe").unwrap();
+    assert!(
+        modules.iter().any(|m| m.path == exe.as_os_str().as_bytes()),
+        "the image itself is a module"
+    );
+    let threads = info.thread_list.unwrap();
+    assert!(
+        threads
+            .iter()
+            .any(|t| t.tid == std::process::id() as i32 && t.stack.is_some())
+    );
+    assert!(
+        info.denied.is_empty() || !rustix::process::geteuid().is_root(),
+        "{:?}",
+        info.denied
+    );
+}
+
+#[test]
+fn a_vanished_process_is_an_error_only_when_asked_for_by_pid() {
+    let mut p = ProcessBuilder::new("true").spawn().unwrap();
+    let pid = p.pid();
+    p.wait().unwrap();
+    assert!(matches!(
+        inspect::inspect(pid),
+        Err(taskloom::Error::NoSuchProcess { .. })
+    ));
+    assert!(matches!(
+        inspect::threads(pid),
+        Err(taskloom::Error::NoSuchProcess { .. })
+    ));
+}
+
+fn stat_line(pid: i32, comm: &[u8], fields: &[u64]) -> Vec<u8> {
+    let mut line = format!("{pid} (").into_bytes();
+    line.extend_from_slice(comm);
+    line.extend_from_slice(b") S");
+    for f in fields {
+        line.extend_from_slice(format!(" {f}").as_bytes());
+    }
+    line.push(b'\n');
+    line
+}
+
+proptest! {
+    #[test]
+    fn stat_parses_any_name(pid in 1i32..4_000_000, comm in proptest::collection::vec(any::<u8>(), 0..16),
+                            fields in proptest::collection::vec(0u64..1_000_000, 49..52)) {
+        let line = stat_line(pid, &comm, &fields);
+        let s = parse::parse_stat(&line).unwrap();
+        prop_assert_eq!(s.pid, pid);
+        prop_assert_eq!(&s.comm, &comm);
+        prop_assert_eq!(s.ppid as u64, fields[0]);
+        prop_assert_eq!(s.utime, fields[10]);
+        prop_assert_eq!(s.stime, fields[11]);
+        prop_assert_eq!(s.starttime, fields[18]);
+    }
+
+    #[test]
+    fn parsers_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+        let _ = parse::parse_stat(&bytes);
+        let _ = parse::parse_status(&bytes);
+        let _ = parse::parse_maps(&bytes);
+        let _ = parse::split_nul(&bytes);
+        let _ = parse::fdinfo_flags(&bytes);
+    }
+
+    #[test]
+    fn nul_lists_round_trip(items in proptest::collection::vec(proptest::collection::vec(1u8..=255, 0..20), 1..8)) {
+        let mut buf = Vec::new();
+        for i in &items {
+            buf.extend_from_slice(i);
+            buf.push(0);
+        }
+        prop_assert_eq!(parse::split_nul(&buf), items);
+    }
+}
