@@ -116,6 +116,12 @@ impl ProcReader {
             }
             // SAFETY: `n` bytes were initialised by read.
             unsafe { self.buf.set_len(self.buf.len() + n as usize) };
+            // A /proc file hands over what it has in one read when the buffer is
+            // large enough (seq_file and cmdline alike): a short read is the end,
+            // which saves the second read that would return 0.
+            if (n as usize) < spare {
+                break;
+            }
         }
         Ok(&self.buf)
     }
@@ -301,12 +307,40 @@ fn entry_from(stat: Stat, tgid: i32, uid: Option<u32>) -> ProcEntry {
 
 /// Lists every process (or thread) on the machine. Processes that end
 /// during the listing are skipped; unreadable command lines are left empty.
+///
+/// Reading `/proc` is kernel work per process (formatting `stat`, walking
+/// the target's memory for `cmdline`), so a large listing is split across
+/// the CPUs this process may use; the rows come back in pid order.
 pub fn snapshot(opts: SnapshotOptions) -> Result<Vec<ProcEntry>> {
+    let pids = ProcReader::new()?.numeric_entries("");
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(8);
+    if workers < 2 || pids.len() < 64 {
+        return snapshot_of(&pids, opts);
+    }
+    let chunk = pids.len().div_ceil(workers);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = pids
+            .chunks(chunk)
+            .map(|part| scope.spawn(move || snapshot_of(part, opts)))
+            .collect();
+        let mut out = Vec::new();
+        for h in handles {
+            out.extend(h.join().map_err(|_| Error::InvalidInput {
+                what: "snapshot",
+                reason: "a worker panicked".into(),
+            })??);
+        }
+        Ok(out)
+    })
+}
+
+fn snapshot_of(pids: &[i32], opts: SnapshotOptions) -> Result<Vec<ProcEntry>> {
     let mut r = ProcReader::new()?;
-    let pids = r.numeric_entries("");
     let mut out = Vec::with_capacity(pids.len() * if opts.threads { 4 } else { 1 });
     let mut itoa = String::with_capacity(32);
-    for pid in pids {
+    for &pid in pids {
         use std::fmt::Write;
         itoa.clear();
         let _ = write!(itoa, "{pid}");
