@@ -8,6 +8,7 @@
 
 use std::cell::RefCell;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 /// How many slots a process can hold at once (Windows: 64 + 1024 expansion slots).
 pub const TLS_SLOTS: usize = 1088;
@@ -18,6 +19,10 @@ struct Registry {
 }
 
 static REGISTRY: Mutex<Registry> = Mutex::new(Registry { slots: Vec::new() });
+
+/// The live generation of each index (0: never allocated); bumped on alloc and on free,
+/// so a stale index neither reads nor writes.
+static LIVE: [AtomicU32; TLS_SLOTS] = [const { AtomicU32::new(0) }; TLS_SLOTS];
 
 thread_local! {
     /// Per thread, per index: (generation, value).
@@ -30,8 +35,8 @@ thread_local! {
 pub struct TlsExhausted;
 
 /// A TLS index (`TlsAlloc`'s result). `Copy`, like the Windows `DWORD`.
-/// Using it after [`TlsIndex::free`] is a bug, but a harmless one: it never
-/// reads or changes the values of the index's next owner.
+/// Using it after [`TlsIndex::free`] is a bug, but a harmless one: it reads
+/// 0 and its writes are dropped, so it never reaches the index's next owner.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TlsIndex {
     index: u32,
@@ -52,7 +57,8 @@ impl TlsIndex {
         };
         let slot = &mut reg.slots[index];
         slot.0 = true;
-        slot.1 = slot.1.wrapping_add(1);
+        slot.1 = slot.1.wrapping_add(1).max(1);
+        LIVE[index].store(slot.1, Ordering::Release);
         Ok(TlsIndex {
             index: index as u32,
             generation: slot.1,
@@ -64,8 +70,15 @@ impl TlsIndex {
         self.index
     }
 
-    /// `TlsSetValue` for the calling thread.
+    fn is_live(self) -> bool {
+        LIVE[self.index as usize].load(Ordering::Acquire) == self.generation
+    }
+
+    /// `TlsSetValue` for the calling thread (ignored for a freed index).
     pub fn set(self, value: usize) {
+        if !self.is_live() {
+            return;
+        }
         VALUES.with(|v| {
             let mut v = v.borrow_mut();
             let i = self.index as usize;
@@ -76,8 +89,11 @@ impl TlsIndex {
         });
     }
 
-    /// `TlsGetValue` for the calling thread (0 if never set).
+    /// `TlsGetValue` for the calling thread (0 if never set, or freed).
     pub fn get(self) -> usize {
+        if !self.is_live() {
+            return 0;
+        }
         VALUES.with(|v| match v.borrow().get(self.index as usize) {
             Some(&(generation, value)) if generation == self.generation => value,
             _ => 0,
@@ -89,8 +105,11 @@ impl TlsIndex {
         let mut reg = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(slot) = reg.slots.get_mut(self.index as usize)
             && slot.1 == self.generation
+            && slot.0
         {
             slot.0 = false;
+            slot.1 = slot.1.wrapping_add(1).max(1);
+            LIVE[self.index as usize].store(slot.1, Ordering::Release);
         }
     }
 }
@@ -119,6 +138,7 @@ mod tests {
         b.set(5);
         a.set(9); // a stale index does not reach the new owner's value
         assert_eq!(b.get(), 5);
+        assert_eq!(a.get(), 0, "a freed index reads 0");
         b.free();
     }
 }
