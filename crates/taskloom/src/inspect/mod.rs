@@ -71,6 +71,16 @@ impl ProcReader {
 
     /// Reads `rel` (e.g. `123/stat`) into the internal buffer.
     fn read(&mut self, rel: &str) -> std::result::Result<&[u8], ReadErr> {
+        let dir = self.proc.as_raw_fd();
+        self.read_at(dir, rel)
+    }
+
+    /// Reads `rel` relative to the directory `dir` into the internal buffer.
+    fn read_at(
+        &mut self,
+        dir: std::os::fd::RawFd,
+        rel: &str,
+    ) -> std::result::Result<&[u8], ReadErr> {
         let mut path = [0u8; 64];
         let bytes = rel.as_bytes();
         if bytes.len() >= path.len() {
@@ -78,13 +88,8 @@ impl ProcReader {
         }
         path[..bytes.len()].copy_from_slice(bytes);
         // SAFETY: `path` is NUL-terminated; openat relative to our /proc fd.
-        let fd = unsafe {
-            libc::openat(
-                self.proc.as_raw_fd(),
-                path.as_ptr().cast(),
-                libc::O_RDONLY | libc::O_CLOEXEC,
-            )
-        };
+        let fd =
+            unsafe { libc::openat(dir, path.as_ptr().cast(), libc::O_RDONLY | libc::O_CLOEXEC) };
         if fd < 0 {
             return Err(Self::classify(io::Error::last_os_error()));
         }
@@ -156,20 +161,80 @@ impl ProcReader {
     }
 
     fn numeric_entries(&self, rel: &str) -> Vec<i32> {
-        let path = if rel.is_empty() {
-            "/proc".to_string()
-        } else {
-            format!("/proc/{rel}")
+        self.numeric_entries_and_owner(rel).0
+    }
+
+    /// As [`Self::numeric_entries_and_owner`], keeping the directory open for reads below it.
+    fn open_dir_entries(&self, rel: &str) -> Option<(Vec<i32>, Option<u32>, OwnedFd)> {
+        let (v, owner, fd) = self.list_dir(rel);
+        Some((v, owner, fd?))
+    }
+
+    /// The numeric entries of a directory below `/proc` (`""` for `/proc`
+    /// itself), and the directory's owner uid. One `getdents64` usually
+    /// suffices: procfs fills the buffer until it runs out of entries, so a
+    /// return with room for another entry to spare is the end.
+    fn numeric_entries_and_owner(&self, rel: &str) -> (Vec<i32>, Option<u32>) {
+        let (v, owner, _) = self.list_dir(rel);
+        (v, owner)
+    }
+
+    fn list_dir(&self, rel: &str) -> (Vec<i32>, Option<u32>, Option<OwnedFd>) {
+        let path = CString::new(if rel.is_empty() { "." } else { rel }).expect("no NUL");
+        // SAFETY: openat relative to our /proc fd with a valid C string.
+        let fd = unsafe {
+            libc::openat(
+                self.proc.as_raw_fd(),
+                path.as_ptr(),
+                libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+            )
         };
-        let Ok(dir) = std::fs::read_dir(path) else {
-            return Vec::new();
-        };
-        let mut v: Vec<i32> = dir
-            .flatten()
-            .filter_map(|e| e.file_name().to_str()?.parse().ok())
-            .collect();
-        v.sort_unstable();
-        v
+        if fd < 0 {
+            return (Vec::new(), None, None);
+        }
+        // SAFETY: a fresh descriptor we own.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
+        // SAFETY: fstat on our descriptor into valid storage.
+        let ok = unsafe { libc::fstat(fd.as_raw_fd(), st.as_mut_ptr()) } == 0;
+        // SAFETY: fstat succeeded, so `st` is filled.
+        let owner = ok.then(|| unsafe { st.assume_init() }.st_uid);
+        let mut out = Vec::new();
+        let mut buf = vec![0u8; 32 * 1024];
+        loop {
+            // SAFETY: getdents64 into a buffer of the given size.
+            let n = unsafe {
+                libc::syscall(
+                    libc::SYS_getdents64,
+                    fd.as_raw_fd(),
+                    buf.as_mut_ptr(),
+                    buf.len(),
+                )
+            };
+            if n <= 0 {
+                break;
+            }
+            let n = n as usize;
+            let mut off = 0;
+            while off + 19 <= n {
+                // struct linux_dirent64 { u64 ino; i64 off; u16 reclen; u8 type; char name[]; }
+                let reclen = u16::from_ne_bytes([buf[off + 16], buf[off + 17]]) as usize;
+                if reclen == 0 || off + reclen > n {
+                    break;
+                }
+                let name = &buf[off + 19..off + reclen];
+                let name = &name[..name.iter().position(|&c| c == 0).unwrap_or(name.len())];
+                if let Some(v) = parse::parse_int::<i32>(name) {
+                    out.push(v);
+                }
+                off += reclen;
+            }
+            if buf.len() - n > 512 {
+                break;
+            }
+        }
+        out.sort_unstable();
+        (out, owner, Some(fd))
     }
 }
 
@@ -344,11 +409,15 @@ fn snapshot_of(pids: &[i32], opts: SnapshotOptions) -> Result<Vec<ProcEntry>> {
         use std::fmt::Write;
         itoa.clear();
         let _ = write!(itoa, "{pid}");
-        let uid = r.owner(&itoa);
-        let tids = if opts.threads {
-            r.numeric_entries(&format!("{pid}/task"))
+        let (tids, uid, task_dir) = if opts.threads {
+            // The task directory has the same owner as the process directory;
+            // its threads' files are opened relative to it.
+            match r.open_dir_entries(&format!("{pid}/task")) {
+                Some((tids, owner, fd)) => (tids, owner, Some(fd)),
+                None => continue,
+            }
         } else {
-            vec![pid]
+            (vec![pid], r.owner(&itoa), None)
         };
         let mut cmdline = Vec::new();
         if opts.cmdline {
@@ -366,12 +435,11 @@ fn snapshot_of(pids: &[i32], opts: SnapshotOptions) -> Result<Vec<ProcEntry>> {
             None
         };
         for tid in tids {
-            let rel = if opts.threads {
-                format!("{pid}/task/{tid}/stat")
-            } else {
-                format!("{pid}/stat")
+            let read = match &task_dir {
+                Some(dir) => r.read_at(dir.as_raw_fd(), &format!("{tid}/stat")),
+                None => r.read(&format!("{pid}/stat")),
             };
-            let stat = match r.read(&rel) {
+            let stat = match read {
                 Ok(b) => match parse::parse_stat(b) {
                     Ok(s) => s,
                     Err(_) => continue,

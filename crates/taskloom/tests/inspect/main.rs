@@ -275,3 +275,42 @@ proptest! {
         prop_assert_eq!(parse::split_nul(&buf), items);
     }
 }
+
+#[test]
+fn thread_listings_show_each_thread() {
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let s = stop.clone();
+    let t = taskloom::thread::ThreadBuilder::new()
+        .name("tl-snap-thr")
+        .spawn(move || {
+            while !s.load(std::sync::atomic::Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            0
+        })
+        .unwrap();
+    let tid = t.tid();
+    let me = std::process::id() as i32;
+    let snap = inspect::snapshot(SnapshotOptions {
+        threads: true,
+        ..Default::default()
+    })
+    .unwrap();
+    let row = snap
+        .iter()
+        .find(|e| e.pid == tid)
+        .expect("the thread is listed");
+    assert_eq!((row.tgid, row.name.as_slice()), (me, &b"tl-snap-thr"[..]));
+    assert!(
+        snap.iter().any(|e| e.pid == me && e.tgid == me),
+        "the main thread too"
+    );
+    let threads = inspect::threads(me).unwrap();
+    assert!(
+        threads
+            .iter()
+            .any(|x| x.tid == tid && x.name == b"tl-snap-thr")
+    );
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    t.join().unwrap();
+}
