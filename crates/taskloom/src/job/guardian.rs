@@ -34,6 +34,10 @@ pub(crate) struct Plan {
     pub v1_procs: Vec<CString>,
     /// Job directories to remove (with everything below them), after the kill.
     pub remove: Vec<CString>,
+    /// Process-group backend: the file holding the job's group id.
+    pub pg_file: Option<CString>,
+    /// Files to unlink after the kill (the process-group backend's state).
+    pub unlink: Vec<CString>,
 }
 
 impl Plan {
@@ -50,6 +54,25 @@ impl Plan {
             v1_freezer: v1_freezer.map(|f| c(f.join("freezer.state"))),
             v1_procs: v1_dirs.iter().map(|d| c(d.join("cgroup.procs"))).collect(),
             remove: remove.iter().cloned().map(c).collect(),
+            pg_file: None,
+            unlink: Vec::new(),
+        }
+    }
+
+    /// The plan for a process-group job whose state lives in `dir`.
+    pub fn for_process_group(dir: &std::path::Path) -> Self {
+        let c = |p: PathBuf| CString::new(p.as_os_str().as_bytes()).unwrap_or_default();
+        Plan {
+            v2_kill: None,
+            v2_events: None,
+            v1_freezer: None,
+            v1_procs: Vec::new(),
+            remove: vec![c(dir.to_owned())],
+            pg_file: Some(c(dir.join("pgid"))),
+            unlink: ["pgid", "limits.json", "frozen"]
+                .into_iter()
+                .map(|f| c(dir.join(f)))
+                .collect(),
         }
     }
 }
@@ -150,6 +173,28 @@ unsafe fn guardian_main(holder: RawFd, plan: &Plan) -> ! {
 unsafe fn kill_job(plan: &Plan) {
     // SAFETY: raw syscalls on the plan's C strings and stack buffers.
     unsafe {
+        if let Some(file) = &plan.pg_file {
+            let mut buf = [0u8; 32];
+            let n = read_file(file.as_ptr(), &mut buf);
+            let pgid = if n > 0 {
+                parse_pids(&buf[..n as usize]).next().unwrap_or(0)
+            } else {
+                0
+            };
+            if pgid > 0 {
+                // Until the group is gone (kill fails with ESRCH), at most ~10 s.
+                for _ in 0..10_000 {
+                    if libc::kill(-pgid, libc::SIGKILL) != 0 {
+                        break;
+                    }
+                    sleep_ms(1);
+                }
+            }
+            for f in &plan.unlink {
+                libc::unlink(f.as_ptr());
+            }
+            return;
+        }
         if let Some(kill) = &plan.v2_kill
             && write_file(kill.as_ptr(), b"1")
         {

@@ -27,6 +27,7 @@
 mod cgroup;
 mod guardian;
 pub mod layout;
+mod pgroup;
 mod watch;
 
 use std::ffi::CString;
@@ -217,6 +218,8 @@ pub struct Job {
     v1: Vec<(Controller, PathBuf)>,
     limits: JobLimits,
     holder: Option<OwnedFd>,
+    /// The process-group backend's state directory (no cgroup is writable).
+    pg: Option<PathBuf>,
 }
 
 fn anon_name() -> String {
@@ -248,8 +251,8 @@ impl Job {
 
     fn create_at(parent: Option<&Job>, b: JobBuilder) -> Result<Job> {
         let roots = cgroup::roots();
-        if !roots.usable() {
-            return Err(Error::JobsUnavailable(roots.problems.join("; ")));
+        if degraded() {
+            return Job::create_degraded(parent, b);
         }
         let leaf = match &b.name {
             Some(n) => {
@@ -295,6 +298,7 @@ impl Job {
             v1,
             limits: JobLimits::default(),
             holder: None,
+            pg: None,
         };
         let made = (|| -> Result<()> {
             if let Some(v2) = &job.v2 {
@@ -329,6 +333,48 @@ impl Job {
         Ok(job)
     }
 
+    /// The process-group backend's `CreateJobObject`.
+    fn create_degraded(parent: Option<&Job>, b: JobBuilder) -> Result<Job> {
+        if parent.is_some() {
+            return Err(Error::JobsUnavailable(format!(
+                "nested jobs need cgroups, and none is writable here ({})",
+                cgroup::roots().problems.join("; ")
+            )));
+        }
+        let name = match &b.name {
+            Some(n) => {
+                validate_name(n)?;
+                n.clone()
+            }
+            None => anon_name(),
+        };
+        let dir = pgroup::create_state(&name)?;
+        let mut job = Job {
+            name,
+            v2: None,
+            v1: Vec::new(),
+            limits: JobLimits::default(),
+            holder: None,
+            pg: Some(dir.clone()),
+        };
+        let made = (|| -> Result<()> {
+            if let Some(mode) = b.mode {
+                fs::set_permissions(&dir, fs::Permissions::from_mode(mode))
+                    .map_err(|e| Error::os("chmod job", e))?;
+            }
+            job.set_limits(&b.limits)?;
+            if b.limits.kill_on_close {
+                job.arm_kill_on_close()?;
+            }
+            Ok(())
+        })();
+        if let Err(e) = made {
+            let _ = fs::remove_dir_all(&dir);
+            return Err(e);
+        }
+        Ok(job)
+    }
+
     /// `OpenJobObject`: a handle to an existing job by name (`a` or `a/b` for a nested one).
     ///
     /// Fails with a permission error when this user may not manage the job
@@ -336,6 +382,30 @@ impl Job {
     pub fn open(name: &str) -> Result<Job> {
         for part in name.split('/') {
             validate_name(part)?;
+        }
+        if degraded() {
+            let dir = pgroup::state_root().join(name);
+            if !dir.is_dir() {
+                return Err(Error::NoSuchJob(name.to_owned()));
+            }
+            if let Err(e) = rustix::fs::access(&dir, rustix::fs::Access::WRITE_OK) {
+                return Err(Error::PermissionDenied {
+                    what: format!("open job {name}"),
+                    source: e.into(),
+                });
+            }
+            let limits = fs::read(dir.join("limits.json"))
+                .ok()
+                .and_then(|b| limits_from_json(&b))
+                .unwrap_or_default();
+            return Ok(Job {
+                name: name.to_owned(),
+                v2: None,
+                v1: Vec::new(),
+                limits,
+                holder: None,
+                pg: Some(dir),
+            });
         }
         let roots = cgroup::roots();
         let v2 = roots.v2.as_ref().map(|r| r.join(name));
@@ -358,11 +428,15 @@ impl Job {
             v1: v1.into_iter().filter(|(_, d)| d.is_dir()).collect(),
             limits,
             holder: None,
+            pg: None,
         })
     }
 
     /// Every job below this process's job root, by name (nested ones as `a/b`).
     pub fn list() -> Result<Vec<String>> {
+        if degraded() {
+            return Ok(pgroup::list());
+        }
         let roots = cgroup::roots();
         let Some(root) = roots
             .v2
@@ -445,6 +519,29 @@ impl Job {
 
     /// `SetInformationJobObject`: applies limits, to current members too.
     pub fn set_limits(&mut self, limits: &JobLimits) -> Result<()> {
+        if let Some(dir) = self.pg.clone() {
+            let cgroup_only = [
+                (limits.active_processes.is_some(), "an active process limit"),
+                (limits.job_memory.is_some(), "a job memory limit"),
+                (limits.affinity.is_some(), "a job affinity limit"),
+                (limits.cpu_rate_percent.is_some(), "a CPU rate limit"),
+            ];
+            if let Some((_, what)) = cgroup_only.iter().find(|(set, _)| *set) {
+                return Err(Error::InvalidInput {
+                    what: "job limit",
+                    reason: format!(
+                        "{what} needs cgroups, and none is writable here (see `taskloom job caps`)"
+                    ),
+                });
+            }
+            self.limits = limits.clone();
+            fs::write(dir.join("limits.json"), limits_to_json(limits))
+                .map_err(|e| Error::os("write job state", e))?;
+            for pid in self.pids()? {
+                let _ = self.apply_process_limits(pid);
+            }
+            return Ok(());
+        }
         let unavailable = |feature: &str, c: Controller| Error::InvalidInput {
             what: "job limit",
             reason: format!(
@@ -574,6 +671,11 @@ impl Job {
         if self.holder.is_some() {
             return Ok(());
         }
+        if let Some(dir) = &self.pg {
+            let plan = guardian::Plan::for_process_group(dir);
+            self.holder = Some(guardian::start(&plan)?);
+            return Ok(());
+        }
         let v1_dirs: Vec<PathBuf> = self.v1.iter().map(|(_, d)| d.clone()).collect();
         let remove: Vec<PathBuf> = self.dirs().cloned().collect();
         let plan = guardian::Plan::new(
@@ -603,6 +705,7 @@ impl Job {
             v1: self.v1.clone(),
             limits: self.limits.clone(),
             holder,
+            pg: self.pg.clone(),
         })
     }
 
@@ -671,7 +774,18 @@ impl Job {
     /// `CreateProcess` straight into the job: the child is a member before its
     /// first instruction, with the job's per-process limits.
     pub fn spawn(&self, mut builder: ProcessBuilder) -> Result<Process> {
-        builder = builder.cgroup_placement(self.placement()?);
+        let mut lead_group = false;
+        if let Some(dir) = &self.pg {
+            let pgid = pgroup::pgid(dir);
+            lead_group = pgid <= 0 || pgroup::members(pgid).is_empty();
+            builder = builder.process_group(if lead_group {
+                crate::process::ProcessGroup::NewGroup
+            } else {
+                crate::process::ProcessGroup::Join(pgid)
+            });
+        } else {
+            builder = builder.cgroup_placement(self.placement()?);
+        }
         if let Some(bytes) = self.limits.process_memory {
             builder = builder.rlimit(ResourceLimit::AddressSpace, bytes, bytes);
         }
@@ -682,7 +796,11 @@ impl Job {
         if let Some(class) = self.limits.priority {
             builder = builder.priority(class);
         }
-        builder.spawn()
+        let child = builder.spawn()?;
+        if lead_group && let Some(dir) = &self.pg {
+            pgroup::set_pgid(dir, child.pid())?;
+        }
+        Ok(child)
     }
 
     /// `AssignProcessToJobObject`.
@@ -692,6 +810,35 @@ impl Job {
 
     /// Assigns a process by pid (its threads and future children follow).
     pub fn assign_pid(&self, pid: i32) -> Result<()> {
+        if let Some(dir) = &self.pg {
+            let pgid = pgroup::pgid(dir);
+            let target = if pgid > 0 && !pgroup::members(pgid).is_empty() {
+                pgid
+            } else {
+                pid
+            };
+            // SAFETY: setpgid with plain integers.
+            if unsafe { libc::setpgid(pid, target) } != 0 {
+                let e = std::io::Error::last_os_error();
+                return Err(match e.raw_os_error() {
+                    Some(libc::ESRCH)
+                        if !std::path::Path::new(&format!("/proc/{pid}")).exists() =>
+                    {
+                        Error::NoSuchProcess { pid }
+                    }
+                    _ => Error::InvalidInput {
+                        what: "assign",
+                        reason: format!(
+                            "without cgroups a job is a process group, and only a child of this process that has not yet called execve can join one ({e}); spawn it into the job instead"
+                        ),
+                    },
+                });
+            }
+            if target == pid {
+                pgroup::set_pgid(dir, pid)?;
+            }
+            return self.apply_process_limits(pid);
+        }
         let text = pid.to_string();
         if let Some(leaf) = self.leaf() {
             cgroup::write(&leaf.join("cgroup.procs"), &text).map_err(|e| no_such(e, pid))?;
@@ -705,6 +852,12 @@ impl Job {
 
     /// The pids of every process in the job (nested jobs included).
     pub fn pids(&self) -> Result<Vec<i32>> {
+        if let Some(dir) = &self.pg {
+            if !dir.is_dir() {
+                return Err(Error::NoSuchJob(self.name.clone()));
+            }
+            return Ok(pgroup::members(pgroup::pgid(dir)));
+        }
         let mut pids = Vec::new();
         let dir = self
             .v2
@@ -727,6 +880,28 @@ impl Job {
 
     /// `QueryInformationJobObject`: accounting and the limits in force.
     pub fn info(&self) -> Result<JobInfo> {
+        if let Some(dir) = &self.pg {
+            let pids = self.pids()?;
+            let live: Vec<crate::inspect::ProcEntry> = crate::inspect::snapshot(Default::default())
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|e| pids.contains(&e.pid))
+                .collect();
+            return Ok(JobInfo {
+                name: self.name.clone(),
+                active_processes: pids.len(),
+                pids,
+                peak_processes: None,
+                user_time: live.iter().map(|e| e.user_time).sum(),
+                kernel_time: live.iter().map(|e| e.kernel_time).sum(),
+                memory_current: Some(live.iter().map(|e| e.rss).sum()),
+                memory_peak: None,
+                oom_kills: None,
+                process_limit_hits: None,
+                frozen: dir.join("frozen").exists(),
+                limits: self.limits.clone(),
+            });
+        }
         let pids = self.pids()?;
         let (mut user, mut kernel) = (Duration::ZERO, Duration::ZERO);
         if let Some(v2) = &self.v2 {
@@ -787,6 +962,9 @@ impl Job {
     /// `TerminateJobObject`: kills every process of the job and its nested
     /// jobs, and returns once none is left. Returns how many were killed.
     pub fn terminate(&self) -> Result<usize> {
+        if let Some(dir) = &self.pg {
+            return Ok(pgroup::kill_group(pgroup::pgid(dir)));
+        }
         let before = self.pids()?.len();
         if let Some(v2) = &self.v2 {
             cgroup::write(&v2.join("cgroup.kill"), "1")?;
@@ -850,6 +1028,7 @@ impl Job {
         let deadline = Instant::now() + timeout;
         loop {
             let empty = match &self.v2 {
+                None if self.pg.is_some() => self.pids()?.is_empty(),
                 Some(v2) => cgroup::keyed(&v2.join("cgroup.events"), "populated") == Some(0),
                 None => self.pids()?.is_empty(),
             };
@@ -874,6 +1053,20 @@ impl Job {
     }
 
     fn set_frozen(&self, frozen: bool) -> Result<()> {
+        if let Some(dir) = &self.pg {
+            let pgid = pgroup::pgid(dir);
+            if pgid > 0 {
+                // SAFETY: signalling the job's process group.
+                unsafe { libc::kill(-pgid, if frozen { libc::SIGSTOP } else { libc::SIGCONT }) };
+            }
+            let flag = dir.join("frozen");
+            let _ = if frozen {
+                fs::write(&flag, "1")
+            } else {
+                fs::remove_file(&flag)
+            };
+            return Ok(());
+        }
         let deadline = Instant::now() + Duration::from_secs(10);
         if let Some(v2) = &self.v2 {
             cgroup::write(&v2.join("cgroup.freeze"), if frozen { "1" } else { "0" })?;
@@ -911,6 +1104,7 @@ impl Job {
             v1: self.v1.clone(),
             limits: self.limits.clone(),
             holder: None,
+            pg: self.pg.clone(),
         }
     }
 
@@ -926,6 +1120,14 @@ impl Job {
     }
 
     fn remove_dirs(&self) -> Result<()> {
+        if let Some(dir) = &self.pg {
+            return match fs::remove_dir_all(dir) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    Err(Error::os("remove job state", e))
+                }
+                _ => Ok(()),
+            };
+        }
         for dir in self.dirs() {
             cgroup::remove_tree(dir)?;
             // The shared root goes too once no job is left in it (a busy root stays).
@@ -941,6 +1143,34 @@ impl Job {
     /// How each job feature is enforced on this machine.
     pub fn capabilities() -> Vec<Capability> {
         let roots = cgroup::roots();
+        if degraded() {
+            let why = if pgroup::forced() {
+                "TASKLOOM_JOB_BACKEND=process-group".to_string()
+            } else {
+                format!("no cgroup is writable here: {}", roots.problems.join("; "))
+            };
+            let no = |feature: &'static str| Capability {
+                feature,
+                enforced: false,
+                detail: format!("needs cgroups ({why})"),
+            };
+            return vec![
+                Capability { feature: "membership", enforced: true, detail: format!("process group ({why}); double forks stay in, but a member that calls setsid or setpgid leaves the job") },
+                no("active-processes"),
+                no("job-memory"),
+                Capability { feature: "process-memory", enforced: true, detail: "RLIMIT_AS per process".into() },
+                no("affinity"),
+                no("cpu-rate"),
+                Capability { feature: "priority", enforced: true, detail: "nice of each member".into() },
+                Capability { feature: "process-time", enforced: true, detail: "RLIMIT_CPU per process".into() },
+                Capability { feature: "job-time", enforced: true, detail: "summed over live members by a watcher (time of ended members is not counted)".into() },
+                Capability { feature: "terminate", enforced: true, detail: "kill(-pgid) until the group is empty; escaped members survive".into() },
+                Capability { feature: "freeze", enforced: true, detail: "SIGSTOP/SIGCONT to the group (a member may handle SIGCONT)".into() },
+                Capability { feature: "kill-on-close", enforced: true, detail: "guardian process kills the group when the last handle closes; survives SIGKILL of the owner".into() },
+                Capability { feature: "notifications", enforced: true, detail: "member scans, polled".into() },
+                no("nesting"),
+            ];
+        }
         let ctl = |c: Controller| -> (bool, String) {
             if let Some(r) = roots.v1_root(c) {
                 (true, format!("cgroup v1 {} ({})", c.name(), r.display()))
@@ -1036,6 +1266,11 @@ impl Job {
     }
 }
 
+/// Whether jobs use the process-group backend (no cgroup writable, or asked for).
+fn degraded() -> bool {
+    pgroup::forced() || !cgroup::roots().usable()
+}
+
 /// The v1 controllers a job's limits need (on a hybrid machine).
 fn needed_controllers(l: &JobLimits) -> Vec<Controller> {
     let mut v = Vec::new();
@@ -1084,7 +1319,17 @@ pub fn job_of(pid: i32) -> Result<Option<String>> {
         std::io::ErrorKind::NotFound => Error::NoSuchProcess { pid },
         _ => Error::os("read /proc/<pid>/cgroup", e),
     })?;
-    Ok(job_name_in(&text))
+    if let Some(name) = job_name_in(&text) {
+        return Ok(Some(name));
+    }
+    // Jobs of the process-group backend: match the process's group.
+    let stat = fs::read(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let pgrp = crate::inspect::parse::parse_stat(&stat)
+        .map(|s| s.pgrp)
+        .unwrap_or(0);
+    Ok(pgroup::list()
+        .into_iter()
+        .find(|n| pgrp > 0 && pgroup::pgid(&pgroup::state_root().join(n)) == pgrp))
 }
 
 /// The job name in `/proc/<pid>/cgroup` text: the path after the last `taskloom` component, without the `@N` leaf.

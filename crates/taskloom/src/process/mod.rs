@@ -88,6 +88,8 @@ pub enum ProcessGroup {
     NewGroup,
     /// Lead a new session with no controlling terminal (`setsid`): detached.
     NewSession,
+    /// Join the existing process group with this id (same session only).
+    Join(i32),
 }
 
 /// The user and groups a child runs as (`CreateProcessAsUser`).

@@ -454,6 +454,11 @@ extern "C" fn child_main(arg: *mut c_void) -> ! {
                     fail(Stage::Session);
                 }
             }
+            ProcessGroup::Join(pgid) => {
+                if libc::setpgid(0, pgid) != 0 {
+                    fail(Stage::Session);
+                }
+            }
             ProcessGroup::NewSession => {
                 if libc::setsid() < 0 {
                     fail(Stage::Session);
