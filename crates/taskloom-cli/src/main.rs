@@ -32,6 +32,10 @@ enum Command {
 }
 
 fn main() {
+    // Like other command-line tools: a closed pipe (`taskloom ps | head`) ends
+    // the process quietly instead of panicking on the next write.
+    // SAFETY: restoring the default disposition of SIGPIPE before any thread starts.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     let cli = Cli::parse();
     let code = match cli.command {
         Command::Run(args) => run::main(args),

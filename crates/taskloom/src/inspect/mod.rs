@@ -16,6 +16,7 @@ use std::collections::HashMap;
 use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::sync::OnceLock;
 use std::time::{Duration, SystemTime};
 
@@ -535,6 +536,24 @@ pub struct Module {
     /// The file, exact bytes.
     #[serde(serialize_with = "bytes::serialize")]
     pub path: Vec<u8>,
+    /// Its GNU build-id in hex, read from the ELF notes of the file at
+    /// `path` (the kernel does not report it), where readable.
+    pub build_id: Option<String>,
+}
+
+/// Reads the build-id of a mapped image from its file. A file replaced on
+/// disk since it was mapped (`(deleted)`) gives no id rather than a wrong one.
+fn build_id(m: &Module) -> Option<String> {
+    use std::io::Read;
+    if m.path.ends_with(b" (deleted)") {
+        return None;
+    }
+    let path = std::ffi::OsStr::from_bytes(&m.path);
+    let mut f = std::fs::File::open(path).ok()?;
+    let mut head = vec![0u8; 64 * 1024];
+    let n = f.read(&mut head).ok()?;
+    let id = parse::elf_build_id(&head[..n])?;
+    Some(id.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// Modules from `maps`: file-backed mappings grouped by path, in address order.
@@ -554,6 +573,7 @@ pub fn modules_from_maps(maps: &[Mapping]) -> Vec<Module> {
                 base: m.start,
                 size: m.end - m.start,
                 path: m.path.clone(),
+                build_id: None,
             }),
         }
     }
@@ -877,7 +897,13 @@ pub fn inspect(pid: i32) -> Result<ProcessInfo> {
         }),
         page_faults: (stat.minflt, stat.majflt),
         io,
-        modules: maps.as_deref().map(modules_from_maps),
+        modules: maps.as_deref().map(|maps| {
+            let mut mods = modules_from_maps(maps);
+            for m in &mut mods {
+                m.build_id = build_id(m);
+            }
+            mods
+        }),
         handles,
         token,
         cgroups: cgroup_text.map(|t| t.lines().map(str::to_owned).collect()),
