@@ -260,7 +260,11 @@ fn human_event(e: &taskloom::job::JobEvent) -> String {
     use taskloom::job::JobEvent as E;
     match e {
         E::NewProcess { pid } => format!("new-process    pid {pid}"),
-        E::ProcessExited { pid } => format!("process-exit   pid {pid}"),
+        E::ProcessExited {
+            pid,
+            status: Some(st),
+        } => format!("process-exit   pid {pid}: {st}"),
+        E::ProcessExited { pid, status: None } => format!("process-exit   pid {pid}"),
         E::ActiveProcessLimit { hits } => format!("process-limit  {hits} forks refused so far"),
         E::MemoryLimit { oom_kills } => format!("memory-limit   {oom_kills} OOM kills so far"),
         E::JobTimeLimit { user_time_ms } => {

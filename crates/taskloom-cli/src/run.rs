@@ -89,6 +89,12 @@ struct JobSummary {
     peak_memory_bytes: Option<u64>,
     killed_at_close: usize,
     limits_hit: Vec<&'static str>,
+    /// Every process the job had (exact with the kernel's process-events connector, i.e. as root).
+    total_processes: u64,
+    /// Members that ended by a signal or a non-zero code (known only with the connector).
+    abnormal_exits: u64,
+    /// Whether the totals are exact (connector) or sampled.
+    totals_exact: bool,
 }
 
 #[derive(Debug, serde::Serialize)]
@@ -175,7 +181,9 @@ pub fn main(args: RunArgs) -> Result<i32> {
                     peak = peak.max(w.members());
                     std::thread::sleep(Duration::from_millis(50));
                 }
-                (hits, peak)
+                // One last look: forks and exits up to the close.
+                let _ = w.poll_once();
+                (hits, peak, w.counts())
             }))
         }
         None => None,
@@ -196,7 +204,7 @@ pub fn main(args: RunArgs) -> Result<i32> {
         let info = job.info()?;
         let killed = job.terminate()?;
         stop.store(true, Ordering::Relaxed);
-        let (mut hits, sampled_peak) = watcher
+        let (mut hits, sampled_peak, counts) = watcher
             .map(|w| w.join().unwrap_or_default())
             .unwrap_or_default();
         if let Some(limit) = info.limits.process_time
@@ -218,13 +226,18 @@ pub fn main(args: RunArgs) -> Result<i32> {
         kernel = kernel.max(info.kernel_time);
         job_summary = Some(JobSummary {
             name: info.name,
-            peak_processes: info
-                .peak_processes
-                .or(Some(sampled_peak.max(killed + 1) as u64)),
-            peak_processes_exact: info.peak_processes.is_some(),
+            peak_processes: info.peak_processes.or(Some(if counts.exact {
+                counts.peak_processes
+            } else {
+                sampled_peak.max(killed + 1) as u64
+            })),
+            peak_processes_exact: info.peak_processes.is_some() || counts.exact,
             peak_memory_bytes: info.memory_peak,
             killed_at_close: killed,
             limits_hit: hits,
+            total_processes: counts.total_processes.max(killed as u64 + 1),
+            abnormal_exits: counts.abnormal_exits,
+            totals_exact: counts.exact,
         });
         job.delete()?;
     }
@@ -257,9 +270,11 @@ fn human_summary(s: &Summary, wall: Duration, user: Duration, kernel: Duration) 
         format_size(s.peak_rss_bytes),
     );
     if let Some(job) = &s.job {
+        let all = if job.totals_exact { "" } else { "≥" };
+        line.push_str(&format!(" · job {all}{} procs in all", job.total_processes));
         if let Some(p) = job.peak_processes {
             let at_least = if job.peak_processes_exact { "" } else { "≥" };
-            line.push_str(&format!(" · job peak {at_least}{p} procs"));
+            line.push_str(&format!(", peak {at_least}{p}"));
         }
         if let Some(m) = job.peak_memory_bytes {
             line.push_str(&format!(", {}", format_size(m)));

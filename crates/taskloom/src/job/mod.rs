@@ -25,11 +25,13 @@
 //! can move itself out.
 
 mod cgroup;
+mod connector;
 mod guardian;
 pub mod layout;
 mod pgroup;
 mod watch;
 
+use std::collections::VecDeque;
 use std::ffi::CString;
 use std::fs;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -40,7 +42,7 @@ use std::time::{Duration, Instant};
 
 pub use cgroup::parse_keyed;
 pub use layout::Controller;
-pub use watch::{JobEvent, JobWatcher};
+pub use watch::{JobCounts, JobEvent, JobWatcher};
 
 use crate::cpuset::CpuSet;
 use crate::error::{Error, Result};
@@ -220,7 +222,13 @@ pub struct Job {
     holder: Option<OwnedFd>,
     /// The process-group backend's state directory (no cgroup is writable).
     pg: Option<PathBuf>,
+    /// Pids this handle (and its duplicates) spawned, for watchers to recognise
+    /// their fork events even when they end before a scan.
+    spawned: Spawned,
 }
+
+/// Recently spawned members, shared by a handle, its duplicates and its watchers.
+pub(crate) type Spawned = std::sync::Arc<std::sync::Mutex<VecDeque<i32>>>;
 
 fn anon_name() -> String {
     use std::sync::atomic::{AtomicU32, Ordering};
@@ -299,6 +307,7 @@ impl Job {
             limits: JobLimits::default(),
             holder: None,
             pg: None,
+            spawned: Spawned::default(),
         };
         let made = (|| -> Result<()> {
             if let Some(v2) = &job.v2 {
@@ -356,6 +365,7 @@ impl Job {
             limits: JobLimits::default(),
             holder: None,
             pg: Some(dir.clone()),
+            spawned: Spawned::default(),
         };
         let made = (|| -> Result<()> {
             if let Some(mode) = b.mode {
@@ -405,6 +415,7 @@ impl Job {
                 limits,
                 holder: None,
                 pg: Some(dir),
+                spawned: Spawned::default(),
             });
         }
         let roots = cgroup::roots();
@@ -429,6 +440,7 @@ impl Job {
             limits,
             holder: None,
             pg: None,
+            spawned: Spawned::default(),
         })
     }
 
@@ -706,6 +718,7 @@ impl Job {
             limits: self.limits.clone(),
             holder,
             pg: self.pg.clone(),
+            spawned: self.spawned.clone(),
         })
     }
 
@@ -800,6 +813,12 @@ impl Job {
         if lead_group && let Some(dir) = &self.pg {
             pgroup::set_pgid(dir, child.pid())?;
         }
+        let mut spawned = self.spawned.lock().unwrap_or_else(|e| e.into_inner());
+        if spawned.len() >= 4096 {
+            spawned.pop_front();
+        }
+        spawned.push_back(child.pid());
+        drop(spawned);
         Ok(child)
     }
 
@@ -1105,6 +1124,7 @@ impl Job {
             limits: self.limits.clone(),
             holder: None,
             pg: self.pg.clone(),
+            spawned: self.spawned.clone(),
         }
     }
 

@@ -1,18 +1,23 @@
-//! Job notifications (`JOB_OBJECT_MSG_*`), gathered by polling the job's cgroup files.
+//! Job notifications (`JOB_OBJECT_MSG_*`) and the counts Windows keeps
+//! (total processes, abnormal exits).
 //!
-//! Linux has no single job message port. The watcher scans, every interval,
-//! the member list (new and ended processes), `pids.events` (fork refused by
-//! the active-process limit), the memory controller's OOM-kill counter,
-//! `cgroup.events` (job empty) and CPU accounting (job time limit, which it
-//! enforces by terminating the job). Events between two scans are reported
-//! at the next scan; a process that starts and ends between two scans is not
-//! seen.
+//! Linux has no single job message port. The watcher listens to the kernel's
+//! process-events connector where it may (root): every fork of a member and
+//! every exit, with its status, in order, so even a process that lives for
+//! a microsecond is counted. Every interval it also scans the member list
+//! (processes assigned from outside, and exits when no connector is
+//! available: then without status, and a process that starts and ends
+//! between two scans is missed), `pids.events` (forks refused by the
+//! active-process limit), the OOM-kill counter, and CPU accounting (the job
+//! time limit, which it enforces by terminating the job).
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
 
 use super::Job;
+use super::connector::{Connector, ProcEvent};
 use crate::error::Result;
+use crate::process::ExitStatus;
 
 /// One job notification.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -23,10 +28,12 @@ pub enum JobEvent {
         /// The new member.
         pid: i32,
     },
-    /// `JOB_OBJECT_MSG_EXIT_PROCESS` (the status is known only to the process's parent).
+    /// `JOB_OBJECT_MSG_EXIT_PROCESS` / `ABNORMAL_EXIT_PROCESS`.
     ProcessExited {
         /// The member that ended.
         pid: i32,
+        /// How it ended, when the process-events connector is available (root).
+        status: Option<ExitStatus>,
     },
     /// `JOB_OBJECT_MSG_ACTIVE_PROCESS_LIMIT`: forks refused so far.
     ActiveProcessLimit {
@@ -58,38 +65,128 @@ pub struct JobWatcher {
     was_empty: bool,
     time_hit: bool,
     pending: VecDeque<JobEvent>,
+    connector: Option<Connector>,
+    /// Members gone from a scan but not yet reported by the connector, with the scans since.
+    suspects: BTreeMap<i32, u32>,
+    total: u64,
+    exited: u64,
+    abnormal: u64,
+    peak: usize,
+}
+
+/// Counts a [`JobWatcher`] keeps (`JOBOBJECT_BASIC_ACCOUNTING_INFORMATION`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct JobCounts {
+    /// Processes that were members while the watcher ran (those present at its start included).
+    pub total_processes: u64,
+    /// Members that ended.
+    pub exited_processes: u64,
+    /// Members that ended by a signal or with a non-zero code (known only with the connector).
+    pub abnormal_exits: u64,
+    /// Most members alive at once.
+    pub peak_processes: u64,
+    /// Whether forks and exits came from the kernel's connector (exact) or from scans.
+    pub exact: bool,
 }
 
 impl JobWatcher {
     pub(super) fn new(job: Job, interval: Duration) -> Result<Self> {
+        // Subscribe before the first scan so that no fork falls between them.
+        let connector = Connector::open().ok();
         let info = job.info()?;
         Ok(JobWatcher {
             known: info.pids.iter().copied().collect(),
+            total: info.pids.len() as u64,
             pid_hits: info.process_limit_hits.unwrap_or(0),
             oom_kills: info.oom_kills.unwrap_or(0),
             was_empty: info.pids.is_empty(),
             time_hit: false,
             pending: VecDeque::new(),
+            connector,
+            suspects: BTreeMap::new(),
+            exited: 0,
+            abnormal: 0,
+            peak: info.pids.len(),
             job,
             interval,
         })
     }
 
+    /// Whether `pid` belongs to the watched job now.
+    fn is_member(&self, pid: i32) -> bool {
+        match super::job_of(pid) {
+            Ok(Some(name)) => {
+                name == self.job.name || name.starts_with(&format!("{}/", self.job.name))
+            }
+            _ => false,
+        }
+    }
+
+    fn exited(&mut self, pid: i32, status: Option<ExitStatus>, events: &mut Vec<JobEvent>) {
+        self.known.remove(&pid);
+        self.suspects.remove(&pid);
+        self.exited += 1;
+        if status.is_some_and(|s| !s.success()) {
+            self.abnormal += 1;
+        }
+        events.push(JobEvent::ProcessExited { pid, status });
+    }
+
     /// One scan, without waiting: the events since the last scan.
     pub fn poll_once(&mut self) -> Result<Vec<JobEvent>> {
-        let info = self.job.info()?;
         let mut events = Vec::new();
+        let mut lost = false;
+        if let Some(c) = &self.connector {
+            let mut raw = Vec::new();
+            lost = c.drain(&mut raw).is_err();
+            for e in raw {
+                match e {
+                    ProcEvent::Fork { parent, child } => {
+                        let spawned = {
+                            let mut list =
+                                self.job.spawned.lock().unwrap_or_else(|e| e.into_inner());
+                            let hit = list.iter().position(|&p| p == child);
+                            hit.and_then(|i| list.remove(i)).is_some()
+                        };
+                        let member =
+                            spawned || self.known.contains(&parent) || self.is_member(child);
+                        if member && self.known.insert(child) {
+                            self.total += 1;
+                            self.peak = self.peak.max(self.known.len());
+                            events.push(JobEvent::NewProcess { pid: child });
+                        }
+                    }
+                    ProcEvent::Exit { pid, wait_status } if self.known.contains(&pid) => {
+                        let status = wait_status_to_exit(wait_status);
+                        self.exited(pid, Some(status), &mut events);
+                    }
+                    ProcEvent::Exit { .. } => {}
+                }
+            }
+        }
+        let info = self.job.info()?;
         let now: BTreeSet<i32> = info.pids.iter().copied().collect();
-        events.extend(
-            now.difference(&self.known)
-                .map(|&pid| JobEvent::NewProcess { pid }),
-        );
-        events.extend(
-            self.known
-                .difference(&now)
-                .map(|&pid| JobEvent::ProcessExited { pid }),
-        );
-        self.known = now;
+        for &pid in now.difference(&self.known.clone()) {
+            self.known.insert(pid);
+            self.suspects.remove(&pid);
+            self.total += 1;
+            self.peak = self.peak.max(self.known.len());
+            events.push(JobEvent::NewProcess { pid });
+        }
+        let gone: Vec<i32> = self.known.difference(&now).copied().collect();
+        for pid in gone {
+            if self.connector.is_none() || lost {
+                self.exited(pid, None, &mut events);
+            } else {
+                // The connector reports it with its status at the next drain; if it
+                // does not within two scans, report it without one.
+                let scans = self.suspects.entry(pid).or_insert(0);
+                *scans += 1;
+                if *scans > 2 {
+                    self.exited(pid, None, &mut events);
+                }
+            }
+        }
         if let Some(hits) = info.process_limit_hits.filter(|&h| h > self.pid_hits) {
             self.pid_hits = hits;
             events.push(JobEvent::ActiveProcessLimit { hits });
@@ -108,12 +205,28 @@ impl JobWatcher {
                 user_time_ms: info.user_time.as_millis() as u64,
             });
         }
-        let empty = self.known.is_empty();
-        if empty && !self.was_empty {
+        // Empty after having had members (also members that came and went between two scans).
+        let had_members = !self.was_empty
+            || events
+                .iter()
+                .any(|e| matches!(e, JobEvent::NewProcess { .. }));
+        let empty = now.is_empty() && self.known.is_empty();
+        if empty && had_members {
             events.push(JobEvent::JobEmpty);
         }
         self.was_empty = empty;
         Ok(events)
+    }
+
+    /// The counts kept so far.
+    pub fn counts(&self) -> JobCounts {
+        JobCounts {
+            total_processes: self.total,
+            exited_processes: self.exited,
+            abnormal_exits: self.abnormal,
+            peak_processes: self.peak as u64,
+            exact: self.connector.is_some(),
+        }
     }
 
     /// How many members the last scan saw.
@@ -141,6 +254,20 @@ impl Iterator for JobWatcher {
                 Err(crate::Error::NoSuchJob(_)) => return None,
                 Err(e) => return Some(Err(e)),
             }
+        }
+    }
+}
+
+fn wait_status_to_exit(w: u32) -> ExitStatus {
+    let w = w as i32;
+    if libc::WIFEXITED(w) {
+        ExitStatus::Exited {
+            code: libc::WEXITSTATUS(w),
+        }
+    } else {
+        ExitStatus::Signaled {
+            signal: libc::WTERMSIG(w),
+            core_dumped: libc::WCOREDUMP(w),
         }
     }
 }

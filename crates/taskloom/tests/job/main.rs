@@ -604,10 +604,16 @@ fn watcher_reports_new_exit_and_empty() {
     );
     p.terminate().unwrap();
     p.wait().unwrap();
-    assert_eq!(
-        watcher.next().unwrap().unwrap(),
-        JobEvent::ProcessExited { pid }
-    );
+    match watcher.next().unwrap().unwrap() {
+        JobEvent::ProcessExited { pid: p, status } => {
+            assert_eq!(p, pid);
+            // With the process-events connector (root) the status is known.
+            if rustix::process::geteuid().is_root() {
+                assert_eq!(status.and_then(|s| s.signal()), Some(libc::SIGKILL));
+            }
+        }
+        e => panic!("unexpected {e:?}"),
+    }
     assert_eq!(watcher.next().unwrap().unwrap(), JobEvent::JobEmpty);
 }
 
@@ -820,4 +826,42 @@ fn a_limit_set_later_reaches_members_and_nested_jobs() {
     for q in [&mut a, &mut b, &mut p] {
         q.wait().unwrap();
     }
+}
+
+#[test]
+fn the_watcher_counts_every_process_even_short_ones() {
+    let _g = serial();
+    if !jobs_available("watcher_counts") || !rustix::process::geteuid().is_root() {
+        eprintln!(
+            "the_watcher_counts_every_process_even_short_ones: not run: needs root for the process-events connector"
+        );
+        return;
+    }
+    let job = Cleanup::new(Job::create(Some(&name("count"))).unwrap());
+    let mut watcher = job.job().watch(Duration::from_millis(10)).unwrap();
+    // Ten short-lived children, one failing, between two scans.
+    let mut p = job
+        .job()
+        .spawn(sh(
+            "for i in 1 2 3 4 5 6 7 8 9; do /bin/true; done; /bin/false; exit 0",
+        ))
+        .unwrap();
+    p.wait().unwrap();
+    let mut events = Vec::new();
+    for _ in 0..50 {
+        events.extend(watcher.poll_once().unwrap());
+        if watcher.counts().exited_processes >= 11 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let counts = watcher.counts();
+    assert!(counts.exact);
+    assert_eq!(
+        counts.total_processes, 11,
+        "the shell and its ten children: {events:?}"
+    );
+    assert_eq!(counts.exited_processes, 11);
+    assert_eq!(counts.abnormal_exits, 1, "/bin/false");
+    assert!(events.contains(&JobEvent::JobEmpty));
 }
