@@ -54,45 +54,66 @@ pub enum Align {
 /// the last column is never padded. Control characters in cells are escaped
 /// so that a name with a newline or tab cannot break the table.
 pub fn table(header: &[(&str, Align)], rows: &[Vec<String>]) -> String {
-    let clean: Vec<Vec<String>> = rows
+    use std::borrow::Cow;
+    use std::fmt::Write;
+    let clean: Vec<Vec<Cow<'_, str>>> = rows
         .iter()
-        .map(|r| r.iter().map(|c| escape_control(c)).collect())
+        .map(|r| {
+            r.iter()
+                .map(|c| {
+                    if c.chars().any(char::is_control) {
+                        Cow::Owned(escape_control(c))
+                    } else {
+                        Cow::Borrowed(c.as_str())
+                    }
+                })
+                .collect()
+        })
         .collect();
-    let mut widths: Vec<usize> = header.iter().map(|(h, _)| h.chars().count()).collect();
+    let width = |c: &str| {
+        if c.is_ascii() {
+            c.len()
+        } else {
+            c.chars().count()
+        }
+    };
+    let mut widths: Vec<usize> = header.iter().map(|(h, _)| width(h)).collect();
     for row in &clean {
         for (i, cell) in row.iter().enumerate() {
             if let Some(w) = widths.get_mut(i) {
-                *w = (*w).max(cell.chars().count());
+                *w = (*w).max(width(cell));
             }
         }
     }
-    let mut out = String::new();
-    let mut line = |cells: Vec<&str>| {
+    let mut out = String::with_capacity(
+        (clean.len() + 1) * (widths.iter().sum::<usize>() + 2 * widths.len() + 1),
+    );
+    let mut line = |cells: &mut dyn Iterator<Item = &str>, out: &mut String| {
+        let start = out.len();
+        let cells: Vec<&str> = cells.collect();
         let last = cells.len().saturating_sub(1);
-        let mut text = String::new();
         for (i, cell) in cells.iter().enumerate() {
-            let pad = widths[i].saturating_sub(cell.chars().count());
             if i > 0 {
-                text.push_str("  ");
+                out.push_str("  ");
             }
+            let pad = widths[i].saturating_sub(width(cell));
             match header[i].1 {
                 Align::Right => {
-                    text.push_str(&" ".repeat(pad));
-                    text.push_str(cell);
+                    let _ = write!(out, "{:pad$}{cell}", "");
                 }
-                Align::Left if i == last => text.push_str(cell),
+                Align::Left if i == last => out.push_str(cell),
                 Align::Left => {
-                    text.push_str(cell);
-                    text.push_str(&" ".repeat(pad));
+                    let _ = write!(out, "{cell}{:pad$}", "");
                 }
             }
         }
-        out.push_str(text.trim_end());
+        let trimmed = out[start..].trim_end().len();
+        out.truncate(start + trimmed);
         out.push('\n');
     };
-    line(header.iter().map(|(h, _)| *h).collect());
+    line(&mut header.iter().map(|(h, _)| *h), &mut out);
     for row in &clean {
-        line(row.iter().map(String::as_str).collect());
+        line(&mut row.iter().map(|c| c.as_ref()), &mut out);
     }
     out
 }
