@@ -88,7 +88,7 @@ pub fn table(header: &[(&str, Align)], rows: &[Vec<String>]) -> String {
     let mut out = String::with_capacity(
         (clean.len() + 1) * (widths.iter().sum::<usize>() + 2 * widths.len() + 1),
     );
-    let mut line = |cells: &mut dyn Iterator<Item = &str>, out: &mut String| {
+    let line = |cells: &mut dyn Iterator<Item = &str>, out: &mut String| {
         let start = out.len();
         let cells: Vec<&str> = cells.collect();
         let last = cells.len().saturating_sub(1);
