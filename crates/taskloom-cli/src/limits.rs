@@ -31,6 +31,9 @@ pub struct LimitArgs {
     /// CPU time per process (e.g. 5s); a process past it is killed.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub process_time: Option<Duration>,
+    /// Let members start children outside the job (JOB_OBJECT_LIMIT_BREAKAWAY_OK).
+    #[arg(long)]
+    pub breakaway_ok: bool,
 }
 
 pub fn parse_size(s: &str) -> Result<u64, String> {
@@ -52,6 +55,7 @@ impl LimitArgs {
             || self.cpu_rate.is_some()
             || self.job_time.is_some()
             || self.process_time.is_some()
+            || self.breakaway_ok
     }
 
     /// Whether a limit that only a job can enforce was given.
@@ -75,6 +79,7 @@ impl LimitArgs {
         l.cpu_rate_percent = self.cpu_rate.or(l.cpu_rate_percent);
         l.job_time = self.job_time.or(l.job_time);
         l.process_time = self.process_time.or(l.process_time);
+        l.breakaway_ok |= self.breakaway_ok;
         l
     }
 }
@@ -109,6 +114,9 @@ pub fn describe(l: &JobLimits) -> String {
     }
     if l.kill_on_close {
         parts.push("kill-on-close".into());
+    }
+    if l.breakaway_ok {
+        parts.push("breakaway-ok".into());
     }
     if parts.is_empty() {
         "-".into()

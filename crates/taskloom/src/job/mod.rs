@@ -76,6 +76,9 @@ pub struct JobLimits {
     pub process_time: Option<Duration>,
     /// Kill every member when the last handle to the job is closed.
     pub kill_on_close: bool,
+    /// Members may start children outside the job (`JOB_OBJECT_LIMIT_BREAKAWAY_OK`,
+    /// with [`ProcessBuilder::breakaway_from_job`]).
+    pub breakaway_ok: bool,
 }
 
 /// What [`Job::info`] reports (`JOBOBJECT_BASIC_AND_IO_ACCOUNTING_INFORMATION` and more).
@@ -1154,6 +1157,7 @@ impl Job {
             if !self.name.contains('/')
                 && let Some(root) = dir.parent()
             {
+                let _ = fs::remove_dir(root.join("@breakaway"));
                 let _ = fs::remove_dir(root);
             }
         }
@@ -1284,6 +1288,79 @@ impl Job {
         );
         caps
     }
+}
+
+/// Where a child that breaks away from the caller's job goes.
+#[derive(Debug)]
+pub(crate) enum Breakaway {
+    /// Into taskloom's `@breakaway` cgroups (outside every job).
+    Cgroup(CgroupPlacement),
+    /// Into a process group of its own (process-group backend).
+    NewGroup,
+}
+
+/// `CREATE_BREAKAWAY_FROM_JOB` for the calling process: `None` when it is in
+/// no job; an error when its job does not allow breakaway.
+pub(crate) fn breakaway() -> Result<Option<Breakaway>> {
+    let me = std::process::id() as i32;
+    let Some(name) = job_of(me)? else {
+        return Ok(None);
+    };
+    let text = fs::read_to_string("/proc/self/cgroup")
+        .map_err(|e| Error::os("read /proc/self/cgroup", e))?;
+    // The job's own directory, found from where this process is: `<...>/taskloom/<name>`.
+    let members = layout::parse_proc_cgroup(&text);
+    let hierarchies =
+        layout::parse_mountinfo(&fs::read_to_string("/proc/self/mountinfo").unwrap_or_default());
+    let mut roots: Vec<(bool, PathBuf)> = Vec::new();
+    for h in &hierarchies {
+        let Some(path) = layout::path_in(h, &members) else {
+            continue;
+        };
+        let parts: Vec<_> = path.iter().collect();
+        let Some(i) = parts.iter().rposition(|p| *p == cgroup::ROOT_NAME) else {
+            continue;
+        };
+        let prefix: PathBuf = parts[..=i].iter().collect();
+        if let Some(dir) = h.dir_of(&prefix) {
+            roots.push((h.v2, dir));
+        }
+    }
+    let limits = match roots.iter().find(|(v2, _)| *v2).or(roots.first()) {
+        Some((_, root)) => read_limits(&root.join(&name)).unwrap_or_default(),
+        // Process-group backend.
+        None => Job::open(&name)
+            .map(|j| j.limits.clone())
+            .unwrap_or_default(),
+    };
+    if !limits.breakaway_ok {
+        return Err(Error::PermissionDenied {
+            what: format!("break away from job {name}"),
+            source: std::io::Error::new(
+                std::io::ErrorKind::PermissionDenied,
+                "the job does not allow breakaway (breakaway_ok is off)",
+            ),
+        });
+    }
+    if roots.is_empty() {
+        return Ok(Some(Breakaway::NewGroup));
+    }
+    let mut p = CgroupPlacement::default();
+    for (v2, root) in roots {
+        let dir = root.join("@breakaway");
+        cgroup::ensure_dir(&dir).map_err(|e| Error::os("create the breakaway cgroup", e))?;
+        if v2 {
+            let f = fs::File::open(&dir).map_err(|e| Error::os("open the breakaway cgroup", e))?;
+            p.v2_dir = Some(f.into());
+            p.v2_procs = Some(dir.join("cgroup.procs"));
+        } else {
+            if dir.join("cpuset.cpus").exists() {
+                cgroup::inherit_cpuset(&dir)?;
+            }
+            p.procs_files.push(dir.join("cgroup.procs"));
+        }
+    }
+    Ok(Some(Breakaway::Cgroup(p)))
 }
 
 /// Whether jobs use the process-group backend (no cgroup writable, or asked for).

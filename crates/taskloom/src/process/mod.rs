@@ -175,6 +175,7 @@ pub struct ProcessBuilder {
     credentials: Option<Credentials>,
     placement: Option<CgroupPlacement>,
     rlimits: Vec<(ResourceLimit, u64, u64)>,
+    breakaway: bool,
 }
 
 impl ProcessBuilder {
@@ -198,6 +199,7 @@ impl ProcessBuilder {
             credentials: None,
             placement: None,
             rlimits: Vec::new(),
+            breakaway: false,
         }
     }
 
@@ -325,6 +327,16 @@ impl ProcessBuilder {
     pub fn rlimit(mut self, resource: ResourceLimit, soft: u64, hard: u64) -> Self {
         self.rlimits.retain(|(r, _, _)| *r != resource);
         self.rlimits.push((resource, soft, hard));
+        self
+    }
+
+    /// `CREATE_BREAKAWAY_FROM_JOB`: when the calling process is in a job, start
+    /// the child outside it. Allowed only if that job's limits say
+    /// `breakaway_ok`; otherwise the spawn fails with a permission error.
+    /// The child lands in taskloom's own `@breakaway` cgroup beside the jobs
+    /// (or, without cgroups, in a process group of its own).
+    pub fn breakaway_from_job(mut self, yes: bool) -> Self {
+        self.breakaway = yes;
         self
     }
 

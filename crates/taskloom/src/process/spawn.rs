@@ -144,6 +144,13 @@ fn dev_null(write: bool) -> Result<OwnedFd> {
 }
 
 pub(super) fn spawn(mut b: ProcessBuilder) -> Result<Process> {
+    if b.breakaway {
+        match crate::job::breakaway()? {
+            Some(crate::job::Breakaway::Cgroup(p)) => b.placement = Some(p),
+            Some(crate::job::Breakaway::NewGroup) => b.group = super::ProcessGroup::NewGroup,
+            None => {}
+        }
+    }
     let (envp, path_var) = build_env(&b)?;
     let path_var = if b.env_clear || b.env.contains_key(OsStr::new("PATH")) {
         path_var
