@@ -151,7 +151,14 @@ pub(super) fn spawn(mut b: ProcessBuilder) -> Result<Process> {
             None => {}
         }
     }
-    let (envp, path_var) = build_env(&b)?;
+    // The environment passes through untouched when the builder changed nothing
+    // (no copy of every variable on each spawn); otherwise it is built and checked.
+    let inherit_env = !b.env_clear && b.env.is_empty();
+    let (envp, path_var) = if inherit_env {
+        (Vec::new(), None)
+    } else {
+        build_env(&b)?
+    };
     let path_var = if b.env_clear || b.env.contains_key(OsStr::new("PATH")) {
         path_var
     } else {
@@ -262,10 +269,15 @@ pub(super) fn spawn(mut b: ProcessBuilder) -> Result<Process> {
         .as_ref()
         .map(|c| c.groups.clone())
         .unwrap_or_default();
+    let env_block = sys::NullTerminated::new(&envp);
     let plan = ChildPlan {
         path: &exe_c,
         argv: sys::NullTerminated::new(&argv),
-        envp: sys::NullTerminated::new(&envp),
+        envp: if inherit_env {
+            sys::inherited_environ()
+        } else {
+            env_block.as_ptr()
+        },
         cwd: cwd.as_deref(),
         moves: &moves,
         tmp_base,

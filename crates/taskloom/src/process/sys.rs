@@ -102,6 +102,20 @@ pub(crate) struct NullTerminated<'a> {
     _owner: std::marker::PhantomData<&'a [CString]>,
 }
 
+unsafe extern "C" {
+    /// The C library's environment block.
+    static environ: *const *const libc::c_char;
+}
+
+/// The current environment block of this process, as `execve` takes it.
+///
+/// Reading it is as safe as `getenv`: Rust 2024 makes `set_var` unsafe
+/// precisely because no other thread may use the environment meanwhile.
+pub(crate) fn inherited_environ() -> *const *const libc::c_char {
+    // SAFETY: reading the pointer value of a C global (see above).
+    unsafe { environ }
+}
+
 impl<'a> NullTerminated<'a> {
     pub fn new(strings: &'a [CString]) -> Self {
         let mut ptrs: Vec<_> = strings.iter().map(|s| s.as_ptr()).collect();
@@ -112,7 +126,7 @@ impl<'a> NullTerminated<'a> {
         }
     }
 
-    fn as_ptr(&self) -> *const *const libc::c_char {
+    pub(crate) fn as_ptr(&self) -> *const *const libc::c_char {
         self.ptrs.as_ptr()
     }
 }
@@ -121,7 +135,8 @@ impl<'a> NullTerminated<'a> {
 pub(crate) struct ChildPlan<'a> {
     pub path: &'a CStr,
     pub argv: NullTerminated<'a>,
-    pub envp: NullTerminated<'a>,
+    /// The environment block: built by the parent, or the parent's own `environ`.
+    pub envp: *const *const libc::c_char,
     pub cwd: Option<&'a CStr>,
     pub moves: &'a [FdMove],
     pub tmp_base: RawFd,
@@ -563,7 +578,7 @@ extern "C" fn child_main(arg: *mut c_void) -> ! {
             ptr::null_mut::<libc::sigset_t>(),
             8usize,
         );
-        libc::execve(plan.path.as_ptr(), plan.argv.as_ptr(), plan.envp.as_ptr());
+        libc::execve(plan.path.as_ptr(), plan.argv.as_ptr(), plan.envp);
         fail(Stage::Exec)
     }
 }
