@@ -199,6 +199,17 @@ impl JobBuilder {
         self
     }
 
+    /// The job's own name: the one given (checked), or a fresh anonymous one.
+    fn leaf_name(&self) -> Result<String> {
+        match &self.name {
+            Some(n) => {
+                validate_name(n)?;
+                Ok(n.clone())
+            }
+            None => Ok(anon_name()),
+        }
+    }
+
     /// Creates a top-level job.
     pub fn create(self) -> Result<Job> {
         Job::create_at(None, self)
@@ -265,13 +276,7 @@ impl Job {
         if degraded() {
             return Job::create_degraded(parent, b);
         }
-        let leaf = match &b.name {
-            Some(n) => {
-                validate_name(n)?;
-                n.clone()
-            }
-            None => anon_name(),
-        };
+        let leaf = b.leaf_name()?;
         let name = match parent {
             Some(p) => format!("{}/{leaf}", p.name),
             None => leaf,
@@ -303,7 +308,7 @@ impl Job {
             }
             Err(e) => return Err(Error::os("create job cgroup", e)),
         }
-        let mut job = Job {
+        let job = Job {
             name,
             v2,
             v1,
@@ -326,23 +331,36 @@ impl Job {
                     cgroup::inherit_cpuset(dir)?;
                 }
             }
-            if let Some(mode) = b.mode {
-                for dir in job.dirs() {
-                    fs::set_permissions(dir, fs::Permissions::from_mode(mode))
-                        .map_err(|e| Error::os("chmod job", e))?;
-                }
-            }
-            job.set_limits(&b.limits)?;
-            if b.limits.kill_on_close {
-                job.arm_kill_on_close()?;
-            }
             Ok(())
         })();
         if let Err(e) = made {
             let _ = job.remove_dirs();
             return Err(e);
         }
-        Ok(job)
+        job.finish_create(&b)
+    }
+
+    /// The common end of a creation: security, limits, kill-on-close; on any
+    /// failure the job's directories are removed again.
+    fn finish_create(mut self, b: &JobBuilder) -> Result<Job> {
+        let made = (|| -> Result<()> {
+            if let Some(mode) = b.mode {
+                for dir in self.dirs().chain(self.pg.iter()) {
+                    fs::set_permissions(dir, fs::Permissions::from_mode(mode))
+                        .map_err(|e| Error::os("chmod job", e))?;
+                }
+            }
+            self.set_limits(&b.limits)?;
+            if b.limits.kill_on_close {
+                self.arm_kill_on_close()?;
+            }
+            Ok(())
+        })();
+        if let Err(e) = made {
+            let _ = self.remove_dirs();
+            return Err(e);
+        }
+        Ok(self)
     }
 
     /// The process-group backend's `CreateJobObject`.
@@ -353,15 +371,9 @@ impl Job {
                 cgroup::roots().problems.join("; ")
             )));
         }
-        let name = match &b.name {
-            Some(n) => {
-                validate_name(n)?;
-                n.clone()
-            }
-            None => anon_name(),
-        };
+        let name = b.leaf_name()?;
         let dir = pgroup::create_state(&name)?;
-        let mut job = Job {
+        let job = Job {
             name,
             v2: None,
             v1: Vec::new(),
@@ -370,22 +382,7 @@ impl Job {
             pg: Some(dir.clone()),
             spawned: Spawned::default(),
         };
-        let made = (|| -> Result<()> {
-            if let Some(mode) = b.mode {
-                fs::set_permissions(&dir, fs::Permissions::from_mode(mode))
-                    .map_err(|e| Error::os("chmod job", e))?;
-            }
-            job.set_limits(&b.limits)?;
-            if b.limits.kill_on_close {
-                job.arm_kill_on_close()?;
-            }
-            Ok(())
-        })();
-        if let Err(e) = made {
-            let _ = fs::remove_dir_all(&dir);
-            return Err(e);
-        }
-        Ok(job)
+        job.finish_create(&b)
     }
 
     /// `OpenJobObject`: a handle to an existing job by name (`a` or `a/b` for a nested one).

@@ -14,6 +14,10 @@ use taskloom::job::{self, Job, JobEvent, JobLimits};
 use taskloom::process::{ProcessBuilder, Stdio};
 use taskloom::{CpuSet, Error, PriorityClass};
 
+#[path = "../common/mod.rs"]
+mod common;
+use common::breakaway_from;
+
 fn serial() -> MutexGuard<'static, ()> {
     static LOCK: Mutex<()> = Mutex::new(());
     LOCK.lock().unwrap_or_else(|e| e.into_inner())
@@ -864,43 +868,6 @@ fn the_watcher_counts_every_process_even_short_ones() {
     assert_eq!(counts.exited_processes, 11);
     assert_eq!(counts.abnormal_exits, 1, "/bin/false");
     assert!(events.contains(&JobEvent::JobEmpty));
-}
-
-/// In a forked member of `job_name`, spawns `sleep` with breakaway and
-/// reports "ok <pid> <job of child>" or "err <message>".
-fn breakaway_from(job_name: &str) -> String {
-    let (mut r, w) = std::io::pipe().unwrap();
-    // SAFETY: serialised tests; the child runs taskloom calls and _exits.
-    let pid = unsafe { libc::fork() };
-    assert!(pid >= 0);
-    if pid == 0 {
-        use std::io::Write;
-        let mut w = w;
-        let text = (|| -> taskloom::Result<String> {
-            let job = Job::open(job_name)?;
-            job.assign_pid(std::process::id() as i32)?;
-            let mut child = ProcessBuilder::new("sleep")
-                .arg("30")
-                .breakaway_from_job(true)
-                .spawn()?;
-            let inside = job::job_of(child.pid())?;
-            child.terminate()?;
-            child.wait()?;
-            Ok(format!("ok {}", inside.unwrap_or_else(|| "-".into())))
-        })()
-        .unwrap_or_else(|e| format!("err {e}"));
-        let _ = w.write_all(text.as_bytes());
-        drop(w);
-        // SAFETY: leave the forked child without running the harness's exit path.
-        unsafe { libc::_exit(0) };
-    }
-    drop(w);
-    let mut out = String::new();
-    r.read_to_string(&mut out).unwrap();
-    let mut status = 0;
-    // SAFETY: reaping the child forked above.
-    unsafe { libc::waitpid(pid, &mut status, 0) };
-    out
 }
 
 #[test]

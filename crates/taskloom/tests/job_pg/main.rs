@@ -8,6 +8,9 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use taskloom::Error;
+
+#[path = "../common/mod.rs"]
+mod common;
 use taskloom::job::{self, Job, JobLimits};
 use taskloom::process::{ProcessBuilder, Stdio};
 
@@ -228,35 +231,7 @@ fn breakaway_leaves_the_group_only_when_allowed() {
                 .create()
                 .unwrap(),
         ));
-        let n = job.0.as_ref().unwrap().name().to_owned();
-        let (mut r, w) = std::io::pipe().unwrap();
-        // SAFETY: serialised tests; the child runs taskloom calls and _exits.
-        let pid = unsafe { libc::fork() };
-        if pid == 0 {
-            use std::io::Write;
-            let mut w = w;
-            let text = (|| -> taskloom::Result<String> {
-                Job::open(&n)?.assign_pid(std::process::id() as i32)?;
-                let mut c = ProcessBuilder::new("sleep")
-                    .arg("30")
-                    .breakaway_from_job(true)
-                    .spawn()?;
-                let inside = job::job_of(c.pid())?;
-                c.terminate()?;
-                c.wait()?;
-                Ok(format!("ok {}", inside.unwrap_or_else(|| "-".into())))
-            })()
-            .unwrap_or_else(|e| format!("err {e}"));
-            let _ = w.write_all(text.as_bytes());
-            drop(w);
-            // SAFETY: leave the forked child directly.
-            unsafe { libc::_exit(0) };
-        }
-        drop(w);
-        let mut out = String::new();
-        r.read_to_string(&mut out).unwrap();
-        // SAFETY: reaping the child forked above.
-        unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
+        let out = common::breakaway_from(job.0.as_ref().unwrap().name());
         if allowed {
             assert_eq!(out, "ok -", "{tag}");
         } else {
