@@ -237,6 +237,39 @@ mod tests {
     }
 
     #[test]
+    fn pure_v2_roots_take_delegated_controllers() {
+        // A fake pure cgroup2 tree: our own cgroup delegates pids and memory to its children.
+        let tmp = tempfile::tempdir().unwrap();
+        let base = tmp.path();
+        fs::create_dir_all(base.join("user.slice/me")).unwrap();
+        let mountinfo = format!("25 1 0:22 / {} rw - cgroup2 cgroup2 rw\n", base.display());
+        // What the kernel would show in our new root: the controllers our own cgroup enabled.
+        fs::create_dir_all(base.join("user.slice/me/taskloom")).unwrap();
+        fs::write(
+            base.join("user.slice/me/taskloom/cgroup.controllers"),
+            "cpu memory pids io\n",
+        )
+        .unwrap();
+        let roots = detect(&mountinfo, "0::/user.slice/me\n");
+        assert_eq!(
+            roots.v2.as_deref(),
+            Some(base.join("user.slice/me/taskloom").as_path())
+        );
+        assert!(roots.v1.is_empty());
+        // Enabling writes "+<controller>" into the root's subtree_control (a plain file here).
+        let enabled =
+            fs::read_to_string(base.join("user.slice/me/taskloom/cgroup.subtree_control")).unwrap();
+        assert!(enabled.starts_with('+'), "{enabled}");
+        assert!(!roots.v2_controllers.is_empty());
+        assert!(
+            roots
+                .v2_controllers
+                .iter()
+                .all(|c| ["cpu", "memory", "pids"].contains(&c.as_str()))
+        );
+    }
+
+    #[test]
     fn roots_are_created_in_a_temp_tree() {
         // A fake hybrid tree in a temp dir: detection creates `taskloom` below our own path only.
         let tmp = tempfile::tempdir().unwrap();
