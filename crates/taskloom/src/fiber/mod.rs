@@ -219,6 +219,8 @@ impl Drop for ThreadFibers {
 }
 
 thread_local! {
+    /// Whether `ThreadFibers::doomed` may hold a fiber to reap.
+    static DOOMED_PENDING: Cell<bool> = const { Cell::new(false) };
     /// The running fiber of this thread (null when the thread is not a fiber).
     static CURRENT: Cell<*const Slot> = const { Cell::new(ptr::null()) };
     static THREAD: ThreadFibers = const { ThreadFibers {
@@ -483,6 +485,7 @@ impl Drop for Fiber {
             // References to it fail from now on, as for any deleted fiber.
             s.generation.set(s.generation.get() + 1);
             let _ = THREAD.try_with(|t| t.doomed.borrow_mut().push(s));
+            DOOMED_PENDING.with(|p| p.set(true));
             return;
         }
         free_slot(s);
@@ -492,6 +495,10 @@ impl Drop for Fiber {
 
 /// Deletes the self-deleted fibers that are no longer running.
 fn reap_doomed() {
+    // The common case, nothing to reap, costs one thread-local load.
+    if !DOOMED_PENDING.with(Cell::get) {
+        return;
+    }
     let cur = current_slot();
     let ready: Vec<&'static Slot> = match THREAD.try_with(|t| {
         let mut d = t.doomed.borrow_mut();
@@ -499,6 +506,7 @@ fn reap_doomed() {
             return Vec::new();
         }
         let (ready, keep): (Vec<_>, Vec<_>) = d.drain(..).partition(|s| !ptr::eq(*s, cur));
+        DOOMED_PENDING.with(|p| p.set(!keep.is_empty()));
         *d = keep;
         ready
     }) {
