@@ -31,7 +31,16 @@ pub(crate) struct Connector {
 
 impl Connector {
     /// Subscribes to process events; fails without `CAP_NET_ADMIN`.
+    ///
+    /// The kernel refuses an unprivileged subscription silently (the send
+    /// succeeds, no event ever comes), so the capability is checked first.
     pub fn open() -> io::Result<Connector> {
+        const CAP_NET_ADMIN: u32 = 12;
+        let status = std::fs::read("/proc/self/status")?;
+        let eff = crate::inspect::parse::parse_status(&status).cap_eff;
+        if eff & (1 << CAP_NET_ADMIN) == 0 {
+            return Err(io::Error::from_raw_os_error(libc::EPERM));
+        }
         // SAFETY: creating a socket; the result is checked.
         let fd = unsafe {
             libc::socket(

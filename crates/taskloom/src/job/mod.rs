@@ -1173,7 +1173,7 @@ impl Job {
             let no = |feature: &'static str| Capability {
                 feature,
                 enforced: false,
-                detail: format!("needs cgroups ({why})"),
+                detail: "needs cgroups (why there are none: see membership)".into(),
             };
             return vec![
                 Capability { feature: "membership", enforced: true, detail: format!("process group ({why}); double forks stay in, but a member that calls setsid or setpgid leaves the job") },
