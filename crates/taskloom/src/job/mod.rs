@@ -227,6 +227,13 @@ impl JobBuilder {
 /// Cloning with [`Job::duplicate`] (`DuplicateHandle`) gives another holder;
 /// a holder descriptor can also be passed to a child process
 /// ([`Job::holder_fd`]) to keep a kill-on-close job alive.
+///
+/// Lifetime: a kill-on-close job is killed and removed when its last holder
+/// is gone. A job without kill-on-close is a named object that outlives its
+/// handles (so `taskloom job create` and a later `taskloom job assign` can
+/// meet); remove it with [`Job::delete`]. Windows would destroy an empty job
+/// with no handles, but Linux cannot tell when the last handle in another
+/// process is gone without a guardian, which is what kill-on-close is.
 #[derive(Debug)]
 pub struct Job {
     name: String,

@@ -6,7 +6,7 @@
 //! not grow with the size of the parent, and every setting is applied in the
 //! child before `execve`, that is before the program's first instruction.
 //! A failure in the child (bad directory, exec error, refused user switch)
-//! comes back as a typed [`Error`](crate::Error), never as exit code 127.
+//! comes back as a typed [`Error`], never as exit code 127.
 //!
 //! ```no_run
 //! use taskloom::process::{ProcessBuilder, Stdio};
@@ -283,7 +283,9 @@ impl ProcessBuilder {
     /// Passes `fd` to the child as descriptor number `target` (the explicit
     /// handle list of `PROC_THREAD_ATTRIBUTE_HANDLE_LIST`). Nothing but the
     /// three standard streams and the descriptors given here reaches the
-    /// child, whatever their close-on-exec flags in the parent.
+    /// child, whatever their close-on-exec flags in the parent. Up to 61
+    /// descriptors can be listed (64 with the standard streams); `target`
+    /// must be below the child's `RLIMIT_NOFILE`.
     pub fn inherit_fd(mut self, fd: impl Into<OwnedFd>, target: i32) -> Self {
         self.inherit.push((fd.into(), target));
         self
