@@ -235,6 +235,16 @@ pub(super) fn spawn(mut b: ProcessBuilder) -> Result<Process> {
         });
         keep.push(fd);
     }
+    if moves.len() > sys::MAX_FD_MOVES {
+        return Err(Error::InvalidInput {
+            what: "descriptor list",
+            reason: format!(
+                "{} descriptors; at most {} besides the standard streams",
+                moves.len() - 3,
+                sys::MAX_FD_MOVES - 3
+            ),
+        });
+    }
     let tmp_base = moves.iter().map(|m| m.target.max(m.src)).max().unwrap_or(2) + 1;
 
     let placement = b.placement.take();

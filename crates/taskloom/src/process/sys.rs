@@ -175,6 +175,9 @@ pub(crate) enum SpawnError {
 
 const CHILD_STACK_SIZE: usize = 32 * 1024;
 
+/// Most descriptors (standard streams included) a child can be given.
+pub(crate) const MAX_FD_MOVES: usize = 64;
+
 #[repr(C, align(64))]
 struct ChildStack([u8; CHILD_STACK_SIZE]);
 
@@ -517,7 +520,7 @@ extern "C" fn child_main(arg: *mut c_void) -> ! {
         // Descriptors: copy every source above all numbers in play (close-on-exec),
         // mark the whole table close-on-exec, then dup2 each copy to its target
         // (dup2 clears the flag on the target only).
-        let mut tmp = [0 as RawFd; 64];
+        let mut tmp = [0 as RawFd; MAX_FD_MOVES];
         if plan.moves.len() > tmp.len() {
             *libc::__errno_location() = libc::EMFILE;
             fail(Stage::Fds);

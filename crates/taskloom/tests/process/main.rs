@@ -620,3 +620,25 @@ fn stdio_to_a_file() {
     child.wait().unwrap();
     assert_eq!(std::fs::read_to_string(&path).unwrap(), "to-file\nto-err\n");
 }
+
+#[test]
+fn too_many_listed_descriptors_are_refused_before_anything_starts() {
+    let _g = serial();
+    let mut b = ProcessBuilder::new("true");
+    for i in 0..62 {
+        let f = std::fs::File::open("/dev/null").unwrap();
+        b = b.inherit_fd(OwnedFd::from(f), 10 + i);
+    }
+    let err = b.spawn().unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::InvalidInput {
+                what: "descriptor list",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("at most 61"), "{err}");
+}
