@@ -116,6 +116,12 @@ struct Slot {
     id: Cell<u64>,
     panic: Cell<Option<Payload>>,
     guard: Cell<(usize, usize)>,
+    /// Usable size and top of the stack the record holds (kept across reuse).
+    stack_size: Cell<usize>,
+    stack_top: Cell<usize>,
+    /// Whether `data` / `fls` may hold something (skips their `RefCell`s otherwise).
+    has_data: Cell<bool>,
+    has_fls: Cell<bool>,
     stack: Cell<Option<Stack>>,
     closure: Cell<*mut u8>,
     drop_closure: Cell<Option<unsafe fn(*mut u8)>>,
@@ -139,6 +145,10 @@ impl Slot {
             doomed: Cell::new(false),
             pooled: Cell::new(true),
             guard: Cell::new((0, 0)),
+            stack_size: Cell::new(0),
+            stack_top: Cell::new(0),
+            has_data: Cell::new(false),
+            has_fls: Cell::new(false),
             stack: Cell::new(None),
             closure: Cell::new(ptr::null_mut()),
             drop_closure: Cell::new(None),
@@ -172,7 +182,8 @@ struct ThreadFibers {
     home: Cell<*const Slot>,
     free: RefCell<Vec<&'static Slot>>,
     all: RefCell<Vec<&'static Slot>>,
-    pool: RefCell<Vec<Stack>>,
+    /// Free records that still hold a stack.
+    pooled: Cell<usize>,
     fls_used: RefCell<Vec<bool>>,
     /// Fibers whose handle was dropped while they ran.
     doomed: RefCell<Vec<&'static Slot>>,
@@ -195,6 +206,12 @@ impl ThreadFibers {
             return unsafe { &*h };
         }
         let s = self.alloc_slot();
+        // The thread's own record runs on the thread's stack: drop a kept fiber stack.
+        if s.stack.take().is_some() {
+            self.pooled.set(self.pooled.get() - 1);
+            s.stack_size.set(0);
+            s.guard.set((0, 0));
+        }
         s.state.set(State::Live);
         s.is_thread.set(true);
         s.id.set(next_id());
@@ -215,6 +232,10 @@ impl Drop for ThreadFibers {
                 run_fls_destructors(unsafe { &*s });
             }
         }
+        // The stacks kept by free records go with the thread.
+        for s in self.free.borrow().iter() {
+            s.stack.take();
+        }
     }
 }
 
@@ -227,7 +248,7 @@ thread_local! {
         home: Cell::new(ptr::null()),
         free: RefCell::new(Vec::new()),
         all: RefCell::new(Vec::new()),
-        pool: RefCell::new(Vec::new()),
+        pooled: Cell::new(0),
         fls_used: RefCell::new(Vec::new()),
         doomed: RefCell::new(Vec::new()),
     } };
@@ -394,32 +415,39 @@ impl FiberBuilder {
         reap_doomed();
         let reserve = self.reserve.unwrap_or(DEFAULT_STACK_SIZE);
         THREAD.with(|t| {
-            let stack = {
-                let mut pool = t.pool.borrow_mut();
-                let page = stack::page_size();
-                let want = reserve.max(4 * page).div_ceil(page) * page;
-                match pool
-                    .iter()
-                    .rposition(|s| !self.fresh_stack && s.size() == want)
-                {
-                    Some(i) => pool.swap_remove(i),
-                    None => {
-                        drop(pool);
-                        Stack::new(reserve, self.commit)?
-                    }
-                }
-            };
             let slot = t.alloc_slot();
+            // A deleted fiber's record keeps its stack: reuse it when the size fits.
+            let page = stack::page_size();
+            let want = reserve.max(4 * page).div_ceil(page) * page;
+            let reuse = !self.fresh_stack && slot.stack_size.get() == want;
+            if !reuse {
+                if let Some(old) = slot.stack.take() {
+                    t.pooled.set(t.pooled.get() - 1);
+                    drop(old);
+                }
+                let fresh = match Stack::new(reserve, self.commit) {
+                    Ok(st) => st,
+                    Err(e) => {
+                        t.free.borrow_mut().push(slot);
+                        return Err(e);
+                    }
+                };
+                slot.stack_size.set(fresh.size());
+                slot.guard.set(fresh.guard());
+                slot.stack_top.set(fresh.top());
+                slot.stack.set(Some(fresh));
+            } else {
+                t.pooled.set(t.pooled.get() - 1);
+            }
+            let top = slot.stack_top.get();
             let align = std::mem::align_of::<F>().max(16);
-            let closure = (stack.top() - std::mem::size_of::<F>()) & !(align - 1);
+            let closure = (top - std::mem::size_of::<F>()) & !(align - 1);
             // SAFETY: `closure` is aligned for F and lies in the fiber's fresh stack.
             unsafe { ptr::write(closure as *mut F, f) };
             // SAFETY: the 40 bytes below `closure` are in the same stack.
             let sp = unsafe {
                 arch::init_stack(closure & !15, fiber_main::<F>, slot as *const Slot as usize)
             };
-            slot.guard.set(stack.guard());
-            slot.stack.set(Some(stack));
             slot.closure.set(closure as *mut u8);
             slot.drop_closure.set(Some(drop_closure::<F>));
             slot.id.set(next_id());
@@ -428,7 +456,10 @@ impl FiberBuilder {
             slot.resumer.set(ptr::null());
             slot.doomed.set(false);
             slot.pooled.set(!self.fresh_stack);
-            *slot.data.borrow_mut() = self.data;
+            if let Some(data) = self.data {
+                *slot.data.borrow_mut() = Some(data);
+                slot.has_data.set(true);
+            }
             slot.state.set(State::Created);
             slot.sp.set(sp);
             Ok(Fiber {
@@ -518,35 +549,39 @@ fn reap_doomed() {
     }
 }
 
-/// Deletes a fiber that is not running: FLS destructors, closure, stack, record.
+/// Deletes a fiber that is not running: FLS destructors, closure, record.
+/// The record keeps its stack for the next fiber (up to `POOL_LIMIT` kept
+/// stacks per thread; a fresh-stack fiber's stack is unmapped).
 fn free_slot(s: &'static Slot) {
     run_fls_destructors(s);
     if let Some(drop_fn) = s.drop_closure.take() {
         // SAFETY: the closure was written at spawn and never moved out (it did not start).
         unsafe { drop_fn(s.closure.get()) };
     }
-    if s.data.borrow().is_some() {
+    if s.has_data.replace(false) {
         s.data.borrow_mut().take();
     }
-    s.panic.take();
+    if s.pending.replace(false) {
+        s.panic.take();
+    }
     s.sp.set(0);
-    s.guard.set((0, 0));
     s.state.set(State::Free);
     s.generation.set(s.generation.get() + 1);
-    let stack = s.stack.take();
     let _ = THREAD.try_with(|t| {
-        if let Some(stack) = stack.filter(|_| s.pooled.get()) {
-            let mut pool = t.pool.borrow_mut();
-            if pool.len() < POOL_LIMIT {
-                pool.push(stack);
-            }
+        let keep = s.pooled.get() && t.pooled.get() < POOL_LIMIT;
+        if keep {
+            t.pooled.set(t.pooled.get() + 1);
+        } else {
+            s.stack.take(); // unmapped here
+            s.stack_size.set(0);
+            s.guard.set((0, 0));
         }
         t.free.borrow_mut().push(s);
     });
 }
 
 fn run_fls_destructors(s: &Slot) {
-    if s.fls.borrow().is_empty() {
+    if !s.has_fls.replace(false) {
         return;
     }
     // Take the values out first: a destructor may itself use FLS.
@@ -800,6 +835,7 @@ impl<T: 'static> FlsKey<T> {
 
     fn put(&self, value: Box<dyn Any>) -> Option<Box<dyn Any>> {
         let home = fls_home();
+        home.has_fls.set(true);
         let mut fls = home.fls.borrow_mut();
         if fls.len() <= self.index {
             fls.resize_with(self.index + 1, || None);
