@@ -180,17 +180,23 @@ fn next_id() -> u64 {
 struct ThreadFibers {
     /// The thread's own record: its fiber once converted, its FLS home before.
     home: Cell<*const Slot>,
+    /// Free records without a stack.
     free: RefCell<Vec<&'static Slot>>,
+    /// Free records that still hold a stack (at most `POOL_LIMIT`).
+    free_stacked: RefCell<Vec<&'static Slot>>,
     all: RefCell<Vec<&'static Slot>>,
-    /// Free records that still hold a stack.
-    pooled: Cell<usize>,
     fls_used: RefCell<Vec<bool>>,
     /// Fibers whose handle was dropped while they ran.
     doomed: RefCell<Vec<&'static Slot>>,
 }
 
 impl ThreadFibers {
-    fn alloc_slot(&self) -> &'static Slot {
+    /// A free record, one that holds a stack first when `stacked` (a fiber
+    /// that may reuse it), else a bare one.
+    fn alloc_slot(&self, stacked: bool) -> &'static Slot {
+        if stacked && let Some(s) = self.free_stacked.borrow_mut().pop() {
+            return s;
+        }
         if let Some(s) = self.free.borrow_mut().pop() {
             return s;
         }
@@ -205,13 +211,7 @@ impl ThreadFibers {
             // SAFETY: records are leaked, never freed.
             return unsafe { &*h };
         }
-        let s = self.alloc_slot();
-        // The thread's own record runs on the thread's stack: drop a kept fiber stack.
-        if s.stack.take().is_some() {
-            self.pooled.set(self.pooled.get() - 1);
-            s.stack_size.set(0);
-            s.guard.set((0, 0));
-        }
+        let s = self.alloc_slot(false);
         s.state.set(State::Live);
         s.is_thread.set(true);
         s.id.set(next_id());
@@ -233,7 +233,7 @@ impl Drop for ThreadFibers {
             }
         }
         // The stacks kept by free records go with the thread.
-        for s in self.free.borrow().iter() {
+        for s in self.free_stacked.borrow().iter() {
             s.stack.take();
         }
     }
@@ -248,7 +248,7 @@ thread_local! {
         home: Cell::new(ptr::null()),
         free: RefCell::new(Vec::new()),
         all: RefCell::new(Vec::new()),
-        pooled: Cell::new(0),
+        free_stacked: RefCell::new(Vec::new()),
         fls_used: RefCell::new(Vec::new()),
         doomed: RefCell::new(Vec::new()),
     } };
@@ -415,16 +415,14 @@ impl FiberBuilder {
         reap_doomed();
         let reserve = self.reserve.unwrap_or(DEFAULT_STACK_SIZE);
         THREAD.with(|t| {
-            let slot = t.alloc_slot();
+            let slot = t.alloc_slot(!self.fresh_stack);
             // A deleted fiber's record keeps its stack: reuse it when the size fits.
             let page = stack::page_size();
             let want = reserve.max(4 * page).div_ceil(page) * page;
             let reuse = !self.fresh_stack && slot.stack_size.get() == want;
             if !reuse {
-                if let Some(old) = slot.stack.take() {
-                    t.pooled.set(t.pooled.get() - 1);
-                    drop(old);
-                }
+                drop(slot.stack.take());
+                slot.stack_size.set(0);
                 let fresh = match Stack::new(reserve, self.commit) {
                     Ok(st) => st,
                     Err(e) => {
@@ -436,8 +434,6 @@ impl FiberBuilder {
                 slot.guard.set(fresh.guard());
                 slot.stack_top.set(fresh.top());
                 slot.stack.set(Some(fresh));
-            } else {
-                t.pooled.set(t.pooled.get() - 1);
             }
             let top = slot.stack_top.get();
             let align = std::mem::align_of::<F>().max(16);
@@ -568,15 +564,16 @@ fn free_slot(s: &'static Slot) {
     s.state.set(State::Free);
     s.generation.set(s.generation.get() + 1);
     let _ = THREAD.try_with(|t| {
-        let keep = s.pooled.get() && t.pooled.get() < POOL_LIMIT;
-        if keep {
-            t.pooled.set(t.pooled.get() + 1);
+        let mut stacked = t.free_stacked.borrow_mut();
+        if s.pooled.get() && s.stack_size.get() != 0 && stacked.len() < POOL_LIMIT {
+            stacked.push(s);
         } else {
+            drop(stacked);
             s.stack.take(); // unmapped here
             s.stack_size.set(0);
             s.guard.set((0, 0));
+            t.free.borrow_mut().push(s);
         }
-        t.free.borrow_mut().push(s);
     });
 }
 
