@@ -16,7 +16,7 @@ use taskloom::{CpuSet, Error, PriorityClass};
 
 #[path = "../common/mod.rs"]
 mod common;
-use common::breakaway_from;
+use common::{breakaway_from, wait_until};
 
 fn serial() -> MutexGuard<'static, ()> {
     static LOCK: Mutex<()> = Mutex::new(());
@@ -87,14 +87,6 @@ fn alive(pid: i32) -> bool {
             state != 'Z' && state != 'X'
         }
         Err(_) => false,
-    }
-}
-
-fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(5));
     }
 }
 
@@ -703,30 +695,7 @@ fn kill_on_close_waits_for_every_handle() {
     if !jobs_available("kill_on_close_handles") {
         return;
     }
-    let n = name("koc2");
-    let job = Job::builder()
-        .name(&n)
-        .kill_on_close(true)
-        .create()
-        .unwrap();
-    let copy = job.duplicate().unwrap();
-    let mut p = job.spawn(ProcessBuilder::new("sleep").arg("30")).unwrap();
-    drop(job);
-    std::thread::sleep(Duration::from_millis(100));
-    assert_eq!(
-        p.try_wait().unwrap(),
-        None,
-        "killed while a handle was still open"
-    );
-    drop(copy);
-    let status = p
-        .wait_timeout(Duration::from_secs(10))
-        .unwrap()
-        .expect("killed on close");
-    assert_eq!(status.signal(), Some(libc::SIGKILL));
-    wait_until("the job to be removed", Duration::from_secs(10), || {
-        !Job::list().unwrap().contains(&n)
-    });
+    common::kill_on_close_waits_for_every_handle(&name("koc2"));
 }
 
 #[test]

@@ -5,12 +5,13 @@
 
 use std::io::Read;
 use std::sync::{Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use taskloom::Error;
 
 #[path = "../common/mod.rs"]
 mod common;
+use common::wait_until;
 use taskloom::job::{self, Job, JobLimits};
 use taskloom::process::{ProcessBuilder, Stdio};
 
@@ -57,14 +58,6 @@ fn alive(pid: i32) -> bool {
         let st = s[s.rfind(')').unwrap() + 2..].chars().next().unwrap();
         st != 'Z' && st != 'X'
     })
-}
-
-fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(5));
-    }
 }
 
 #[test]
@@ -171,32 +164,7 @@ fn per_process_limits_still_apply() {
 #[test]
 fn kill_on_close_without_cgroups() {
     let _g = setup();
-    let n = name("koc");
-    let job = Job::builder()
-        .name(&n)
-        .kill_on_close(true)
-        .create()
-        .unwrap();
-    let mut p = job.spawn(ProcessBuilder::new("sleep").arg("60")).unwrap();
-    let copy = job.duplicate().unwrap();
-    drop(job);
-    std::thread::sleep(Duration::from_millis(100));
-    assert_eq!(
-        p.try_wait().unwrap(),
-        None,
-        "killed while a handle was open"
-    );
-    drop(copy);
-    let status = p
-        .wait_timeout(Duration::from_secs(10))
-        .unwrap()
-        .expect("killed on close");
-    assert_eq!(status.signal(), Some(libc::SIGKILL));
-    wait_until(
-        "the job state to be removed",
-        Duration::from_secs(10),
-        || !Job::list().unwrap().contains(&n),
-    );
+    common::kill_on_close_waits_for_every_handle(&name("koc"));
 }
 
 #[test]
