@@ -1152,7 +1152,10 @@ impl Job {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
                     Err(Error::os("remove job state", e))
                 }
-                _ => Ok(()),
+                _ => {
+                    pgroup::remove_empty_roots();
+                    Ok(())
+                }
             };
         }
         for dir in self.dirs() {

@@ -103,6 +103,17 @@ pub(crate) fn kill_group(pgid: i32) -> usize {
     before
 }
 
+/// Removes the state root (and its `/tmp/taskloom-<uid>` parent) once no job is left.
+pub(crate) fn remove_empty_roots() {
+    let root = state_root();
+    if fs::remove_dir(&root).is_ok()
+        && std::env::var_os("XDG_RUNTIME_DIR").is_none_or(|d| d.is_empty())
+        && let Some(parent) = root.parent()
+    {
+        let _ = fs::remove_dir(parent);
+    }
+}
+
 /// Every job name with state for this user.
 pub(crate) fn list() -> Vec<String> {
     let mut v: Vec<String> = fs::read_dir(state_root())
