@@ -144,29 +144,40 @@ fn detect(mountinfo: &str, own: &str) -> Roots {
             continue;
         };
         let root = own_dir.join(ROOT_NAME);
-        if let Err(e) = ensure_dir(&root) {
-            roots
-                .problems
-                .push(format!("{kind}: cannot create {}: {e}", root.display()));
+        // Detection only looks: the root is made when the first job is created
+        // (and removed with the last), so checking costs no directory.
+        let writable = |dir: &Path| {
+            rustix::fs::access(
+                dir,
+                rustix::fs::Access::WRITE_OK | rustix::fs::Access::EXEC_OK,
+            )
+        };
+        let usable = if root.is_dir() {
+            writable(&root)
+        } else {
+            writable(&own_dir)
+        };
+        if let Err(e) = usable {
+            roots.problems.push(format!(
+                "{kind}: cannot create jobs in {}: {}",
+                root.display(),
+                io::Error::from(e)
+            ));
             continue;
         }
         if h.v2 {
-            // Controllers our own cgroup hands to its children (we never write to it).
-            let available = read(&root.join("cgroup.controllers")).unwrap_or_default();
-            let mut enabled = Vec::new();
-            for c in available.split_whitespace() {
-                if ["pids", "memory", "cpu", "cpuset"].contains(&c)
-                    && write(&root.join("cgroup.subtree_control"), &format!("+{c}")).is_ok()
-                {
-                    enabled.push(c.to_owned());
-                }
-            }
-            roots.v2_controllers = enabled;
+            // Controllers our own cgroup hands to its children (we never write to it):
+            // the root's `cgroup.controllers` once it exists, else our own `subtree_control`.
+            let available = read(&root.join("cgroup.controllers"))
+                .or_else(|_| read(&own_dir.join("cgroup.subtree_control")))
+                .unwrap_or_default();
+            roots.v2_controllers = available
+                .split_whitespace()
+                .filter(|c| ["pids", "memory", "cpu", "cpuset"].contains(c))
+                .map(str::to_owned)
+                .collect();
             roots.v2 = Some(root);
         } else {
-            if h.controllers.contains(&Controller::Cpuset) {
-                let _ = inherit_cpuset(&root);
-            }
             for &c in &h.controllers {
                 roots.v1.push((c, root.clone()));
             }
@@ -256,22 +267,23 @@ mod tests {
             Some(base.join("user.slice/me/taskloom").as_path())
         );
         assert!(roots.v1.is_empty());
-        // Enabling writes "+<controller>" into the root's subtree_control (a plain file here).
-        let enabled =
-            fs::read_to_string(base.join("user.slice/me/taskloom/cgroup.subtree_control")).unwrap();
-        assert!(enabled.starts_with('+'), "{enabled}");
-        assert!(!roots.v2_controllers.is_empty());
+        assert_eq!(
+            roots.v2_controllers,
+            ["cpu", "memory", "pids"],
+            "io is not one taskloom uses"
+        );
         assert!(
-            roots
-                .v2_controllers
-                .iter()
-                .all(|c| ["cpu", "memory", "pids"].contains(&c.as_str()))
+            !base
+                .join("user.slice/me/taskloom/cgroup.subtree_control")
+                .exists(),
+            "detection writes nothing"
         );
     }
 
     #[test]
-    fn roots_are_created_in_a_temp_tree() {
-        // A fake hybrid tree in a temp dir: detection creates `taskloom` below our own path only.
+    fn roots_are_found_below_our_own_cgroup_only() {
+        // A fake hybrid tree in a temp dir: the roots are `taskloom` below our own path,
+        // and detection itself creates nothing.
         let tmp = tempfile::tempdir().unwrap();
         let base = tmp.path();
         fs::create_dir_all(base.join("memory/own")).unwrap();
@@ -290,7 +302,10 @@ mod tests {
             roots.v1_root(Controller::Memory),
             Some(base.join("memory/own/taskloom").as_path())
         );
-        assert!(base.join("memory/own/taskloom").is_dir());
+        assert!(
+            !base.join("memory/own/taskloom").exists(),
+            "detection creates nothing"
+        );
         assert!(
             !base.join("memory/taskloom").exists(),
             "nothing outside our own cgroup"
