@@ -448,9 +448,6 @@ impl FiberBuilder {
             slot.drop_closure.set(Some(drop_closure::<F>));
             slot.id.set(next_id());
             slot.float.set(self.float);
-            slot.is_thread.set(false);
-            slot.resumer.set(ptr::null());
-            slot.doomed.set(false);
             slot.pooled.set(!self.fresh_stack);
             if let Some(data) = self.data {
                 *slot.data.borrow_mut() = Some(data);
@@ -606,8 +603,9 @@ fn finish(slot: &'static Slot, panic: Option<Payload>) -> ! {
     slot.state.set(State::Finished);
     let back = slot_ref(slot.resumer.get())
         .filter(|r| r.generation.get() == slot.resumer_gen.get() && r.sp.get() != 0);
-    let home = slot_ref(THREAD.with(|t| t.home.get())).filter(|h| h.sp.get() != 0);
-    let target = back.or(home);
+    // The thread's own fiber, only when the resumer is gone.
+    let target =
+        back.or_else(|| slot_ref(THREAD.with(|t| t.home.get())).filter(|h| h.sp.get() != 0));
     let Some(target) = target else {
         overflow_free_abort(
             b"taskloom: a fiber finished with no fiber left to switch to; aborting\n",
