@@ -106,11 +106,8 @@ struct Slot {
     resumer_gen: Cell<u64>,
     /// Set when there is work to do on resumption: a panic to raise.
     pending: Cell<bool>,
-    /// The handle was dropped while the fiber ran: delete it once it has left.
-    doomed: Cell<bool>,
     float: Cell<bool>,
     state: Cell<State>,
-    is_thread: Cell<bool>,
     /// Return the stack to the pool on delete.
     pooled: Cell<bool>,
     id: Cell<u64>,
@@ -137,12 +134,10 @@ impl Slot {
             id: Cell::new(0),
             state: Cell::new(State::Free),
             float: Cell::new(false),
-            is_thread: Cell::new(false),
             resumer: Cell::new(ptr::null()),
             resumer_gen: Cell::new(0),
             pending: Cell::new(false),
             panic: Cell::new(None),
-            doomed: Cell::new(false),
             pooled: Cell::new(true),
             guard: Cell::new((0, 0)),
             stack_size: Cell::new(0),
@@ -213,7 +208,6 @@ impl ThreadFibers {
         }
         let s = self.alloc_slot(false);
         s.state.set(State::Live);
-        s.is_thread.set(true);
         s.id.set(next_id());
         self.home.set(s);
         s
@@ -505,7 +499,6 @@ impl Drop for Fiber {
         let s = self.r.slot();
         if ptr::eq(s, current_slot()) {
             // Deleted once it is no longer running: at the next create or delete on this thread.
-            s.doomed.set(true);
             // References to it fail from now on, as for any deleted fiber.
             s.generation.set(s.generation.get() + 1);
             let _ = THREAD.try_with(|t| t.doomed.borrow_mut().push(s));
