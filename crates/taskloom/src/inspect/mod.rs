@@ -239,12 +239,14 @@ impl ProcReader {
     }
 }
 
-fn ticks(t: u64) -> Duration {
+/// Clock ticks (the unit of `/proc` times) as a duration.
+pub(crate) fn ticks(t: u64) -> Duration {
     let hz = crate::process::clock_ticks_per_second().max(1);
     Duration::from_nanos(t.saturating_mul(1_000_000_000 / hz))
 }
 
-fn boot_time() -> SystemTime {
+/// When the machine booted (`btime` in `/proc/stat`), read once.
+pub(crate) fn boot_time() -> SystemTime {
     static BOOT: OnceLock<SystemTime> = OnceLock::new();
     *BOOT.get_or_init(|| {
         let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();

@@ -7,6 +7,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::error::{Error, Result};
+use crate::inspect::{self, parse::parse_stat};
 
 /// How a process ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -260,11 +261,11 @@ impl Process {
             })?;
         }
         let stat = std::fs::read(format!("/proc/{pid}/stat")).unwrap_or_default();
-        let (ppid, start_ticks) = parse_stat_ppid_start(&stat).unwrap_or((0, 0));
+        let (ppid, start_ticks) = parse_stat(&stat)
+            .map(|s| (s.ppid, s.starttime))
+            .unwrap_or((0, 0));
         let is_child = ppid == std::process::id() as i32;
-        let created = boot_time()
-            .map(|boot| boot + Duration::from_secs_f64(start_ticks as f64 / clock_ticks() as f64))
-            .unwrap_or(SystemTime::UNIX_EPOCH);
+        let created = inspect::boot_time() + inspect::ticks(start_ticks);
         Ok(Process {
             pid,
             pidfd,
@@ -384,16 +385,15 @@ impl Process {
         if self.has_ended(Some(Duration::ZERO))? && !self.is_child {
             return Err(Error::NoSuchProcess { pid: self.pid });
         }
-        let (user, kernel) = parse_stat_times(&stat).ok_or_else(|| Error::InvalidInput {
+        let s = parse_stat(&stat).map_err(|e| Error::InvalidInput {
             what: "/proc/<pid>/stat",
-            reason: "unexpected format".into(),
+            reason: e.to_string(),
         })?;
-        let tick = clock_ticks() as u64;
         Ok(ProcessTimes {
             creation: self.created,
             exit: None,
-            user: Duration::from_nanos(user * 1_000_000_000 / tick),
-            kernel: Duration::from_nanos(kernel * 1_000_000_000 / tick),
+            user: inspect::ticks(s.utime),
+            kernel: inspect::ticks(s.stime),
         })
     }
 
@@ -563,41 +563,4 @@ pub(crate) fn clock_ticks() -> i64 {
     // SAFETY: sysconf has no memory-safety preconditions.
     let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
     if ticks > 0 { ticks } else { 100 }
-}
-
-/// The wall-clock time the machine booted (`btime` in `/proc/stat`).
-pub(crate) fn boot_time() -> Option<SystemTime> {
-    let stat = std::fs::read_to_string("/proc/stat").ok()?;
-    let secs: u64 = stat
-        .lines()
-        .find_map(|l| l.strip_prefix("btime "))?
-        .trim()
-        .parse()
-        .ok()?;
-    Some(SystemTime::UNIX_EPOCH + Duration::from_secs(secs))
-}
-
-/// The fields after the command name in `/proc/<pid>/stat` (the name ends at the *last* `)`).
-fn stat_fields(stat: &[u8]) -> Option<Vec<&[u8]>> {
-    let close = stat.iter().rposition(|&c| c == b')')?;
-    Some(stat.get(close + 2..)?.split(|&c| c == b' ').collect())
-}
-
-fn field_u64(fields: &[&[u8]], i: usize) -> Option<u64> {
-    std::str::from_utf8(fields.get(i)?)
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
-}
-
-fn parse_stat_times(stat: &[u8]) -> Option<(u64, u64)> {
-    let f = stat_fields(stat)?;
-    // Field 14 (utime) is index 11 after the state field (field 3 = index 0).
-    Some((field_u64(&f, 11)?, field_u64(&f, 12)?))
-}
-
-fn parse_stat_ppid_start(stat: &[u8]) -> Option<(i32, u64)> {
-    let f = stat_fields(stat)?;
-    Some((field_u64(&f, 1)? as i32, field_u64(&f, 19)?))
 }

@@ -443,20 +443,15 @@ impl Thread {
         }
         let stat = std::fs::read(format!("/proc/self/task/{}/stat", self.tid()))
             .map_err(|e| Error::os("read /proc/self/task/<tid>/stat", e))?;
-        let close = stat.iter().rposition(|&c| c == b')').unwrap_or(0);
-        let fields: Vec<&[u8]> = stat[close + 2..].split(|&c| c == b' ').collect();
-        let num = |i: usize| -> u64 {
-            std::str::from_utf8(fields.get(i).copied().unwrap_or(b"0"))
-                .ok()
-                .and_then(|s| s.parse().ok())
-                .unwrap_or(0)
-        };
-        let tick = crate::process::clock_ticks_per_second();
+        let s = crate::inspect::parse::parse_stat(&stat).map_err(|e| Error::InvalidInput {
+            what: "/proc/self/task/<tid>/stat",
+            reason: e.to_string(),
+        })?;
         Ok(ThreadTimes {
             creation: self.shared.created,
             exit: None,
-            user: Duration::from_millis(num(11) * 1000 / tick),
-            kernel: Duration::from_millis(num(12) * 1000 / tick),
+            user: crate::inspect::ticks(s.utime),
+            kernel: crate::inspect::ticks(s.stime),
         })
     }
 }
