@@ -907,12 +907,11 @@ impl Job {
     /// `QueryInformationJobObject`: accounting and the limits in force.
     pub fn info(&self) -> Result<JobInfo> {
         if let Some(dir) = &self.pg {
-            let pids = self.pids()?;
-            let live: Vec<crate::inspect::ProcEntry> = crate::inspect::snapshot(Default::default())
-                .unwrap_or_default()
-                .into_iter()
-                .filter(|e| pids.contains(&e.pid))
-                .collect();
+            if !dir.is_dir() {
+                return Err(Error::NoSuchJob(self.name.clone()));
+            }
+            let live = pgroup::member_rows(pgroup::pgid(dir));
+            let pids: Vec<i32> = live.iter().map(|e| e.pid).collect();
             return Ok(JobInfo {
                 name: self.name.clone(),
                 active_processes: pids.len(),

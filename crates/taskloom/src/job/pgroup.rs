@@ -74,15 +74,18 @@ pub(crate) fn set_pgid(dir: &Path, pgid: i32) -> Result<()> {
 
 /// Live members: every process whose process group is the job's.
 pub(crate) fn members(pgid: i32) -> Vec<i32> {
+    member_rows(pgid).into_iter().map(|e| e.pid).collect()
+}
+
+/// The live members' listing rows (one snapshot of /proc).
+pub(crate) fn member_rows(pgid: i32) -> Vec<crate::inspect::ProcEntry> {
     if pgid <= 0 {
         return Vec::new();
     }
-    let opts = crate::inspect::SnapshotOptions::default();
-    crate::inspect::snapshot(opts)
+    crate::inspect::snapshot(Default::default())
         .unwrap_or_default()
         .into_iter()
         .filter(|e| e.pgrp == pgid && e.state != 'Z' && e.state != 'X')
-        .map(|e| e.pid)
         .collect()
 }
 
