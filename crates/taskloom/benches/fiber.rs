@@ -245,5 +245,117 @@ fn create_run_delete(c: &mut Criterion) {
     fiber::convert_fiber_to_thread().unwrap();
 }
 
-criterion_group!(benches, ping_pong, round_robin, create_run_delete);
+/// The switch's own floor: `src/fiber/x86_64.rs`, the very file the library
+/// uses, between two bare stacks with no checks and no bookkeeping, then the
+/// same with the one store `switch_to_fiber` cannot do without (the
+/// thread-local current fiber). Shows where the time of a symmetric switch goes.
+#[allow(dead_code)]
+#[path = "../src/fiber/x86_64.rs"]
+mod arch;
+
+mod floor {
+    use std::cell::Cell;
+
+    thread_local! {
+        pub static CURRENT: Cell<usize> = const { Cell::new(0) };
+    }
+
+    /// Saved stack pointers of main, A and B, and A's round-trip count.
+    pub struct Ring {
+        pub sp: [Cell<usize>; 3],
+        pub rounds: Cell<u64>,
+        pub store_current: Cell<bool>,
+    }
+
+    pub struct Arg {
+        pub ring: &'static Ring,
+        pub me: usize,
+    }
+
+    #[inline(always)]
+    fn switch(ring: &Ring, me: usize, to: usize, store_current: bool) {
+        let target = ring.sp[to].get();
+        if store_current {
+            CURRENT.with(|c| c.set(to));
+        }
+        // SAFETY: `target` was saved by the other context's switch (or made by
+        // init_stack) and that context is suspended; `me`'s slot is ours.
+        unsafe { super::arch::switch(ring.sp[me].as_ptr(), target) }
+    }
+
+    /// A (me = 1) switches to B `rounds` times, then back to main; B (me = 2)
+    /// always switches to A. Specialised on the store so each loop is tight.
+    pub extern "C" fn body(arg: usize, _starter: usize) -> ! {
+        // SAFETY: `arg` is a leaked `Arg`.
+        let a: &Arg = unsafe { &*(arg as *const Arg) };
+        let (ring, me) = (a.ring, a.me);
+        if ring.store_current.get() {
+            run::<true>(ring, me)
+        } else {
+            run::<false>(ring, me)
+        }
+    }
+
+    fn run<const STORE: bool>(ring: &Ring, me: usize) -> ! {
+        if me == 1 {
+            for _ in 0..ring.rounds.get() {
+                switch(ring, 1, 2, STORE);
+            }
+            switch(ring, 1, 0, STORE);
+            unreachable!("A is never resumed after its last switch to main");
+        }
+        loop {
+            switch(ring, 2, 1, STORE);
+        }
+    }
+}
+
+fn switch_floor(c: &mut Criterion) {
+    use floor::{Arg, Ring};
+    const STACK: usize = 64 * 1024;
+    let ring: &'static Ring = Box::leak(Box::new(Ring {
+        sp: Default::default(),
+        rounds: Cell::new(0),
+        store_current: Cell::new(false),
+    }));
+    let stacks: Vec<&'static mut [u8]> = (0..2).map(|_| Vec::leak(vec![0u8; STACK])).collect();
+    let tops: Vec<usize> = stacks
+        .iter()
+        .map(|s| (s.as_ptr() as usize + STACK) & !15)
+        .collect();
+    let args: Vec<usize> = (1..3)
+        .map(|me| Box::leak(Box::new(Arg { ring, me })) as *const Arg as usize)
+        .collect();
+    let mut g = c.benchmark_group("fiber switch floor (one round trip = 2 switches)");
+    g.measurement_time(Duration::from_secs(3));
+    for (name, store) in [
+        ("raw x86_64.rs switch, no bookkeeping", false),
+        ("raw switch + thread-local current fiber store", true),
+    ] {
+        g.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                ring.rounds.set(iters);
+                ring.store_current.set(store);
+                for (i, (&top, &arg)) in tops.iter().zip(&args).enumerate() {
+                    // SAFETY: the 40 bytes below `top` are in a stack nothing
+                    // else uses now (a suspended B from the last run is dropped).
+                    ring.sp[i + 1].set(unsafe { arch::init_stack(top, floor::body, arg) });
+                }
+                let t = Instant::now();
+                // SAFETY: A's stack was just made by init_stack; slot 0 is main's.
+                unsafe { arch::switch(ring.sp[0].as_ptr(), ring.sp[1].get()) };
+                t.elapsed()
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(
+    benches,
+    ping_pong,
+    switch_floor,
+    round_robin,
+    create_run_delete
+);
 criterion_main!(benches);

@@ -38,9 +38,13 @@
 //! - **Switching** to the running fiber, to a finished fiber or to a deleted
 //!   one panics with a message saying which (Windows: undefined behaviour).
 //! - **Returning** from a fiber's function finishes the fiber and switches
-//!   back to the fiber that last switched to it (or to the thread's own fiber
-//!   if that one is gone). Windows exits the thread instead, which in Rust
-//!   would skip the destructors on every other fiber's stack.
+//!   to the fiber that started it (the one that first switched to it), or to
+//!   the thread's own fiber if that one has finished or was deleted. The
+//!   successor is fixed when the fiber starts, as `uc_link` is for
+//!   `makecontext`: recording the latest resumer instead would cost two
+//!   stores on every switch, a third of a ping-pong round trip. Windows
+//!   exits the thread instead, which in Rust would skip the destructors on
+//!   every other fiber's stack.
 //! - **Panics** never unwind across a switch: a panic in a fiber is caught
 //!   when it reaches the fiber's function, the fiber finishes, and the panic
 //!   is raised again in the fiber that gets control, out of its
@@ -99,11 +103,15 @@ type Payload = Box<dyn Any + Send>;
 /// fields a switch touches come first, in one cache line.
 #[repr(C)]
 struct Slot {
-    /// Saved stack pointer; non-zero exactly when the fiber can be switched to.
+    /// Stack pointer saved by the fiber's latest switch away (or made for its
+    /// first run). Valid whenever the fiber is not the running one; zero once
+    /// it finished or was deleted, and for a thread record that never switched.
     sp: Cell<usize>,
     generation: Cell<u64>,
-    resumer: Cell<*const Slot>,
-    resumer_gen: Cell<u64>,
+    /// The fiber that started this one, and its generation then: where
+    /// control goes when this fiber's function returns.
+    starter: Cell<*const Slot>,
+    starter_gen: Cell<u64>,
     /// Set when there is work to do on resumption: a panic to raise.
     pending: Cell<bool>,
     float: Cell<bool>,
@@ -134,8 +142,8 @@ impl Slot {
             id: Cell::new(0),
             state: Cell::new(State::Free),
             float: Cell::new(false),
-            resumer: Cell::new(ptr::null()),
-            resumer_gen: Cell::new(0),
+            starter: Cell::new(ptr::null()),
+            starter_gen: Cell::new(0),
             pending: Cell::new(false),
             panic: Cell::new(None),
             pooled: Cell::new(true),
@@ -579,9 +587,15 @@ fn run_fls_destructors(s: &Slot) {
 }
 
 /// The fiber's first Rust frame: runs the closure, then leaves for good.
-extern "C" fn fiber_main<F: FnOnce()>(arg: usize) -> ! {
+/// `starter` is the record of the fiber whose switch started this one.
+extern "C" fn fiber_main<F: FnOnce()>(arg: usize, starter: usize) -> ! {
     // SAFETY: `arg` is the record `spawn_in_place` passed; records are never freed.
     let slot: &'static Slot = unsafe { &*(arg as *const Slot) };
+    // SAFETY: `starter` is the record whose `sp` the starting switch saved to
+    // (`sp` is the record's first field); records are never freed.
+    let starter: &'static Slot = unsafe { &*(starter as *const Slot) };
+    slot.starter.set(starter);
+    slot.starter_gen.set(starter.generation.get());
     slot.drop_closure.set(None);
     // SAFETY: the closure was written at spawn; it is moved out exactly once, here.
     let f = unsafe { ptr::read(slot.closure.get() as *mut F) };
@@ -594,9 +608,12 @@ extern "C" fn fiber_main<F: FnOnce()>(arg: usize) -> ! {
 #[inline(never)]
 fn finish(slot: &'static Slot, panic: Option<Payload>) -> ! {
     slot.state.set(State::Finished);
-    let back = slot_ref(slot.resumer.get())
-        .filter(|r| r.generation.get() == slot.resumer_gen.get() && r.sp.get() != 0);
-    // The thread's own fiber, only when the resumer is gone.
+    slot.sp.set(0);
+    // Neither candidate is running (this fiber is), so a non-zero `sp` is a
+    // suspended fiber's.
+    let back = slot_ref(slot.starter.get())
+        .filter(|r| r.generation.get() == slot.starter_gen.get() && r.sp.get() != 0);
+    // The thread's own fiber, only when the starter is gone.
     let target =
         back.or_else(|| slot_ref(THREAD.with(|t| t.home.get())).filter(|h| h.sp.get() != 0));
     let Some(target) = target else {
@@ -608,7 +625,7 @@ fn finish(slot: &'static Slot, panic: Option<Payload>) -> ! {
         target.panic.set(Some(p));
         target.pending.set(true);
     }
-    let to = target.sp.replace(0);
+    let to = target.sp.get();
     CURRENT.with(|c| c.set(target));
     // SAFETY: `to` was saved by `target`'s own switch; this stack is never resumed.
     unsafe { arch::jump(to) }
@@ -648,19 +665,20 @@ pub fn switch_to_fiber(target: FiberRef) {
     let cur = current_slot();
     let t = target.slot();
     let to = t.sp.get();
-    if cur.is_null() || to == 0 || t.generation.get() != target.generation {
+    // Only the running fiber (`cur`) has a stale `sp`: every other fiber of
+    // this thread is suspended, not started, finished or deleted.
+    // One branch for all four checks (`|`, not `||`): the hot path stays straight.
+    if cur.is_null() | (to == 0) | ptr::eq(t, cur) | (t.generation.get() != target.generation) {
         bad_switch(cur, target);
     }
     // SAFETY: non-null, records are never freed.
     let cur: &Slot = unsafe { &*cur };
-    t.sp.set(0);
-    t.resumer.set(cur);
-    t.resumer_gen.set(cur.generation.get());
     CURRENT.with(|c| c.set(t));
     // SAFETY: `to` is the saved stack pointer of a suspended fiber of this
     // thread (checked above), and `cur.sp` is our own record's slot.
     unsafe {
         if cur.float.get() {
+            std::hint::cold_path();
             arch::switch_float(cur.sp.as_ptr(), to);
         } else {
             arch::switch(cur.sp.as_ptr(), to);
@@ -721,6 +739,8 @@ pub fn convert_fiber_to_thread() -> Result<(), FiberError> {
         return Err(FiberError::NotThreadFiber);
     }
     CURRENT.with(|c| c.set(ptr::null()));
+    // SAFETY: records are never freed.
+    unsafe { &*cur }.sp.set(0);
     Ok(())
 }
 

@@ -14,7 +14,8 @@
 //! ```text
 //!   sp -> +0   fiber_start       (popped and jumped to by the first switch)
 //!         +8   main fn pointer   (popped into rax by fiber_start)
-//!         +16  main's argument   (popped into rdi)
+//!         +16  main's argument   (popped into rdi; the switch's save
+//!              pointer, still in rdi, moves to rsi: main's second argument)
 //!         +24  0                 (padding; rsp = sp+24 at fiber_start's call: 16-byte aligned)
 //!   ...        the entry closure, at the top of the stack
 //! ```
@@ -29,7 +30,9 @@
 use std::arch::{asm, naked_asm};
 
 /// Saves the current context, stores its stack pointer in `*save`, and
-/// resumes the context whose saved stack pointer is `to`.
+/// resumes the context whose saved stack pointer is `to`. `save` is still in
+/// rdi when that context resumes: a new fiber's `fiber_start` takes it as
+/// the record of the fiber that started it.
 ///
 /// # Safety
 /// `to` must be a stack pointer saved by this module (or made by
@@ -117,7 +120,7 @@ pub unsafe fn jump(to: usize) -> ! {
 ///
 /// # Safety
 /// `top - 40 .. top` must be writable memory of the new fiber's stack.
-pub unsafe fn init_stack(top: usize, main: extern "C" fn(usize) -> !, arg: usize) -> usize {
+pub unsafe fn init_stack(top: usize, main: extern "C" fn(usize, usize) -> !, arg: usize) -> usize {
     debug_assert_eq!(top % 16, 0);
     // The first switch pops fiber_start (rsp = sp+8), fiber_start pops two
     // more words (rsp = sp+24), which must be 16-byte aligned at its `call`.
@@ -133,12 +136,15 @@ pub unsafe fn init_stack(top: usize, main: extern "C" fn(usize) -> !, arg: usize
     sp
 }
 
-/// The first code a fiber runs: pops its main function and argument, calls it.
+/// The first code a fiber runs: pops its main function and argument, calls
+/// it with the starting switch's save pointer (still in rdi) as the second
+/// argument.
 #[unsafe(naked)]
 unsafe extern "C" fn fiber_start() -> ! {
     naked_asm!(
         ".cfi_startproc",
         ".cfi_undefined rip",
+        "mov rsi, rdi",
         "pop rax",
         "pop rdi",
         "xor ebp, ebp",

@@ -130,7 +130,7 @@ fn bad_switches_panic_clearly() {
 }
 
 #[test]
-fn returning_goes_back_to_the_resumer_or_the_thread() {
+fn returning_goes_to_the_starter_or_the_thread() {
     let main = fiber::convert_thread_to_fiber().unwrap();
     let log = Rc::new(RefCell::new(Vec::new()));
     let l = log.clone();
@@ -138,7 +138,7 @@ fn returning_goes_back_to_the_resumer_or_the_thread() {
     let (l, i) = (log.clone(), inner.clone());
     let outer = Fiber::new(move || {
         fiber::switch_to_fiber(i.to_ref());
-        // inner returned: control came back here, to its resumer.
+        // inner returned: control came back here, to the fiber that started it.
         l.borrow_mut().push("outer resumed");
         fiber::switch_to_fiber(main);
     })
@@ -147,15 +147,62 @@ fn returning_goes_back_to_the_resumer_or_the_thread() {
     assert_eq!(*log.borrow(), ["inner returns", "outer resumed"]);
     assert!(inner.is_finished());
 
-    // A fiber whose resumer was deleted returns to the thread's fiber.
+    // The successor is the starter, not the latest resumer: `worker` is
+    // started by `a`, suspends to main, is resumed by `b`, and returns to `a`.
+    let worker_ref: Rc<Cell<Option<FiberRef>>> = Rc::default();
     let l = log.clone();
-    let orphan = Rc::new(Fiber::new(move || l.borrow_mut().push("orphan returns")).unwrap());
+    let worker = Fiber::new(move || {
+        l.borrow_mut().push("worker started");
+        fiber::switch_to_fiber(main);
+        l.borrow_mut().push("worker returns");
+    })
+    .unwrap();
+    worker_ref.set(Some(worker.to_ref()));
+    let (l, w) = (log.clone(), worker_ref.clone());
+    let a = Fiber::new(move || {
+        fiber::switch_to_fiber(w.get().unwrap());
+        l.borrow_mut().push("a got control back");
+        fiber::switch_to_fiber(main);
+    })
+    .unwrap();
+    let (l, w) = (log.clone(), worker_ref.clone());
+    let b = Fiber::new(move || {
+        fiber::switch_to_fiber(w.get().unwrap());
+        l.borrow_mut().push("b got control back");
+        fiber::switch_to_fiber(main);
+    })
+    .unwrap();
+    log.borrow_mut().clear();
+    fiber::switch_to_fiber(a.to_ref()); // a starts worker, worker switches to main
+    fiber::switch_to_fiber(b.to_ref()); // b resumes worker, which returns to a, which returns here
+    assert_eq!(
+        *log.borrow(),
+        ["worker started", "worker returns", "a got control back"]
+    );
+    assert!(worker.is_finished() && !b.is_finished());
+
+    // A fiber whose starter was deleted returns to the thread's fiber.
+    log.borrow_mut().clear();
+    let l = log.clone();
+    let orphan = Rc::new(
+        Fiber::new(move || {
+            l.borrow_mut().push("orphan started");
+            fiber::switch_to_fiber(main);
+            l.borrow_mut().push("orphan returns");
+        })
+        .unwrap(),
+    );
     let o = orphan.clone();
-    let middle = Fiber::new(move || fiber::switch_to_fiber(o.to_ref())).unwrap();
-    let mref = middle.to_ref();
-    // middle switches to orphan, orphan returns to middle, middle returns to main.
-    fiber::switch_to_fiber(mref);
-    assert!(orphan.is_finished() && middle.is_finished());
+    let starter = Fiber::new(move || {
+        fiber::switch_to_fiber(o.to_ref());
+        unreachable!("a deleted fiber was resumed");
+    })
+    .unwrap();
+    fiber::switch_to_fiber(starter.to_ref()); // starter starts orphan, orphan switches to main
+    drop(starter); // DeleteFiber on the suspended starter
+    fiber::switch_to_fiber(orphan.to_ref()); // orphan returns: to main, the thread's fiber
+    assert_eq!(*log.borrow(), ["orphan started", "orphan returns"]);
+    assert!(orphan.is_finished());
     fiber::convert_fiber_to_thread().unwrap();
 }
 
