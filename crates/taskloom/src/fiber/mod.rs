@@ -105,13 +105,17 @@ type Payload = Box<dyn Any + Send>;
 struct Slot {
     /// Stack pointer saved by the fiber's latest switch away (or made for its
     /// first run). Valid whenever the fiber is not the running one; zero once
-    /// it finished or was deleted, and for a thread record that never switched.
+    /// it finished, and for a thread record that never switched. A deleted
+    /// fiber's record may keep a stale value: its new generation matches no
+    /// `FiberRef`, so nothing reads it.
     sp: Cell<usize>,
     generation: Cell<u64>,
     /// The fiber that started this one, and its generation then: where
     /// control goes when this fiber's function returns.
     starter: Cell<*const Slot>,
     starter_gen: Cell<u64>,
+    /// The next record of the free list this one is on.
+    next_free: Cell<*const Slot>,
     /// Set when there is work to do on resumption: a panic to raise.
     pending: Cell<bool>,
     float: Cell<bool>,
@@ -128,8 +132,9 @@ struct Slot {
     has_data: Cell<bool>,
     has_fls: Cell<bool>,
     stack: Cell<Option<Stack>>,
-    closure: Cell<*mut u8>,
-    drop_closure: Cell<Option<unsafe fn(*mut u8)>>,
+    /// Drops the closure of a fiber that never started (it lies at
+    /// `closure_addr::<F>(stack_top)`); `None` once the fiber took it.
+    drop_closure: Cell<Option<unsafe fn(&Slot)>>,
     data: RefCell<Option<Box<dyn Any>>>,
     fls: RefCell<Vec<Option<Box<dyn Any>>>>,
 }
@@ -144,6 +149,7 @@ impl Slot {
             float: Cell::new(false),
             starter: Cell::new(ptr::null()),
             starter_gen: Cell::new(0),
+            next_free: Cell::new(ptr::null()),
             pending: Cell::new(false),
             panic: Cell::new(None),
             pooled: Cell::new(true),
@@ -153,7 +159,6 @@ impl Slot {
             has_data: Cell::new(false),
             has_fls: Cell::new(false),
             stack: Cell::new(None),
-            closure: Cell::new(ptr::null_mut()),
             drop_closure: Cell::new(None),
             data: RefCell::new(None),
             fls: RefCell::new(Vec::new()),
@@ -168,53 +173,105 @@ thread_local! {
     static NEXT_ID: Cell<u64> = const { Cell::new(0) };
 }
 
+#[inline]
 fn next_id() -> u64 {
     NEXT_ID.with(|n| {
         let mut id = n.get();
         if id & 0xffff_ffff == 0 {
-            id = NEXT_ID_BLOCK.fetch_add(1, Ordering::Relaxed) << 32;
+            id = next_id_block();
         }
         n.set(id + 1);
         id + 1
     })
 }
 
+#[cold]
+fn next_id_block() -> u64 {
+    NEXT_ID_BLOCK.fetch_add(1, Ordering::Relaxed) << 32
+}
+
 /// Per-thread fiber bookkeeping.
 struct ThreadFibers {
     /// The thread's own record: its fiber once converted, its FLS home before.
     home: Cell<*const Slot>,
-    /// Free records without a stack.
-    free: RefCell<Vec<&'static Slot>>,
-    /// Free records that still hold a stack (at most `POOL_LIMIT`).
-    free_stacked: RefCell<Vec<&'static Slot>>,
     all: RefCell<Vec<&'static Slot>>,
     fls_used: RefCell<Vec<bool>>,
     /// Fibers whose handle was dropped while they ran.
     doomed: RefCell<Vec<&'static Slot>>,
 }
 
-impl ThreadFibers {
-    /// A free record, one that holds a stack first when `stacked` (a fiber
-    /// that may reuse it), else a bare one.
-    fn alloc_slot(&self, stacked: bool) -> &'static Slot {
-        if stacked && let Some(s) = self.free_stacked.borrow_mut().pop() {
-            return s;
-        }
-        if let Some(s) = self.free.borrow_mut().pop() {
-            return s;
-        }
-        let s: &'static Slot = Box::leak(Box::new(Slot::new()));
-        self.all.borrow_mut().push(s);
-        s
+/// The free records of this thread: two intrusive lists through
+/// `Slot::next_free`, in a thread-local without a destructor so that taking
+/// and returning a record is a few plain loads and stores.
+struct FreeLists {
+    /// Records that still hold a stack (at most `POOL_LIMIT`).
+    stacked: Cell<*const Slot>,
+    stacked_len: Cell<usize>,
+    /// Records without a stack.
+    bare: Cell<*const Slot>,
+    /// Whether this thread has set up fibers: the overflow handler and its
+    /// alternate stack, and `THREAD` (whose destructor cleans up at exit).
+    ready: Cell<bool>,
+}
+
+impl FreeLists {
+    fn pop(&self, list: &Cell<*const Slot>) -> Option<&'static Slot> {
+        let s = slot_ref(list.get())?;
+        list.set(s.next_free.replace(ptr::null()));
+        Some(s)
     }
 
+    fn push(&self, list: &Cell<*const Slot>, s: &'static Slot) {
+        s.next_free.set(list.get());
+        list.set(s);
+    }
+}
+
+/// Sets the thread up for fibers on its first use of them.
+#[inline]
+fn ensure_ready() {
+    if !FREE.with(|f| f.ready.get()) {
+        set_up_thread();
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn set_up_thread() {
+    overflow::install();
+    THREAD.with(|_| ()); // registers its destructor
+    FREE.with(|f| f.ready.set(true));
+}
+
+/// A free record, one that holds a stack first when `stacked` (a fiber
+/// that may reuse it), else a bare one, else a new one.
+#[inline]
+fn alloc_slot(stacked: bool) -> &'static Slot {
+    let free = FREE.with(|f| {
+        if stacked && let Some(s) = f.pop(&f.stacked) {
+            f.stacked_len.set(f.stacked_len.get() - 1);
+            return Some(s);
+        }
+        f.pop(&f.bare)
+    });
+    free.unwrap_or_else(new_slot)
+}
+
+#[cold]
+fn new_slot() -> &'static Slot {
+    let s: &'static Slot = Box::leak(Box::new(Slot::new()));
+    THREAD.with(|t| t.all.borrow_mut().push(s));
+    s
+}
+
+impl ThreadFibers {
     fn home(&self) -> &'static Slot {
         let h = self.home.get();
         if !h.is_null() {
             // SAFETY: records are leaked, never freed.
             return unsafe { &*h };
         }
-        let s = self.alloc_slot(false);
+        let s = alloc_slot(false);
         s.state.set(State::Live);
         s.id.set(next_id());
         self.home.set(s);
@@ -235,9 +292,15 @@ impl Drop for ThreadFibers {
             }
         }
         // The stacks kept by free records go with the thread.
-        for s in self.free_stacked.borrow().iter() {
-            s.stack.take();
-        }
+        FREE.with(|f| {
+            while let Some(s) = f.pop(&f.stacked) {
+                s.stack.take();
+                s.stack_size.set(0);
+                s.guard.set((0, 0));
+                f.push(&f.bare, s);
+            }
+            f.stacked_len.set(0);
+        });
     }
 }
 
@@ -246,11 +309,15 @@ thread_local! {
     static DOOMED_PENDING: Cell<bool> = const { Cell::new(false) };
     /// The running fiber of this thread (null when the thread is not a fiber).
     static CURRENT: Cell<*const Slot> = const { Cell::new(ptr::null()) };
+    static FREE: FreeLists = const { FreeLists {
+        stacked: Cell::new(ptr::null()),
+        stacked_len: Cell::new(0),
+        bare: Cell::new(ptr::null()),
+        ready: Cell::new(false),
+    } };
     static THREAD: ThreadFibers = const { ThreadFibers {
         home: Cell::new(ptr::null()),
-        free: RefCell::new(Vec::new()),
         all: RefCell::new(Vec::new()),
-        free_stacked: RefCell::new(Vec::new()),
         fls_used: RefCell::new(Vec::new()),
         doomed: RefCell::new(Vec::new()),
     } };
@@ -403,6 +470,7 @@ impl FiberBuilder {
     }
 
     /// Creates the fiber; it does not run until switched to.
+    #[inline]
     pub fn spawn<F: FnOnce() + 'static>(self, f: F) -> io::Result<Fiber> {
         // A large closure lives in a box; a small one on the fiber's own stack.
         if std::mem::size_of::<F>() > 1024 {
@@ -412,45 +480,38 @@ impl FiberBuilder {
         self.spawn_in_place(f)
     }
 
+    #[inline]
     fn spawn_in_place<F: FnOnce() + 'static>(self, f: F) -> io::Result<Fiber> {
-        overflow::install();
+        ensure_ready();
         reap_doomed();
         let reserve = self.reserve.unwrap_or(DEFAULT_STACK_SIZE);
-        THREAD.with(|t| {
-            let slot = t.alloc_slot(!self.fresh_stack);
+        {
+            let slot = alloc_slot(!self.fresh_stack);
             // A deleted fiber's record keeps its stack: reuse it when the size fits.
             let page = stack::page_size();
-            let want = reserve.max(4 * page).div_ceil(page) * page;
+            // The page size is a power of two: round with a mask, not a division.
+            let want = (reserve.max(4 * page) + page - 1) & !(page - 1);
             let reuse = !self.fresh_stack && slot.stack_size.get() == want;
             if !reuse {
-                drop(slot.stack.take());
-                slot.stack_size.set(0);
-                let fresh = match Stack::new(reserve, self.commit) {
-                    Ok(st) => st,
-                    Err(e) => {
-                        t.free.borrow_mut().push(slot);
-                        return Err(e);
-                    }
-                };
-                slot.stack_size.set(fresh.size());
-                slot.guard.set(fresh.guard());
-                slot.stack_top.set(fresh.top());
-                slot.stack.set(Some(fresh));
+                give_new_stack(slot, reserve, self.commit)?;
             }
             let top = slot.stack_top.get();
-            let align = std::mem::align_of::<F>().max(16);
-            let closure = (top - std::mem::size_of::<F>()) & !(align - 1);
+            let closure = closure_addr::<F>(top);
             // SAFETY: `closure` is aligned for F and lies in the fiber's fresh stack.
             unsafe { ptr::write(closure as *mut F, f) };
             // SAFETY: the 40 bytes below `closure` are in the same stack.
             let sp = unsafe {
                 arch::init_stack(closure & !15, fiber_main::<F>, slot as *const Slot as usize)
             };
-            slot.closure.set(closure as *mut u8);
             slot.drop_closure.set(Some(drop_closure::<F>));
             slot.id.set(next_id());
-            slot.float.set(self.float);
-            slot.pooled.set(!self.fresh_stack);
+            // Stores are what creating costs: skip those that change nothing.
+            if slot.float.get() != self.float {
+                slot.float.set(self.float);
+            }
+            if slot.pooled.get() == self.fresh_stack {
+                slot.pooled.set(!self.fresh_stack);
+            }
             if let Some(data) = self.data {
                 *slot.data.borrow_mut() = Some(data);
                 slot.has_data.set(true);
@@ -464,19 +525,48 @@ impl FiberBuilder {
                 },
                 _not_send: PhantomData,
             })
-        })
+        }
     }
 }
 
+/// Maps a new stack for `slot` (dropping the one it held); on failure the
+/// record goes back to the free list.
+#[cold]
+#[inline(never)]
+fn give_new_stack(slot: &'static Slot, reserve: usize, commit: usize) -> io::Result<()> {
+    drop(slot.stack.take());
+    slot.stack_size.set(0);
+    let fresh = match Stack::new(reserve, commit) {
+        Ok(st) => st,
+        Err(e) => {
+            FREE.with(|f| f.push(&f.bare, slot));
+            return Err(e);
+        }
+    };
+    slot.stack_size.set(fresh.size());
+    slot.guard.set(fresh.guard());
+    slot.stack_top.set(fresh.top());
+    slot.stack.set(Some(fresh));
+    Ok(())
+}
+
+/// Where a fiber's closure of type `F` lies, below the top of its stack.
+#[inline(always)]
+fn closure_addr<F>(top: usize) -> usize {
+    let align = std::mem::align_of::<F>().max(16);
+    (top - std::mem::size_of::<F>()) & !(align - 1)
+}
+
 /// # Safety
-/// `p` must point to a live, never-moved-out `F`.
-unsafe fn drop_closure<F>(p: *mut u8) {
-    // SAFETY: per the contract.
-    unsafe { ptr::drop_in_place(p as *mut F) }
+/// `s` must hold a live, never-moved-out `F` written by `spawn_in_place`.
+unsafe fn drop_closure<F>(s: &Slot) {
+    // SAFETY: per the contract, at the address spawn wrote it to.
+    unsafe { ptr::drop_in_place(closure_addr::<F>(s.stack_top.get()) as *mut F) }
 }
 
 impl Fiber {
     /// `CreateFiber` with the default stack: a fiber that will run `f`.
+    #[inline]
     pub fn new<F: FnOnce() + 'static>(f: F) -> io::Result<Fiber> {
         FiberBuilder::default().spawn(f)
     }
@@ -503,6 +593,7 @@ impl Fiber {
 }
 
 impl Drop for Fiber {
+    #[inline]
     fn drop(&mut self) {
         let s = self.r.slot();
         if ptr::eq(s, current_slot()) {
@@ -519,11 +610,17 @@ impl Drop for Fiber {
 }
 
 /// Deletes the self-deleted fibers that are no longer running.
+#[inline]
 fn reap_doomed() {
     // The common case, nothing to reap, costs one thread-local load.
-    if !DOOMED_PENDING.with(Cell::get) {
-        return;
+    if DOOMED_PENDING.with(Cell::get) {
+        reap_doomed_slow();
     }
+}
+
+#[cold]
+#[inline(never)]
+fn reap_doomed_slow() {
     let cur = current_slot();
     let ready: Vec<&'static Slot> = match THREAD.try_with(|t| {
         let mut d = t.doomed.borrow_mut();
@@ -545,40 +642,70 @@ fn reap_doomed() {
 
 /// Deletes a fiber that is not running: FLS destructors, closure, record.
 /// The record keeps its stack for the next fiber (up to `POOL_LIMIT` kept
-/// stacks per thread; a fresh-stack fiber's stack is unmapped).
+/// stacks per thread; a fresh-stack fiber's stack is unmapped). The common
+/// case, a finished fiber with nothing left to drop, is inline: a few loads
+/// and five stores.
+#[inline]
 fn free_slot(s: &'static Slot) {
-    run_fls_destructors(s);
-    if let Some(drop_fn) = s.drop_closure.take() {
-        // SAFETY: the closure was written at spawn and never moved out (it did not start).
-        unsafe { drop_fn(s.closure.get()) };
+    if s.has_fls.get() | s.drop_closure.get().is_some() | s.has_data.get() | s.pending.get() {
+        drop_contents(s);
     }
-    if s.has_data.replace(false) {
-        s.data.borrow_mut().take();
-    }
-    if s.pending.replace(false) {
-        s.panic.take();
-    }
-    s.sp.set(0);
+    // `sp` may keep a stale value: the generation bump below makes every
+    // `FiberRef` to this record fail before `sp` is looked at.
     s.state.set(State::Free);
     s.generation.set(s.generation.get() + 1);
-    let _ = THREAD.try_with(|t| {
-        let mut stacked = t.free_stacked.borrow_mut();
-        if s.pooled.get() && s.stack_size.get() != 0 && stacked.len() < POOL_LIMIT {
-            stacked.push(s);
+    FREE.with(|f| {
+        let n = f.stacked_len.get();
+        if s.pooled.get() && s.stack_size.get() != 0 && n < POOL_LIMIT {
+            f.push(&f.stacked, s);
+            f.stacked_len.set(n + 1);
         } else {
-            drop(stacked);
-            s.stack.take(); // unmapped here
-            s.stack_size.set(0);
-            s.guard.set((0, 0));
-            t.free.borrow_mut().push(s);
+            unmap_and_free(f, s);
         }
     });
 }
 
-fn run_fls_destructors(s: &Slot) {
-    if !s.has_fls.replace(false) {
-        return;
+#[cold]
+#[inline(never)]
+fn unmap_and_free(f: &FreeLists, s: &'static Slot) {
+    s.stack.take(); // unmapped here
+    s.stack_size.set(0);
+    s.guard.set((0, 0));
+    f.push(&f.bare, s);
+}
+
+/// What a deleted fiber may still own: FLS values, its closure if it never
+/// started, its data, a panic nobody took.
+#[cold]
+#[inline(never)]
+fn drop_contents(s: &'static Slot) {
+    run_fls_destructors(s);
+    if let Some(drop_fn) = s.drop_closure.get() {
+        s.drop_closure.set(None);
+        // SAFETY: the closure was written at spawn and never moved out (it did not start).
+        unsafe { drop_fn(s) };
     }
+    if s.has_data.get() {
+        s.has_data.set(false);
+        s.data.borrow_mut().take();
+    }
+    if s.pending.get() {
+        s.pending.set(false);
+        s.panic.take();
+    }
+}
+
+#[inline]
+fn run_fls_destructors(s: &Slot) {
+    if s.has_fls.get() {
+        run_fls_destructors_slow(s);
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn run_fls_destructors_slow(s: &Slot) {
+    s.has_fls.set(false);
     // Take the values out first: a destructor may itself use FLS.
     let values = std::mem::take(&mut *s.fls.borrow_mut());
     for v in values.into_iter().flatten() {
@@ -598,37 +725,51 @@ extern "C" fn fiber_main<F: FnOnce()>(arg: usize, starter: usize) -> ! {
     slot.starter_gen.set(starter.generation.get());
     slot.drop_closure.set(None);
     // SAFETY: the closure was written at spawn; it is moved out exactly once, here.
-    let f = unsafe { ptr::read(slot.closure.get() as *mut F) };
+    let f = unsafe { ptr::read(closure_addr::<F>(slot.stack_top.get()) as *mut F) };
     after_resume(slot);
     let panic = catch_unwind(AssertUnwindSafe(f)).err();
     finish(slot, panic)
 }
 
-#[cold]
-#[inline(never)]
+/// Leaves a finished fiber for its starter (or the thread's fiber), handing
+/// over its panic. Inlined into `fiber_main`: the common path is a few loads
+/// and three stores; the rest is out of line.
+#[inline(always)]
 fn finish(slot: &'static Slot, panic: Option<Payload>) -> ! {
     slot.state.set(State::Finished);
     slot.sp.set(0);
     // Neither candidate is running (this fiber is), so a non-zero `sp` is a
     // suspended fiber's.
-    let back = slot_ref(slot.starter.get())
-        .filter(|r| r.generation.get() == slot.starter_gen.get() && r.sp.get() != 0);
-    // The thread's own fiber, only when the starter is gone.
-    let target =
-        back.or_else(|| slot_ref(THREAD.with(|t| t.home.get())).filter(|h| h.sp.get() != 0));
-    let Some(target) = target else {
-        overflow_free_abort(
-            b"taskloom: a fiber finished with no fiber left to switch to; aborting\n",
-        );
+    let target = match slot_ref(slot.starter.get()) {
+        Some(r) if r.generation.get() == slot.starter_gen.get() && r.sp.get() != 0 => r,
+        _ => thread_fiber_or_abort(),
     };
     if let Some(p) = panic {
-        target.panic.set(Some(p));
-        target.pending.set(true);
+        hand_over_panic(target, p);
     }
     let to = target.sp.get();
     CURRENT.with(|c| c.set(target));
     // SAFETY: `to` was saved by `target`'s own switch; this stack is never resumed.
     unsafe { arch::jump(to) }
+}
+
+/// The thread's own fiber, where a fiber goes when its starter is gone.
+#[cold]
+#[inline(never)]
+fn thread_fiber_or_abort() -> &'static Slot {
+    match slot_ref(THREAD.with(|t| t.home.get())).filter(|h| h.sp.get() != 0) {
+        Some(h) => h,
+        None => overflow_free_abort(
+            b"taskloom: a fiber finished with no fiber left to switch to; aborting\n",
+        ),
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn hand_over_panic(target: &Slot, p: Payload) {
+    target.panic.set(Some(p));
+    target.pending.set(true);
 }
 
 fn overflow_free_abort(msg: &[u8]) -> ! {
@@ -719,7 +860,7 @@ pub fn convert_thread_to_fiber_ex(float_switch: bool) -> Result<FiberRef, FiberE
     if !current_slot().is_null() {
         return Err(FiberError::AlreadyFiber);
     }
-    overflow::install();
+    ensure_ready();
     let home = THREAD.with(|t| t.home());
     home.float.set(float_switch);
     CURRENT.with(|c| c.set(home));

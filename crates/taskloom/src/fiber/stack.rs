@@ -12,7 +12,8 @@ pub(crate) struct Stack {
     valgrind_id: usize,
 }
 
-/// The page size (cached).
+/// The page size (cached; a power of two).
+#[inline]
 pub(crate) fn page_size() -> usize {
     use std::sync::atomic::{AtomicUsize, Ordering};
     static PAGE: AtomicUsize = AtomicUsize::new(0);

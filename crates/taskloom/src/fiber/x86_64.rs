@@ -16,7 +16,7 @@
 //!         +8   main fn pointer   (popped into rax by fiber_start)
 //!         +16  main's argument   (popped into rdi; the switch's save
 //!              pointer, still in rdi, moves to rsi: main's second argument)
-//!         +24  0                 (padding; rsp = sp+24 at fiber_start's call: 16-byte aligned)
+//!         +24  (not written)     (rsp = sp+24 at fiber_start's call: 16-byte aligned)
 //!   ...        the entry closure, at the top of the stack
 //! ```
 //!
@@ -126,12 +126,11 @@ pub unsafe fn init_stack(top: usize, main: extern "C" fn(usize, usize) -> !, arg
     // more words (rsp = sp+24), which must be 16-byte aligned at its `call`.
     let sp = top - 40;
     let words = sp as *mut usize;
-    // SAFETY: the four words lie in the caller-guaranteed range.
+    // SAFETY: the three words lie in the caller-guaranteed range.
     unsafe {
         words.write(fiber_start as *const () as usize);
         words.add(1).write(main as usize);
         words.add(2).write(arg);
-        words.add(3).write(0);
     }
     sp
 }
