@@ -82,6 +82,28 @@ impl ProcReader {
         dir: std::os::fd::RawFd,
         rel: &str,
     ) -> std::result::Result<&[u8], ReadErr> {
+        self.read_at_owned(dir, rel, None)
+    }
+
+    /// As [`Self::read`], also storing the file's owner uid in `owner`: under
+    /// `/proc/<pid>` every file has the process's owner (its effective uid,
+    /// root when it is not dumpable), and `fstat` on the open file saves the
+    /// path walk a separate `fstatat` of the directory would cost.
+    fn read_with_owner(
+        &mut self,
+        rel: &str,
+        owner: &mut Option<u32>,
+    ) -> std::result::Result<&[u8], ReadErr> {
+        let dir = self.proc.as_raw_fd();
+        self.read_at_owned(dir, rel, Some(owner))
+    }
+
+    fn read_at_owned(
+        &mut self,
+        dir: std::os::fd::RawFd,
+        rel: &str,
+        owner: Option<&mut Option<u32>>,
+    ) -> std::result::Result<&[u8], ReadErr> {
         let mut path = [0u8; 64];
         let bytes = rel.as_bytes();
         if bytes.len() >= path.len() {
@@ -96,6 +118,13 @@ impl ProcReader {
         }
         // SAFETY: a fresh descriptor we own (closed on drop).
         let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        if let Some(owner) = owner {
+            let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
+            // SAFETY: fstat on our descriptor into valid storage.
+            let ok = unsafe { libc::fstat(fd.as_raw_fd(), st.as_mut_ptr()) } == 0;
+            // SAFETY: fstat succeeded, so `st` is filled.
+            *owner = ok.then(|| unsafe { st.assume_init() }.st_uid);
+        }
         self.buf.clear();
         loop {
             if self.buf.capacity() - self.buf.len() < 1024 {
@@ -407,55 +436,101 @@ pub fn snapshot(opts: SnapshotOptions) -> Result<Vec<ProcEntry>> {
 fn snapshot_of(pids: &[i32], opts: SnapshotOptions) -> Result<Vec<ProcEntry>> {
     let mut r = ProcReader::new()?;
     let mut out = Vec::with_capacity(pids.len() * if opts.threads { 4 } else { 1 });
-    let mut itoa = String::with_capacity(32);
+    let mut path = String::with_capacity(64);
     for &pid in pids {
-        use std::fmt::Write;
-        itoa.clear();
-        let _ = write!(itoa, "{pid}");
-        let (tids, uid, task_dir) = if opts.threads {
-            // The task directory has the same owner as the process directory;
-            // its threads' files are opened relative to it.
-            match r.open_dir_entries(&format!("{pid}/task")) {
-                Some((tids, owner, fd)) => (tids, owner, Some(fd)),
-                None => continue,
-            }
-        } else {
-            (vec![pid], r.owner(&itoa), None)
-        };
-        let mut cmdline = Vec::new();
-        if opts.cmdline {
-            itoa.push_str("/cmdline");
-            if let Ok(b) = r.read(&itoa) {
-                cmdline = parse::split_nul(b);
-            }
-            itoa.truncate(itoa.len() - "/cmdline".len());
+        if opts.threads {
+            threads_of(&mut r, pid, opts, &mut path, &mut out);
+            continue;
         }
-        let job = if opts.job {
-            std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
-                .ok()
-                .and_then(|t| crate::job::job_name_in(&t))
-        } else {
-            None
+        // `<pid>/stat` first, with the owner from its open descriptor: three
+        // syscalls; then the command line, except for kernel threads, which
+        // have none.
+        path.clear();
+        push_num(&mut path, pid);
+        let base = path.len();
+        path.push_str("/stat");
+        let mut uid = None;
+        let stat = match r.read_with_owner(&path, &mut uid) {
+            Ok(b) => match parse::parse_stat(b) {
+                Ok(s) => s,
+                Err(_) => continue,
+            },
+            Err(_) => continue, // gone, or unreadable: skip, never fail the listing
         };
-        for tid in tids {
-            let read = match &task_dir {
-                Some(dir) => r.read_at(dir.as_raw_fd(), &format!("{tid}/stat")),
-                None => r.read(&format!("{pid}/stat")),
-            };
-            let stat = match read {
-                Ok(b) => match parse::parse_stat(b) {
-                    Ok(s) => s,
-                    Err(_) => continue,
-                },
-                Err(_) => continue, // gone, or unreadable: skip, never fail the listing
-            };
-            let mut e = entry_from(stat, pid, uid);
-            e.cmdline = cmdline.clone();
-            e.job = job.clone();
-            out.push(e);
+        let mut e = entry_from(stat, pid, uid);
+        if opts.cmdline && !e.kernel_thread {
+            path.truncate(base);
+            path.push_str("/cmdline");
+            if let Ok(b) = r.read(&path) {
+                e.cmdline = parse::split_nul(b);
+            }
         }
+        if opts.job {
+            e.job = job_of(pid);
+        }
+        out.push(e);
     }
     Ok(out)
+}
+
+fn push_num(s: &mut String, n: i32) {
+    use std::fmt::Write;
+    let _ = write!(s, "{n}");
+}
+
+fn job_of(pid: i32) -> Option<String> {
+    std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+        .ok()
+        .and_then(|t| crate::job::job_name_in(&t))
+}
+
+/// One row per thread of `pid`. The task directory has the process's owner;
+/// the threads' files are opened relative to it.
+fn threads_of(
+    r: &mut ProcReader,
+    pid: i32,
+    opts: SnapshotOptions,
+    path: &mut String,
+    out: &mut Vec<ProcEntry>,
+) {
+    path.clear();
+    push_num(path, pid);
+    let base = path.len();
+    path.push_str("/task");
+    let Some((tids, uid, task_dir)) = r.open_dir_entries(path) else {
+        return;
+    };
+    let mut cmdline = Vec::new();
+    let mut cmdline_read = !opts.cmdline;
+    let job = if opts.job { job_of(pid) } else { None };
+    for tid in tids {
+        path.clear();
+        push_num(path, tid);
+        path.push_str("/stat");
+        let stat = match r.read_at(task_dir.as_raw_fd(), path) {
+            Ok(b) => match parse::parse_stat(b) {
+                Ok(s) => s,
+                Err(_) => continue,
+            },
+            Err(_) => continue,
+        };
+        let mut e = entry_from(stat, pid, uid);
+        if !cmdline_read {
+            cmdline_read = true;
+            if !e.kernel_thread {
+                path.clear();
+                push_num(path, pid);
+                debug_assert_eq!(path.len(), base);
+                path.push_str("/cmdline");
+                if let Ok(b) = r.read(path) {
+                    cmdline = parse::split_nul(b);
+                }
+            }
+        }
+        e.cmdline = cmdline.clone();
+        e.job = job.clone();
+        out.push(e);
+    }
 }
 
 /// How Windows would classify a process, with the Linux reason.

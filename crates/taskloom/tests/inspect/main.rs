@@ -75,6 +75,59 @@ fn hostile_names_and_arguments_are_exact() {
     }
 }
 
+/// The owner column and kernel threads, in both listings: a process's uid
+/// comes from its own `/proc` files, and a kernel thread has no command line.
+#[test]
+fn snapshot_owners_and_kernel_threads() {
+    let me = rustix::process::geteuid().as_raw();
+    // As root, a child running as `nobody` shows that the owner is per
+    // process, not the caller's; otherwise the child is ours.
+    let (creds, want) = if me == 0 {
+        let c = taskloom::process::Credentials::for_user("nobody").expect("a nobody user");
+        let uid = c.uid;
+        (Some(c), uid)
+    } else {
+        eprintln!("not root: the owner check uses a child of our own uid only");
+        (None, me)
+    };
+    let mut b = ProcessBuilder::new("sleep").arg("30").stdin(Stdio::Null);
+    if let Some(c) = creds {
+        b = b.credentials(c);
+    }
+    let mut child = b.spawn().unwrap();
+    for threads in [false, true] {
+        let snap = inspect::snapshot(SnapshotOptions {
+            cmdline: true,
+            threads,
+            ..Default::default()
+        })
+        .unwrap();
+        let row = snap
+            .iter()
+            .find(|e| e.pid == child.pid())
+            .expect("child listed");
+        assert_eq!(
+            row.uid,
+            Some(want),
+            "owner of the child (threads: {threads})"
+        );
+        assert_eq!(row.cmdline, [b"sleep".to_vec(), b"30".to_vec()]);
+        let own = snap
+            .iter()
+            .find(|e| e.pid == std::process::id() as i32)
+            .expect("this process listed");
+        assert_eq!(own.uid, Some(me));
+        // kthreadd (pid 2) exists whenever this is not a pid namespace of its own.
+        if let Some(k) = snap.iter().find(|e| e.pid == 2 && e.name == b"kthreadd") {
+            assert!(k.kernel_thread, "kthreadd is a kernel thread");
+            assert!(k.cmdline.is_empty(), "a kernel thread has no command line");
+            assert_eq!(k.uid, Some(0));
+        }
+    }
+    child.terminate().unwrap();
+    child.wait().unwrap();
+}
+
 #[test]
 fn snapshots_survive_processes_starting_and_ending_fast() {
     // One shell starting short-lived processes back to back (serially: bounded), for two seconds at most.
