@@ -2,6 +2,7 @@
 
 mod job;
 mod limits;
+mod open;
 mod output;
 mod ps;
 mod run;
@@ -29,6 +30,8 @@ enum Command {
     Inspect(ps::InspectArgs),
     /// The threads of one process, with their registers when ptrace allows.
     Threads(ps::ThreadsArgs),
+    /// Open a file, folder or URL with its associated application, or run a program (ShellExecute).
+    Open(open::OpenArgs),
 }
 
 fn main() {
@@ -43,6 +46,7 @@ fn main() {
         Command::Ps(args) => ps::ps(args),
         Command::Inspect(args) => ps::inspect_cmd(args),
         Command::Threads(args) => ps::threads_cmd(args),
+        Command::Open(args) => open::main(args),
     };
     match code {
         Ok(code) => std::process::exit(code),

@@ -248,3 +248,64 @@ fn ps_json_and_tables_survive_hostile_names() {
         stderr(&o)
     );
 }
+
+#[test]
+fn open_resolves_through_the_xdg_tree_it_is_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    for d in ["config", "data/mime", "data/applications"] {
+        std::fs::create_dir_all(root.join(d)).unwrap();
+    }
+    std::fs::write(root.join("data/mime/globs2"), "50:text/x-tlcli:*.tlcli\n").unwrap();
+    std::fs::write(
+        root.join("data/applications/echoer.desktop"),
+        "[Desktop Entry]\nType=Application\nName=Echoer\nExec=echo opened %f\nMimeType=text/x-tlcli;\n",
+    )
+    .unwrap();
+    let doc = root.join("a\u{e9}.tlcli");
+    std::fs::write(&doc, "x").unwrap();
+    let with_tree = |args: &[&std::ffi::OsStr]| {
+        Command::new(env!("CARGO_BIN_EXE_taskloom"))
+            .args(args)
+            .env("XDG_CONFIG_HOME", root.join("config"))
+            .env("XDG_CONFIG_DIRS", root.join("config"))
+            .env("XDG_DATA_HOME", root.join("data"))
+            .env("XDG_DATA_DIRS", root.join("data"))
+            .output()
+            .unwrap()
+    };
+    let o = with_tree(&[
+        "open".as_ref(),
+        "--dry-run".as_ref(),
+        "--json".as_ref(),
+        doc.as_os_str(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["application"], "echoer.desktop");
+    assert_eq!(v["mime"], "text/x-tlcli");
+    assert_eq!(v["target"], "document");
+    assert_eq!(v["argv"][0], "echo");
+    assert_eq!(v["argv"][2], doc.to_str().unwrap());
+    assert!(v["pid"].is_null(), "a dry run starts nothing");
+
+    let o = with_tree(&["open".as_ref(), "--wait".as_ref(), doc.as_os_str()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        format!("opened {}\n", doc.display())
+    );
+    assert!(
+        stderr(&o).contains("with echoer.desktop (text/x-tlcli)"),
+        "{}",
+        stderr(&o)
+    );
+
+    let o = with_tree(&["open".as_ref(), "tlnone://x".as_ref()]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(
+        stderr(&o).contains("no application is associated with x-scheme-handler/tlnone"),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -139,6 +139,23 @@ pub enum Error {
     /// The machine offers no cgroup taskloom may write.
     #[error("jobs are unavailable here: {0}")]
     JobsUnavailable(String),
+    /// No application is associated with the target's type (ShellExecute's
+    /// `SE_ERR_NOASSOC`).
+    #[error("no application is associated with {mime}: cannot open {target}")]
+    NoAssociation {
+        /// The target, lossily shown.
+        target: String,
+        /// Its type, or what else was missing.
+        mime: String,
+    },
+    /// A desktop entry could not be used.
+    #[error("desktop entry {}: {reason}", path.display())]
+    DesktopEntry {
+        /// The `.desktop` file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// Bad input that fits no other variant.
     #[error("invalid {what}: {reason}")]
     InvalidInput {

@@ -7,6 +7,7 @@
 //! | process `HANDLE`              | [`process::Process`] (a pidfd)            |
 //! | `OpenProcess`                 | [`process::Process::open`]                |
 //! | `WaitForMultipleObjects`      | [`process::wait_any`], [`process::wait_all`] |
+//! | `ShellExecuteEx`              | [`process::shell::ShellExecute`]          |
 //! | priority class, affinity mask | [`PriorityClass`], [`CpuSet`]             |
 //! | job object                    | [`job::Job`] (cgroups)                    |
 //! | fiber, FLS                    | [`fiber`]                                 |

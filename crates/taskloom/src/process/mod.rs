@@ -29,6 +29,7 @@
 
 mod cmdline;
 mod handle;
+pub mod shell;
 mod spawn;
 mod sys;
 

@@ -15,6 +15,8 @@ use taskloom::process::{
 };
 use taskloom::{CpuSet, Error, PriorityClass};
 
+mod shell;
+
 fn serial() -> MutexGuard<'static, ()> {
     static LOCK: Mutex<()> = Mutex::new(());
     LOCK.lock().unwrap_or_else(|e| e.into_inner())
