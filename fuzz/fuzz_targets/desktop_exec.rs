@@ -4,7 +4,9 @@
 use std::path::Path;
 
 use libfuzzer_sys::fuzz_target;
-use taskloom::process::shell::desktop::{DesktopEntry, ExecContext, ExecTarget, expand_exec};
+use taskloom::process::shell::desktop::{
+    DesktopEntry, ExecContext, ExecTarget, expand_exec, quote_exec_arg,
+};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
@@ -30,20 +32,7 @@ fuzz_target!(|data: &[u8]| {
     if args[0].is_empty() {
         return;
     }
-    let quoted: Vec<String> = args
-        .iter()
-        .map(|a| {
-            let mut q = String::from("\"");
-            for c in a.chars() {
-                if matches!(c, '"' | '`' | '$' | '\\') {
-                    q.push('\\');
-                }
-                q.push(c);
-            }
-            q.push('"');
-            q
-        })
-        .collect();
+    let quoted: Vec<String> = args.iter().map(|a| quote_exec_arg(a)).collect();
     let out = expand_exec(&quoted.join(" "), None, ctx).expect("quoted arguments always parse");
     let out: Vec<String> = out.into_iter().map(|o| o.into_string().unwrap()).collect();
     assert_eq!(out, args);

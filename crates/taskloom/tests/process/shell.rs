@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use proptest::prelude::*;
 use taskloom::Error;
 use taskloom::process::shell::assoc::XdgDirs;
-use taskloom::process::shell::desktop::{DesktopEntry, ExecContext, expand_exec};
+use taskloom::process::shell::desktop::{DesktopEntry, ExecContext, expand_exec, quote_exec_arg};
 use taskloom::process::shell::{ShellExecute, TargetKind, Verb};
 
 use super::serial;
@@ -249,20 +249,6 @@ fn runas_runs_as_root_or_says_why_not() {
         let e = r.unwrap_err();
         assert!(matches!(e, Error::PermissionDenied { .. }), "{e:?}");
     }
-}
-
-/// Quotes an argument as the Desktop Entry Specification says an `Exec`
-/// argument is quoted.
-fn quote_exec_arg(a: &str) -> String {
-    let mut q = String::from("\"");
-    for c in a.chars() {
-        if matches!(c, '"' | '`' | '$' | '\\') {
-            q.push('\\');
-        }
-        q.push(c);
-    }
-    q.push('"');
-    q
 }
 
 /// Escapes a string value for a `.desktop` file.

@@ -108,6 +108,23 @@ fn unescape(v: &str) -> String {
     out
 }
 
+/// Quotes one argument for an `Exec` key (the inverse of what
+/// [`expand_exec`] reads): enclosed in double quotes, with `"`, `` ` ``, `$`
+/// and `\` escaped. A `.desktop` file additionally escapes each backslash
+/// of the result as a string value (`\\`).
+pub fn quote_exec_arg(arg: &str) -> String {
+    let mut q = String::with_capacity(arg.len() + 2);
+    q.push('"');
+    for c in arg.chars() {
+        if matches!(c, '"' | '`' | '$' | '\\') {
+            q.push('\\');
+        }
+        q.push(c);
+    }
+    q.push('"');
+    q
+}
+
 /// What a launch opens, for the file and URL field codes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExecTarget {

@@ -117,6 +117,22 @@ pub struct Launch {
     pub as_root: bool,
 }
 
+impl Launch {
+    /// A launch that involves no desktop entry (a program, an editor).
+    fn without_app(target: TargetKind, argv: Vec<Vec<u8>>) -> Launch {
+        Launch {
+            target,
+            mime: None,
+            matched_mime: None,
+            application: None,
+            desktop_file: None,
+            argv,
+            cwd: None,
+            as_root: false,
+        }
+    }
+}
+
 /// A started launch: what ran and the process handle.
 #[derive(Debug)]
 pub struct Launched {
@@ -215,16 +231,7 @@ impl ShellExecute {
             (Verb::Open | Verb::RunAs, Classified::Program(p)) => {
                 let mut argv = vec![p.as_os_str().as_bytes().to_vec()];
                 argv.extend(self.parameters.iter().map(|a| a.as_bytes().to_vec()));
-                Launch {
-                    target: TargetKind::Program,
-                    mime: None,
-                    matched_mime: None,
-                    application: None,
-                    desktop_file: None,
-                    argv,
-                    cwd: None,
-                    as_root: false,
-                }
+                Launch::without_app(TargetKind::Program, argv)
             }
             (Verb::Open | Verb::RunAs, Classified::Folder(p)) => self.with_app(
                 &dirs,
@@ -494,20 +501,12 @@ fn edit_launch(p: &Path, shown: &str) -> Result<Launch> {
         .map(String::into_bytes)
         .collect();
     argv.push(p.as_os_str().as_bytes().to_vec());
-    Ok(Launch {
-        target: if p.is_dir() {
-            TargetKind::Folder
-        } else {
-            TargetKind::Document
-        },
-        mime: None,
-        matched_mime: None,
-        application: None,
-        desktop_file: None,
-        argv,
-        cwd: None,
-        as_root: false,
-    })
+    let kind = if p.is_dir() {
+        TargetKind::Folder
+    } else {
+        TargetKind::Document
+    };
+    Ok(Launch::without_app(kind, argv))
 }
 
 /// Wraps a command for `Terminal=true`: `$TERMINAL -e …`, else
