@@ -185,6 +185,22 @@ fn file_urls_case_rules_and_content_sniffing() {
         .unwrap();
     assert_eq!(l.mime.as_deref(), Some("image/x-tl"));
     assert_eq!(l.argv.last().unwrap(), a.to_str().unwrap().as_bytes());
+    // An existing file whose name reads like a URL is a file.
+    // (Relative, from inside its directory: every test here holds the serial lock.)
+    let colon = t.write("files/notes:v2.txt", "x");
+    let before = std::env::current_dir().unwrap();
+    std::env::set_current_dir(t.root().join("files")).unwrap();
+    let l = open(&t, "notes:v2.txt").resolve();
+    let url = open(&t, "notes:v3.txt").resolve();
+    std::env::set_current_dir(before).unwrap();
+    let l = l.unwrap();
+    assert_eq!(l.target, TargetKind::Document);
+    assert_eq!(l.argv.last().unwrap(), colon.to_str().unwrap().as_bytes());
+    // With no such file, the same shape is a URL of scheme `notes`.
+    match url {
+        Err(Error::NoAssociation { mime, .. }) => assert_eq!(mime, "x-scheme-handler/notes"),
+        other => panic!("expected a URL with no handler, got {other:?}"),
+    }
     let b = t.write("files/b.tli", "plain words");
     assert_eq!(
         open(&t, &b).resolve().unwrap().mime.as_deref(),

@@ -356,7 +356,8 @@ fn classify(target: &OsStr) -> Result<Classified> {
             reason: "empty".into(),
         });
     }
-    if let Some(scheme_len) = url_scheme_len(bytes) {
+    // A file that exists wins over a reading as a URL (`notes:v2`, `host:8080`).
+    if let Some(scheme_len) = url_scheme_len(bytes).filter(|_| !Path::new(target).exists()) {
         let scheme = &bytes[..scheme_len];
         if !scheme.eq_ignore_ascii_case(b"file") {
             let url = std::str::from_utf8(bytes).map_err(|_| Error::InvalidInput {
