@@ -16,8 +16,11 @@
 //!   `clone3` returns, so an exec failure is a typed error, not an exit code.
 //!
 //! Every signal is blocked in the parent around `clone3`, so no handler of
-//! the parent can run in the child; the child resets caught signals to their
-//! defaults before it unblocks them, just before `execve`.
+//! the parent can run in the child; caught signals are reset to their
+//! defaults before the child unblocks them, just before `execve`: by the
+//! kernel (`CLONE_CLEAR_SIGHAND`) on x86_64, else by a `sigaction` query of
+//! every signal in the child (64 syscalls, ~15 µs here: 3% of a spawn).
+//! `SIGPIPE`, which Rust programs ignore, goes back to its default too.
 
 use std::ffi::{CStr, CString, c_void};
 use std::io;
@@ -199,6 +202,8 @@ struct CloneArgs {
 }
 
 const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+/// Resets every caught signal to `SIG_DFL` in the child (Linux 5.5).
+const CLONE_CLEAR_SIGHAND: u64 = 0x1_0000_0000;
 
 /// Starts the child described by `plan`; returns its pid and pidfd.
 pub(crate) fn spawn(
@@ -224,7 +229,12 @@ pub(crate) fn spawn(
 
     let stack_base = stack.as_mut_ptr() as u64;
     let mut args = CloneArgs {
-        flags: (libc::CLONE_VM | libc::CLONE_VFORK | libc::CLONE_PIDFD) as u64,
+        flags: (libc::CLONE_VM | libc::CLONE_VFORK | libc::CLONE_PIDFD) as u64
+            | if cfg!(target_arch = "x86_64") {
+                CLONE_CLEAR_SIGHAND
+            } else {
+                0
+            },
         pidfd: &mut pidfd as *mut RawFd as u64,
         exit_signal: libc::SIGCHLD as u64,
         stack: stack_base,
@@ -434,21 +444,29 @@ extern "C" fn child_main(arg: *mut c_void) -> ! {
     // SAFETY: every call below is a raw syscall or an async-signal-safe libc
     // function on memory the plan owns; see the module docs.
     unsafe {
-        // Signals: caught ones back to default (handlers live in the parent's
-        // memory); SIGPIPE back to default because Rust programs ignore it.
-        for sig in 1..libc::SIGRTMAX() {
-            if sig == libc::SIGKILL || sig == libc::SIGSTOP {
-                continue;
-            }
-            let mut old = MaybeUninit::<libc::sigaction>::zeroed();
-            if libc::sigaction(sig, ptr::null(), old.as_mut_ptr()) != 0 {
-                continue; // glibc-reserved signals
-            }
-            let handler = old.assume_init().sa_sigaction;
-            if handler != libc::SIG_DFL && (handler != libc::SIG_IGN || sig == libc::SIGPIPE) {
-                let mut dfl = MaybeUninit::<libc::sigaction>::zeroed().assume_init();
-                dfl.sa_sigaction = libc::SIG_DFL;
-                if libc::sigaction(sig, &dfl, ptr::null_mut()) != 0 {
+        // Signals: SIGPIPE back to default because Rust programs ignore it;
+        // caught ones back to default (their handlers live in the parent's
+        // memory): the kernel did that (CLONE_CLEAR_SIGHAND) on the raw
+        // clone3 path; elsewhere, ask about every signal.
+        let mut dfl = MaybeUninit::<libc::sigaction>::zeroed().assume_init();
+        dfl.sa_sigaction = libc::SIG_DFL;
+        if libc::sigaction(libc::SIGPIPE, &dfl, ptr::null_mut()) != 0 {
+            fail(Stage::Signals);
+        }
+        if !cfg!(target_arch = "x86_64") {
+            for sig in 1..libc::SIGRTMAX() {
+                if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+                    continue;
+                }
+                let mut old = MaybeUninit::<libc::sigaction>::zeroed();
+                if libc::sigaction(sig, ptr::null(), old.as_mut_ptr()) != 0 {
+                    continue; // glibc-reserved signals
+                }
+                let handler = old.assume_init().sa_sigaction;
+                if handler != libc::SIG_DFL
+                    && handler != libc::SIG_IGN
+                    && libc::sigaction(sig, &dfl, ptr::null_mut()) != 0
+                {
                     fail(Stage::Signals);
                 }
             }

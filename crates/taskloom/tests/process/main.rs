@@ -78,6 +78,76 @@ fn command_line_is_split_like_a_shell() {
     ));
 }
 
+/// The signal mask of `/proc/<pid>/status` field `key` (`SigIgn`, `SigCgt`, `SigBlk`).
+fn signal_set(pid: i32, key: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}:\t")))
+        .unwrap_or_else(|| panic!("no {key} in {status}"));
+    u64::from_str_radix(line.trim(), 16).unwrap()
+}
+
+#[test]
+fn a_child_starts_with_default_signal_handling() {
+    let _g = serial();
+    let bit = |sig: i32| 1u64 << (sig - 1);
+    // This test process ignores SIGPIPE (as every Rust program does) and,
+    // for the test, SIGUSR2; it catches SIGUSR1 and blocks SIGTERM.
+    extern "C" fn on_usr1(_: libc::c_int) {}
+    // SAFETY: installing a no-op handler and an ignore, restored below; the
+    // serial lock keeps the other tests of this binary from spawning meanwhile.
+    let (old_usr1, old_usr2) = unsafe {
+        (
+            libc::signal(libc::SIGUSR1, on_usr1 as *const () as libc::sighandler_t),
+            libc::signal(libc::SIGUSR2, libc::SIG_IGN),
+        )
+    };
+    let mut term = std::mem::MaybeUninit::<libc::sigset_t>::uninit();
+    let mut old_mask = std::mem::MaybeUninit::<libc::sigset_t>::uninit();
+    // SAFETY: valid sigset storage; the mask is restored below.
+    unsafe {
+        libc::sigemptyset(term.as_mut_ptr());
+        libc::sigaddset(term.as_mut_ptr(), libc::SIGTERM);
+        libc::pthread_sigmask(libc::SIG_BLOCK, term.as_ptr(), old_mask.as_mut_ptr());
+    }
+    let child = ProcessBuilder::new("sleep")
+        .arg("10")
+        .suspended(true)
+        .spawn();
+    // SAFETY: restoring what was saved above.
+    unsafe {
+        libc::pthread_sigmask(libc::SIG_SETMASK, old_mask.as_ptr(), std::ptr::null_mut());
+        libc::signal(libc::SIGUSR1, old_usr1);
+        libc::signal(libc::SIGUSR2, old_usr2);
+    }
+    let mut child = child.unwrap();
+    let pid = child.pid();
+    let ignored = signal_set(pid, "SigIgn");
+    assert_eq!(
+        ignored & bit(libc::SIGPIPE),
+        0,
+        "SIGPIPE is back to default"
+    );
+    assert_ne!(
+        ignored & bit(libc::SIGUSR2),
+        0,
+        "other ignores are inherited, as on exec"
+    );
+    assert_eq!(
+        signal_set(pid, "SigCgt") & bit(libc::SIGUSR1),
+        0,
+        "no handler"
+    );
+    assert_eq!(
+        signal_set(pid, "SigBlk"),
+        0,
+        "nothing blocked: not the parent's mask"
+    );
+    child.terminate().unwrap();
+    child.wait().unwrap();
+}
+
 #[test]
 fn exit_codes_and_signals_are_told_apart() {
     let _g = serial();
