@@ -91,13 +91,9 @@ fn resolve_program(program: &OsStr, path_var: Option<&OsStr>) -> Result<PathBuf>
         } else {
             path
         };
-        return match std::fs::metadata(&path) {
-            Ok(m) if m.is_dir() => Err(Error::IsADirectory { path }),
-            Ok(_) => Ok(path),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(Error::NoSuchFile { path }),
-            // Leave the verdict to execve, which reports the real error.
-            Err(_) => Ok(path),
-        };
+        // No stat here: execve gives the verdict (ENOENT, EACCES, ...), and
+        // its error is told apart after the fact (a directory, say).
+        return Ok(path);
     }
     let search = path_var.unwrap_or(OsStr::new(DEFAULT_PATH));
     let mut denied: Option<PathBuf> = None;
@@ -356,6 +352,9 @@ fn child_error(e: sys::SpawnError, b: &ProcessBuilder, exe: &Path) -> Error {
                 ),
             },
             Some(libc::ENOENT) => Error::NoSuchFile {
+                path: exe.to_owned(),
+            },
+            Some(libc::EACCES) if exe.is_dir() => Error::IsADirectory {
                 path: exe.to_owned(),
             },
             _ => Error::Exec {
