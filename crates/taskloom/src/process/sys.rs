@@ -306,8 +306,8 @@ pub(crate) fn reap_blocking(pidfd: &OwnedFd) {
 /// detaches it into a group-stop so it stays stopped before its first
 /// instruction until SIGCONT.
 pub(crate) fn hand_over_exec_stop(pid: i32, pidfd: BorrowedFd<'_>) -> Result<()> {
-    // The exec SIGTRAP stop.
-    wait_stopped(pidfd)?;
+    // The exec SIGTRAP stop: execve is still loading the image, so sleep.
+    wait_stopped(pidfd, 0)?;
     // SAFETY: plain ptrace request on our own tracee; no pointers passed.
     let r = unsafe {
         libc::ptrace(
@@ -321,19 +321,24 @@ pub(crate) fn hand_over_exec_stop(pid: i32, pidfd: BorrowedFd<'_>) -> Result<()>
         return Err(Error::last_os("ptrace(PTRACE_DETACH)"));
     }
     // The group-stop that SIGSTOP starts: once reported, /proc shows state T.
-    wait_stopped(pidfd)
+    // The child only has to take the signal, so poll a little first.
+    wait_stopped(pidfd, 32)
 }
 
-fn wait_stopped(pidfd: BorrowedFd<'_>) -> Result<()> {
+/// Waits for the next stop (or the end) of a child. `polls` non-blocking
+/// tries come first, each yielding the CPU, for a stop known to be
+/// microseconds away: that spares the sleep and cross-CPU wake-up.
+fn wait_stopped(pidfd: BorrowedFd<'_>, mut polls: u32) -> Result<()> {
     loop {
         let mut info = MaybeUninit::<libc::siginfo_t>::zeroed();
+        let nohang = if polls > 0 { libc::WNOHANG } else { 0 };
         // SAFETY: `info` is valid siginfo storage.
         let r = unsafe {
             libc::waitid(
                 libc::P_PIDFD,
                 pidfd.as_raw_fd() as libc::id_t,
                 info.as_mut_ptr(),
-                libc::WSTOPPED | libc::WEXITED,
+                libc::WSTOPPED | libc::WEXITED | nohang,
             )
         };
         if r < 0 {
@@ -342,8 +347,14 @@ fn wait_stopped(pidfd: BorrowedFd<'_>) -> Result<()> {
             }
             return Err(Error::last_os("waitid(WSTOPPED)"));
         }
-        // SAFETY: waitid filled `info`.
+        // SAFETY: waitid filled `info` (zeroed when WNOHANG found nothing).
         let info = unsafe { info.assume_init() };
+        // SAFETY: reading the pid member of a filled (or zeroed) siginfo.
+        if nohang != 0 && unsafe { info.si_pid() } == 0 {
+            polls -= 1;
+            std::thread::yield_now();
+            continue;
+        }
         if info.si_code == libc::CLD_TRAPPED || info.si_code == libc::CLD_STOPPED {
             return Ok(());
         }
