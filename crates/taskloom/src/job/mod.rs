@@ -246,6 +246,10 @@ pub struct Job {
     /// Pids this handle (and its duplicates) spawned, for watchers to recognise
     /// their fork events even when they end before a scan.
     spawned: Spawned,
+    /// The number of the v2 leaf (`@N`) the last spawn used, `u32::MAX` when
+    /// unknown: the next spawn opens `@N` by name and lists the directory
+    /// only when that fails (after a terminate renewed the leaves).
+    leaf_hint: std::sync::atomic::AtomicU32,
 }
 
 /// Recently spawned members, shared by a handle, its duplicates and its watchers.
@@ -262,6 +266,8 @@ fn anon_name() -> String {
 }
 
 const LIMITS_XATTR: &str = "user.taskloom.limits";
+/// `Job::leaf_hint` when no leaf number is known.
+const UNKNOWN_LEAF: u32 = u32::MAX;
 
 impl Job {
     /// `CreateJobObject(NULL, name)`: an empty job with no limits.
@@ -323,6 +329,7 @@ impl Job {
             holder: None,
             pg: None,
             spawned: Spawned::default(),
+            leaf_hint: UNKNOWN_LEAF.into(),
         };
         let made = (|| -> Result<()> {
             if let Some(v2) = &job.v2 {
@@ -388,6 +395,7 @@ impl Job {
             holder: None,
             pg: Some(dir.clone()),
             spawned: Spawned::default(),
+            leaf_hint: UNKNOWN_LEAF.into(),
         };
         job.finish_create(&b)
     }
@@ -423,6 +431,7 @@ impl Job {
                 holder: None,
                 pg: Some(dir),
                 spawned: Spawned::default(),
+                leaf_hint: UNKNOWN_LEAF.into(),
             });
         }
         let roots = cgroup::roots();
@@ -448,6 +457,7 @@ impl Job {
             holder: None,
             pg: None,
             spawned: Spawned::default(),
+            leaf_hint: UNKNOWN_LEAF.into(),
         })
     }
 
@@ -522,7 +532,13 @@ impl Job {
     /// The current v2 leaf (`@N` with the highest N).
     fn leaf(&self) -> Option<PathBuf> {
         let v2 = self.v2.as_ref()?;
-        let n = fs::read_dir(v2)
+        Some(v2.join(format!("@{}", self.leaf_number()?)))
+    }
+
+    /// The highest `N` of the v2 leaves `@N`, by listing the job directory.
+    fn leaf_number(&self) -> Option<u32> {
+        let v2 = self.v2.as_ref()?;
+        fs::read_dir(v2)
             .ok()?
             .flatten()
             .filter_map(|e| {
@@ -532,8 +548,30 @@ impl Job {
                     .parse::<u32>()
                     .ok()
             })
-            .max()?;
-        Some(v2.join(format!("@{n}")))
+            .max()
+    }
+
+    /// The current v2 leaf, opened: `@N` by the remembered number first (one
+    /// `open`), listing the job directory only when that fails.
+    fn open_leaf(&self) -> Result<Option<(PathBuf, fs::File)>> {
+        use std::sync::atomic::Ordering;
+        let Some(v2) = &self.v2 else {
+            return Ok(None);
+        };
+        let hint = self.leaf_hint.load(Ordering::Relaxed);
+        if hint != UNKNOWN_LEAF {
+            let leaf = v2.join(format!("@{hint}"));
+            if let Ok(f) = fs::File::open(&leaf) {
+                return Ok(Some((leaf, f)));
+            }
+        }
+        let Some(n) = self.leaf_number() else {
+            return Ok(None);
+        };
+        let leaf = v2.join(format!("@{n}"));
+        let f = fs::File::open(&leaf).map_err(|e| Error::os("open job cgroup", e))?;
+        self.leaf_hint.store(n, Ordering::Relaxed);
+        Ok(Some((leaf, f)))
     }
 
     /// `SetInformationJobObject`: applies limits, to current members too.
@@ -726,14 +764,14 @@ impl Job {
             holder,
             pg: self.pg.clone(),
             spawned: self.spawned.clone(),
+            leaf_hint: UNKNOWN_LEAF.into(),
         })
     }
 
     /// Where a new process must be placed to join this job.
     fn placement(&self) -> Result<CgroupPlacement> {
         let mut p = CgroupPlacement::default();
-        if let Some(leaf) = self.leaf() {
-            let dir = fs::File::open(&leaf).map_err(|e| Error::os("open job cgroup", e))?;
+        if let Some((leaf, dir)) = self.open_leaf()? {
             p.v2_dir = Some(dir.into());
             p.v2_procs = Some(leaf.join("cgroup.procs"));
         }
@@ -997,6 +1035,8 @@ impl Job {
             // Spawning into a cgroup after cgroup.kill hits a kernel bug
             // (ARCHITECTURE.md): move on to a fresh leaf created after the kill.
             self.renew_leaves(v2)?;
+            self.leaf_hint
+                .store(UNKNOWN_LEAF, std::sync::atomic::Ordering::Relaxed);
         } else {
             let freezer = self
                 .v1_dir(Controller::Freezer)
@@ -1131,6 +1171,7 @@ impl Job {
             holder: None,
             pg: self.pg.clone(),
             spawned: self.spawned.clone(),
+            leaf_hint: UNKNOWN_LEAF.into(),
         }
     }
 

@@ -399,6 +399,25 @@ fn spawning_into_a_terminated_job_works() {
         let mut q = job.job().spawn(sh("exit 5")).unwrap();
         assert_eq!(q.wait().unwrap().code(), Some(5), "round {round}");
     }
+    // Another handle terminates the job: this handle's remembered leaf is
+    // gone, and its next spawn still lands in the job and runs normally.
+    let other = Job::open(job.job().name()).unwrap();
+    let mut p = job
+        .job()
+        .spawn(ProcessBuilder::new("sleep").arg("30"))
+        .unwrap();
+    assert_eq!(other.terminate().unwrap(), 1);
+    assert_eq!(p.wait().unwrap().signal(), Some(libc::SIGKILL));
+    let mut q = job
+        .job()
+        .spawn(ProcessBuilder::new("sleep").arg("30"))
+        .unwrap();
+    assert!(
+        job.job().contains(q.pid()).unwrap(),
+        "after another handle's terminate"
+    );
+    q.terminate().unwrap();
+    assert_eq!(q.wait().unwrap().signal(), Some(libc::SIGKILL));
 }
 
 #[test]
