@@ -197,6 +197,7 @@ impl ShellExecute {
     /// Resolves what would run, without starting it.
     pub fn resolve(&self) -> Result<Launch> {
         let dirs = self.dirs.clone().unwrap_or_else(XdgDirs::from_env);
+        let db = MimeDb::load(&dirs);
         let target = classify(&self.target)?;
         let shown = self.target.to_string_lossy().into_owned();
         if !self.parameters.is_empty() && !matches!(target, Classified::Program(_)) {
@@ -208,6 +209,7 @@ impl ShellExecute {
         let mut launch = match (self.verb, target) {
             (Verb::Explore, Classified::Folder(p)) => self.with_app(
                 &dirs,
+                &db,
                 TargetKind::Folder,
                 "inode/directory",
                 &file_target(&p),
@@ -235,14 +237,14 @@ impl ShellExecute {
             }
             (Verb::Open | Verb::RunAs, Classified::Folder(p)) => self.with_app(
                 &dirs,
+                &db,
                 TargetKind::Folder,
                 "inode/directory",
                 &file_target(&p),
             )?,
             (Verb::Open | Verb::RunAs, Classified::Document(p)) => {
-                let db = MimeDb::load(&dirs);
                 let mime = document_type(&db, &p);
-                self.with_app(&dirs, TargetKind::Document, &mime, &file_target(&p))?
+                self.with_app(&dirs, &db, TargetKind::Document, &mime, &file_target(&p))?
             }
             (Verb::Open | Verb::RunAs, Classified::Url(url)) => {
                 let scheme = url
@@ -253,6 +255,7 @@ impl ShellExecute {
                 let t = ExecTarget { path: None, url };
                 self.with_app(
                     &dirs,
+                    &db,
                     TargetKind::Url,
                     &format!("x-scheme-handler/{scheme}"),
                     &t,
@@ -290,11 +293,11 @@ impl ShellExecute {
     fn with_app(
         &self,
         dirs: &XdgDirs,
+        db: &MimeDb,
         kind: TargetKind,
         mime: &str,
         target: &ExecTarget,
     ) -> Result<Launch> {
-        let db = MimeDb::load(dirs);
         let apps = AppIndex::load(dirs);
         let shown = self.target.to_string_lossy().into_owned();
         for m in db.lineage(mime) {
