@@ -10,7 +10,7 @@ use taskloom::process::shell::{Launch, ShellExecute, TargetKind, Verb};
 
 #[derive(Debug, Args)]
 pub struct OpenArgs {
-    /// What to do: open, explore (a folder), edit ($VISUAL/$EDITOR), runas (as root).
+    /// What to do: open, explore (a folder), edit ($VISUAL/$EDITOR), runas (as root), or the ID of one of the application's desktop actions (new-window, ...).
     #[arg(long, default_value = "open", value_name = "VERB")]
     verb: Verb,
     /// Working directory of what starts (default: the entry's Path key, else this one).
@@ -43,7 +43,7 @@ struct Report<'a> {
 
 pub fn main(args: OpenArgs) -> Result<i32> {
     let mut se = ShellExecute::new(&args.target)
-        .verb(args.verb)
+        .verb(args.verb.clone())
         .parameters(&args.parameters);
     if let Some(d) = &args.cwd {
         se = se.directory(d);
@@ -96,6 +96,9 @@ fn print(args: &OpenArgs, launch: &Launch, pid: Option<i32>, exit_code: Option<i
     let mut line = format!("{verb} {target} with {what}");
     if let Some(pid) = pid {
         line.push_str(&format!(": pid {pid}"));
+    }
+    if let Some(action) = &launch.action {
+        line.push_str(&format!(", its action {action}"));
     }
     if launch.as_root {
         line.push_str(", as root");

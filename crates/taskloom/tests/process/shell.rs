@@ -151,6 +151,49 @@ fn associations_come_from_mimetype_keys_added_and_removed_lists() {
 }
 
 #[test]
+fn other_verbs_are_the_applications_desktop_actions() {
+    let _g = serial();
+    let t = Tree::new();
+    let out = t.root().join("out-print");
+    let text = format!(
+        "[Desktop Entry]\nType=Application\nName=Viewer\nExec=/bin/false %f\nMimeType=text/plain;\n\
+         Actions=print;new-window;\n\
+         [Desktop Action print]\nName=Print\nExec=\"{}\" \"{}\" --print %f\n\
+         [Desktop Action new-window]\nName=New window\nExec=/bin/true\n",
+        t.root().join("recorder.sh").display(),
+        out.display()
+    );
+    t.write("data/applications/viewer.desktop", &text);
+    let doc = t.write("files/p.txt", "x");
+    let mut l = open(&t, &doc)
+        .verb("print".parse().unwrap())
+        .spawn()
+        .unwrap();
+    assert!(l.process.wait().unwrap().success());
+    assert_eq!(l.launch.action.as_deref(), Some("print"));
+    assert_eq!(
+        std::fs::read_to_string(&out).unwrap(),
+        format!("--print\n{}\n", doc.display())
+    );
+    // A verb the application does not have: the error lists the ones it has.
+    let e = open(&t, &doc)
+        .verb(Verb::Action("mail".into()))
+        .resolve()
+        .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("has no action \"mail\"; it has: print, new-window"),
+        "{e}"
+    );
+    // A program has no desktop actions.
+    let e = open(&t, t.root().join("recorder.sh"))
+        .verb(Verb::Action("print".into()))
+        .resolve()
+        .unwrap_err();
+    assert!(e.to_string().contains("is a program"), "{e}");
+}
+
+#[test]
 fn programs_run_directly_with_parameters() {
     let _g = serial();
     let t = Tree::new();

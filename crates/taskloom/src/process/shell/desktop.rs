@@ -27,6 +27,20 @@ pub struct DesktopEntry {
     pub icon: Option<String>,
     /// `MimeType`: the types it can open.
     pub mime_types: Vec<String>,
+    /// The `[Desktop Action ID]` groups that `Actions` lists, in its order:
+    /// an application's extra verbs ("new-window", "print", ...).
+    pub actions: Vec<DesktopAction>,
+}
+
+/// One `[Desktop Action ID]` group.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DesktopAction {
+    /// Its ID (the group name after `Desktop Action `).
+    pub id: String,
+    /// `Name`.
+    pub name: String,
+    /// `Exec`, string escapes undone.
+    pub exec: Option<String>,
 }
 
 impl DesktopEntry {
@@ -35,19 +49,38 @@ impl DesktopEntry {
     /// is an error.
     pub fn parse(text: &str) -> Result<DesktopEntry, String> {
         let mut e = DesktopEntry::default();
-        let mut in_group = false;
+        // Which group the lines belong to: the entry, an action (index), or another.
+        enum Group {
+            Entry,
+            Action(usize),
+            Other,
+        }
+        let mut group = Group::Other;
         let mut seen_group = false;
+        let mut listed: Option<Vec<String>> = None;
+        let mut actions: Vec<DesktopAction> = Vec::new();
         for line in text.lines() {
             let line = line.trim_start();
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
             if line.starts_with('[') {
-                in_group = line.trim_end() == "[Desktop Entry]";
-                seen_group |= in_group;
-                continue;
-            }
-            if !in_group {
+                let header = line.trim_end();
+                group = if header == "[Desktop Entry]" {
+                    seen_group = true;
+                    Group::Entry
+                } else if let Some(id) = header
+                    .strip_prefix("[Desktop Action ")
+                    .and_then(|r| r.strip_suffix(']'))
+                {
+                    actions.push(DesktopAction {
+                        id: id.to_string(),
+                        ..Default::default()
+                    });
+                    Group::Action(actions.len() - 1)
+                } else {
+                    Group::Other
+                };
                 continue;
             }
             let Some((key, value)) = line.split_once('=') else {
@@ -55,6 +88,19 @@ impl DesktopEntry {
             };
             let key = key.trim_end();
             let value = unescape(value.trim_start());
+            let i = match group {
+                Group::Entry => None,
+                Group::Action(i) => Some(i),
+                Group::Other => continue,
+            };
+            if let Some(i) = i {
+                match key {
+                    "Name" => actions[i].name = value,
+                    "Exec" => actions[i].exec = Some(value),
+                    _ => {}
+                }
+                continue;
+            }
             match key {
                 "Type" => e.kind = value,
                 "Name" => e.name = value,
@@ -71,11 +117,26 @@ impl DesktopEntry {
                         .map(str::to_string)
                         .collect()
                 }
+                "Actions" => {
+                    listed = Some(
+                        value
+                            .split(';')
+                            .filter(|s| !s.is_empty())
+                            .map(str::to_string)
+                            .collect(),
+                    )
+                }
                 _ => {}
             }
         }
         if !seen_group {
             return Err("no [Desktop Entry] group".into());
+        }
+        // Only the actions `Actions` lists count, in its order.
+        for id in listed.unwrap_or_default() {
+            if let Some(a) = actions.iter().find(|a| a.id == id) {
+                e.actions.push(a.clone());
+            }
         }
         Ok(e)
     }
@@ -426,6 +487,22 @@ mod tests {
         assert!(e.terminal && !e.hidden);
         assert_eq!(e.mime_types, ["text/plain", "image/png"]);
         assert_eq!(e.path.as_deref(), Some(Path::new("/srv")));
+        // [Desktop Action new] is not listed in Actions: it does not count.
+        assert!(e.actions.is_empty());
+        let e = DesktopEntry::parse(
+            "[Desktop Entry]\nExec=v %f\nActions=print;new;gone;\n\
+             [Desktop Action new]\nName=New\nExec=v --new\n[Desktop Action print]\nExec=v -p %f\n",
+        )
+        .unwrap();
+        let ids: Vec<&str> = e.actions.iter().map(|a| a.id.as_str()).collect();
+        assert_eq!(ids, ["print", "new"]);
+        assert_eq!(e.actions[1].name, "New");
+        assert_eq!(e.actions[0].exec.as_deref(), Some("v -p %f"));
+        assert_eq!(
+            e.exec.as_deref(),
+            Some("v %f"),
+            "an action's Exec is not the entry's"
+        );
         assert!(DesktopEntry::parse("Exec=x\n").is_err());
     }
 }

@@ -24,8 +24,11 @@
 //!
 //! Verbs: `open` (the default), `explore` (a folder in its file manager),
 //! `edit` (`$VISUAL`, else `$EDITOR`, the Unix convention: desktop entries
-//! have no edit verb) and `runas` (as root, which needs the privilege to
-//! switch user: taskloom does not prompt like UAC). A program (an ELF
+//! have no edit verb), `runas` (as root, which needs the privilege to
+//! switch user: taskloom does not prompt like UAC), and any other name is
+//! one of the associated application's own verbs, a `[Desktop Action]`
+//! of its entry (`new-window`, `print`), as Windows takes a file type's
+//! registered verbs. A program (an ELF
 //! binary or a `#!` script with an execute bit) is run directly with the
 //! parameters, as ShellExecute runs an `.exe`; parameters given for a
 //! document are an error rather than silently dropped.
@@ -51,8 +54,7 @@ use super::{Credentials, Process, ProcessBuilder};
 use crate::error::{Error, Result};
 
 /// What to do with the target (`lpVerb`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum Verb {
     /// Open it with its associated application, or run it if it is a program.
     #[default]
@@ -63,6 +65,10 @@ pub enum Verb {
     Edit,
     /// As `Open`, as root.
     RunAs,
+    /// One of the associated application's own verbs: a `[Desktop Action
+    /// ID]` of its desktop entry (`new-window`, `print`, ...), as Windows
+    /// takes the verbs a file type registers.
+    Action(String),
 }
 
 impl std::str::FromStr for Verb {
@@ -73,9 +79,17 @@ impl std::str::FromStr for Verb {
             "explore" => Ok(Verb::Explore),
             "edit" => Ok(Verb::Edit),
             "runas" => Ok(Verb::RunAs),
+            _ if !s.is_empty()
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') =>
+            {
+                Ok(Verb::Action(s.to_string()))
+            }
             _ => Err(Error::InvalidInput {
                 what: "verb",
-                reason: format!("{s:?}: expected open, explore, edit or runas"),
+                reason: format!(
+                    "{s:?}: expected open, explore, edit, runas or the ID of a desktop action"
+                ),
             }),
         }
     }
@@ -115,6 +129,8 @@ pub struct Launch {
     pub cwd: Option<PathBuf>,
     /// Whether it runs as root (`runas`).
     pub as_root: bool,
+    /// The desktop action used, for a verb other than the four built in.
+    pub action: Option<String>,
 }
 
 impl Launch {
@@ -129,6 +145,7 @@ impl Launch {
             argv,
             cwd: None,
             as_root: false,
+            action: None,
         }
     }
 }
@@ -206,10 +223,15 @@ impl ShellExecute {
                 reason: format!("{shown} is not a program: parameters go to programs only"),
             });
         }
-        let mut launch = match (self.verb, target) {
+        let action = match &self.verb {
+            Verb::Action(id) => Some(id.as_str()),
+            _ => None,
+        };
+        let mut launch = match (&self.verb, target) {
             (Verb::Explore, Classified::Folder(p)) => self.with_app(
                 &dirs,
                 &db,
+                action,
                 TargetKind::Folder,
                 "inode/directory",
                 &file_target(&p),
@@ -230,23 +252,37 @@ impl ShellExecute {
                 edit_launch(&p, &shown)?
             }
             (Verb::Edit, Classified::Folder(p)) => edit_launch(&p, &shown)?,
+            (Verb::Action(id), Classified::Program(_)) => {
+                return Err(Error::InvalidInput {
+                    what: "verb",
+                    reason: format!("{shown} is a program: it has no desktop action {id:?}"),
+                });
+            }
             (Verb::Open | Verb::RunAs, Classified::Program(p)) => {
                 let mut argv = vec![p.as_os_str().as_bytes().to_vec()];
                 argv.extend(self.parameters.iter().map(|a| a.as_bytes().to_vec()));
                 Launch::without_app(TargetKind::Program, argv)
             }
-            (Verb::Open | Verb::RunAs, Classified::Folder(p)) => self.with_app(
+            (Verb::Open | Verb::RunAs | Verb::Action(_), Classified::Folder(p)) => self.with_app(
                 &dirs,
                 &db,
+                action,
                 TargetKind::Folder,
                 "inode/directory",
                 &file_target(&p),
             )?,
-            (Verb::Open | Verb::RunAs, Classified::Document(p)) => {
+            (Verb::Open | Verb::RunAs | Verb::Action(_), Classified::Document(p)) => {
                 let mime = document_type(&db, &p);
-                self.with_app(&dirs, &db, TargetKind::Document, &mime, &file_target(&p))?
+                self.with_app(
+                    &dirs,
+                    &db,
+                    action,
+                    TargetKind::Document,
+                    &mime,
+                    &file_target(&p),
+                )?
             }
-            (Verb::Open | Verb::RunAs, Classified::Url(url)) => {
+            (Verb::Open | Verb::RunAs | Verb::Action(_), Classified::Url(url)) => {
                 let scheme = url
                     .split(':')
                     .next()
@@ -256,6 +292,7 @@ impl ShellExecute {
                 self.with_app(
                     &dirs,
                     &db,
+                    action,
                     TargetKind::Url,
                     &format!("x-scheme-handler/{scheme}"),
                     &t,
@@ -266,6 +303,7 @@ impl ShellExecute {
             launch.cwd = Some(d.clone());
         }
         launch.as_root = self.verb == Verb::RunAs;
+        launch.action = action.map(str::to_string);
         Ok(launch)
     }
 
@@ -294,6 +332,7 @@ impl ShellExecute {
         &self,
         dirs: &XdgDirs,
         db: &MimeDb,
+        action: Option<&str>,
         kind: TargetKind,
         mime: &str,
         target: &ExecTarget,
@@ -304,7 +343,31 @@ impl ShellExecute {
             let Some(app) = assoc::default_app(dirs, &apps, &m) else {
                 continue;
             };
-            let exec = app.entry.exec.as_deref().unwrap_or_default();
+            let exec = match action {
+                None => app.entry.exec.as_deref().unwrap_or_default(),
+                Some(id) => {
+                    let Some(a) = app.entry.actions.iter().find(|a| a.id == id) else {
+                        let have: Vec<&str> =
+                            app.entry.actions.iter().map(|a| a.id.as_str()).collect();
+                        return Err(Error::InvalidInput {
+                            what: "verb",
+                            reason: format!(
+                                "{} (which opens {m}) has no action {id:?}; it has: {}",
+                                app.id,
+                                if have.is_empty() {
+                                    "none".to_string()
+                                } else {
+                                    have.join(", ")
+                                }
+                            ),
+                        });
+                    };
+                    a.exec.as_deref().ok_or_else(|| Error::DesktopEntry {
+                        path: app.path.clone(),
+                        reason: format!("action {id:?} has no Exec"),
+                    })?
+                }
+            };
             let ctx = ExecContext {
                 name: &app.entry.name,
                 icon: app.entry.icon.as_deref(),
@@ -333,6 +396,7 @@ impl ShellExecute {
                 argv: argv.into_iter().map(|a| a.into_encoded_bytes()).collect(),
                 cwd: app.entry.path.clone(),
                 as_root: false,
+                action: None,
             });
         }
         Err(Error::NoAssociation {
@@ -558,6 +622,11 @@ mod tests {
     #[test]
     fn verbs_parse() {
         assert_eq!("RunAs".parse::<Verb>().unwrap(), Verb::RunAs);
-        assert!("print".parse::<Verb>().is_err());
+        assert_eq!(
+            "new-window".parse::<Verb>().unwrap(),
+            Verb::Action("new-window".into())
+        );
+        assert!("two words".parse::<Verb>().is_err());
+        assert!("".parse::<Verb>().is_err());
     }
 }
