@@ -228,14 +228,16 @@ impl ShellExecute {
             _ => None,
         };
         let mut launch = match (&self.verb, target) {
-            (Verb::Explore, Classified::Folder(p)) => self.with_app(
-                &dirs,
-                &db,
-                action,
-                TargetKind::Folder,
-                "inode/directory",
-                &file_target(&p),
-            )?,
+            (Verb::Explore, Classified::Folder(p))
+            | (Verb::Open | Verb::RunAs | Verb::Action(_), Classified::Folder(p)) => self
+                .with_app(
+                    &dirs,
+                    &db,
+                    action,
+                    TargetKind::Folder,
+                    "inode/directory",
+                    &file_target(&p),
+                )?,
             (Verb::Explore, _) => {
                 return Err(Error::InvalidInput {
                     what: "target",
@@ -263,14 +265,6 @@ impl ShellExecute {
                 argv.extend(self.parameters.iter().map(|a| a.as_bytes().to_vec()));
                 Launch::without_app(TargetKind::Program, argv)
             }
-            (Verb::Open | Verb::RunAs | Verb::Action(_), Classified::Folder(p)) => self.with_app(
-                &dirs,
-                &db,
-                action,
-                TargetKind::Folder,
-                "inode/directory",
-                &file_target(&p),
-            )?,
             (Verb::Open | Verb::RunAs | Verb::Action(_), Classified::Document(p)) => {
                 let mime = document_type(&db, &p);
                 self.with_app(
