@@ -110,6 +110,18 @@ struct Summary {
     job: Option<JobSummary>,
 }
 
+/// The job `run` created: deleted when `main` leaves early (a failed spawn,
+/// say), so that nothing `run` made is left behind.
+struct JobGuard(Option<Job>);
+
+impl Drop for JobGuard {
+    fn drop(&mut self) {
+        if let Some(job) = self.0.take() {
+            let _ = job.delete();
+        }
+    }
+}
+
 pub fn main(args: RunArgs) -> Result<i32> {
     let (program, rest) = args.command.split_first().context("no program given")?;
     let mut builder = ProcessBuilder::new(program).args(rest);
@@ -149,15 +161,17 @@ pub fn main(args: RunArgs) -> Result<i32> {
                 .context("cannot create the job (use --no-job to run without one)")?,
         )
     };
+    // From here on, every way out of `main` removes the job `run` created.
+    let mut job = JobGuard(job);
 
     let start = Instant::now();
-    let mut child = match &job {
+    let mut child = match &job.0 {
         Some(job) => job.spawn(builder)?,
         None => builder.spawn()?,
     };
     // Watch the job while it runs: limits hit, job time enforced.
     let stop = Arc::new(AtomicBool::new(false));
-    let watcher = match &job {
+    let watcher = match &job.0 {
         Some(job) => {
             let mut w = job.watch(Duration::from_millis(50))?;
             let stop = stop.clone();
@@ -193,14 +207,14 @@ pub fn main(args: RunArgs) -> Result<i32> {
         child.resume()?;
     }
     let status = child.wait()?;
-    if let (Some(job), true) = (&job, args.wait_all) {
+    if let (Some(job), true) = (&job.0, args.wait_all) {
         while !job.wait_empty(Duration::from_secs(3600))? {}
     }
     let wall = start.elapsed();
     let usage = child.resource_usage().unwrap_or_default();
     let mut job_summary = None;
     let (mut user, mut kernel) = (usage.user, usage.kernel);
-    if let Some(job) = job {
+    if let Some(job) = &job.0 {
         let info = job.info()?;
         let killed = job.terminate()?;
         stop.store(true, Ordering::Relaxed);
@@ -239,6 +253,8 @@ pub fn main(args: RunArgs) -> Result<i32> {
             abnormal_exits: counts.abnormal_exits,
             totals_exact: counts.exact,
         });
+    }
+    if let Some(job) = job.0.take() {
         job.delete()?;
     }
     let summary = Summary {

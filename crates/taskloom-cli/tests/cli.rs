@@ -71,6 +71,36 @@ fn run_says_what_failed() {
 }
 
 #[test]
+fn a_run_that_fails_to_start_leaves_no_job_behind() {
+    if !jobs_here() {
+        return;
+    }
+    let name = format!("cli-failed-start-{}", std::process::id());
+    let o = taskloom(&[
+        "run",
+        "--name",
+        &name,
+        "--max-processes",
+        "10",
+        "--",
+        "taskloom-no-such-program",
+    ]);
+    assert_eq!(o.status.code(), Some(127), "{}", stderr(&o));
+    let o = taskloom(&["job", "list", "--json"]);
+    let jobs: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(
+        !jobs
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|j| j["name"] == name.as_str()),
+        "the job of a run that never started is gone: {jobs}"
+    );
+    let o = taskloom(&["job", "show", &name]);
+    assert!(!o.status.success(), "job show finds nothing");
+}
+
+#[test]
 fn run_json_is_one_object() {
     let o = taskloom(&[
         "run",
