@@ -339,3 +339,148 @@ fn open_resolves_through_the_xdg_tree_it_is_given() {
         stderr(&o)
     );
 }
+
+/// Runs `script` with `sh` in a private mount namespace, `$TL` naming the
+/// binary: how the tests below show taskloom a machine with another cgroup
+/// layout. `None` (with the reason printed) where that cannot be done.
+fn in_mount_namespace(script: &str) -> Option<Output> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("cgroup-layout tests not run: a mount namespace needs root");
+        return None;
+    }
+    let o = Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c", script])
+        .env("TL", env!("CARGO_BIN_EXE_taskloom"))
+        .output();
+    match o {
+        Ok(o) if !String::from_utf8_lossy(&o.stderr).contains("unshare failed") => Some(o),
+        Ok(o) => {
+            eprintln!("cgroup-layout tests not run: {}", stderr(&o).trim());
+            None
+        }
+        Err(e) => {
+            eprintln!("cgroup-layout tests not run: cannot run unshare: {e}");
+            None
+        }
+    }
+}
+
+fn leftovers(name: &str) -> String {
+    let o = Command::new("find")
+        .args([
+            "/sys/fs/cgroup",
+            "-maxdepth",
+            "7",
+            "-type",
+            "d",
+            "-name",
+            name,
+        ])
+        .output()
+        .expect("run find");
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn cap<'a>(caps: &'a serde_json::Value, feature: &str) -> &'a serde_json::Value {
+    caps.as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["feature"] == feature)
+        .unwrap_or_else(|| panic!("no {feature} in {caps}"))
+}
+
+/// A machine with cgroup v1 only (this hybrid machine with its cgroup2
+/// mount hidden): jobs live in the v1 hierarchies, terminate freezes.
+#[test]
+fn jobs_on_a_cgroup_v1_only_machine() {
+    let hybrid = std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .any(|l| l.contains(" /sys/fs/cgroup/unified ") && l.contains(" - cgroup2 "));
+    if !hybrid {
+        eprintln!("v1-only test not run: no hybrid layout here to hide cgroup2 from");
+        return;
+    }
+    let name = format!("cli-v1only-{}", std::process::id());
+    let script = format!(
+        "umount -l /sys/fs/cgroup/unified && \"$TL\" job caps --json && \
+         \"$TL\" run --name {name} --max-processes 5 -- cat /proc/self/cgroup"
+    );
+    let Some(o) = in_mount_namespace(&script) else {
+        return;
+    };
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    let (caps, cgroups) = out.split_once('\n').unwrap();
+    let caps: serde_json::Value = serde_json::from_str(caps).unwrap();
+    assert_eq!(cap(&caps, "membership")["enforced"], true);
+    assert!(
+        cap(&caps, "membership")["detail"]
+            .as_str()
+            .unwrap()
+            .contains("v1")
+    );
+    assert!(
+        cap(&caps, "terminate")["detail"]
+            .as_str()
+            .unwrap()
+            .contains("freeze")
+    );
+    assert!(
+        cgroups.contains(&format!("pids:/taskloom/{name}")),
+        "{cgroups}"
+    );
+    assert!(!cgroups.contains("0::/taskloom"), "{cgroups}");
+    assert_eq!(leftovers(&name), "", "the run removed its job");
+}
+
+/// A machine with cgroup2 only (a fresh cgroup2 mount in place of the
+/// whole layout): jobs live in cgroup2 leaves, and the capabilities say
+/// which limits the controllers there allow.
+#[test]
+fn jobs_on_a_cgroup2_only_machine() {
+    let name = format!("cli-v2only-{}", std::process::id());
+    let script = format!(
+        "umount -l /sys/fs/cgroup && mount -t cgroup2 none /sys/fs/cgroup && \
+         cat /sys/fs/cgroup/cgroup.controllers && \"$TL\" job caps --json && \
+         \"$TL\" run --name {name} -- cat /proc/self/cgroup"
+    );
+    let Some(o) = in_mount_namespace(&script) else {
+        return;
+    };
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    let mut lines = out.splitn(3, '\n');
+    let controllers: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+    let caps: serde_json::Value = serde_json::from_str(lines.next().unwrap()).unwrap();
+    let cgroups = lines.next().unwrap();
+    assert!(
+        cap(&caps, "membership")["detail"]
+            .as_str()
+            .unwrap()
+            .contains("cgroup2"),
+        "{caps}"
+    );
+    assert!(
+        cap(&caps, "terminate")["detail"]
+            .as_str()
+            .unwrap()
+            .contains("cgroup.kill")
+    );
+    // On cgroup2 only, a limit is enforced exactly when its controller is there.
+    for (feature, controller) in [("active-processes", "pids"), ("job-memory", "memory")] {
+        assert_eq!(
+            cap(&caps, feature)["enforced"].as_bool(),
+            Some(controllers.contains(&controller)),
+            "{feature} with controllers {controllers:?}: {caps}"
+        );
+    }
+    assert!(
+        cgroups
+            .lines()
+            .any(|l| l.starts_with("0::") && l.ends_with(&format!("/taskloom/{name}/@0"))),
+        "{cgroups}"
+    );
+    assert_eq!(leftovers(&name), "", "the run removed its job");
+}
