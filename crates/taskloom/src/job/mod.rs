@@ -635,9 +635,40 @@ impl Job {
             return Err(unavailable("job memory limit", Controller::Memory));
         }
         if let Some(dir) = self.limit_dir(Controller::Cpuset) {
+            let parent = dir.parent().unwrap_or(dir);
             let cpus = match limits.affinity {
-                Some(set) => set.to_string(),
-                None => cgroup::read(&dir.parent().unwrap_or(dir).join("cpuset.cpus"))?,
+                Some(set) => {
+                    // Say which CPUs are out of reach, rather than the kernel's ERANGE.
+                    let allowed = [
+                        "cpuset.cpus.effective",
+                        "cpuset.effective_cpus",
+                        "cpuset.cpus",
+                    ]
+                    .iter()
+                    .find_map(|f| cgroup::read(&parent.join(f)).ok())
+                    .and_then(|t| CpuSet::parse_list(t.trim()).ok());
+                    if let Some(allowed) = allowed {
+                        let mut outside = CpuSet::new();
+                        for cpu in set.iter().filter(|&c| !allowed.contains(c)) {
+                            outside.insert(cpu);
+                        }
+                        if !outside.is_empty() {
+                            return Err(Error::InvalidCpuList {
+                                input: set.to_string(),
+                                reason: format!(
+                                    "{} not available to the job (allowed here: {allowed})",
+                                    if outside.len() == 1 {
+                                        format!("CPU {outside} is")
+                                    } else {
+                                        format!("CPUs {outside} are")
+                                    }
+                                ),
+                            });
+                        }
+                    }
+                    set.to_string()
+                }
+                None => cgroup::read(&parent.join("cpuset.cpus"))?,
             };
             cgroup::write(&dir.join("cpuset.cpus"), &cpus)?;
         } else if limits.affinity.is_some() {

@@ -515,6 +515,22 @@ fn limits_reach_members() {
     assert_eq!(job.job().info().unwrap().limits, relaxed);
     p.terminate().unwrap();
     p.wait().unwrap();
+    if has("affinity") {
+        // CPUs the machine does not have: named in the error, the limits unchanged.
+        let mut far = CpuSet::new();
+        far.insert(first);
+        far.insert(1000);
+        far.insert(1001);
+        let mut bad = relaxed.clone();
+        bad.affinity = Some(far);
+        let err = job.job_mut().set_limits(&bad).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("CPUs 1000-1001 are not available to the job"),
+            "{err}"
+        );
+        assert_eq!(job.job().limits(), &relaxed);
+    }
 }
 
 #[test]
