@@ -61,12 +61,12 @@ pub fn ps(args: PsArgs) -> Result<i32> {
     };
     let mut rows = inspect::snapshot(opts)?;
     if let Some(u) = &args.user {
-        let uid: Option<u32> = u.parse().ok().or_else(|| {
-            taskloom::process::Credentials::for_user(u)
-                .ok()
-                .map(|c| c.uid)
-        });
-        rows.retain(|e| e.uid == uid);
+        // A number is a uid; a name must exist ("user not found: x", not an empty table).
+        let uid: u32 = match u.parse() {
+            Ok(uid) => uid,
+            Err(_) => taskloom::process::Credentials::for_user(u)?.uid,
+        };
+        rows.retain(|e| e.uid == Some(uid));
     }
     if let Some(n) = &args.name {
         rows.retain(|e| String::from_utf8_lossy(&e.name).contains(n.as_str()));

@@ -245,6 +245,14 @@ fn ps_json_and_tables_survive_hostile_names() {
         .find(|r| r["pid"] == pid)
         .expect("listed");
     assert_eq!(row["name"], "a\nb\tc)");
+    // A user filter that names nobody is an error, not an empty table.
+    let o = taskloom(&["ps", "--user", "taskloom-no-such-user"]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(
+        stderr(&o).contains("user not found: taskloom-no-such-user"),
+        "{}",
+        stderr(&o)
+    );
     let table = String::from_utf8(taskloom(&["ps"]).stdout).unwrap();
     let line = table
         .lines()

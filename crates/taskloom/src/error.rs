@@ -139,6 +139,12 @@ pub enum Error {
     /// The machine offers no cgroup taskloom may write.
     #[error("jobs are unavailable here: {0}")]
     JobsUnavailable(String),
+    /// A ShellExecute target (a file or folder) does not exist.
+    #[error("no such file or folder: {}", path.display())]
+    NoSuchTarget {
+        /// The path, made absolute.
+        path: PathBuf,
+    },
     /// No application is associated with the target's type (ShellExecute's
     /// `SE_ERR_NOASSOC`).
     #[error("no application is associated with {mime}: cannot open {target}")]

@@ -264,8 +264,13 @@ fn bad_targets_and_verbs_are_clear_errors() {
     let t = Tree::new();
     let missing = t.root().join("files/nope.txt");
     match open(&t, &missing).resolve() {
-        Err(Error::NoSuchFile { path }) => assert_eq!(path, missing),
-        other => panic!("expected NoSuchFile, got {other:?}"),
+        Err(e @ Error::NoSuchTarget { .. }) => {
+            assert_eq!(
+                e.to_string(),
+                format!("no such file or folder: {}", missing.display())
+            )
+        }
+        other => panic!("expected NoSuchTarget, got {other:?}"),
     }
     let doc = t.write("files/d.txt", "x");
     let e = open(&t, &doc).verb(Verb::Explore).resolve().unwrap_err();
