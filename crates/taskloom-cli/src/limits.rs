@@ -26,10 +26,10 @@ pub struct LimitArgs {
     #[arg(long, value_name = "PERCENT", value_parser = clap::value_parser!(u32).range(1..))]
     pub cpu_rate: Option<u32>,
     /// User CPU time for the whole job (e.g. 10s); the job is terminated past it.
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = parse_cpu_time)]
     pub job_time: Option<Duration>,
     /// CPU time per process (e.g. 5s); a process past it is killed.
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = parse_cpu_time)]
     pub process_time: Option<Duration>,
     /// Let members start children outside the job (JOB_OBJECT_LIMIT_BREAKAWAY_OK).
     #[arg(long)]
@@ -42,6 +42,16 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
 
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("{s:?}: {e}"))
+}
+
+/// A CPU-time limit: a duration above zero (a zero limit would end every
+/// process at once, which no one means).
+pub fn parse_cpu_time(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d.is_zero() {
+        return Err(format!("{s:?}: a CPU-time limit must be above zero"));
+    }
+    Ok(d)
 }
 
 impl LimitArgs {

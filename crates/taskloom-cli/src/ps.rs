@@ -72,6 +72,8 @@ pub fn ps(args: PsArgs) -> Result<i32> {
         rows.retain(|e| String::from_utf8_lossy(&e.name).contains(n.as_str()));
     }
     if let Some(j) = &args.job {
+        // A job that does not exist is an error, not an empty table.
+        taskloom::job::Job::open(j)?;
         rows.retain(|e| {
             e.job
                 .as_deref()

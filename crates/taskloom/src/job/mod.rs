@@ -266,6 +266,42 @@ fn anon_name() -> String {
 }
 
 const LIMITS_XATTR: &str = "user.taskloom.limits";
+
+/// Refuses limits no one means: zero processes, zero memory, no CPU, zero
+/// CPU rate or time (each would stop the job's every process at once).
+fn check_limits(l: &JobLimits) -> Result<()> {
+    let zero = [
+        (
+            l.active_processes == Some(0),
+            "an active process limit of 0",
+        ),
+        (l.job_memory == Some(0), "a job memory limit of 0 bytes"),
+        (
+            l.process_memory == Some(0),
+            "a process memory limit of 0 bytes",
+        ),
+        (
+            l.affinity.as_ref().is_some_and(CpuSet::is_empty),
+            "an affinity limit with no CPU",
+        ),
+        (l.cpu_rate_percent == Some(0), "a CPU rate of 0%"),
+        (
+            l.job_time.is_some_and(|d| d.is_zero()),
+            "a job time limit of 0",
+        ),
+        (
+            l.process_time.is_some_and(|d| d.is_zero()),
+            "a process time limit of 0",
+        ),
+    ];
+    match zero.iter().find(|(bad, _)| *bad) {
+        Some((_, what)) => Err(Error::InvalidInput {
+            what: "job limit",
+            reason: format!("{what} would stop every process at once"),
+        }),
+        None => Ok(()),
+    }
+}
 /// `Job::leaf_hint` when no leaf number is known.
 const UNKNOWN_LEAF: u32 = u32::MAX;
 
@@ -285,6 +321,8 @@ impl Job {
     }
 
     fn create_at(parent: Option<&Job>, b: JobBuilder) -> Result<Job> {
+        // Before anything is made on disk.
+        check_limits(&b.limits)?;
         let roots = cgroup::roots();
         if degraded() {
             return Job::create_degraded(parent, b);
@@ -576,6 +614,7 @@ impl Job {
 
     /// `SetInformationJobObject`: applies limits, to current members too.
     pub fn set_limits(&mut self, limits: &JobLimits) -> Result<()> {
+        check_limits(limits)?;
         if let Some(dir) = self.pg.clone() {
             let cgroup_only = [
                 (limits.active_processes.is_some(), "an active process limit"),

@@ -145,6 +145,47 @@ fn names_that_escape_the_root_are_refused_and_create_nothing() {
 }
 
 #[test]
+fn limits_of_zero_are_refused_and_create_nothing() {
+    let _g = serial();
+    let before = Job::list().unwrap_or_default();
+    let zero = [
+        JobLimits {
+            active_processes: Some(0),
+            ..Default::default()
+        },
+        JobLimits {
+            job_memory: Some(0),
+            ..Default::default()
+        },
+        JobLimits {
+            affinity: Some(CpuSet::new()),
+            ..Default::default()
+        },
+        JobLimits {
+            cpu_rate_percent: Some(0),
+            ..Default::default()
+        },
+        JobLimits {
+            process_time: Some(Duration::ZERO),
+            ..Default::default()
+        },
+    ];
+    for limits in zero {
+        let r = Job::builder()
+            .name(&name("zero"))
+            .limits(limits.clone())
+            .create();
+        match r {
+            Err(e @ Error::InvalidInput { .. }) => {
+                assert!(e.to_string().contains("would stop every process"), "{e}")
+            }
+            other => panic!("{limits:?}: expected a refusal, got {other:?}"),
+        }
+    }
+    assert_eq!(Job::list().unwrap_or_default(), before);
+}
+
+#[test]
 fn spawned_processes_are_members_before_their_first_instruction() {
     let _g = serial();
     if !jobs_available("spawned_processes_are_members") {
