@@ -364,6 +364,60 @@ fn ten_thousand_live_fibers_on_one_thread() {
     fiber::convert_fiber_to_thread().unwrap();
 }
 
+/// Read-write mappings of exactly `len` bytes in this process.
+fn mappings_of(len: usize) -> usize {
+    std::fs::read_to_string("/proc/self/maps")
+        .unwrap()
+        .lines()
+        .filter(|l| {
+            let mut f = l.split_whitespace();
+            let (Some(range), Some(perms)) = (f.next(), f.next()) else {
+                return false;
+            };
+            let Some((a, b)) = range.split_once('-') else {
+                return false;
+            };
+            let (a, b) = (
+                usize::from_str_radix(a, 16).unwrap(),
+                usize::from_str_radix(b, 16).unwrap(),
+            );
+            perms.starts_with("rw") && b - a == len
+        })
+        .count()
+}
+
+#[test]
+fn kept_stacks_are_reused_and_unmapped_when_the_thread_exits() {
+    // A stack size no other test uses, so its mappings can be counted.
+    let page = 4096;
+    let reserve = 777 * page;
+    let t = std::thread::spawn(move || {
+        let main = fiber::convert_thread_to_fiber().unwrap();
+        let spawn = || {
+            Fiber::builder()
+                .stack_reserve(reserve)
+                .spawn(move || fiber::switch_to_fiber(main))
+                .unwrap()
+        };
+        let fibers: Vec<Fiber> = (0..10).map(|_| spawn()).collect();
+        for f in &fibers {
+            fiber::switch_to_fiber(f.to_ref());
+        }
+        drop(fibers); // deleted: their stacks are kept for reuse
+        let kept = mappings_of(reserve);
+        // Reusing: ten more fibers of the same size map nothing new.
+        let again: Vec<Fiber> = (0..10).map(|_| spawn()).collect();
+        let reused = mappings_of(reserve);
+        drop(again);
+        fiber::convert_fiber_to_thread().unwrap();
+        (kept, reused)
+    });
+    let (kept, reused) = t.join().unwrap();
+    assert_eq!(kept, 10, "deleted fibers' stacks are kept");
+    assert_eq!(reused, 10, "new fibers took the kept stacks");
+    assert_eq!(mappings_of(reserve), 0, "the thread's exit unmapped them");
+}
+
 #[test]
 fn a_fiber_may_delete_itself() {
     let main = fiber::convert_thread_to_fiber().unwrap();
