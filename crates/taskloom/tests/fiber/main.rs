@@ -399,6 +399,10 @@ fn kept_stacks_are_reused_and_unmapped_when_the_thread_exits() {
                 .spawn(move || fiber::switch_to_fiber(main))
                 .unwrap()
         };
+        // 70 fibers deleted: the thread keeps at most 64 stacks, unmaps the rest.
+        let many: Vec<Fiber> = (0..70).map(|_| spawn()).collect();
+        drop(many);
+        let capped = mappings_of(reserve);
         let fibers: Vec<Fiber> = (0..10).map(|_| spawn()).collect();
         for f in &fibers {
             fiber::switch_to_fiber(f.to_ref());
@@ -410,11 +414,12 @@ fn kept_stacks_are_reused_and_unmapped_when_the_thread_exits() {
         let reused = mappings_of(reserve);
         drop(again);
         fiber::convert_fiber_to_thread().unwrap();
-        (kept, reused)
+        (capped, kept, reused)
     });
-    let (kept, reused) = t.join().unwrap();
-    assert_eq!(kept, 10, "deleted fibers' stacks are kept");
-    assert_eq!(reused, 10, "new fibers took the kept stacks");
+    let (capped, kept, reused) = t.join().unwrap();
+    assert_eq!(capped, 64, "at most 64 kept stacks per thread");
+    assert_eq!(kept, 64, "ten more deleted fibers reused kept stacks");
+    assert_eq!(reused, 64, "new fibers took the kept stacks");
     assert_eq!(mappings_of(reserve), 0, "the thread's exit unmapped them");
 }
 
