@@ -110,6 +110,9 @@ fn print(args: &OpenArgs, launch: &Launch, pid: Option<i32>, exit_code: Option<i
         .map(|a| shell_quote(&String::from_utf8_lossy(a)))
         .collect();
     eprintln!("  command: {}", argv.join(" "));
+    if !launch.actions.is_empty() {
+        eprintln!("  its verbs: {}", launch.actions.join(", "));
+    }
     if let Some(d) = &launch.cwd {
         eprintln!(
             "  in: {}",

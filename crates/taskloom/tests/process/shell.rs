@@ -171,6 +171,7 @@ fn other_verbs_are_the_applications_desktop_actions() {
         .unwrap();
     assert!(l.process.wait().unwrap().success());
     assert_eq!(l.launch.action.as_deref(), Some("print"));
+    assert_eq!(l.launch.actions, ["print", "new-window"]);
     assert_eq!(
         std::fs::read_to_string(&out).unwrap(),
         format!("--print\n{}\n", doc.display())

@@ -131,6 +131,8 @@ pub struct Launch {
     pub as_root: bool,
     /// The desktop action used, for a verb other than the four built in.
     pub action: Option<String>,
+    /// The application's own verbs (its desktop actions), usable as `Verb::Action`.
+    pub actions: Vec<String>,
 }
 
 impl Launch {
@@ -146,6 +148,7 @@ impl Launch {
             cwd: None,
             as_root: false,
             action: None,
+            actions: Vec::new(),
         }
     }
 }
@@ -391,6 +394,7 @@ impl ShellExecute {
                 cwd: app.entry.path.clone(),
                 as_root: false,
                 action: None,
+                actions: app.entry.actions.iter().map(|a| a.id.clone()).collect(),
             });
         }
         Err(Error::NoAssociation {
