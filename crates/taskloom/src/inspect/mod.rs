@@ -30,6 +30,15 @@ struct ProcReader {
     buf: Vec<u8>,
 }
 
+/// The owner uid of an open file (`fstat`).
+fn owner_of(fd: &OwnedFd) -> Option<u32> {
+    let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: fstat on a descriptor we hold, into valid storage.
+    let ok = unsafe { libc::fstat(fd.as_raw_fd(), st.as_mut_ptr()) } == 0;
+    // SAFETY: fstat succeeded, so `st` is filled.
+    ok.then(|| unsafe { st.assume_init() }.st_uid)
+}
+
 /// Why a file could not be read.
 #[derive(Debug, PartialEq, Eq)]
 enum ReadErr {
@@ -119,11 +128,7 @@ impl ProcReader {
         // SAFETY: a fresh descriptor we own (closed on drop).
         let fd = unsafe { OwnedFd::from_raw_fd(fd) };
         if let Some(owner) = owner {
-            let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
-            // SAFETY: fstat on our descriptor into valid storage.
-            let ok = unsafe { libc::fstat(fd.as_raw_fd(), st.as_mut_ptr()) } == 0;
-            // SAFETY: fstat succeeded, so `st` is filled.
-            *owner = ok.then(|| unsafe { st.assume_init() }.st_uid);
+            *owner = owner_of(&fd);
         }
         self.buf.clear();
         loop {
@@ -224,11 +229,7 @@ impl ProcReader {
         }
         // SAFETY: a fresh descriptor we own.
         let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-        let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
-        // SAFETY: fstat on our descriptor into valid storage.
-        let ok = unsafe { libc::fstat(fd.as_raw_fd(), st.as_mut_ptr()) } == 0;
-        // SAFETY: fstat succeeded, so `st` is filled.
-        let owner = ok.then(|| unsafe { st.assume_init() }.st_uid);
+        let owner = owner_of(&fd);
         let mut out = Vec::new();
         let mut buf = vec![0u8; 32 * 1024];
         loop {
@@ -447,7 +448,6 @@ fn snapshot_of(pids: &[i32], opts: SnapshotOptions) -> Result<Vec<ProcEntry>> {
         // have none.
         path.clear();
         push_num(&mut path, pid);
-        let base = path.len();
         path.push_str("/stat");
         let mut uid = None;
         let stat = match r.read_with_owner(&path, &mut uid) {
@@ -459,11 +459,7 @@ fn snapshot_of(pids: &[i32], opts: SnapshotOptions) -> Result<Vec<ProcEntry>> {
         };
         let mut e = entry_from(stat, pid, uid);
         if opts.cmdline && !e.kernel_thread {
-            path.truncate(base);
-            path.push_str("/cmdline");
-            if let Ok(b) = r.read(&path) {
-                e.cmdline = parse::split_nul(b);
-            }
+            e.cmdline = cmdline_of(&mut r, pid, &mut path);
         }
         if opts.job {
             e.job = job_of(pid);
@@ -471,6 +467,14 @@ fn snapshot_of(pids: &[i32], opts: SnapshotOptions) -> Result<Vec<ProcEntry>> {
         out.push(e);
     }
     Ok(out)
+}
+
+/// `<pid>/cmdline` split into arguments; empty when it cannot be read.
+fn cmdline_of(r: &mut ProcReader, pid: i32, path: &mut String) -> Vec<Vec<u8>> {
+    path.clear();
+    push_num(path, pid);
+    path.push_str("/cmdline");
+    r.read(path).map(parse::split_nul).unwrap_or_default()
 }
 
 fn push_num(s: &mut String, n: i32) {
@@ -495,7 +499,6 @@ fn threads_of(
 ) {
     path.clear();
     push_num(path, pid);
-    let base = path.len();
     path.push_str("/task");
     let Some((tids, uid, task_dir)) = r.open_dir_entries(path) else {
         return;
@@ -518,13 +521,7 @@ fn threads_of(
         if !cmdline_read {
             cmdline_read = true;
             if !e.kernel_thread {
-                path.clear();
-                push_num(path, pid);
-                debug_assert_eq!(path.len(), base);
-                path.push_str("/cmdline");
-                if let Ok(b) = r.read(path) {
-                    cmdline = parse::split_nul(b);
-                }
+                cmdline = cmdline_of(r, pid, path);
             }
         }
         e.cmdline = cmdline.clone();
