@@ -199,7 +199,7 @@ fn a_process_in_another_pid_namespace_is_pico() {
         return;
     }
     let mut outer = ProcessBuilder::new("unshare")
-        .args(["--pid", "--fork", "sleep", "30"])
+        .args(["--pid", "--fork", "--kill-child", "sleep", "30"])
         .spawn()
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -226,7 +226,16 @@ fn a_process_in_another_pid_namespace_is_pico() {
     );
     outer.terminate().unwrap();
     outer.wait().unwrap();
-    // The inner sleep was reparented inside its namespace and dies with its init (the unshare child).
+    // The inner sleep is the namespace's init; --kill-child has the kernel
+    // SIGKILL it when unshare dies (PR_SET_PDEATHSIG), so nothing is left.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while std::path::Path::new(&format!("/proc/{inner}")).exists() {
+        assert!(
+            Instant::now() < deadline,
+            "the namespaced sleep outlived unshare"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 #[test]
