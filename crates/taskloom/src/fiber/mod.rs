@@ -485,47 +485,43 @@ impl FiberBuilder {
         ensure_ready();
         reap_doomed();
         let reserve = self.reserve.unwrap_or(DEFAULT_STACK_SIZE);
-        {
-            let slot = alloc_slot(!self.fresh_stack);
-            // A deleted fiber's record keeps its stack: reuse it when the size fits.
-            let page = stack::page_size();
-            // The page size is a power of two: round with a mask, not a division.
-            let want = (reserve.max(4 * page) + page - 1) & !(page - 1);
-            let reuse = !self.fresh_stack && slot.stack_size.get() == want;
-            if !reuse {
-                give_new_stack(slot, reserve, self.commit)?;
-            }
-            let top = slot.stack_top.get();
-            let closure = closure_addr::<F>(top);
-            // SAFETY: `closure` is aligned for F and lies in the fiber's fresh stack.
-            unsafe { ptr::write(closure as *mut F, f) };
-            // SAFETY: the 40 bytes below `closure` are in the same stack.
-            let sp = unsafe {
-                arch::init_stack(closure & !15, fiber_main::<F>, slot as *const Slot as usize)
-            };
-            slot.drop_closure.set(Some(drop_closure::<F>));
-            slot.id.set(next_id());
-            // Stores are what creating costs: skip those that change nothing.
-            if slot.float.get() != self.float {
-                slot.float.set(self.float);
-            }
-            if slot.pooled.get() == self.fresh_stack {
-                slot.pooled.set(!self.fresh_stack);
-            }
-            if let Some(data) = self.data {
-                *slot.data.borrow_mut() = Some(data);
-                slot.has_data.set(true);
-            }
-            slot.state.set(State::Created);
-            slot.sp.set(sp);
-            Ok(Fiber {
-                r: FiberRef {
-                    slot,
-                    generation: slot.generation.get(),
-                },
-                _not_send: PhantomData,
-            })
+        let slot = alloc_slot(!self.fresh_stack);
+        // A deleted fiber's record keeps its stack: reuse it when the size fits.
+        let want = stack::usable_size(reserve);
+        let reuse = !self.fresh_stack && slot.stack_size.get() == want;
+        if !reuse {
+            give_new_stack(slot, reserve, self.commit)?;
         }
+        let top = slot.stack_top.get();
+        let closure = closure_addr::<F>(top);
+        // SAFETY: `closure` is aligned for F and lies in the fiber's fresh stack.
+        unsafe { ptr::write(closure as *mut F, f) };
+        // SAFETY: the 40 bytes below `closure` are in the same stack.
+        let sp = unsafe {
+            arch::init_stack(closure & !15, fiber_main::<F>, slot as *const Slot as usize)
+        };
+        slot.drop_closure.set(Some(drop_closure::<F>));
+        slot.id.set(next_id());
+        // Stores are what creating costs: skip those that change nothing.
+        if slot.float.get() != self.float {
+            slot.float.set(self.float);
+        }
+        if slot.pooled.get() == self.fresh_stack {
+            slot.pooled.set(!self.fresh_stack);
+        }
+        if let Some(data) = self.data {
+            *slot.data.borrow_mut() = Some(data);
+            slot.has_data.set(true);
+        }
+        slot.state.set(State::Created);
+        slot.sp.set(sp);
+        Ok(Fiber {
+            r: FiberRef {
+                slot,
+                generation: slot.generation.get(),
+            },
+            _not_send: PhantomData,
+        })
     }
 }
 

@@ -27,12 +27,21 @@ pub(crate) fn page_size() -> usize {
     p
 }
 
+/// The usable size of a stack asked for with `reserve` bytes: at least four
+/// pages, rounded up to a page (by mask: the page size is a power of two,
+/// and this runs on every fiber creation).
+#[inline]
+pub(crate) fn usable_size(reserve: usize) -> usize {
+    let page = page_size();
+    (reserve.max(4 * page) + page - 1) & !(page - 1)
+}
+
 impl Stack {
     /// Maps `reserve` usable bytes (rounded up to pages) plus one guard page,
     /// and pre-faults the top `commit` bytes.
     pub fn new(reserve: usize, commit: usize) -> io::Result<Stack> {
         let page = page_size();
-        let usable = reserve.max(page * 4).div_ceil(page) * page;
+        let usable = usable_size(reserve);
         let len = usable + page;
         // SAFETY: anonymous private mapping; no existing memory is touched.
         let base = unsafe {
