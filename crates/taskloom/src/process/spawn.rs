@@ -96,6 +96,24 @@ fn resolve_program(program: &OsStr, path_var: Option<&OsStr>) -> Result<PathBuf>
         return Ok(path);
     }
     let search = path_var.unwrap_or(OsStr::new(DEFAULT_PATH));
+    match search_path(program, search) {
+        Ok(path) => Ok(path),
+        Err(Some(path)) => Err(Error::Exec {
+            path,
+            source: io::Error::from_raw_os_error(libc::EACCES),
+        }),
+        Err(None) => Err(Error::ProgramNotFound {
+            program: program.to_string_lossy().into_owned(),
+            search_path: search.to_string_lossy().into_owned(),
+        }),
+    }
+}
+
+/// The first executable `program` (a name without `/`) in the directories
+/// of `search` (`PATH` syntax; an empty entry is the current directory).
+/// Fails with the first non-executable match, if any, so that the caller can
+/// say "permission denied" rather than "not found".
+fn search_path(program: &OsStr, search: &OsStr) -> std::result::Result<PathBuf, Option<PathBuf>> {
     let mut denied: Option<PathBuf> = None;
     for dir in search.as_bytes().split(|&c| c == b':') {
         let dir = if dir.is_empty() {
@@ -117,16 +135,18 @@ fn resolve_program(program: &OsStr, path_var: Option<&OsStr>) -> Result<PathBuf>
             _ => {}
         }
     }
-    match denied {
-        Some(path) => Err(Error::Exec {
-            path,
-            source: io::Error::from_raw_os_error(libc::EACCES),
-        }),
-        None => Err(Error::ProgramNotFound {
-            program: program.to_string_lossy().into_owned(),
-            search_path: search.to_string_lossy().into_owned(),
-        }),
-    }
+    Err(denied)
+}
+
+/// The executable a name without `/` runs, searched on this process's
+/// `PATH` (or the default search path) as a spawn would.
+pub(crate) fn find_executable(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH");
+    search_path(
+        OsStr::new(name),
+        path.as_deref().unwrap_or(OsStr::new(DEFAULT_PATH)),
+    )
+    .ok()
 }
 
 /// Opens `/dev/null` for a standard stream.

@@ -351,14 +351,13 @@ fn collect_desktop_files(root: &Path, dir: &Path, out: &mut Vec<(String, PathBuf
     }
 }
 
-/// Whether `prog` is an absolute path that exists or a name on `$PATH`.
+/// Whether `prog` is a path that exists or an executable found as a spawn
+/// would find it (`TryExec`).
 fn program_exists(prog: &str) -> bool {
     if prog.contains('/') {
         return Path::new(prog).exists();
     }
-    std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).any(|d| d.join(prog).is_file()))
-        .unwrap_or(false)
+    crate::process::spawn::find_executable(prog).is_some()
 }
 
 /// The `mimeapps.list` files in the specification's order of importance.

@@ -584,12 +584,7 @@ fn in_terminal(argv: Vec<OsString>) -> Option<Vec<OsString>> {
     let term = std::env::var_os("TERMINAL")
         .filter(|t| !t.is_empty())
         .or_else(|| {
-            std::env::var_os("PATH").and_then(|p| {
-                std::env::split_paths(&p)
-                    .map(|d| d.join("x-terminal-emulator"))
-                    .find(|c| c.is_file())
-                    .map(PathBuf::into_os_string)
-            })
+            super::spawn::find_executable("x-terminal-emulator").map(PathBuf::into_os_string)
         })?;
     let mut out = vec![term, OsString::from("-e")];
     out.extend(argv);
