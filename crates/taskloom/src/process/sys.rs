@@ -204,6 +204,10 @@ struct CloneArgs {
 const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
 /// Resets every caught signal to `SIG_DFL` in the child (Linux 5.5).
 const CLONE_CLEAR_SIGHAND: u64 = 0x1_0000_0000;
+/// Whether the kernel resets the child's caught signals: only the raw
+/// `clone3` path (x86_64) can pass `CLONE_CLEAR_SIGHAND`; glibc's `clone`
+/// cannot, so there the child asks about every signal itself.
+const KERNEL_CLEARS_HANDLERS: bool = cfg!(target_arch = "x86_64");
 
 /// Starts the child described by `plan`; returns its pid and pidfd.
 pub(crate) fn spawn(
@@ -230,7 +234,7 @@ pub(crate) fn spawn(
     let stack_base = stack.as_mut_ptr() as u64;
     let mut args = CloneArgs {
         flags: (libc::CLONE_VM | libc::CLONE_VFORK | libc::CLONE_PIDFD) as u64
-            | if cfg!(target_arch = "x86_64") {
+            | if KERNEL_CLEARS_HANDLERS {
                 CLONE_CLEAR_SIGHAND
             } else {
                 0
@@ -464,7 +468,7 @@ extern "C" fn child_main(arg: *mut c_void) -> ! {
         if libc::sigaction(libc::SIGPIPE, &dfl, ptr::null_mut()) != 0 {
             fail(Stage::Signals);
         }
-        if !cfg!(target_arch = "x86_64") {
+        if !KERNEL_CLEARS_HANDLERS {
             for sig in 1..libc::SIGRTMAX() {
                 if sig == libc::SIGKILL || sig == libc::SIGSTOP {
                     continue;
