@@ -254,9 +254,9 @@ impl ShellExecute {
                 });
             }
             (Verb::Edit, Classified::Program(p) | Classified::Document(p)) => {
-                edit_launch(&p, &shown)?
+                edit_launch(&p, TargetKind::Document, &shown)?
             }
-            (Verb::Edit, Classified::Folder(p)) => edit_launch(&p, &shown)?,
+            (Verb::Edit, Classified::Folder(p)) => edit_launch(&p, TargetKind::Folder, &shown)?,
             (Verb::Action(id), Classified::Program(_)) => {
                 return Err(Error::InvalidInput {
                     what: "verb",
@@ -557,7 +557,7 @@ fn document_type(db: &MimeDb, p: &Path) -> String {
 }
 
 /// `$VISUAL`, else `$EDITOR` (a command line, split as a shell would), with the file.
-fn edit_launch(p: &Path, shown: &str) -> Result<Launch> {
+fn edit_launch(p: &Path, kind: TargetKind, shown: &str) -> Result<Launch> {
     let editor = ["VISUAL", "EDITOR"]
         .iter()
         .find_map(|v| std::env::var(v).ok().filter(|s| !s.trim().is_empty()))
@@ -570,11 +570,6 @@ fn edit_launch(p: &Path, shown: &str) -> Result<Launch> {
         .map(String::into_bytes)
         .collect();
     argv.push(p.as_os_str().as_bytes().to_vec());
-    let kind = if p.is_dir() {
-        TargetKind::Folder
-    } else {
-        TargetKind::Document
-    };
     Ok(Launch::without_app(kind, argv))
 }
 
