@@ -246,25 +246,41 @@ fn create_run_delete(c: &mut Criterion) {
 }
 
 /// The switch's own floor: `src/fiber/x86_64.rs`, the very file the library
-/// uses, between two bare stacks with no checks and no bookkeeping, then the
-/// same with the one store `switch_to_fiber` cannot do without (the
-/// thread-local current fiber). Shows where the time of a symmetric switch goes.
+/// uses, between two bare stacks with no checks, then with each piece of
+/// bookkeeping a symmetric `SwitchToFiber` needs, one at a time. Shows where
+/// the time of a symmetric switch goes (BENCHMARKS.md).
 #[allow(dead_code)]
 #[path = "../src/fiber/x86_64.rs"]
 mod arch;
 
 mod floor {
+    use std::arch::asm;
     use std::cell::Cell;
 
     thread_local! {
-        pub static CURRENT: Cell<usize> = const { Cell::new(0) };
+        /// The running context's save slot: what `SwitchToFiber`'s
+        /// "current fiber" amounts to.
+        pub static CURRENT: Cell<*const Cell<usize>> = const { Cell::new(std::ptr::null()) };
     }
+
+    /// What a switch does besides the asm.
+    pub const BARE: u8 = 0;
+    /// + store the new current context in a thread-local.
+    pub const STORE: u8 = 1;
+    /// + load the current context from the thread-local and save into it
+    ///   (the caller does not say who it is, as with `SwitchToFiber`).
+    pub const LOAD_STORE: u8 = 2;
+    /// As `STORE`, with the resume address written only when the stack
+    /// slot does not hold it already (an experiment, not the library's asm).
+    pub const STORE_COND_RA: u8 = 3;
+    /// As `LOAD_STORE`, with that conditional resume-address write.
+    pub const LOAD_STORE_COND_RA: u8 = 4;
 
     /// Saved stack pointers of main, A and B, and A's round-trip count.
     pub struct Ring {
         pub sp: [Cell<usize>; 3],
         pub rounds: Cell<u64>,
-        pub store_current: Cell<bool>,
+        pub mode: Cell<u8>,
     }
 
     pub struct Arg {
@@ -272,40 +288,93 @@ mod floor {
         pub me: usize,
     }
 
+    /// The library's switch, but for the resume address: the site stores it
+    /// only when the slot below rbx does not already hold it.
+    ///
+    /// # Safety
+    /// As for `arch::switch`.
     #[inline(always)]
-    fn switch(ring: &Ring, me: usize, to: usize, store_current: bool) {
-        let target = ring.sp[to].get();
-        if store_current {
-            CURRENT.with(|c| c.set(to));
+    unsafe fn switch_cond_ra(save: *mut usize, to: usize) {
+        // SAFETY: as for `arch::switch`; the slot compared is the one the
+        // push would write, below the stack pointer, which this asm owns.
+        unsafe {
+            asm!(
+                "push rbp",
+                "push rbx",
+                "lea rax, [rip + 2f]",
+                "cmp [rsp - 8], rax",
+                "jne 5f",
+                "4:",
+                "lea rsp, [rsp - 8]",
+                "mov [rdi], rsp",
+                "mov rsp, rsi",
+                "pop rax",
+                "jmp rax",
+                "5:",
+                "mov [rsp - 8], rax",
+                "jmp 4b",
+                "2:",
+                "pop rbx",
+                "pop rbp",
+                inout("rdi") save => _,
+                inout("rsi") to => _,
+                out("r12") _,
+                out("r13") _,
+                out("r14") _,
+                out("r15") _,
+                clobber_abi("C"),
+            );
         }
+    }
+
+    #[inline(always)]
+    fn switch<const MODE: u8>(ring: &Ring, me: usize, to: usize) {
+        let target = ring.sp[to].get();
+        let save = match MODE {
+            LOAD_STORE | LOAD_STORE_COND_RA => CURRENT.with(|c| c.replace(&ring.sp[to])),
+            STORE | STORE_COND_RA => {
+                CURRENT.with(|c| c.set(&ring.sp[to]));
+                &ring.sp[me]
+            }
+            _ => &ring.sp[me],
+        };
         // SAFETY: `target` was saved by the other context's switch (or made by
-        // init_stack) and that context is suspended; `me`'s slot is ours.
-        unsafe { super::arch::switch(ring.sp[me].as_ptr(), target) }
+        // init_stack) and that context is suspended; `save` is the running
+        // context's own slot.
+        unsafe {
+            if MODE == STORE_COND_RA || MODE == LOAD_STORE_COND_RA {
+                switch_cond_ra((*save).as_ptr(), target)
+            } else {
+                super::arch::switch((*save).as_ptr(), target)
+            }
+        }
     }
 
     /// A (me = 1) switches to B `rounds` times, then back to main; B (me = 2)
-    /// always switches to A. Specialised on the store so each loop is tight.
+    /// always switches to A. Specialised on the mode so each loop is tight.
     pub extern "C" fn body(arg: usize, _starter: usize) -> ! {
         // SAFETY: `arg` is a leaked `Arg`.
         let a: &Arg = unsafe { &*(arg as *const Arg) };
         let (ring, me) = (a.ring, a.me);
-        if ring.store_current.get() {
-            run::<true>(ring, me)
-        } else {
-            run::<false>(ring, me)
+        match ring.mode.get() {
+            BARE => run::<BARE>(ring, me),
+            STORE => run::<STORE>(ring, me),
+            LOAD_STORE => run::<LOAD_STORE>(ring, me),
+            STORE_COND_RA => run::<STORE_COND_RA>(ring, me),
+            _ => run::<LOAD_STORE_COND_RA>(ring, me),
         }
     }
 
-    fn run<const STORE: bool>(ring: &Ring, me: usize) -> ! {
+    fn run<const MODE: u8>(ring: &Ring, me: usize) -> ! {
         if me == 1 {
             for _ in 0..ring.rounds.get() {
-                switch(ring, 1, 2, STORE);
+                switch::<MODE>(ring, 1, 2);
             }
-            switch(ring, 1, 0, STORE);
+            switch::<MODE>(ring, 1, 0);
             unreachable!("A is never resumed after its last switch to main");
         }
         loop {
-            switch(ring, 2, 1, STORE);
+            switch::<MODE>(ring, 2, 1);
         }
     }
 }
@@ -316,7 +385,7 @@ fn switch_floor(c: &mut Criterion) {
     let ring: &'static Ring = Box::leak(Box::new(Ring {
         sp: Default::default(),
         rounds: Cell::new(0),
-        store_current: Cell::new(false),
+        mode: Cell::new(floor::BARE),
     }));
     let stacks: Vec<&'static mut [u8]> = (0..2).map(|_| Vec::leak(vec![0u8; STACK])).collect();
     let tops: Vec<usize> = stacks
@@ -328,19 +397,38 @@ fn switch_floor(c: &mut Criterion) {
         .collect();
     let mut g = c.benchmark_group("fiber switch floor (one round trip = 2 switches)");
     g.measurement_time(Duration::from_secs(3));
-    for (name, store) in [
-        ("raw x86_64.rs switch, no bookkeeping", false),
-        ("raw switch + thread-local current fiber store", true),
+    for (name, mode) in [
+        ("raw x86_64.rs switch, no bookkeeping", floor::BARE),
+        (
+            "raw switch + thread-local current fiber store",
+            floor::STORE,
+        ),
+        (
+            "raw switch + current fiber loaded and stored (SwitchToFiber's minimum)",
+            floor::LOAD_STORE,
+        ),
+        (
+            "experiment: store only, resume address written only when changed",
+            floor::STORE_COND_RA,
+        ),
+        (
+            "experiment: load and store, resume address written only when changed",
+            floor::LOAD_STORE_COND_RA,
+        ),
     ] {
         g.bench_function(name, |b| {
             b.iter_custom(|iters| {
                 ring.rounds.set(iters);
-                ring.store_current.set(store);
+                ring.mode.set(mode);
+                floor::CURRENT.with(|c| c.set(&ring.sp[0]));
                 for (i, (&top, &arg)) in tops.iter().zip(&args).enumerate() {
                     // SAFETY: the 40 bytes below `top` are in a stack nothing
                     // else uses now (a suspended B from the last run is dropped).
                     ring.sp[i + 1].set(unsafe { arch::init_stack(top, floor::body, arg) });
                 }
+                // Main switches to A as A's own switches do: the current
+                // context becomes A, main's slot is saved.
+                floor::CURRENT.with(|c| c.set(&ring.sp[1]));
                 let t = Instant::now();
                 // SAFETY: A's stack was just made by init_stack; slot 0 is main's.
                 unsafe { arch::switch(ring.sp[0].as_ptr(), ring.sp[1].get()) };
