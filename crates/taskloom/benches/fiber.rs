@@ -420,7 +420,6 @@ fn switch_floor(c: &mut Criterion) {
             b.iter_custom(|iters| {
                 ring.rounds.set(iters);
                 ring.mode.set(mode);
-                floor::CURRENT.with(|c| c.set(&ring.sp[0]));
                 for (i, (&top, &arg)) in tops.iter().zip(&args).enumerate() {
                     // SAFETY: the 40 bytes below `top` are in a stack nothing
                     // else uses now (a suspended B from the last run is dropped).
