@@ -331,9 +331,9 @@ mod floor {
     fn switch<const MODE: u8>(ring: &Ring, me: usize, to: usize) {
         let target = ring.sp[to].get();
         let save = match MODE {
-            LOAD_STORE | LOAD_STORE_COND_RA => CURRENT.with(|c| c.replace(&ring.sp[to])),
+            LOAD_STORE | LOAD_STORE_COND_RA => CURRENT.replace(&ring.sp[to]),
             STORE | STORE_COND_RA => {
-                CURRENT.with(|c| c.set(&ring.sp[to]));
+                CURRENT.set(&ring.sp[to]);
                 &ring.sp[me]
             }
             _ => &ring.sp[me],
@@ -427,7 +427,7 @@ fn switch_floor(c: &mut Criterion) {
                 }
                 // Main switches to A as A's own switches do: the current
                 // context becomes A, main's slot is saved.
-                floor::CURRENT.with(|c| c.set(&ring.sp[1]));
+                floor::CURRENT.set(&ring.sp[1]);
                 let t = Instant::now();
                 // SAFETY: A's stack was just made by init_stack; slot 0 is main's.
                 unsafe { arch::switch(ring.sp[0].as_ptr(), ring.sp[1].get()) };
