@@ -122,9 +122,6 @@ pub fn describe(l: &JobLimits) -> String {
     if let Some(t) = l.process_time {
         parts.push(format!("proc-time {}", humantime::format_duration(t)));
     }
-    if l.kill_on_close {
-        parts.push("kill-on-close".into());
-    }
     if l.breakaway_ok {
         parts.push("breakaway-ok".into());
     }

@@ -38,6 +38,9 @@ pub(crate) struct Plan {
     pub pg_file: Option<CString>,
     /// Files to unlink after the kill (the process-group backend's state).
     pub unlink: Vec<CString>,
+    /// Directories removed after `remove` when they are empty then (the
+    /// shared `taskloom` roots, which the last job takes with it); a busy one stays.
+    pub remove_if_empty: Vec<CString>,
 }
 
 impl Plan {
@@ -46,6 +49,7 @@ impl Plan {
         v1_freezer: Option<PathBuf>,
         v1_dirs: &[PathBuf],
         remove: &[PathBuf],
+        remove_if_empty: &[PathBuf],
     ) -> Self {
         let c = |p: PathBuf| CString::new(p.as_os_str().as_bytes()).unwrap_or_default();
         Plan {
@@ -56,6 +60,7 @@ impl Plan {
             remove: remove.iter().cloned().map(c).collect(),
             pg_file: None,
             unlink: Vec::new(),
+            remove_if_empty: remove_if_empty.iter().cloned().map(c).collect(),
         }
     }
 
@@ -73,6 +78,7 @@ impl Plan {
                 .into_iter()
                 .map(|f| c(dir.join(f)))
                 .collect(),
+            remove_if_empty: Vec::new(),
         }
     }
 }
@@ -161,6 +167,9 @@ unsafe fn guardian_main(holder: RawFd, plan: &Plan) -> ! {
         kill_job(plan);
         for dir in &plan.remove {
             remove_tree(dir.as_ptr());
+        }
+        for dir in &plan.remove_if_empty {
+            libc::rmdir(dir.as_ptr());
         }
         libc::_exit(0)
     }

@@ -11,7 +11,7 @@
 //! | `QueryInformationJobObject`          | [`Job::info`], [`Job::pids`]               |
 //! | `TerminateJobObject`                 | [`Job::terminate`]                         |
 //! | `IsProcessInJob`                     | [`Job::contains`], [`job_of`]              |
-//! | `JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE` | [`JobLimits::kill_on_close`] (a guardian process) |
+//! | `JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE` | [`JobBuilder::kill_on_close`] (a guardian process) |
 //! | job notifications                    | [`Job::watch`]                             |
 //!
 //! A job is a directory named after it in each cgroup hierarchy taskloom
@@ -72,10 +72,10 @@ pub struct JobLimits {
     #[serde(with = "crate::units::serde_opt_secs", rename = "job_time_seconds")]
     pub job_time: Option<Duration>,
     /// User+kernel CPU time per process (`RLIMIT_CPU`, SIGKILL at the limit).
+    /// The kernel counts whole seconds: a fraction is rounded up
+    /// ([`process_time_secs`]), so no process is stopped before its limit.
     #[serde(with = "crate::units::serde_opt_secs", rename = "process_time_seconds")]
     pub process_time: Option<Duration>,
-    /// Kill every member when the last handle to the job is closed.
-    pub kill_on_close: bool,
     /// Members may start children outside the job (`JOB_OBJECT_LIMIT_BREAKAWAY_OK`,
     /// with [`ProcessBuilder::breakaway_from_job`]).
     pub breakaway_ok: bool,
@@ -110,6 +110,8 @@ pub struct JobInfo {
     pub frozen: bool,
     /// The limits in force.
     pub limits: JobLimits,
+    /// Whether this handle holds the job's kill-on-close (`JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE`).
+    pub kill_on_close: bool,
 }
 
 /// How one limit is enforced on this machine (`taskloom job caps`).
@@ -167,10 +169,23 @@ pub fn validate_name(name: &str) -> Result<()> {
 }
 
 /// Builds a job: `CreateJobObject` with its options.
+///
+/// Every option is its own setting: the order of the calls never matters
+/// (kill-on-close is not one of the [`JobLimits`], so setting the limits
+/// cannot switch it off).
+///
+/// ```
+/// use taskloom::job::{Job, JobLimits};
+/// let limits = JobLimits { active_processes: Some(8), ..Default::default() };
+/// let a = Job::builder().kill_on_close(true).limits(limits.clone());
+/// let b = Job::builder().limits(limits).kill_on_close(true);
+/// assert!(a.is_kill_on_close() && b.is_kill_on_close());
+/// ```
 #[derive(Debug, Default)]
 pub struct JobBuilder {
     name: Option<String>,
     limits: JobLimits,
+    kill_on_close: bool,
     mode: Option<u32>,
 }
 
@@ -181,16 +196,24 @@ impl JobBuilder {
         self
     }
 
-    /// Limits applied before any process joins.
+    /// Limits applied before any process joins (they replace earlier
+    /// `limits` calls; kill-on-close and the other options stay as set).
     pub fn limits(mut self, limits: JobLimits) -> Self {
         self.limits = limits;
         self
     }
 
-    /// Kill every member when the last handle closes.
+    /// Kill every member when the last handle closes
+    /// (`JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE`): a guardian process holds the
+    /// job, so this holds even when the owner is SIGKILLed.
     pub fn kill_on_close(mut self, yes: bool) -> Self {
-        self.limits.kill_on_close = yes;
+        self.kill_on_close = yes;
         self
+    }
+
+    /// Whether the job will be created with kill-on-close.
+    pub fn is_kill_on_close(&self) -> bool {
+        self.kill_on_close
     }
 
     /// The job directory's permission bits (its security descriptor), e.g. `0o700`.
@@ -302,6 +325,12 @@ fn check_limits(l: &JobLimits) -> Result<()> {
         None => Ok(()),
     }
 }
+/// The `RLIMIT_CPU` seconds that enforce a per-process time limit: the
+/// kernel counts whole seconds, so a fraction rounds up (2.5 s → 3 s).
+pub fn process_time_secs(limit: Duration) -> u64 {
+    (limit.as_secs() + u64::from(limit.subsec_nanos() > 0)).max(1)
+}
+
 /// `Job::leaf_hint` when no leaf number is known.
 const UNKNOWN_LEAF: u32 = u32::MAX;
 
@@ -335,29 +364,39 @@ impl Job {
         let v2 = roots.v2.as_ref().map(|r| r.join(&name));
         let v1: Vec<(Controller, PathBuf)> =
             roots.v1.iter().map(|(c, r)| (*c, r.join(&name))).collect();
-        // Roots may have been removed by the last job's deletion: make them again.
-        for root in roots.v2.iter().chain(roots.v1.iter().map(|(_, r)| r)) {
-            cgroup::ensure_dir(root).map_err(|e| Error::os("create job root cgroup", e))?;
-        }
-        if let Some((_, root)) = roots.v1.iter().find(|(c, _)| *c == Controller::Cpuset) {
-            cgroup::inherit_cpuset(root)?;
-        }
-        if let Some(root) = &roots.v2 {
-            for c in &roots.v2_controllers {
-                let _ = cgroup::write(&root.join("cgroup.subtree_control"), &format!("+{c}"));
+        // Roots may have been removed by the last job's deletion (here, or by
+        // another process's guardian, even between these steps): make them again.
+        let ensure_roots = || -> Result<()> {
+            for root in roots.v2.iter().chain(roots.v1.iter().map(|(_, r)| r)) {
+                cgroup::ensure_dir(root).map_err(|e| Error::os("create job root cgroup", e))?;
             }
-        }
+            if let Some((_, root)) = roots.v1.iter().find(|(c, _)| *c == Controller::Cpuset) {
+                cgroup::inherit_cpuset(root)?;
+            }
+            if let Some(root) = &roots.v2 {
+                for c in &roots.v2_controllers {
+                    let _ = cgroup::write(&root.join("cgroup.subtree_control"), &format!("+{c}"));
+                }
+            }
+            Ok(())
+        };
         // Create the primary directory first: its existence is the name's claim.
         let primary = v2
             .clone()
             .or_else(|| v1.first().map(|(_, p)| p.clone()))
             .expect("usable roots");
-        match fs::create_dir(&primary) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                return Err(Error::JobExists(name));
+        let mut attempts = 0;
+        loop {
+            ensure_roots()?;
+            attempts += 1;
+            match fs::create_dir(&primary) {
+                Ok(()) => break,
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    return Err(Error::JobExists(name));
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && attempts < 3 => continue,
+                Err(e) => return Err(Error::os("create job cgroup", e)),
             }
-            Err(e) => return Err(Error::os("create job cgroup", e)),
         }
         let job = Job {
             name,
@@ -378,6 +417,13 @@ impl Job {
                     .map_err(|e| Error::os("create job leaf cgroup", e))?;
             }
             for (c, dir) in &job.v1 {
+                if parent.is_none()
+                    && let Err(e) = cgroup::ensure_dir(dir)
+                    && e.kind() == std::io::ErrorKind::NotFound
+                {
+                    // The root went with another job in the meantime.
+                    ensure_roots()?;
+                }
                 cgroup::ensure_dir(dir).map_err(|e| Error::os("create job cgroup", e))?;
                 if *c == Controller::Cpuset {
                     cgroup::inherit_cpuset(dir)?;
@@ -403,7 +449,7 @@ impl Job {
                 }
             }
             self.set_limits(&b.limits)?;
-            if b.limits.kill_on_close {
+            if b.kill_on_close {
                 self.arm_kill_on_close()?;
             }
             Ok(())
@@ -546,6 +592,12 @@ impl Job {
     /// The limits in force.
     pub fn limits(&self) -> &JobLimits {
         &self.limits
+    }
+
+    /// Whether this handle holds the job's kill-on-close: when it and every
+    /// duplicate are gone, the job's processes are killed.
+    pub fn kill_on_close(&self) -> bool {
+        self.holder.is_some()
     }
 
     fn dirs(&self) -> impl Iterator<Item = &PathBuf> {
@@ -779,7 +831,7 @@ impl Job {
                 .map_err(|e| Error::os("prlimit(RLIMIT_AS)", e.into()))?;
         }
         if let Some(t) = self.limits.process_time {
-            let secs = t.as_secs().max(1);
+            let secs = process_time_secs(t);
             let lim = rustix::process::Rlimit {
                 current: Some(secs),
                 maximum: Some(secs),
@@ -810,6 +862,7 @@ impl Job {
             self.v1_dir(Controller::Freezer).map(Path::to_owned),
             &v1_dirs,
             &remove,
+            &self.shared_roots(),
         );
         self.holder = Some(guardian::start(&plan)?);
         Ok(())
@@ -918,7 +971,7 @@ impl Job {
             builder = builder.rlimit(ResourceLimit::AddressSpace, bytes, bytes);
         }
         if let Some(t) = self.limits.process_time {
-            let secs = t.as_secs().max(1);
+            let secs = process_time_secs(t);
             builder = builder.rlimit(ResourceLimit::CpuTime, secs, secs);
         }
         if let Some(class) = self.limits.priority {
@@ -1033,6 +1086,7 @@ impl Job {
                 process_limit_hits: None,
                 frozen: dir.join("frozen").exists(),
                 limits: self.limits.clone(),
+                kill_on_close: self.holder.is_some(),
             });
         }
         let pids = self.pids()?;
@@ -1089,6 +1143,7 @@ impl Job {
             process_limit_hits: pids_dir.and_then(|d| cgroup::keyed(&d.join("pids.events"), "max")),
             frozen,
             limits: self.limits.clone(),
+            kill_on_close: self.holder.is_some(),
         })
     }
 
@@ -1270,15 +1325,25 @@ impl Job {
         }
         for dir in self.dirs() {
             cgroup::remove_tree(dir)?;
-            // The shared root goes too once no job is left in it (a busy root stays).
-            if !self.name.contains('/')
-                && let Some(root) = dir.parent()
-            {
-                let _ = fs::remove_dir(root.join("@breakaway"));
-                let _ = fs::remove_dir(root);
-            }
+        }
+        // The shared roots go too once no job is left in them (a busy root stays).
+        for dir in self.shared_roots() {
+            let _ = fs::remove_dir(dir);
         }
         Ok(())
+    }
+
+    /// For a top-level job: the `taskloom` roots it shares with other jobs
+    /// (and their `@breakaway` leaves), which the last job removes; in the
+    /// order to remove them.
+    fn shared_roots(&self) -> Vec<PathBuf> {
+        if self.name.contains('/') {
+            return Vec::new();
+        }
+        self.dirs()
+            .filter_map(|d| d.parent())
+            .flat_map(|root| [root.join("@breakaway"), root.to_owned()])
+            .collect()
     }
 
     /// How each job feature is enforced on this machine.
@@ -1620,7 +1685,6 @@ mod tests {
             affinity: Some(CpuSet::parse_list("0-1").unwrap()),
             job_time: Some(Duration::from_millis(1500)),
             priority: Some(PriorityClass::Idle),
-            kill_on_close: true,
             ..Default::default()
         };
         let back = limits_from_json(limits_to_json(&limits).as_bytes()).unwrap();

@@ -45,8 +45,8 @@ pub fn clock_ticks_per_second() -> u64 {
     handle::clock_ticks() as u64
 }
 pub use handle::{
-    ExitStatus, Process, ProcessAccess, ProcessTimes, ResourceUsage, signal_name, wait_all,
-    wait_any,
+    ExitStatus, Process, ProcessAccess, ProcessTimes, ResourceUsage, signal_name, signal_number,
+    wait_all, wait_any,
 };
 
 use crate::cpuset::CpuSet;
