@@ -39,7 +39,16 @@ fn main() {
     // the process quietly instead of panicking on the next write.
     // SAFETY: restoring the default disposition of SIGPIPE before any thread starts.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
-    let cli = Cli::parse();
+    let cli = Cli::try_parse().unwrap_or_else(|err| {
+        // A usage error of `run` exits 125, as `env`, `nice` and `timeout` do,
+        // so that it is never mistaken for the program's own exit code.
+        let run = std::env::args_os().nth(1).is_some_and(|a| a == "run");
+        if run && err.use_stderr() {
+            let _ = err.print();
+            std::process::exit(run::EXIT_FAILURE);
+        }
+        err.exit()
+    });
     let code = match cli.command {
         Command::Run(args) => run::main(args),
         Command::Job(args) => job::main(args),

@@ -1,26 +1,62 @@
-//! `taskloom run`: start a program in a job, wait, summarise.
+//! `taskloom run`: start a program in a job, supervise it, summarise.
+//!
+//! One thread does everything: it sleeps in `poll` on the program's pidfd
+//! and a signalfd, and wakes for the next deadline (resume, time-out,
+//! kill-after, the job watcher's tick). So the run ends the moment the
+//! program does, and a signal is handled the moment it arrives.
+//!
+//! Signals (as `tini` and `timeout` do): SIGHUP, SIGINT, SIGQUIT, SIGTERM,
+//! SIGUSR1 and SIGUSR2 that reach taskloom are forwarded to PROGRAM (not to
+//! the rest of the job, which dies when the job closes). A signal the
+//! terminal sent to its whole foreground group (Ctrl-C, Ctrl-\, hang-up) has
+//! reached PROGRAM already when it shares taskloom's group, and is not sent
+//! twice. A second SIGINT within [`SECOND_INTERRUPT`] terminates the job.
+//! Once PROGRAM has ended (`--wait-all`), SIGHUP, SIGINT, SIGQUIT and
+//! SIGTERM terminate the job and SIGUSR1/2 go to every member.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use taskloom::job::{Job, JobEvent};
-use taskloom::process::{ExitStatus, ProcessBuilder};
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use rustix::event::{PollFd, PollFlags, Timespec};
+use taskloom::job::{Job, JobEvent, JobWatcher, process_time_secs};
+use taskloom::process::{Credentials, ExitStatus, Process, ProcessBuilder, signal_name};
 use taskloom::units::format_size;
 
 use crate::limits::{LimitArgs, parse_duration};
 use crate::output;
 
 /// Exit code when taskloom itself fails (as `env`, `nice` and `timeout` do).
-const EXIT_FAILURE: i32 = 125;
+pub const EXIT_FAILURE: i32 = 125;
 /// The program exists but could not be executed.
 const EXIT_CANNOT_EXECUTE: i32 = 126;
 /// The program was not found.
 const EXIT_NOT_FOUND: i32 = 127;
+/// The run reached `--timeout` (as `timeout` exits).
+const EXIT_TIMED_OUT: i32 = 124;
+/// Two SIGINTs closer than this terminate the job.
+const SECOND_INTERRUPT: Duration = Duration::from_secs(2);
+/// How often the job watcher looks for limits hit and counts members.
+const WATCH_TICK: Duration = Duration::from_millis(50);
+/// How often a `--wait-all` run looks whether the job is empty yet.
+const EMPTY_TICK: Duration = Duration::from_millis(5);
+/// The longest duration an option takes: past it, a deadline means nothing.
+const LONGEST: Duration = Duration::from_secs(366 * 24 * 3600);
+/// The signals taskloom forwards to PROGRAM.
+const FORWARDED: [Signal; 6] = [
+    Signal::SIGHUP,
+    Signal::SIGINT,
+    Signal::SIGQUIT,
+    Signal::SIGTERM,
+    Signal::SIGUSR1,
+    Signal::SIGUSR2,
+];
+/// `si_code` of a signal the kernel itself sent (a terminal's Ctrl-C among them).
+const SI_KERNEL: i32 = 0x80;
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
@@ -34,10 +70,26 @@ pub struct RunArgs {
     #[arg(long)]
     clear_env: bool,
     /// Start suspended (before its first instruction), resume after this long (e.g. 500ms, 2s).
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = parse_bounded_duration)]
     suspended_for: Option<Duration>,
+    /// Run as this user (name or uid), with its groups (CreateProcessAsUser).
+    #[arg(long, value_name = "USER")]
+    user: Option<String>,
+    /// Run with this primary group (name or gid).
+    #[arg(long, value_name = "GROUP")]
+    group: Option<String>,
     #[command(flatten)]
     limits: LimitArgs,
+    /// Wall-clock limit for the run: at the deadline PROGRAM gets --signal, and
+    /// --kill-after later the whole job is terminated; taskloom then exits 124.
+    #[arg(long, value_name = "DURATION", value_parser = parse_timeout)]
+    timeout: Option<Duration>,
+    /// The signal --timeout sends first (name or number).
+    #[arg(long, value_name = "SIGNAL", default_value = "TERM", value_parser = parse_signal, requires = "timeout")]
+    signal: i32,
+    /// How long after --signal the job is terminated.
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_bounded_duration, requires = "timeout")]
+    kill_after: Duration,
     /// Name of the job the program runs in (anonymous by default).
     #[arg(long, value_name = "NAME")]
     name: Option<String>,
@@ -50,13 +102,12 @@ pub struct RunArgs {
     /// Print the summary as one JSON object on stdout instead of a line on stderr.
     #[arg(long)]
     json: bool,
-    /// The program and its arguments.
-    #[arg(
-        required = true,
-        trailing_var_arg = true,
-        allow_hyphen_values = true,
-        value_name = "PROGRAM"
-    )]
+    /// Print no summary.
+    #[arg(short, long, conflicts_with = "json")]
+    quiet: bool,
+    /// The program and its arguments (options for taskloom come before it;
+    /// `--` may separate them).
+    #[arg(required = true, trailing_var_arg = true, value_name = "PROGRAM")]
     command: Vec<OsString>,
 }
 
@@ -65,6 +116,29 @@ fn parse_env(s: &str) -> Result<(OsString, OsString), String> {
         Some((k, v)) if !k.is_empty() => Ok((k.into(), v.into())),
         _ => Err(format!("expected KEY=VALUE, got {s:?}")),
     }
+}
+
+/// A duration no longer than a year (longer ones are typing mistakes, and
+/// would overflow a deadline).
+fn parse_bounded_duration(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d > LONGEST {
+        return Err(format!("{s:?}: longer than a year"));
+    }
+    Ok(d)
+}
+
+fn parse_timeout(s: &str) -> Result<Duration, String> {
+    let d = parse_bounded_duration(s)?;
+    if d.is_zero() {
+        return Err(format!("{s:?}: a time-out must be above zero"));
+    }
+    Ok(d)
+}
+
+fn parse_signal(s: &str) -> Result<i32, String> {
+    taskloom::process::signal_number(s)
+        .ok_or_else(|| format!("{s:?} is not a signal (try TERM, INT, KILL or a number)"))
 }
 
 /// The exit code for a failure of taskloom itself.
@@ -97,11 +171,27 @@ struct JobSummary {
     totals_exact: bool,
 }
 
+/// Why taskloom ended the run before PROGRAM ended by itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+enum EndedBy {
+    /// `--timeout` passed.
+    Timeout,
+    /// A second SIGINT terminated the job.
+    Interrupt,
+    /// A signal reached taskloom after PROGRAM had ended (`--wait-all`).
+    Signal,
+}
+
 #[derive(Debug, serde::Serialize)]
 struct Summary {
     pid: i32,
     status: ExitStatus,
     exit_code: i32,
+    /// Set when taskloom ended the run (a time-out, a second interrupt).
+    ended_by: Option<EndedBy>,
+    /// Signals forwarded to PROGRAM, by name, in order.
+    signals_forwarded: Vec<String>,
     wall_seconds: f64,
     user_seconds: f64,
     kernel_seconds: f64,
@@ -122,7 +212,78 @@ impl Drop for JobGuard {
     }
 }
 
+/// The user and group the program runs as, from `--user` and `--group`.
+fn credentials(user: Option<&str>, group: Option<&str>) -> Result<Option<Credentials>> {
+    let mut creds = match user {
+        Some(u) => Credentials::for_user(u)?,
+        None if group.is_some() => Credentials {
+            uid: rustix::process::getuid().as_raw(),
+            gid: rustix::process::getgid().as_raw(),
+            groups: Vec::new(),
+        },
+        None => return Ok(None),
+    };
+    if let Some(g) = group {
+        let gid = match g.parse::<u32>() {
+            Ok(gid) => gid,
+            Err(_) => nix::unistd::Group::from_name(g)
+                .with_context(|| format!("cannot look up group {g}"))?
+                .with_context(|| format!("group not found: {g}"))?
+                .gid
+                .as_raw(),
+        };
+        creds.gid = gid;
+        if user.is_none() {
+            creds.groups = vec![gid];
+        } else if !creds.groups.contains(&gid) {
+            creds.groups.push(gid);
+        }
+    }
+    Ok(Some(creds))
+}
+
+/// What the supervising loop saw.
+#[derive(Debug, Default)]
+struct Watch {
+    hits: Vec<&'static str>,
+    peak: usize,
+}
+
+impl Watch {
+    fn poll(&mut self, w: &mut JobWatcher) {
+        if let Ok(events) = w.poll_once() {
+            for e in events {
+                let hit = match e {
+                    JobEvent::ActiveProcessLimit { .. } => "max-processes",
+                    JobEvent::MemoryLimit { .. } => "memory",
+                    JobEvent::JobTimeLimit { .. } => "job-time",
+                    _ => continue,
+                };
+                self.hit(hit);
+            }
+        }
+        self.peak = self.peak.max(w.members());
+    }
+
+    fn hit(&mut self, hit: &'static str) {
+        if !self.hits.contains(&hit) {
+            self.hits.push(hit);
+        }
+    }
+}
+
 pub fn main(args: RunArgs) -> Result<i32> {
+    // Before anything else (and before any thread exists): the forwarded
+    // signals are taken from a signalfd, not acted on. The child's mask is
+    // emptied before execve, so PROGRAM receives them as usual.
+    let mut mask = SigSet::empty();
+    for s in FORWARDED {
+        mask.add(s);
+    }
+    mask.thread_block().context("cannot block signals")?;
+    let signals = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
+        .context("cannot create a signalfd")?;
+
     let (program, rest) = args.command.split_first().context("no program given")?;
     let mut builder = ProcessBuilder::new(program).args(rest);
     if args.clear_env {
@@ -133,6 +294,9 @@ pub fn main(args: RunArgs) -> Result<i32> {
     }
     if let Some(dir) = &args.cwd {
         builder = builder.current_dir(dir);
+    }
+    if let Some(creds) = credentials(args.user.as_deref(), args.group.as_deref())? {
+        builder = builder.credentials(creds);
     }
     builder = builder.suspended(args.suspended_for.is_some());
 
@@ -151,8 +315,8 @@ pub fn main(args: RunArgs) -> Result<i32> {
         None
     } else {
         let mut b = Job::builder()
-            .kill_on_close(true)
-            .limits(args.limits.apply_to(&Default::default()));
+            .limits(args.limits.apply_to(&Default::default()))
+            .kill_on_close(true);
         if let Some(name) = &args.name {
             b = b.name(name);
         }
@@ -163,92 +327,100 @@ pub fn main(args: RunArgs) -> Result<i32> {
     };
     // From here on, every way out of `main` removes the job `run` created.
     let mut job = JobGuard(job);
+    // The watcher starts before the program, so it sees every fork (exactly, as root).
+    let mut watcher = match &job.0 {
+        Some(j) => Some(j.watch(WATCH_TICK)?),
+        None => None,
+    };
 
     let start = Instant::now();
-    let mut child = match &job.0 {
+    let child = match &job.0 {
         Some(job) => job.spawn(builder)?,
         None => builder.spawn()?,
     };
-    // Watch the job while it runs: limits hit, job time enforced.
-    let stop = Arc::new(AtomicBool::new(false));
-    let watcher = match &job.0 {
-        Some(job) => {
-            let mut w = job.watch(Duration::from_millis(50))?;
-            let stop = stop.clone();
-            Some(std::thread::spawn(move || {
-                let mut hits: Vec<&'static str> = Vec::new();
-                let mut peak = 0usize;
-                while !stop.load(Ordering::Relaxed) {
-                    if let Ok(events) = w.poll_once() {
-                        for e in events {
-                            let hit = match e {
-                                JobEvent::ActiveProcessLimit { .. } => "max-processes",
-                                JobEvent::MemoryLimit { .. } => "memory",
-                                JobEvent::JobTimeLimit { .. } => "job-time",
-                                _ => continue,
-                            };
-                            if !hits.contains(&hit) {
-                                hits.push(hit);
-                            }
-                        }
-                    }
-                    peak = peak.max(w.members());
-                    std::thread::sleep(Duration::from_millis(50));
-                }
-                // One last look: forks and exits up to the close.
-                let _ = w.poll_once();
-                (hits, peak, w.counts())
-            }))
-        }
-        None => None,
-    };
-    if let Some(pause) = args.suspended_for {
-        std::thread::sleep(pause);
-        child.resume()?;
+    let run = Supervisor {
+        job: job.0.as_ref(),
+        watcher: watcher.as_mut(),
+        signals: &signals,
+        same_group: in_our_group(&child),
+        wait_all: args.wait_all,
     }
-    let status = child.wait()?;
-    if let (Some(job), true) = (&job.0, args.wait_all) {
-        while !job.wait_empty(Duration::from_secs(3600))? {}
-    }
+    .supervise(
+        child,
+        start,
+        args.suspended_for,
+        args.timeout.map(|t| (t, args.signal, args.kill_after)),
+    )?;
+    let Run {
+        child,
+        status,
+        mut watch,
+        ended_by,
+        forwarded,
+    } = run;
     let wall = start.elapsed();
     let usage = child.resource_usage().unwrap_or_default();
     let mut job_summary = None;
     let (mut user, mut kernel) = (usage.user, usage.kernel);
     if let Some(job) = &job.0 {
-        let info = job.info()?;
         let killed = job.terminate()?;
-        stop.store(true, Ordering::Relaxed);
-        let (mut hits, sampled_peak, counts) = watcher
-            .map(|w| w.join().unwrap_or_default())
-            .unwrap_or_default();
+        let info = job.info()?;
+        let counts = match &mut watcher {
+            Some(w) => {
+                // One last look: forks and exits up to the close.
+                watch.poll(w);
+                w.counts()
+            }
+            None => Default::default(),
+        };
         if let Some(limit) = info.limits.process_time
-            && status.signal().is_some_and(|s| s == 9 || s == 24)
-            && usage.user + usage.kernel >= limit.saturating_sub(Duration::from_millis(10))
+            && status
+                .signal()
+                .is_some_and(|s| s == libc::SIGKILL || s == libc::SIGXCPU)
+            && usage.user + usage.kernel
+                >= Duration::from_secs(process_time_secs(limit)) - Duration::from_millis(50)
         {
-            hits.push("process-time");
+            watch.hit("process-time");
         }
-        // Counters the kernel kept settle what a 50 ms poll may have missed.
+        // A process over its address-space limit sees its allocations fail:
+        // mostly it dies of SIGSEGV (the stack, or a failed exec) or SIGABRT
+        // (an allocator giving up). The kernel counts none of it, so this is
+        // the likely cause, not a certainty.
+        if info.limits.process_memory.is_some()
+            && status.signal().is_some_and(|s| {
+                [libc::SIGSEGV, libc::SIGBUS, libc::SIGABRT, libc::SIGKILL].contains(&s)
+            })
+            && !watch.hits.contains(&"process-time")
+            && !watch.hits.contains(&"memory")
+        {
+            watch.hit("process-memory");
+        }
+        // Counters the kernel kept settle what a poll may have missed.
         for (count, hit) in [
             (info.oom_kills, "memory"),
             (info.process_limit_hits, "max-processes"),
         ] {
-            if count.unwrap_or(0) > 0 && !hits.contains(&hit) {
-                hits.push(hit);
+            if count.unwrap_or(0) > 0 {
+                watch.hit(hit);
             }
         }
         user = user.max(info.user_time);
         kernel = kernel.max(info.kernel_time);
+        // PROGRAM ran, and so did what was killed at the close: the peak is at
+        // least that, whatever a sampled count missed.
+        let floor = (killed as u64 + 1).max(counts.peak_processes);
         job_summary = Some(JobSummary {
             name: info.name,
-            peak_processes: info.peak_processes.or(Some(if counts.exact {
-                counts.peak_processes
-            } else {
-                sampled_peak.max(killed + 1) as u64
-            })),
+            peak_processes: Some(
+                info.peak_processes
+                    .unwrap_or(0)
+                    .max(floor)
+                    .max(watch.peak as u64),
+            ),
             peak_processes_exact: info.peak_processes.is_some() || counts.exact,
             peak_memory_bytes: info.memory_peak,
             killed_at_close: killed,
-            limits_hit: hits,
+            limits_hit: watch.hits,
             total_processes: counts.total_processes.max(killed as u64 + 1),
             abnormal_exits: counts.abnormal_exits,
             totals_exact: counts.exact,
@@ -257,10 +429,16 @@ pub fn main(args: RunArgs) -> Result<i32> {
     if let Some(job) = job.0.take() {
         job.delete()?;
     }
+    let exit_code = match ended_by {
+        Some(EndedBy::Timeout) => EXIT_TIMED_OUT,
+        _ => status.shell_code(),
+    };
     let summary = Summary {
         pid: child.pid(),
         status,
-        exit_code: status.shell_code(),
+        exit_code,
+        ended_by,
+        signals_forwarded: forwarded.iter().map(|&s| signal_name(s)).collect(),
         wall_seconds: wall.as_secs_f64(),
         user_seconds: user.as_secs_f64(),
         kernel_seconds: kernel.as_secs_f64(),
@@ -270,21 +448,201 @@ pub fn main(args: RunArgs) -> Result<i32> {
     };
     if args.json {
         println!("{}", serde_json::to_string(&summary)?);
-    } else {
+    } else if !args.quiet {
         eprintln!("{}", human_summary(&summary, wall, user, kernel));
     }
-    Ok(status.shell_code())
+    Ok(exit_code)
+}
+
+/// Whether `child` is in taskloom's own process group (then a terminal's
+/// signals reach it without taskloom).
+fn in_our_group(child: &Process) -> bool {
+    let pgid = rustix::process::Pid::from_raw(child.pid())
+        .and_then(|p| rustix::process::getpgid(Some(p)).ok());
+    pgid == Some(rustix::process::getpgrp())
+}
+
+/// The supervising loop's inputs.
+struct Supervisor<'a> {
+    job: Option<&'a Job>,
+    watcher: Option<&'a mut JobWatcher>,
+    signals: &'a SignalFd,
+    same_group: bool,
+    wait_all: bool,
+}
+
+/// What the supervising loop ends with.
+struct Run {
+    child: Process,
+    status: ExitStatus,
+    watch: Watch,
+    ended_by: Option<EndedBy>,
+    forwarded: Vec<i32>,
+}
+
+impl Supervisor<'_> {
+    /// Runs until PROGRAM (with `--wait-all`, the whole job) has ended.
+    fn supervise(
+        mut self,
+        mut child: Process,
+        start: Instant,
+        suspended_for: Option<Duration>,
+        timeout: Option<(Duration, i32, Duration)>,
+    ) -> Result<Run> {
+        let mut resume_at = suspended_for.map(|d| start + d);
+        let mut deadline = timeout.map(|(t, _, _)| start + t);
+        let mut kill_at: Option<Instant> = None;
+        let mut next_tick = start + WATCH_TICK;
+        let mut last_interrupt: Option<Instant> = None;
+        let mut status: Option<ExitStatus> = None;
+        let mut watch = Watch::default();
+        let mut ended_by = None;
+        let mut forwarded = Vec::new();
+        loop {
+            let now = Instant::now();
+            if resume_at.is_some_and(|t| now >= t) {
+                resume_at = None;
+                if status.is_none() {
+                    child.resume()?;
+                }
+            }
+            if let Some((_, signal, kill_after)) = timeout
+                && deadline.is_some_and(|d| now >= d)
+            {
+                deadline = None;
+                ended_by = Some(EndedBy::Timeout);
+                if status.is_none() {
+                    // A suspended program is resumed, or it could not act on the signal.
+                    let _ = child.signal(signal);
+                    let _ = child.resume();
+                }
+                kill_at = Some(now + kill_after);
+            }
+            if kill_at.is_some_and(|t| now >= t) {
+                kill_at = None;
+                self.terminate(&child)?;
+            }
+            if let Some(w) = self.watcher.as_deref_mut()
+                && now >= next_tick
+            {
+                watch.poll(w);
+                next_tick = now + WATCH_TICK;
+            }
+            if status.is_none() {
+                status = child.try_wait()?;
+            }
+            if let Some(status) = status {
+                let done = match (self.job, self.wait_all) {
+                    (Some(job), true) => job.wait_empty(Duration::ZERO)?,
+                    _ => true,
+                };
+                if done {
+                    return Ok(Run {
+                        child,
+                        status,
+                        watch,
+                        ended_by,
+                        forwarded,
+                    });
+                }
+            }
+            // Sleep until a signal, PROGRAM's end, or the next deadline.
+            let mut wake = [resume_at, deadline, kill_at]
+                .into_iter()
+                .flatten()
+                .min()
+                .unwrap_or(now + LONGEST);
+            if self.watcher.is_some() {
+                wake = wake.min(next_tick);
+            }
+            if status.is_some() {
+                wake = wake.min(now + EMPTY_TICK);
+            }
+            let pause = wake.saturating_duration_since(Instant::now());
+            let timespec = Timespec {
+                tv_sec: pause.as_secs() as i64,
+                tv_nsec: pause.subsec_nanos() as i64,
+            };
+            let mut fds = vec![PollFd::new(&self.signals, PollFlags::IN)];
+            if status.is_none() {
+                fds.push(PollFd::from_borrowed_fd(child.pidfd(), PollFlags::IN));
+            }
+            match rustix::event::poll(&mut fds, Some(&timespec)) {
+                Ok(_) | Err(rustix::io::Errno::INTR) => {}
+                Err(e) => return Err(std::io::Error::from(e)).context("poll"),
+            }
+            while let Some(info) = self.signals.read_signal().context("read signalfd")? {
+                let signal = info.ssi_signo as i32;
+                let now = Instant::now();
+                if status.is_some() {
+                    // PROGRAM is gone; the rest of the job is what remains.
+                    if signal == libc::SIGUSR1 || signal == libc::SIGUSR2 {
+                        self.signal_members(signal);
+                    } else {
+                        ended_by.get_or_insert(EndedBy::Signal);
+                        self.terminate(&child)?;
+                    }
+                    continue;
+                }
+                if signal == libc::SIGINT {
+                    if last_interrupt.is_some_and(|t| now.duration_since(t) < SECOND_INTERRUPT) {
+                        ended_by = Some(EndedBy::Interrupt);
+                        self.terminate(&child)?;
+                        continue;
+                    }
+                    last_interrupt = Some(now);
+                }
+                // A terminal signals its whole foreground group: PROGRAM has it already.
+                let from_terminal = info.ssi_code == SI_KERNEL && self.same_group;
+                if !from_terminal && child.signal(signal).is_ok() {
+                    forwarded.push(signal);
+                }
+            }
+        }
+    }
+
+    /// Ends everything the run started: the job, or the lone program.
+    fn terminate(&self, child: &Process) -> Result<()> {
+        match self.job {
+            Some(job) => {
+                job.terminate()?;
+            }
+            None => child.terminate()?,
+        }
+        Ok(())
+    }
+
+    fn signal_members(&self, signal: i32) {
+        let Some(job) = self.job else { return };
+        for pid in job.pids().unwrap_or_default() {
+            // Opened by pidfd, so a pid reused since the listing is never signalled.
+            if let Ok(p) = Process::open(pid)
+                && job.contains(pid).unwrap_or(false)
+            {
+                let _ = p.signal(signal);
+            }
+        }
+    }
 }
 
 fn human_summary(s: &Summary, wall: Duration, user: Duration, kernel: Duration) -> String {
+    let ended = match s.ended_by {
+        Some(EndedBy::Timeout) => "timed out, ",
+        Some(EndedBy::Interrupt) => "interrupted twice, job terminated, ",
+        Some(EndedBy::Signal) => "job terminated by a signal, ",
+        None => "",
+    };
     let mut line = format!(
-        "taskloom: {} · wall {} · user {} · sys {} · peak {}",
+        "taskloom: {ended}{} · wall {} · user {} · sys {} · peak {}",
         s.status,
         output::duration(wall),
         output::duration(user),
         output::duration(kernel),
         format_size(s.peak_rss_bytes),
     );
+    if !s.signals_forwarded.is_empty() {
+        line.push_str(&format!(" · forwarded {}", s.signals_forwarded.join(", ")));
+    }
     if let Some(job) = &s.job {
         let all = if job.totals_exact { "" } else { "≥" };
         line.push_str(&format!(" · job {all}{} procs in all", job.total_processes));
@@ -300,6 +658,12 @@ fn human_summary(s: &Summary, wall: Duration, user: Duration, kernel: Duration) 
         }
         if !job.limits_hit.is_empty() {
             line.push_str(&format!(" · limits hit: {}", job.limits_hit.join(", ")));
+            if job.limits_hit.contains(&"process-memory") {
+                line.push_str(&format!(
+                    " (likely: {} under an address-space limit)",
+                    s.status
+                ));
+            }
         }
     }
     line

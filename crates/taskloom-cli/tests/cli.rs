@@ -1,35 +1,9 @@
 //! The `taskloom` command as a user runs it.
 
+mod common;
+
+use common::{jobs_here, leftovers, stderr, taskloom};
 use std::process::{Command, Output};
-
-fn taskloom(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_taskloom"))
-        .args(args)
-        .output()
-        .expect("run taskloom")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn jobs_here() -> bool {
-    let o = taskloom(&["job", "caps", "--json"]);
-    let caps: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    let ok = caps
-        .as_array()
-        .unwrap()
-        .iter()
-        .any(|c| c["feature"] == "membership" && c["enforced"] == true);
-    if !ok {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must be able to create jobs (run as root)"
-        );
-        eprintln!("job tests not run: no writable cgroup here");
-    }
-    ok
-}
 
 #[test]
 fn run_passes_the_exit_code_and_summarises() {
@@ -63,7 +37,7 @@ fn run_says_what_failed() {
         stderr(&o)
     );
     let o = taskloom(&["run", "--no-job", "--cpus", "3-1", "--", "true"]);
-    assert_eq!(o.status.code(), Some(2), "clap usage error");
+    assert_eq!(o.status.code(), Some(125), "a usage error of run");
     assert!(stderr(&o).contains("runs backwards"), "{}", stderr(&o));
     let o = taskloom(&["run", "--no-job", "--memory", "1G", "--", "true"]);
     assert_eq!(o.status.code(), Some(125));
@@ -372,22 +346,6 @@ fn in_mount_namespace(script: &str) -> Option<Output> {
             None
         }
     }
-}
-
-fn leftovers(name: &str) -> String {
-    let o = Command::new("find")
-        .args([
-            "/sys/fs/cgroup",
-            "-maxdepth",
-            "7",
-            "-type",
-            "d",
-            "-name",
-            name,
-        ])
-        .output()
-        .expect("run find");
-    String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
 fn cap<'a>(caps: &'a serde_json::Value, feature: &str) -> &'a serde_json::Value {

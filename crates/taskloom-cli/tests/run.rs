@@ -1,0 +1,397 @@
+//! `taskloom run` as a supervisor, stopped the ways people stop commands:
+//! signals, a second Ctrl-C, `kill -9`, `--timeout`; and its options as a
+//! user types them. Every test starts the real binary.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use common::{cgroup_jobs_here, leftovers, stderr, taskloom};
+use taskloom::process::Process;
+
+/// A `taskloom run` started by a test. Dropping it kills it (by its pid: our
+/// own child) and deletes its job, so a failing test leaves nothing behind.
+struct Running {
+    child: Option<Child>,
+    job: String,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Running {
+    /// Starts `taskloom run --name JOB ARGS...` with stdout piped.
+    fn start(job: &str, args: &[&str]) -> Running {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_taskloom"))
+            .args(["run", "--name", job])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start taskloom run");
+        let stdout: ChildStdout = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Running {
+            child: Some(child),
+            job: job.to_owned(),
+            lines,
+        }
+    }
+
+    fn pid(&self) -> i32 {
+        self.child.as_ref().unwrap().id() as i32
+    }
+
+    /// The next line PROGRAM prints (at most 20 s away).
+    fn line(&self) -> String {
+        self.lines
+            .recv_timeout(Duration::from_secs(20))
+            .expect("a line from the program")
+    }
+
+    fn signal(&self, signal: i32) {
+        // SAFETY: kill(2) on the pid of our own unreaped child.
+        assert_eq!(unsafe { libc::kill(self.pid(), signal) }, 0);
+    }
+
+    /// Waits (at most 20 s) for taskloom to exit: its exit code and stderr.
+    fn finish(mut self) -> (Option<i32>, String) {
+        let mut child = self.child.take().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while child.try_wait().unwrap().is_none() {
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("taskloom run did not exit within 20 s");
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let out = child.wait_with_output().unwrap();
+        (out.status.code(), stderr(&out))
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        // Whatever the test left: terminate and remove the job (a no-op when gone).
+        let _ = taskloom(&["job", "delete", &self.job]);
+    }
+}
+
+fn job_name(what: &str) -> String {
+    format!("tl-run-{what}-{}", std::process::id())
+}
+
+/// Pidfds to every member of `job` now (`taskloom job show --json`).
+fn members(job: &str) -> Vec<Process> {
+    let o = taskloom(&["job", "show", job, "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_default();
+    v["pids"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|p| p.as_i64()).collect::<Vec<_>>())
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|pid| Process::open(pid as i32).ok())
+        .collect()
+}
+
+/// Asserts that every process in `procs` ends within `within`.
+fn all_gone(procs: &mut [Process], within: Duration) {
+    let deadline = Instant::now() + within;
+    for p in procs.iter_mut() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        assert!(
+            p.wait_timeout(left).unwrap().is_some(),
+            "process {} still runs {within:?} after the end",
+            p.pid()
+        );
+    }
+}
+
+fn assert_no_leftovers(job: &str) {
+    // The guardian may still be removing directories: give it a moment.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let left = leftovers(job);
+        if left.is_empty() {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "cgroups of job {job} left behind:\n{left}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn kill_9_of_run_kills_every_escaper_and_leaves_no_cgroup() {
+    if !cgroup_jobs_here() {
+        return;
+    }
+    let job = job_name("kill9");
+    // A setsid daemon, a double-forked child and a fork storm (held to 64 tasks
+    // by the job's own limit) while PROGRAM sleeps.
+    let script = "setsid sleep 300 </dev/null >/dev/null 2>&1 & \
+                  (sleep 300 </dev/null >/dev/null 2>&1 &); \
+                  (b() { b | b & }; b) >/dev/null 2>&1; \
+                  echo ready; exec sleep 300";
+    let run = Running::start(&job, &["--max-processes", "64", "--", "sh", "-c", script]);
+    assert_eq!(run.line(), "ready");
+    std::thread::sleep(Duration::from_millis(200));
+    let mut procs = members(&job);
+    assert!(
+        procs.len() >= 3,
+        "the job holds PROGRAM, the daemon, the double fork and the storm: {} members",
+        procs.len()
+    );
+    run.signal(libc::SIGKILL);
+    let (code, _) = run.finish();
+    assert_eq!(code, None, "taskloom itself was SIGKILLed");
+    all_gone(&mut procs, Duration::from_secs(1));
+    assert_no_leftovers(&job);
+}
+
+/// PROGRAM traps `name`, so only a forwarded signal makes it exit 42.
+fn forwards(signal: i32, name: &str) {
+    let job = job_name(&format!("sig-{name}"));
+    let script = format!(
+        "trap 'exit 42' {name}; setsid sleep 300 </dev/null >/dev/null 2>&1 & \
+         echo ready; while :; do sleep 0.05; done"
+    );
+    let run = Running::start(&job, &["--", "sh", "-c", &script]);
+    assert_eq!(run.line(), "ready");
+    let mut procs = members(&job);
+    run.signal(signal);
+    let (code, err) = run.finish();
+    assert_eq!(code, Some(42), "PROGRAM got SIG{name} and exited 42: {err}");
+    assert!(
+        err.contains(&format!("forwarded SIG{name}")),
+        "the summary says so: {err}"
+    );
+    all_gone(&mut procs, Duration::from_secs(1));
+    assert_no_leftovers(&job);
+}
+
+#[test]
+fn run_forwards_term_hup_int_quit_usr1_usr2_to_the_program() {
+    if !cgroup_jobs_here() {
+        return;
+    }
+    for (signal, name) in [
+        (libc::SIGTERM, "TERM"),
+        (libc::SIGHUP, "HUP"),
+        (libc::SIGINT, "INT"),
+        (libc::SIGQUIT, "QUIT"),
+        (libc::SIGUSR1, "USR1"),
+        (libc::SIGUSR2, "USR2"),
+    ] {
+        forwards(signal, name);
+    }
+}
+
+#[test]
+fn a_program_killed_by_a_forwarded_signal_gives_128_plus_n() {
+    if !cgroup_jobs_here() {
+        return;
+    }
+    let job = job_name("sig-default");
+    let run = Running::start(&job, &["--", "sh", "-c", "echo ready; exec sleep 300"]);
+    assert_eq!(run.line(), "ready");
+    run.signal(libc::SIGTERM);
+    let (code, err) = run.finish();
+    assert_eq!(code, Some(143), "{err}");
+    assert!(err.contains("killed by SIGTERM"), "{err}");
+    assert_no_leftovers(&job);
+}
+
+#[test]
+fn a_second_sigint_terminates_the_job() {
+    if !cgroup_jobs_here() {
+        return;
+    }
+    let job = job_name("sigint2");
+    // PROGRAM ignores SIGINT, so only the second one (taskloom's) ends it.
+    let script = "trap '' INT; setsid sleep 300 </dev/null >/dev/null 2>&1 & \
+                  echo ready; while :; do sleep 0.05; done";
+    let run = Running::start(&job, &["--", "sh", "-c", script]);
+    assert_eq!(run.line(), "ready");
+    let mut procs = members(&job);
+    run.signal(libc::SIGINT);
+    std::thread::sleep(Duration::from_millis(300));
+    run.signal(libc::SIGINT);
+    let (code, err) = run.finish();
+    assert_eq!(code, Some(137), "PROGRAM was killed with its job: {err}");
+    assert!(err.contains("interrupted twice, job terminated"), "{err}");
+    all_gone(&mut procs, Duration::from_secs(1));
+    assert_no_leftovers(&job);
+}
+
+#[test]
+fn timeout_signals_then_terminates_and_exits_124() {
+    if !cgroup_jobs_here() {
+        return;
+    }
+    let job = job_name("timeout");
+    // PROGRAM ignores SIGTERM: the kill-after terminates the job.
+    let script = "trap '' TERM; setsid sleep 300 </dev/null >/dev/null 2>&1 & \
+                  echo ready; while :; do sleep 0.05; done";
+    let run = Running::start(
+        &job,
+        &[
+            "--json",
+            "--timeout",
+            "300ms",
+            "--kill-after",
+            "300ms",
+            "--",
+            "sh",
+            "-c",
+            script,
+        ],
+    );
+    assert_eq!(run.line(), "ready");
+    let mut procs = members(&job);
+    let summary = run.line();
+    let (code, err) = run.finish();
+    assert_eq!(code, Some(124), "{err}");
+    let v: serde_json::Value = serde_json::from_str(&summary).unwrap();
+    assert_eq!(v["ended_by"], "timeout", "{v}");
+    assert_eq!(v["exit_code"], 124, "{v}");
+    assert!(
+        v["wall_seconds"].as_f64().unwrap() < 4.0,
+        "ended by --kill-after 300ms, not the 5 s default: {v}"
+    );
+    all_gone(&mut procs, Duration::from_secs(1));
+    assert_no_leftovers(&job);
+    // The human summary says it too.
+    let o = taskloom(&["run", "--timeout", "100ms", "--", "sleep", "30"]);
+    assert_eq!(o.status.code(), Some(124));
+    assert!(stderr(&o).contains("timed out"), "{}", stderr(&o));
+}
+
+#[test]
+fn run_as_another_user() {
+    let nobody = Command::new("id").args(["-u", "nobody"]).output().unwrap();
+    let uid = String::from_utf8_lossy(&nobody.stdout).trim().to_owned();
+    assert!(!uid.is_empty(), "this machine has a user nobody");
+    let o = taskloom(&["run", "--no-job", "--user", "nobody", "--", "id", "-u"]);
+    if rustix::process::geteuid().is_root() {
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), uid);
+    } else {
+        assert_eq!(o.status.code(), Some(125));
+        assert!(stderr(&o).contains("not permitted"), "{}", stderr(&o));
+    }
+    let o = taskloom(&["run", "--user", "taskloom-no-such-user", "--", "true"]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(
+        stderr(&o).contains("user not found: taskloom-no-such-user"),
+        "{}",
+        stderr(&o)
+    );
+    let o = taskloom(&["run", "--group", "taskloom-no-such-group", "--", "true"]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(
+        stderr(&o).contains("group not found: taskloom-no-such-group"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn options_before_program_are_options() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("ran");
+    let file_s = file.to_str().unwrap();
+    // A misspelt option is an error with a suggestion, and nothing runs.
+    let o = taskloom(&["run", "--memroy", "1G", "touch", file_s]);
+    assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
+    assert!(stderr(&o).contains("'--memroy'"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--memory"), "{}", stderr(&o));
+    assert!(!file.exists(), "nothing ran");
+    // A real option before PROGRAM, without `--`, is taken as an option ...
+    let o = taskloom(&["run", "--no-job", "--timeout", "10s", "touch", file_s]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(file.exists());
+    // ... and everything after PROGRAM belongs to PROGRAM.
+    let o = taskloom(&["run", "--no-job", "-q", "echo", "-q", "--json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "-q --json\n");
+}
+
+#[test]
+fn quiet_prints_no_summary() {
+    let o = taskloom(&["run", "-q", "--", "sh", "-c", "exit 7"]);
+    assert_eq!(o.status.code(), Some(7));
+    assert_eq!(stderr(&o), "");
+}
+
+fn json_run(args: &[&str]) -> serde_json::Value {
+    let mut all = vec!["run", "--json"];
+    all.extend_from_slice(args);
+    let o = taskloom(&all);
+    serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {:?} {}", o.stdout, stderr(&o)))
+}
+
+#[test]
+fn process_limits_hit_are_reported() {
+    if !cgroup_jobs_here() {
+        return;
+    }
+    // 1.5 s is enforced as 2 s (RLIMIT_CPU counts whole seconds): never less
+    // than asked, and the kill is reported as the limit.
+    let v = json_run(&[
+        "--process-time",
+        "1500ms",
+        "--",
+        "sh",
+        "-c",
+        "while :; do :; done",
+    ]);
+    assert_eq!(v["exit_code"], 137, "{v}");
+    let hits = &v["job"]["limits_hit"];
+    assert!(
+        hits.as_array().unwrap().iter().any(|h| h == "process-time"),
+        "{v}"
+    );
+    let cpu = v["user_seconds"].as_f64().unwrap() + v["kernel_seconds"].as_f64().unwrap();
+    assert!(cpu >= 1.5, "ran its 1.5 s at least: {v}");
+    // An address space of one byte: the exec itself fails, with SIGSEGV.
+    let v = json_run(&["--process-memory", "1", "--", "true"]);
+    assert_eq!(v["status"]["kind"], "signaled", "{v}");
+    assert!(
+        v["job"]["limits_hit"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|h| h == "process-memory"),
+        "{v}"
+    );
+}
+
+#[test]
+fn the_peak_counts_the_program() {
+    if !cgroup_jobs_here() {
+        return;
+    }
+    for _ in 0..5 {
+        let v = json_run(&["--", "true"]);
+        assert!(v["job"]["peak_processes"].as_u64().unwrap() >= 1, "{v}");
+        assert!(v["job"]["total_processes"].as_u64().unwrap() >= 1, "{v}");
+    }
+}
