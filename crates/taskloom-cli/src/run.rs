@@ -363,7 +363,12 @@ pub fn main(args: RunArgs) -> Result<i32> {
     let mut job_summary = None;
     let (mut user, mut kernel) = (usage.user, usage.kernel);
     if let Some(job) = &job.0 {
-        let killed = job.terminate()?;
+        // An empty job needs no kill (and no fresh leaf after one).
+        let killed = if job.pids()?.is_empty() {
+            0
+        } else {
+            job.terminate()?
+        };
         let info = job.info()?;
         let counts = match &mut watcher {
             Some(w) => {
