@@ -52,6 +52,9 @@ enum JobCommand {
         /// Process ids.
         #[arg(required = true)]
         pids: Vec<i32>,
+        /// Report per process as a JSON array on stdout.
+        #[arg(long)]
+        json: bool,
     },
     /// Change a job's limits; limits not given stay as they are.
     Set {
@@ -83,7 +86,7 @@ enum JobCommand {
         #[arg(long)]
         json: bool,
         /// How often to look.
-        #[arg(long, default_value = "100ms", value_parser = crate::limits::parse_duration)]
+        #[arg(long, default_value = "100ms", value_parser = parse_interval)]
         interval: Duration,
     },
     /// Terminate a job and remove it.
@@ -99,11 +102,21 @@ enum JobCommand {
     },
 }
 
+/// A watch interval: at least 10 ms (a shorter one only burns a CPU) and at
+/// most an hour.
+fn parse_interval(s: &str) -> Result<Duration, String> {
+    let d = crate::limits::parse_duration(s)?;
+    if d < Duration::from_millis(10) || d > Duration::from_secs(3600) {
+        return Err(format!("{s:?}: the interval must be between 10ms and 1h"));
+    }
+    Ok(d)
+}
+
 fn parse_mode(s: &str) -> Result<u32, String> {
     u32::from_str_radix(s.trim_start_matches("0o"), 8)
         .ok()
-        .filter(|m| *m <= 0o7777)
-        .ok_or_else(|| format!("{s:?} is not an octal mode such as 700"))
+        .filter(|m| *m <= 0o777)
+        .ok_or_else(|| format!("{s:?} is not permission bits in octal, such as 700 (0 to 777)"))
 }
 
 pub fn main(args: JobArgs) -> Result<i32> {
@@ -179,10 +192,32 @@ pub fn main(args: JobArgs) -> Result<i32> {
                 print!("{}", show(&info));
             }
         }
-        JobCommand::Assign { name, pids } => {
+        JobCommand::Assign { name, pids, json } => {
             let job = Job::open(&name)?;
-            for pid in pids {
-                job.assign_pid(pid)?;
+            // Every pid is tried (each through a pidfd opened first) and
+            // reported: which were assigned, and why the others were not.
+            let results: Vec<(i32, Result<(), taskloom::Error>)> =
+                pids.iter().map(|&pid| (pid, job.assign_pid(pid))).collect();
+            let failed = results.iter().filter(|(_, r)| r.is_err()).count();
+            if json {
+                let rows: Vec<serde_json::Value> = results
+                    .iter()
+                    .map(|(pid, r)| match r {
+                        Ok(()) => serde_json::json!({"pid": pid, "assigned": true}),
+                        Err(e) => serde_json::json!({"pid": pid, "assigned": false, "error": e.to_string()}),
+                    })
+                    .collect();
+                println!("{}", serde_json::Value::Array(rows));
+            } else {
+                for (pid, r) in &results {
+                    match r {
+                        Ok(()) => eprintln!("taskloom: job {name}: assigned {pid}"),
+                        Err(e) => eprintln!("taskloom: job {name}: not assigned {pid}: {e}"),
+                    }
+                }
+            }
+            if failed > 0 {
+                return Ok(1);
             }
         }
         JobCommand::Set { name, limits } => {

@@ -106,6 +106,53 @@ pub(crate) struct Roots {
 pub(crate) const ROOT_NAME: &str = "taskloom";
 
 static ROOTS: OnceLock<Roots> = OnceLock::new();
+static HIERARCHIES: OnceLock<Vec<layout::Hierarchy>> = OnceLock::new();
+
+/// The cgroup hierarchies mounted here (read once per process).
+pub(crate) fn hierarchies() -> &'static [layout::Hierarchy] {
+    HIERARCHIES.get_or_init(|| {
+        layout::parse_mountinfo(&fs::read_to_string("/proc/self/mountinfo").unwrap_or_default())
+    })
+}
+
+/// Where a process is, from its `/proc/<pid>/cgroup` text: for each mounted
+/// hierarchy, the hierarchy, the cgroup path and its directory here.
+pub(crate) fn placement_of(
+    proc_cgroup: &str,
+) -> Vec<(&'static layout::Hierarchy, PathBuf, PathBuf)> {
+    let members = layout::parse_proc_cgroup(proc_cgroup);
+    hierarchies()
+        .iter()
+        .filter_map(|h| {
+            let path = layout::path_in(h, &members)?;
+            let dir = h.dir_of(&path)?;
+            Some((h, path, dir))
+        })
+        .collect()
+}
+
+/// The jobs a cgroup path is in, outermost first, as paths in the same
+/// hierarchy: every directory below a `taskloom` root that is not a root or
+/// a leaf (`@N`, `@breakaway`). `/taskloom/a/b/@3` is in `/taskloom/a` and
+/// `/taskloom/a/b`; `/taskloom/a/@0/taskloom/c/@1` in `/taskloom/a` and
+/// `/taskloom/a/@0/taskloom/c`.
+pub(crate) fn job_chain(path: &Path) -> Vec<PathBuf> {
+    let mut chain = Vec::new();
+    let mut at = PathBuf::from("/");
+    let mut below_root = false;
+    for c in path.components().filter_map(|c| c.as_os_str().to_str()) {
+        if c == "/" {
+            continue;
+        }
+        at.push(c);
+        if c == ROOT_NAME {
+            below_root = true;
+        } else if below_root && !c.starts_with('@') {
+            chain.push(at.clone());
+        }
+    }
+    chain
+}
 
 /// Detects the layout once per process and creates the roots.
 pub(crate) fn roots() -> &'static Roots {
@@ -117,9 +164,52 @@ pub(crate) fn roots() -> &'static Roots {
     })
 }
 
+/// The part of a cgroup path that places it in a taskloom job: from the
+/// first `taskloom` component to the last job leaf (`@N`), e.g.
+/// `/taskloom/outer/@0/taskloom/inner/@2` in `/machine/taskloom/outer/@0/taskloom/inner/@2`.
+/// `None` outside every job (the `@breakaway` leaf is outside).
+pub(crate) fn job_context(path: &Path) -> Option<PathBuf> {
+    let parts: Vec<&str> = path
+        .components()
+        .filter_map(|c| c.as_os_str().to_str())
+        .filter(|c| *c != "/")
+        .collect();
+    let first = parts.iter().position(|c| *c == ROOT_NAME)?;
+    let is_leaf = |c: &&str| {
+        c.strip_prefix('@')
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    };
+    let last = parts.iter().rposition(is_leaf).filter(|&l| l > first + 1)?;
+    Some(parts[first..=last].iter().collect())
+}
+
+/// `path` without its job context: the cgroup the outermost job's creator was in.
+fn outside_jobs(path: &Path) -> PathBuf {
+    let mut out = PathBuf::from("/");
+    for c in path.components().filter_map(|c| c.as_os_str().to_str()) {
+        if c == ROOT_NAME {
+            break;
+        }
+        if c != "/" {
+            out.push(c);
+        }
+    }
+    out
+}
+
 fn detect(mountinfo: &str, own: &str) -> Roots {
     let hierarchies = layout::parse_mountinfo(mountinfo);
     let members = layout::parse_proc_cgroup(own);
+    // A member of a job makes jobs inside its own job, in every hierarchy:
+    // cgroup2 says which job it is in (it may not have joined the v1
+    // hierarchies at all, where it still sits in the outermost creator's
+    // cgroup), and the v1 roots are placed to match, below the enclosing
+    // job's v1 directories (`@N` leaves exist on cgroup2 only).
+    let context = hierarchies
+        .iter()
+        .find(|h| h.v2)
+        .and_then(|h| layout::path_in(h, &members))
+        .and_then(|p| job_context(&p));
     let mut roots = Roots {
         v2: None,
         v2_controllers: Vec::new(),
@@ -136,7 +226,17 @@ fn detect(mountinfo: &str, own: &str) -> Roots {
                 .collect::<Vec<_>>()
                 .join(",")
         };
-        let Some(own_dir) = layout::path_in(h, &members).and_then(|p| h.dir_of(&p)) else {
+        let own_path = layout::path_in(h, &members).map(|p| match (&context, h.v2) {
+            (Some(ctx), false) => {
+                let v1_ctx: PathBuf = ctx
+                    .components()
+                    .filter(|c| !c.as_os_str().to_str().is_some_and(|c| c.starts_with('@')))
+                    .collect();
+                outside_jobs(&p).join(v1_ctx)
+            }
+            _ => p,
+        });
+        let Some(own_dir) = own_path.and_then(|p| h.dir_of(&p)) else {
             roots.problems.push(format!(
                 "{kind} at {}: this process's cgroup is not visible there",
                 h.mount.display()
@@ -189,6 +289,15 @@ fn detect(mountinfo: &str, own: &str) -> Roots {
         .v1
         .retain(|(c, _)| !on_v2.iter().any(|n| n == c.name()));
     roots
+}
+
+/// Whether `dir` is a cgroup directory with no process and no cgroup below it.
+pub(crate) fn is_empty_cgroup(dir: &Path) -> bool {
+    let no_procs = fs::read_to_string(dir.join("cgroup.procs")).is_ok_and(|t| t.trim().is_empty());
+    let no_children = fs::read_dir(dir)
+        .map(|d| !d.flatten().any(|e| e.file_type().is_ok_and(|t| t.is_dir())))
+        .unwrap_or(false);
+    no_procs && no_children
 }
 
 /// Creates a cgroup directory if missing.
@@ -245,6 +354,74 @@ mod tests {
             parse_keyed("oom_kill_disable 0\nunder_oom 0\noom_kill 3\n", "oom_kill"),
             Some(3)
         );
+    }
+
+    #[test]
+    fn job_chains_list_every_enclosing_job() {
+        let chain = |p: &str| -> Vec<String> {
+            job_chain(Path::new(p))
+                .iter()
+                .map(|c| c.display().to_string())
+                .collect()
+        };
+        assert_eq!(chain("/taskloom/a/b/@3"), ["/taskloom/a", "/taskloom/a/b"]);
+        assert_eq!(
+            chain("/m/taskloom/a/@0/taskloom/c/@1"),
+            ["/m/taskloom/a", "/m/taskloom/a/@0/taskloom/c"]
+        );
+        assert!(chain("/taskloom/@breakaway").is_empty());
+        assert!(chain("/user.slice/x").is_empty());
+        // cgroup v1: members live in the job directory itself.
+        assert_eq!(chain("/taskloom/a/b"), ["/taskloom/a", "/taskloom/a/b"]);
+    }
+
+    #[test]
+    fn job_contexts_are_read_from_cgroup_paths() {
+        let ctx = |p: &str| job_context(Path::new(p)).map(|c| c.display().to_string());
+        assert_eq!(
+            ctx("/taskloom/outer/@0").as_deref(),
+            Some("taskloom/outer/@0")
+        );
+        assert_eq!(
+            ctx("/m/taskloom/a/b/@3/taskloom/c/@12").as_deref(),
+            Some("taskloom/a/b/@3/taskloom/c/@12")
+        );
+        assert_eq!(ctx("/taskloom/@breakaway"), None);
+        assert_eq!(
+            ctx("/taskloom/outer/@0/taskloom/@breakaway").as_deref(),
+            Some("taskloom/outer/@0")
+        );
+        assert_eq!(ctx("/user.slice"), None);
+        assert_eq!(outside_jobs(Path::new("/m/taskloom/a/@0")), Path::new("/m"));
+        assert_eq!(outside_jobs(Path::new("/")), Path::new("/"));
+    }
+
+    #[test]
+    fn a_member_makes_jobs_inside_its_own_job_in_every_hierarchy() {
+        // Hybrid: a member of job `outer` (cgroup2 /taskloom/outer/@0) that never
+        // joined the v1 pids hierarchy (still in /), or joined it (/taskloom/outer).
+        let tmp = tempfile::tempdir().unwrap();
+        let (v2, pids) = (tmp.path().join("unified"), tmp.path().join("pids"));
+        fs::create_dir_all(v2.join("taskloom/outer/@0")).unwrap();
+        fs::create_dir_all(pids.join("taskloom/outer")).unwrap();
+        let mountinfo = format!(
+            "25 1 0:22 / {} rw - cgroup2 cgroup2 rw\n26 1 0:23 / {} rw - cgroup cgroup rw,pids\n",
+            v2.display(),
+            pids.display()
+        );
+        for own_pids in ["/", "/taskloom/outer"] {
+            let own = format!("8:pids:{own_pids}\n0::/taskloom/outer/@0\n");
+            let roots = detect(&mountinfo, &own);
+            assert_eq!(roots.v2, Some(v2.join("taskloom/outer/@0/taskloom")));
+            assert_eq!(
+                roots.v1,
+                [(Controller::Pids, pids.join("taskloom/outer/taskloom"))],
+                "{own_pids}: not the outer job's own root"
+            );
+        }
+        // Outside every job nothing changes.
+        let roots = detect(&mountinfo, "8:pids:/\n0::/\n");
+        assert_eq!(roots.v1, [(Controller::Pids, pids.join("taskloom"))]);
     }
 
     #[test]

@@ -190,7 +190,8 @@ unsafe fn kill_job(plan: &Plan) {
             } else {
                 0
             };
-            if pgid > 0 {
+            // Never kill(-1) (every process of the user) or our own group.
+            if pgid > 1 {
                 // Until the group is gone (kill fails with ESRCH), at most ~10 s.
                 for _ in 0..10_000 {
                     if libc::kill(-pgid, libc::SIGKILL) != 0 {

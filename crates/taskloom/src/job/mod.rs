@@ -157,11 +157,32 @@ pub fn validate_name(name: &str) -> Result<()> {
     {
         return bad("only letters, digits, '-', '_' and '.' are allowed");
     }
-    if name.starts_with("cgroup.")
+    // Control files are named `<controller>.<file>` (cgroup v1 and v2) or
+    // are one of v1's few bare names: a job of such a name would clash in
+    // some hierarchy, now or when a controller is mounted later.
+    const CONTROLLERS: [&str; 17] = [
+        "cgroup",
+        "cpu",
+        "cpuacct",
+        "cpuset",
+        "memory",
+        "pids",
+        "io",
+        "blkio",
+        "freezer",
+        "devices",
+        "net_cls",
+        "net_prio",
+        "hugetlb",
+        "perf_event",
+        "rdma",
+        "misc",
+        "dmem",
+    ];
+    let prefix = name.split('.').next().unwrap_or(name);
+    if (name.contains('.') && CONTROLLERS.contains(&prefix))
         || name.contains(".max")
-        || name == "tasks"
-        || name == "notify_on_release"
-        || name == "release_agent"
+        || ["tasks", "notify_on_release", "release_agent"].contains(&name)
     {
         return bad("clashes with a cgroup control file");
     }
@@ -216,7 +237,11 @@ impl JobBuilder {
         self.kill_on_close
     }
 
-    /// The job directory's permission bits (its security descriptor), e.g. `0o700`.
+    /// The job's security descriptor as permission bits, e.g. `0o700`
+    /// (permission bits only: anything above `0o777` is refused). The owner
+    /// keeps every right; others may see the job with read bits, and assign
+    /// processes to it, terminate and freeze it with write bits. Limits and
+    /// the job's metadata stay the owner's.
     pub fn mode(mut self, mode: u32) -> Self {
         self.mode = Some(mode);
         self
@@ -289,6 +314,8 @@ fn anon_name() -> String {
 }
 
 const LIMITS_XATTR: &str = "user.taskloom.limits";
+/// Set on a job's primary directory once it was terminated (its object is signalled).
+const TERMINATED_XATTR: &str = "user.taskloom.terminated";
 
 /// Refuses limits no one means: zero processes, zero memory, no CPU, zero
 /// CPU rate or time (each would stop the job's every process at once).
@@ -331,6 +358,35 @@ pub fn process_time_secs(limit: Duration) -> u64 {
     (limit.as_secs() + u64::from(limit.subsec_nanos() > 0)).max(1)
 }
 
+/// Refuses a job mode that is more than permission bits (setuid, setgid and
+/// sticky bits mean nothing for a job and must not reach cgroup directories).
+fn check_mode(mode: Option<u32>) -> Result<()> {
+    match mode {
+        Some(m) if m & !0o777 != 0 => Err(Error::InvalidInput {
+            what: "job mode",
+            reason: format!("{m:o} is not permission bits (0 to 777)"),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Lets others write the files that assign, terminate and freeze, as `mode`'s
+/// group and other write bits say (`cgroup.procs`, and where this user may
+/// change them, `cgroup.kill`, `cgroup.freeze`, `freezer.state`).
+fn share_files(dir: &Path, mode: u32) -> Result<()> {
+    let file_mode = 0o644 | (mode & 0o022);
+    fs::set_permissions(
+        dir.join("cgroup.procs"),
+        fs::Permissions::from_mode(file_mode),
+    )
+    .map_err(|e| Error::os("chmod job", e))?;
+    for f in ["cgroup.kill", "cgroup.freeze", "freezer.state"] {
+        // Owned by root unless we are root: best effort, as the kernel allows.
+        let _ = fs::set_permissions(dir.join(f), fs::Permissions::from_mode(file_mode));
+    }
+    Ok(())
+}
+
 /// `Job::leaf_hint` when no leaf number is known.
 const UNKNOWN_LEAF: u32 = u32::MAX;
 
@@ -352,6 +408,7 @@ impl Job {
     fn create_at(parent: Option<&Job>, b: JobBuilder) -> Result<Job> {
         // Before anything is made on disk.
         check_limits(&b.limits)?;
+        check_mode(b.mode)?;
         let roots = cgroup::roots();
         if degraded() {
             return Job::create_degraded(parent, b);
@@ -408,7 +465,9 @@ impl Job {
             spawned: Spawned::default(),
             leaf_hint: UNKNOWN_LEAF.into(),
         };
-        let made = (|| -> Result<()> {
+        // Only what this creation made (or took over empty) is removed on failure.
+        let mut made: Vec<PathBuf> = job.v2.iter().cloned().collect();
+        let result = (|| -> Result<()> {
             if let Some(v2) = &job.v2 {
                 for c in &roots.v2_controllers {
                     let _ = cgroup::write(&v2.join("cgroup.subtree_control"), &format!("+{c}"));
@@ -417,22 +476,43 @@ impl Job {
                     .map_err(|e| Error::os("create job leaf cgroup", e))?;
             }
             for (c, dir) in &job.v1 {
-                if parent.is_none()
-                    && let Err(e) = cgroup::ensure_dir(dir)
-                    && e.kind() == std::io::ErrorKind::NotFound
-                {
-                    // The root went with another job in the meantime.
-                    ensure_roots()?;
+                // Co-mounted controllers (cpu,cpuacct) share one directory.
+                if !made.contains(dir) {
+                    let mut r = fs::create_dir(dir);
+                    if parent.is_none()
+                        && matches!(&r, Err(e) if e.kind() == std::io::ErrorKind::NotFound)
+                    {
+                        // The root went with another job in the meantime.
+                        ensure_roots()?;
+                        r = fs::create_dir(dir);
+                    }
+                    match r {
+                        Ok(()) => {}
+                        // A leftover of an earlier job of this name (a crash
+                        // before its removal) is taken over only while it is
+                        // empty: a job's directory in use is never shared.
+                        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                            if !cgroup::is_empty_cgroup(dir) {
+                                return Err(Error::JobExists(job.name.clone()));
+                            }
+                        }
+                        Err(e) => return Err(Error::os("create job cgroup", e)),
+                    }
+                    made.push(dir.clone());
                 }
-                cgroup::ensure_dir(dir).map_err(|e| Error::os("create job cgroup", e))?;
                 if *c == Controller::Cpuset {
                     cgroup::inherit_cpuset(dir)?;
                 }
             }
             Ok(())
         })();
-        if let Err(e) = made {
-            let _ = job.remove_dirs();
+        if let Err(e) = result {
+            for dir in &made {
+                let _ = cgroup::remove_tree(dir);
+            }
+            for dir in job.shared_roots() {
+                let _ = fs::remove_dir(dir);
+            }
             return Err(e);
         }
         job.finish_create(&b)
@@ -443,10 +523,7 @@ impl Job {
     fn finish_create(mut self, b: &JobBuilder) -> Result<Job> {
         let made = (|| -> Result<()> {
             if let Some(mode) = b.mode {
-                for dir in self.dirs().chain(self.pg.iter()) {
-                    fs::set_permissions(dir, fs::Permissions::from_mode(mode))
-                        .map_err(|e| Error::os("chmod job", e))?;
-                }
+                self.secure(mode)?;
             }
             self.set_limits(&b.limits)?;
             if b.kill_on_close {
@@ -459,6 +536,38 @@ impl Job {
             return Err(e);
         }
         Ok(self)
+    }
+
+    /// The job's security descriptor, from permission bits: the owner keeps
+    /// every right; read and search bits for others let them see the job
+    /// (query); write bits for others let them assign, terminate and freeze
+    /// (the membership and kill files), never change its limits or its
+    /// metadata, or make jobs inside it: the directories themselves stay
+    /// writable by the owner only.
+    fn secure(&self, mode: u32) -> Result<()> {
+        let dir_mode = 0o700 | (mode & 0o055);
+        if let Some(dir) = &self.pg {
+            // Job state outside cgroups is trusted only while it is private.
+            if mode & 0o077 != 0 {
+                return Err(Error::InvalidInput {
+                    what: "job mode",
+                    reason: format!(
+                        "{mode:o} shares the job with other users, which needs cgroups (see `taskloom job caps`)"
+                    ),
+                });
+            }
+            return fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+                .map_err(|e| Error::os("chmod job", e));
+        }
+        for dir in self.dirs() {
+            fs::set_permissions(dir, fs::Permissions::from_mode(dir_mode))
+                .map_err(|e| Error::os("chmod job", e))?;
+            share_files(dir, mode)?;
+            for n in leaf_numbers(dir).collect::<Vec<_>>() {
+                share_files(&dir.join(format!("@{n}")), mode)?;
+            }
+        }
+        Ok(())
     }
 
     /// The process-group backend's `CreateJobObject`.
@@ -486,8 +595,11 @@ impl Job {
 
     /// `OpenJobObject`: a handle to an existing job by name (`a` or `a/b` for a nested one).
     ///
-    /// Fails with a permission error when this user may not manage the job
-    /// (write to its directory).
+    /// Fails with a permission error when this user may not see the job
+    /// (read and search its directory). Each later operation is checked by
+    /// the kernel against the job's mode when it is made: others may
+    /// assign, terminate and freeze only where the mode's write bits let
+    /// them ([`JobBuilder::mode`]), and only the owner changes limits.
     pub fn open(name: &str) -> Result<Job> {
         for part in name.split('/') {
             validate_name(part)?;
@@ -497,6 +609,8 @@ impl Job {
             if !dir.is_dir() {
                 return Err(Error::NoSuchJob(name.to_owned()));
             }
+            pgroup::check_private(&pgroup::state_root())?;
+            pgroup::check_private(&dir)?;
             if let Err(e) = rustix::fs::access(&dir, rustix::fs::Access::WRITE_OK) {
                 return Err(Error::PermissionDenied {
                     what: format!("open job {name}"),
@@ -523,10 +637,28 @@ impl Job {
         let v1: Vec<(Controller, PathBuf)> =
             roots.v1.iter().map(|(c, r)| (*c, r.join(name))).collect();
         let primary = v2.clone().or_else(|| v1.first().map(|(_, p)| p.clone()));
-        let Some(primary) = primary.filter(|p| p.is_dir()) else {
+        let Some(primary) = primary else {
             return Err(Error::NoSuchJob(name.to_owned()));
         };
-        if let Err(e) = rustix::fs::access(&primary, rustix::fs::Access::WRITE_OK) {
+        // A job this user may not see is "permission denied", not "no such
+        // job": the name exists, the caller is not let in.
+        match fs::metadata(&primary) {
+            Ok(m) if m.is_dir() => {}
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                return Err(Error::PermissionDenied {
+                    what: format!("open job {name}"),
+                    source: e,
+                });
+            }
+            _ => return Err(Error::NoSuchJob(name.to_owned())),
+        }
+        // Opening asks to query (read and search the job); what else the
+        // handle may do (assign, terminate, set limits) the kernel checks
+        // when it is done, against the job's mode.
+        if let Err(e) = rustix::fs::access(
+            &primary,
+            rustix::fs::Access::READ_OK | rustix::fs::Access::EXEC_OK,
+        ) {
             return Err(Error::PermissionDenied {
                 what: format!("open job {name}"),
                 source: e.into(),
@@ -627,18 +759,7 @@ impl Job {
 
     /// The highest `N` of the v2 leaves `@N`, by listing the job directory.
     fn leaf_number(&self) -> Option<u32> {
-        let v2 = self.v2.as_ref()?;
-        fs::read_dir(v2)
-            .ok()?
-            .flatten()
-            .filter_map(|e| {
-                e.file_name()
-                    .to_str()?
-                    .strip_prefix('@')?
-                    .parse::<u32>()
-                    .ok()
-            })
-            .max()
+        leaf_numbers(self.v2.as_ref()?).max()
     }
 
     /// The current v2 leaf, opened: `@N` by the remembered number first (one
@@ -990,13 +1111,45 @@ impl Job {
         Ok(child)
     }
 
-    /// `AssignProcessToJobObject`.
+    /// `AssignProcessToJobObject`: moves the process (its threads and future
+    /// children follow) into the job.
+    ///
+    /// As on Windows, a process never leaves a job: one that is in job P
+    /// may be assigned to P itself or a job nested in P (it stays in P); to
+    /// a job outside P's subtree the call fails with a permission error and
+    /// the process stays where it was. A process already in this job (or a
+    /// job nested in it) stays where it is.
+    ///
+    /// The pidfd proves the identity: the pid is written only while the
+    /// process is known to hold it, and if it ended during the write (so
+    /// the number could have gone to a newcomer), whatever process then has
+    /// that number in the job is moved back out and `NoSuchProcess` returned.
     pub fn assign(&self, process: &Process) -> Result<()> {
-        self.assign_pid(process.pid())
-    }
-
-    /// Assigns a process by pid (its threads and future children follow).
-    pub fn assign_pid(&self, pid: i32) -> Result<()> {
+        let pid = process.pid();
+        // Signal 0 through the pidfd: fails with ESRCH only once the process
+        // is reaped, i.e. only once its number could be someone else's.
+        let alive = || !matches!(process.signal(0), Err(Error::NoSuchProcess { .. }));
+        if !alive() {
+            return Err(Error::NoSuchProcess { pid });
+        }
+        let stat =
+            fs::read(format!("/proc/{pid}/stat")).map_err(|_| Error::NoSuchProcess { pid })?;
+        let stat =
+            crate::inspect::parse::parse_stat(&stat).map_err(|_| Error::NoSuchProcess { pid })?;
+        if stat.state == 'Z' || stat.state == 'X' {
+            return Err(Error::InvalidInput {
+                what: "assign",
+                reason: format!(
+                    "process {pid} has exited (a zombie waiting for its parent): there is nothing to assign"
+                ),
+            });
+        }
+        if stat.flags & 0x0020_0000 != 0 {
+            return Err(Error::InvalidInput {
+                what: "assign",
+                reason: format!("process {pid} is a kernel thread: it belongs to no job"),
+            });
+        }
         if let Some(dir) = &self.pg {
             let pgid = pgroup::pgid(dir);
             let target = if pgid > 0 && !pgroup::members(pgid).is_empty() {
@@ -1026,15 +1179,93 @@ impl Job {
             }
             return self.apply_process_limits(pid);
         }
+        if !self.may_assign(pid)? {
+            // Already in this job (or one nested in it).
+            return self.apply_process_limits(pid);
+        }
         let text = pid.to_string();
-        if let Some(leaf) = self.leaf() {
+        let leaf = match self.leaf() {
+            Some(leaf) => Some(leaf),
+            None => self.v2.as_ref().map(|v2| v2.join("@0")),
+        };
+        if let Some(leaf) = &leaf {
             cgroup::write(&leaf.join("cgroup.procs"), &text).map_err(|e| no_such(e, pid))?;
         }
         let active = self.active_controllers();
         for (_, dir) in self.v1.iter().filter(|(c, _)| active.contains(c)) {
             cgroup::write(&dir.join("cgroup.procs"), &text).map_err(|e| no_such(e, pid))?;
         }
+        if !alive() {
+            // It ended during the write: a newcomer may have its number now.
+            self.evict(pid);
+            return Err(Error::NoSuchProcess { pid });
+        }
         self.apply_process_limits(pid)
+    }
+
+    /// Assigns a process by pid: opens a pidfd first, so the process meant is
+    /// the one assigned (see [`Job::assign`]).
+    pub fn assign_pid(&self, pid: i32) -> Result<()> {
+        if pid <= 0 {
+            return Err(Error::InvalidInput {
+                what: "assign",
+                reason: format!("{pid} is not a process id"),
+            });
+        }
+        let process = Process::open(pid)?;
+        self.assign(&process)
+    }
+
+    /// Whether assigning `pid` moves it: `false` when it is in this job
+    /// already (or a job nested in it), `true` when it is in no job or in a
+    /// job this one is nested in, and a permission error when it is in a job
+    /// this one is not nested in (it would leave that job).
+    fn may_assign(&self, pid: i32) -> Result<bool> {
+        let text = fs::read_to_string(format!("/proc/{pid}/cgroup"))
+            .map_err(|_| Error::NoSuchProcess { pid })?;
+        let mine = self
+            .primary_dir()
+            .ok_or_else(|| Error::NoSuchJob(self.name.clone()))?;
+        let Some((_, Some(theirs))) = current_job_dir(&text, Some(mine)) else {
+            return Ok(true);
+        };
+        if theirs.starts_with(mine) {
+            return Ok(false);
+        }
+        if mine.starts_with(&theirs) {
+            return Ok(true);
+        }
+        let their_name = job_name_in(&text).unwrap_or_else(|| theirs.display().to_string());
+        Err(Error::PermissionDenied {
+            what: format!(
+                "assign process {pid} to job {}: it is in job {their_name}, which job {} is not nested in, and a process never leaves its job (make the job inside {their_name} instead)",
+                self.name, self.name
+            ),
+            source: std::io::Error::from_raw_os_error(libc::EACCES),
+        })
+    }
+
+    /// After a write that may have moved a newcomer that took `pid`'s number:
+    /// moves whatever process has that number in this job out again, into
+    /// taskloom's own `@breakaway` cgroup beside the jobs (never into a cgroup
+    /// taskloom did not make).
+    fn evict(&self, pid: i32) {
+        let Ok(members) = self.pids() else { return };
+        if !members.contains(&pid) {
+            return;
+        }
+        if let Some(root) = &cgroup::roots().v2 {
+            let out = root.join("@breakaway");
+            let _ = cgroup::ensure_dir(&out);
+            let _ = cgroup::write(&out.join("cgroup.procs"), &pid.to_string());
+        }
+    }
+
+    /// The job's directory in the hierarchy that holds membership (cgroup2, else the first v1).
+    fn primary_dir(&self) -> Option<&Path> {
+        self.v2
+            .as_deref()
+            .or_else(|| self.v1.first().map(|(_, d)| d.as_path()))
     }
 
     /// The pids of every process in the job (nested jobs included).
@@ -1150,6 +1381,8 @@ impl Job {
     /// `TerminateJobObject`: kills every process of the job and its nested
     /// jobs, and returns once none is left. Returns how many were killed.
     pub fn terminate(&self) -> Result<usize> {
+        // The job's object is signalled from now on (`Job::wait`).
+        self.mark_terminated();
         if let Some(dir) = &self.pg {
             return Ok(pgroup::kill_group(pgroup::pgid(dir)));
         }
@@ -1196,6 +1429,63 @@ impl Job {
         Ok(before)
     }
 
+    /// Records that the job was terminated, for [`Job::wait`] in any process.
+    fn mark_terminated(&self) {
+        if let Some(dir) = &self.pg {
+            let _ = fs::write(dir.join("terminated"), "1");
+        } else if let Some(primary) = self.primary_dir() {
+            let _ = rustix::fs::setxattr(
+                primary,
+                TERMINATED_XATTR,
+                b"1",
+                rustix::fs::XattrFlags::empty(),
+            );
+        }
+    }
+
+    /// Whether the job has been terminated ([`Job::terminate`], or its job
+    /// time limit), by any handle in any process.
+    pub fn is_terminated(&self) -> Result<bool> {
+        if let Some(dir) = &self.pg {
+            if !dir.is_dir() {
+                return Err(Error::NoSuchJob(self.name.clone()));
+            }
+            return Ok(dir.join("terminated").exists());
+        }
+        let primary = self
+            .primary_dir()
+            .ok_or_else(|| Error::NoSuchJob(self.name.clone()))?;
+        let mut buf = [0u8; 8];
+        match rustix::fs::getxattr(primary, TERMINATED_XATTR, &mut buf) {
+            Ok(_) => Ok(true),
+            Err(rustix::io::Errno::NOENT) if !primary.is_dir() => {
+                Err(Error::NoSuchJob(self.name.clone()))
+            }
+            Err(_) => Ok(false),
+        }
+    }
+
+    /// `WaitForSingleObject(job)`: waits until the job has been terminated
+    /// (by [`Job::terminate`] from any handle, or by its job time limit).
+    /// As on Windows, a job that merely runs out of processes is not
+    /// signalled: [`Job::wait_empty`] waits for that. `Ok(false)` on time-out.
+    pub fn wait(&self, timeout: Duration) -> Result<bool> {
+        let deadline = Instant::now().checked_add(timeout);
+        let mut pause = Duration::from_micros(200);
+        loop {
+            if self.is_terminated()? {
+                return Ok(true);
+            }
+            let now = Instant::now();
+            if deadline.is_some_and(|d| now >= d) {
+                return Ok(false);
+            }
+            let left = deadline.map_or(pause, |d| d - now);
+            std::thread::sleep(pause.min(left));
+            pause = (pause * 2).min(Duration::from_millis(20));
+        }
+    }
+
     fn renew_leaves(&self, dir: &Path) -> Result<()> {
         let Ok(entries) = fs::read_dir(dir) else {
             return Ok(());
@@ -1204,7 +1494,12 @@ impl Job {
             let name = e.file_name();
             let Some(name) = name.to_str() else { continue };
             if let Some(n) = name.strip_prefix('@').and_then(|n| n.parse::<u32>().ok()) {
-                let _ = cgroup::ensure_dir(&dir.join(format!("@{}", n + 1)));
+                let next = dir.join(format!("@{}", n + 1));
+                let _ = cgroup::ensure_dir(&next);
+                // The new leaf is shared as the old one was.
+                if let Ok(meta) = fs::metadata(e.path().join("cgroup.procs")) {
+                    let _ = share_files(&next, meta.permissions().mode() & 0o022);
+                }
                 let _ = fs::remove_dir(e.path());
             } else if e.file_type().is_ok_and(|t| t.is_dir()) {
                 self.renew_leaves(&e.path())?;
@@ -1245,8 +1540,8 @@ impl Job {
     fn set_frozen(&self, frozen: bool) -> Result<()> {
         if let Some(dir) = &self.pg {
             let pgid = pgroup::pgid(dir);
-            if pgid > 0 {
-                // SAFETY: signalling the job's process group.
+            if pgid > 1 {
+                // SAFETY: signalling the job's process group (checked: a real group of this user's).
                 unsafe { libc::kill(-pgid, if frozen { libc::SIGSTOP } else { libc::SIGCONT }) };
             }
             let flag = dir.join("frozen");
@@ -1483,6 +1778,11 @@ pub(crate) enum Breakaway {
 
 /// `CREATE_BREAKAWAY_FROM_JOB` for the calling process: `None` when it is in
 /// no job; an error when its job does not allow breakaway.
+///
+/// As on Windows, the child leaves only the jobs that allow breakaway, from
+/// the innermost outwards, and stays in the first enclosing job that does
+/// not (in that job's own leaf); only when every enclosing job allows it
+/// does it leave them all, into taskloom's `@breakaway` cgroup beside them.
 pub(crate) fn breakaway() -> Result<Option<Breakaway>> {
     let me = std::process::id() as i32;
     let Some(name) = job_of(me)? else {
@@ -1490,59 +1790,112 @@ pub(crate) fn breakaway() -> Result<Option<Breakaway>> {
     };
     let text = fs::read_to_string("/proc/self/cgroup")
         .map_err(|e| Error::os("read /proc/self/cgroup", e))?;
-    // The job's own directory, found from where this process is: `<...>/taskloom/<name>`.
-    let members = layout::parse_proc_cgroup(&text);
-    let hierarchies =
-        layout::parse_mountinfo(&fs::read_to_string("/proc/self/mountinfo").unwrap_or_default());
-    let mut roots: Vec<(bool, PathBuf)> = Vec::new();
-    for h in &hierarchies {
-        let Some(path) = layout::path_in(h, &members) else {
-            continue;
-        };
-        let parts: Vec<_> = path.iter().collect();
-        let Some(i) = parts.iter().rposition(|p| *p == cgroup::ROOT_NAME) else {
-            continue;
-        };
-        let prefix: PathBuf = parts[..=i].iter().collect();
-        if let Some(dir) = h.dir_of(&prefix) {
-            roots.push((h.v2, dir));
-        }
-    }
-    let limits = match roots.iter().find(|(v2, _)| *v2).or(roots.first()) {
-        Some((_, root)) => read_limits(&root.join(&name)).unwrap_or_default(),
+    let placement = cgroup::placement_of(&text);
+    // The membership hierarchy decides the chain: cgroup2, else the first v1 one in a job.
+    let Some((h, path, _)) = placement
+        .iter()
+        .find(|(h, p, _)| h.v2 && !cgroup::job_chain(p).is_empty())
+        .or_else(|| {
+            placement
+                .iter()
+                .find(|(_, p, _)| !cgroup::job_chain(p).is_empty())
+        })
+    else {
         // Process-group backend.
-        None => Job::open(&name)
+        let limits = Job::open(&name)
             .map(|j| j.limits.clone())
-            .unwrap_or_default(),
-    };
-    if !limits.breakaway_ok {
-        return Err(Error::PermissionDenied {
-            what: format!("break away from job {name}"),
-            source: std::io::Error::new(
-                std::io::ErrorKind::PermissionDenied,
-                "the job does not allow breakaway (breakaway_ok is off)",
-            ),
-        });
-    }
-    if roots.is_empty() {
+            .unwrap_or_default();
+        if !limits.breakaway_ok {
+            return Err(no_breakaway(&name));
+        }
         return Ok(Some(Breakaway::NewGroup));
+    };
+    let chain = cgroup::job_chain(path);
+    let allows = |job: &Path| {
+        h.dir_of(job)
+            .and_then(|d| read_limits(&d))
+            .is_some_and(|l| l.breakaway_ok)
+    };
+    if !allows(chain.last().expect("in a job")) {
+        return Err(no_breakaway(&name));
     }
+    // The first enclosing job (innermost outwards) that keeps its processes.
+    let stay = chain.iter().rev().find(|j| !allows(j)).cloned();
     let mut p = CgroupPlacement::default();
-    for (v2, root) in roots {
-        let dir = root.join("@breakaway");
-        cgroup::ensure_dir(&dir).map_err(|e| Error::os("create the breakaway cgroup", e))?;
-        if v2 {
-            let f = fs::File::open(&dir).map_err(|e| Error::os("open the breakaway cgroup", e))?;
-            p.v2_dir = Some(f.into());
-            p.v2_procs = Some(dir.join("cgroup.procs"));
-        } else {
-            if dir.join("cpuset.cpus").exists() {
-                cgroup::inherit_cpuset(&dir)?;
+    for (h, path, _) in &placement {
+        let target = match &stay {
+            // In v1 a job's members live in its own directory; in cgroup2 in its current leaf.
+            Some(job) if h.v2 => {
+                let Some(dir) = h.dir_of(job) else { continue };
+                let n = leaf_numbers(&dir).max().unwrap_or(0);
+                dir.join(format!("@{n}"))
             }
-            p.procs_files.push(dir.join("cgroup.procs"));
+            Some(job) => {
+                // Only hierarchies the caller joined (its v1 path is in a job).
+                if cgroup::job_chain(path).is_empty() {
+                    continue;
+                }
+                let v1_job: PathBuf = job
+                    .components()
+                    .filter(|c| !c.as_os_str().to_str().is_some_and(|c| c.starts_with('@')))
+                    .collect();
+                match h.dir_of(&v1_job) {
+                    Some(d) if d.is_dir() => d,
+                    _ => continue,
+                }
+            }
+            None => {
+                // Every enclosing job allows it: beside the outermost root.
+                let parts: Vec<_> = path.iter().collect();
+                let Some(i) = parts.iter().position(|p| *p == cgroup::ROOT_NAME) else {
+                    continue;
+                };
+                let root: PathBuf = parts[..=i].iter().collect();
+                let Some(dir) = h.dir_of(&root) else { continue };
+                let dir = dir.join("@breakaway");
+                cgroup::ensure_dir(&dir)
+                    .map_err(|e| Error::os("create the breakaway cgroup", e))?;
+                if !h.v2 && dir.join("cpuset.cpus").exists() {
+                    cgroup::inherit_cpuset(&dir)?;
+                }
+                dir
+            }
+        };
+        if h.v2 {
+            let f =
+                fs::File::open(&target).map_err(|e| Error::os("open the breakaway cgroup", e))?;
+            p.v2_dir = Some(f.into());
+            p.v2_procs = Some(target.join("cgroup.procs"));
+        } else {
+            p.procs_files.push(target.join("cgroup.procs"));
         }
     }
     Ok(Some(Breakaway::Cgroup(p)))
+}
+
+fn no_breakaway(name: &str) -> Error {
+    Error::PermissionDenied {
+        what: format!("break away from job {name}"),
+        source: std::io::Error::new(
+            std::io::ErrorKind::PermissionDenied,
+            "the job does not allow breakaway (breakaway_ok is off)",
+        ),
+    }
+}
+
+/// The numbers `N` of the cgroup2 leaves `@N` in a job directory.
+fn leaf_numbers(dir: &Path) -> impl Iterator<Item = u32> {
+    fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            e.file_name()
+                .to_str()?
+                .strip_prefix('@')?
+                .parse::<u32>()
+                .ok()
+        })
 }
 
 /// Whether jobs use the process-group backend (no cgroup writable, or asked for).
@@ -1566,6 +1919,22 @@ fn needed_controllers(l: &JobLimits) -> Vec<Controller> {
         v.push(Controller::Cpuset);
     }
     v
+}
+
+/// Where a process is in the hierarchy that holds `primary` (a job's
+/// membership directory): its cgroup directory, and the directory of the
+/// innermost job it is in (`None` outside every job). `None` when it is not
+/// visible in that hierarchy.
+fn current_job_dir(
+    proc_cgroup: &str,
+    primary: Option<&Path>,
+) -> Option<(PathBuf, Option<PathBuf>)> {
+    let primary = primary?;
+    let (h, path, dir) = cgroup::placement_of(proc_cgroup)
+        .into_iter()
+        .find(|(h, _, _)| primary.starts_with(&h.mount))?;
+    let job = cgroup::job_chain(&path).pop().and_then(|j| h.dir_of(&j));
+    Some((dir, job))
 }
 
 fn no_such(e: Error, pid: i32) -> Error {
@@ -1654,6 +2023,12 @@ mod tests {
             "a\0b",
             ".hidden",
             "cgroup.procs",
+            "cpu.shares",
+            "cpu.stat",
+            "memory.limit_in_bytes",
+            "pids.current",
+            "freezer.state",
+            "io.weight",
             "tasks",
             "sp ace",
             "ü",
@@ -1665,7 +2040,15 @@ mod tests {
             );
         }
         assert!(validate_name(&"x".repeat(129)).is_err());
-        for good in ["build", "ci-42", "a.b_c", &"x".repeat(128)] {
+        for good in [
+            "build",
+            "ci-42",
+            "a.b_c",
+            "cpu",
+            "memory-heavy",
+            "v1.2",
+            &"x".repeat(128),
+        ] {
             validate_name(good).unwrap();
         }
     }

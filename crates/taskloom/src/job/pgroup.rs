@@ -16,8 +16,16 @@
 //! user's (`$XDG_RUNTIME_DIR/taskloom-jobs/<name>`, else
 //! `/tmp/taskloom-<uid>/jobs/<name>`, mode 0700), so another process of the
 //! same user can open it.
+//!
+//! Trust: `/tmp` is shared, so another user may make `/tmp/taskloom-<uid>`
+//! first and plant a group id there. Every directory on the way is checked
+//! without following links (owned by this user, no access for anyone else)
+//! before anything in it is read or written, and a recorded group is
+//! signalled only when it is a real group (above 1) whose members all run as
+//! this user and whose leader is the member recorded with it.
 
 use std::fs;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
@@ -39,15 +47,64 @@ pub(crate) fn state_root() -> PathBuf {
     }
 }
 
+/// Checks that `dir` is a directory (not a link to one) that this user owns
+/// and no one else may enter: job state is trusted only there.
+pub(crate) fn check_private(dir: &Path) -> Result<()> {
+    let meta =
+        fs::symlink_metadata(dir).map_err(|e| Error::os("inspect job state directory", e))?;
+    let me = rustix::process::getuid().as_raw();
+    let problem = if !meta.file_type().is_dir() {
+        Some("is not a directory (a link, or a file)".to_string())
+    } else if meta.uid() != me {
+        Some(format!(
+            "belongs to uid {}, not to this user ({me})",
+            meta.uid()
+        ))
+    } else if meta.mode() & 0o077 != 0 {
+        Some(format!(
+            "has mode {:o}: others may enter it",
+            meta.mode() & 0o777
+        ))
+    } else {
+        None
+    };
+    match problem {
+        Some(why) => Err(Error::PermissionDenied {
+            what: format!("trust job state in {}: it {why}", dir.display()),
+            source: std::io::Error::from_raw_os_error(libc::EPERM),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// Makes `dir` (mode 0700) if it is missing, then checks it is private.
+fn ensure_private(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    match fs::DirBuilder::new().mode(0o700).create(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(Error::os("create job state directory", e)),
+    }
+    check_private(dir)
+}
+
+/// The state root, made if missing, with every directory taskloom made on
+/// the way checked (`/tmp/taskloom-<uid>` and its `jobs`).
+pub(crate) fn private_root() -> Result<PathBuf> {
+    let root = state_root();
+    // `$XDG_RUNTIME_DIR` (0700, the user's, as the XDG spec requires) or
+    // `/tmp/taskloom-<uid>`: private either way.
+    if let Some(parent) = root.parent() {
+        ensure_private(parent)?;
+    }
+    ensure_private(&root)?;
+    Ok(root)
+}
+
 /// Creates the state directory of a new job (fails if it exists).
 pub(crate) fn create_state(name: &str) -> Result<PathBuf> {
     use std::os::unix::fs::DirBuilderExt;
-    let root = state_root();
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(&root)
-        .map_err(|e| Error::os("create job state directory", e))?;
+    let root = private_root()?;
     let dir = root.join(name);
     match fs::DirBuilder::new().mode(0o700).create(&dir) {
         Ok(()) => {}
@@ -60,12 +117,27 @@ pub(crate) fn create_state(name: &str) -> Result<PathBuf> {
     Ok(dir)
 }
 
-/// The job's process group id (0: no member yet).
+/// The job's process group id: 0 when it has no member yet, and also when
+/// the record cannot be trusted (a state directory that is not private, a
+/// group id of 1 or less, a group with a member of another user), so that
+/// nothing is ever signalled on the strength of someone else's file.
 pub(crate) fn pgid(dir: &Path) -> i32 {
-    fs::read_to_string(dir.join("pgid"))
+    if check_private(dir).is_err() {
+        return 0;
+    }
+    let recorded: i32 = fs::read_to_string(dir.join("pgid"))
         .ok()
         .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(0)
+        .unwrap_or(0);
+    if recorded <= 1 {
+        return 0;
+    }
+    let me = rustix::process::getuid().as_raw();
+    let rows = member_rows(recorded);
+    if rows.iter().any(|e| e.uid != Some(me)) {
+        return 0;
+    }
+    recorded
 }
 
 pub(crate) fn set_pgid(dir: &Path, pgid: i32) -> Result<()> {
@@ -79,7 +151,7 @@ pub(crate) fn members(pgid: i32) -> Vec<i32> {
 
 /// The live members' listing rows (one snapshot of /proc).
 pub(crate) fn member_rows(pgid: i32) -> Vec<crate::inspect::ProcEntry> {
-    if pgid <= 0 {
+    if pgid <= 1 {
         return Vec::new();
     }
     crate::inspect::snapshot(Default::default())
@@ -91,7 +163,8 @@ pub(crate) fn member_rows(pgid: i32) -> Vec<crate::inspect::ProcEntry> {
 
 /// SIGKILLs the group until no member is left (or ~10 s pass).
 pub(crate) fn kill_group(pgid: i32) -> usize {
-    if pgid <= 0 {
+    // Never kill(-1) (every process of the user) or kill(0) (our own group).
+    if pgid <= 1 {
         return 0;
     }
     let before = members(pgid).len();
@@ -119,7 +192,11 @@ pub(crate) fn remove_empty_roots() {
 
 /// Every job name with state for this user.
 pub(crate) fn list() -> Vec<String> {
-    let mut v: Vec<String> = fs::read_dir(state_root())
+    let root = state_root();
+    if check_private(&root).is_err() {
+        return Vec::new();
+    }
+    let mut v: Vec<String> = fs::read_dir(root)
         .map(|d| {
             d.flatten()
                 .filter_map(|e| e.file_name().to_str().map(str::to_owned))

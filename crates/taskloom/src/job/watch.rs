@@ -94,6 +94,13 @@ impl JobWatcher {
         // Subscribe before the first scan so that no fork falls between them.
         let connector = Connector::open().ok();
         let info = job.info()?;
+        // As a completion port associated with a job does, the first events
+        // are the members it already has.
+        let pending = info
+            .pids
+            .iter()
+            .map(|&pid| JobEvent::NewProcess { pid })
+            .collect();
         Ok(JobWatcher {
             known: info.pids.iter().copied().collect(),
             total: info.pids.len() as u64,
@@ -101,7 +108,7 @@ impl JobWatcher {
             oom_kills: info.oom_kills.unwrap_or(0),
             was_empty: info.pids.is_empty(),
             time_hit: false,
-            pending: VecDeque::new(),
+            pending,
             connector,
             suspects: BTreeMap::new(),
             exited: 0,
@@ -134,7 +141,8 @@ impl JobWatcher {
 
     /// One scan, without waiting: the events since the last scan.
     pub fn poll_once(&mut self) -> Result<Vec<JobEvent>> {
-        let mut events = Vec::new();
+        // Events not yet handed out (the members present at the start) come first.
+        let mut events: Vec<JobEvent> = self.pending.drain(..).collect();
         let mut lost = false;
         if let Some(c) = &self.connector {
             let mut raw = Vec::new();
