@@ -154,12 +154,28 @@ pub(crate) fn job_chain(path: &Path) -> Vec<PathBuf> {
     chain
 }
 
-/// Detects the layout once per process and creates the roots.
+/// Detects the layout once per process: the roots where this process may
+/// make jobs.
 pub(crate) fn roots() -> &'static Roots {
     ROOTS.get_or_init(|| {
         detect(
             &fs::read_to_string("/proc/self/mountinfo").unwrap_or_default(),
             &fs::read_to_string("/proc/self/cgroup").unwrap_or_default(),
+            true,
+        )
+    })
+}
+
+/// The roots that exist here and that this process may look into, whether or
+/// not it may make jobs there: where it finds jobs another user made and
+/// shared with it (`JobBuilder::mode`).
+pub(crate) fn visible_roots() -> &'static Roots {
+    static VISIBLE: OnceLock<Roots> = OnceLock::new();
+    VISIBLE.get_or_init(|| {
+        detect(
+            &fs::read_to_string("/proc/self/mountinfo").unwrap_or_default(),
+            &fs::read_to_string("/proc/self/cgroup").unwrap_or_default(),
+            false,
         )
     })
 }
@@ -197,7 +213,7 @@ fn outside_jobs(path: &Path) -> PathBuf {
     out
 }
 
-fn detect(mountinfo: &str, own: &str) -> Roots {
+fn detect(mountinfo: &str, own: &str, to_create: bool) -> Roots {
     let hierarchies = layout::parse_mountinfo(mountinfo);
     let members = layout::parse_proc_cgroup(own);
     // A member of a job makes jobs inside its own job, in every hierarchy:
@@ -252,7 +268,16 @@ fn detect(mountinfo: &str, own: &str) -> Roots {
                 rustix::fs::Access::WRITE_OK | rustix::fs::Access::EXEC_OK,
             )
         };
-        let usable = if root.is_dir() {
+        let usable = if !to_create {
+            if root.is_dir() {
+                rustix::fs::access(
+                    &root,
+                    rustix::fs::Access::READ_OK | rustix::fs::Access::EXEC_OK,
+                )
+            } else {
+                Err(rustix::io::Errno::NOENT)
+            }
+        } else if root.is_dir() {
             writable(&root)
         } else {
             writable(&own_dir)
@@ -411,7 +436,7 @@ mod tests {
         );
         for own_pids in ["/", "/taskloom/outer"] {
             let own = format!("8:pids:{own_pids}\n0::/taskloom/outer/@0\n");
-            let roots = detect(&mountinfo, &own);
+            let roots = detect(&mountinfo, &own, true);
             assert_eq!(roots.v2, Some(v2.join("taskloom/outer/@0/taskloom")));
             assert_eq!(
                 roots.v1,
@@ -420,7 +445,7 @@ mod tests {
             );
         }
         // Outside every job nothing changes.
-        let roots = detect(&mountinfo, "8:pids:/\n0::/\n");
+        let roots = detect(&mountinfo, "8:pids:/\n0::/\n", true);
         assert_eq!(roots.v1, [(Controller::Pids, pids.join("taskloom"))]);
     }
 
@@ -438,7 +463,7 @@ mod tests {
             "cpu memory pids io\n",
         )
         .unwrap();
-        let roots = detect(&mountinfo, "0::/user.slice/me\n");
+        let roots = detect(&mountinfo, "0::/user.slice/me\n", true);
         assert_eq!(
             roots.v2.as_deref(),
             Some(base.join("user.slice/me/taskloom").as_path())
@@ -470,7 +495,7 @@ mod tests {
             base.display(),
             base.display()
         );
-        let roots = detect(&mountinfo, "4:memory:/own\n0::/\n");
+        let roots = detect(&mountinfo, "4:memory:/own\n0::/\n", true);
         assert_eq!(
             roots.v2.as_deref(),
             Some(base.join("unified/taskloom").as_path())

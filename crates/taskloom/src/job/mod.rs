@@ -607,6 +607,11 @@ impl Job {
         if degraded() {
             let dir = pgroup::state_root().join(name);
             if !dir.is_dir() {
+                // Not one of this user's: perhaps a cgroup job another user
+                // shared (this process may not make jobs, but may see them).
+                if !pgroup::forced() && cgroup::visible_roots().usable() {
+                    return Job::open_in(name, cgroup::visible_roots());
+                }
                 return Err(Error::NoSuchJob(name.to_owned()));
             }
             pgroup::check_private(&pgroup::state_root())?;
@@ -632,7 +637,11 @@ impl Job {
                 leaf_hint: UNKNOWN_LEAF.into(),
             });
         }
-        let roots = cgroup::roots();
+        Job::open_in(name, cgroup::roots())
+    }
+
+    /// `OpenJobObject` of a cgroup job below `roots`.
+    fn open_in(name: &str, roots: &cgroup::Roots) -> Result<Job> {
         let v2 = roots.v2.as_ref().map(|r| r.join(name));
         let v1: Vec<(Controller, PathBuf)> =
             roots.v1.iter().map(|(c, r)| (*c, r.join(name))).collect();

@@ -940,3 +940,207 @@ fn breakaway_only_where_the_job_allows_it() {
     let out = breakaway_from(open.job().name());
     assert_eq!(out, "ok -", "the child must be in no job");
 }
+
+#[test]
+fn breakaway_stops_at_the_first_job_that_keeps_its_processes() {
+    let _g = serial();
+    if !jobs_available("breakaway chain") {
+        return;
+    }
+    let allow = JobLimits {
+        breakaway_ok: true,
+        ..Default::default()
+    };
+    // outer keeps its processes; inner lets them go: the child stays in outer.
+    let outer = Cleanup::new(Job::create(Some(&name("bk-outer"))).unwrap());
+    let inner = Job::builder()
+        .name("inner")
+        .limits(allow.clone())
+        .create_in(outer.job())
+        .unwrap();
+    let out = breakaway_from(inner.name());
+    assert_eq!(out, format!("ok {}", outer.job().name()));
+    drop(inner);
+    // Both let them go: the child leaves both.
+    let outer2 = Cleanup::new(
+        Job::builder()
+            .name(&name("bk-open"))
+            .limits(allow.clone())
+            .create()
+            .unwrap(),
+    );
+    let inner2 = Job::builder()
+        .name("inner")
+        .limits(allow)
+        .create_in(outer2.job())
+        .unwrap();
+    assert_eq!(breakaway_from(inner2.name()), "ok -");
+}
+
+#[test]
+fn a_job_is_signalled_when_terminated_not_when_empty() {
+    let _g = serial();
+    if !jobs_available("job wait") {
+        return;
+    }
+    let job = Cleanup::new(Job::create(Some(&name("signalled"))).unwrap());
+    let mut p = job.job().spawn(ProcessBuilder::new("true")).unwrap();
+    p.wait().unwrap();
+    assert!(job.job().wait_empty(Duration::from_secs(5)).unwrap());
+    assert!(
+        !job.job().wait(Duration::from_millis(50)).unwrap(),
+        "an empty job is not signalled"
+    );
+    let _q = job
+        .job()
+        .spawn(ProcessBuilder::new("sleep").arg("30"))
+        .unwrap();
+    // Another handle, in another thread, terminates it.
+    let other = Job::open(job.job().name()).unwrap();
+    let t = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(50));
+        other.terminate().unwrap();
+    });
+    assert!(job.job().wait(Duration::from_secs(10)).unwrap());
+    t.join().unwrap();
+    assert!(job.job().is_terminated().unwrap());
+}
+
+#[test]
+fn a_new_watcher_first_reports_the_members_there_are() {
+    let _g = serial();
+    if !jobs_available("watcher members") {
+        return;
+    }
+    let job = Cleanup::new(Job::create(Some(&name("watch-first"))).unwrap());
+    let a = job
+        .job()
+        .spawn(ProcessBuilder::new("sleep").arg("30"))
+        .unwrap();
+    let b = job
+        .job()
+        .spawn(ProcessBuilder::new("sleep").arg("30"))
+        .unwrap();
+    let mut w = job.job().watch(Duration::from_millis(10)).unwrap();
+    let mut first: Vec<JobEvent> = vec![w.next().unwrap().unwrap(), w.next().unwrap().unwrap()];
+    first.sort_by_key(|e| format!("{e:?}"));
+    let mut want = vec![
+        JobEvent::NewProcess { pid: a.pid() },
+        JobEvent::NewProcess { pid: b.pid() },
+    ];
+    want.sort_by_key(|e| format!("{e:?}"));
+    assert_eq!(first, want);
+}
+
+/// In a new pid namespace (root only), a handle's process is reaped and a
+/// newcomer is given its pid number: assigning the handle must not move the
+/// newcomer. Reports `refused`, `moved` (the newcomer joined) or an error.
+fn assign_after_pid_reuse(job_name: &str) -> String {
+    let (mut r, w) = std::io::pipe().unwrap();
+    // SAFETY: the child makes raw calls and taskloom calls and _exits; tests are serialised.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0);
+    if pid == 0 {
+        use std::io::Write;
+        let mut w = w;
+        // SAFETY: raw syscalls in the forked child.
+        let ok = unsafe { libc::unshare(libc::CLONE_NEWPID | libc::CLONE_NEWNS) } == 0;
+        if !ok {
+            let _ = write!(w, "err unshare: {}", std::io::Error::last_os_error());
+            // SAFETY: leaving the forked child.
+            unsafe { libc::_exit(0) };
+        }
+        // SAFETY: the grandchild is pid 1 of the new namespace; it runs to _exit.
+        let init = unsafe { libc::fork() };
+        if init == 0 {
+            let text = (|| -> Result<String, String> {
+                let e = |what: &str| format!("{what}: {}", std::io::Error::last_os_error());
+                // SAFETY: mount syscalls with static C strings, in our own mount namespace.
+                unsafe {
+                    if libc::mount(
+                        c"none".as_ptr(),
+                        c"/".as_ptr(),
+                        std::ptr::null(),
+                        libc::MS_REC | libc::MS_PRIVATE,
+                        std::ptr::null(),
+                    ) != 0
+                    {
+                        return Err(e("make / private"));
+                    }
+                    if libc::mount(
+                        c"proc".as_ptr(),
+                        c"/proc".as_ptr(),
+                        c"proc".as_ptr(),
+                        0,
+                        std::ptr::null(),
+                    ) != 0
+                    {
+                        return Err(e("mount proc"));
+                    }
+                }
+                let job = Job::open(job_name).map_err(|e| e.to_string())?;
+                let mut old = ProcessBuilder::new("sleep")
+                    .arg("30")
+                    .spawn()
+                    .map_err(|e| e.to_string())?;
+                let old_pid = old.pid();
+                old.terminate().map_err(|e| e.to_string())?;
+                old.wait().map_err(|e| e.to_string())?;
+                // The next process gets the old number.
+                std::fs::write("/proc/sys/kernel/ns_last_pid", (old_pid - 1).to_string())
+                    .map_err(|e| format!("ns_last_pid: {e}"))?;
+                let mut newcomer = ProcessBuilder::new("sleep")
+                    .arg("30")
+                    .spawn()
+                    .map_err(|e| e.to_string())?;
+                if newcomer.pid() != old_pid {
+                    let _ = newcomer.terminate();
+                    return Err(format!("pid {old_pid} was not reused ({})", newcomer.pid()));
+                }
+                let result = job.assign(&old);
+                let moved = job::job_of(newcomer.pid()).ok().flatten().is_some();
+                let _ = newcomer.terminate();
+                let _ = newcomer.wait();
+                Ok(match (result, moved) {
+                    (_, true) => "moved".to_string(),
+                    (Err(Error::NoSuchProcess { .. }), false) => "refused".to_string(),
+                    (r, false) => format!("unexpected {r:?}"),
+                })
+            })()
+            .unwrap_or_else(|e| format!("err {e}"));
+            let _ = w.write_all(text.as_bytes());
+            // SAFETY: leaving the forked child.
+            unsafe { libc::_exit(0) };
+        }
+        drop(w);
+        // SAFETY: reaping the namespace's init.
+        unsafe { libc::waitpid(init, std::ptr::null_mut(), 0) };
+        // SAFETY: leaving the forked child.
+        unsafe { libc::_exit(0) };
+    }
+    drop(w);
+    let mut out = String::new();
+    r.read_to_string(&mut out).unwrap();
+    // SAFETY: reaping the child forked above.
+    unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
+    out
+}
+
+#[test]
+fn assigning_a_handle_whose_pid_was_reused_moves_no_stranger() {
+    let _g = serial();
+    if !jobs_available("pid reuse") {
+        return;
+    }
+    if !rustix::process::geteuid().is_root() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "pid reuse: CI runs as root"
+        );
+        eprintln!("pid reuse: not run: a pid namespace needs root");
+        return;
+    }
+    let job = Cleanup::new(Job::create(Some(&name("reuse"))).unwrap());
+    let out = assign_after_pid_reuse(job.job().name());
+    assert_eq!(out, "refused");
+}
