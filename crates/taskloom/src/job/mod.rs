@@ -1772,6 +1772,13 @@ impl Job {
                 "cgroup.events, pids.events, memory events and member scans, polled".into(),
             ),
         );
+        push(
+            "root-members",
+            (
+                false,
+                "a member that may write cgroup.procs above the job (root; on a delegated subtree, the user who owns it) can move itself out to any cgroup it may write, and can signal the guardian and the owner; a cgroup or PID namespace per job would stop that and is not used yet. Members running as any other user cannot leave".into(),
+            ),
+        );
         caps
     }
 }
