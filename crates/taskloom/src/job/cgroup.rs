@@ -316,6 +316,28 @@ fn detect(mountinfo: &str, own: &str, to_create: bool) -> Roots {
     roots
 }
 
+/// Forks refused by the `pids.max` of `dir` or of a cgroup below it.
+///
+/// Where `pids.events.local` exists (cgroup2 on Linux 6.13 and later),
+/// `pids.events` counts the whole subtree and is read once. Before that,
+/// and on cgroup v1, a refusal is counted in the `pids.events` of the
+/// cgroup the forking task is in (a job's leaf, or a nested job), not of
+/// the cgroup whose limit was hit: so the subtree's counts are added up.
+pub(crate) fn pids_limit_hits(dir: &Path) -> Option<u64> {
+    if dir.join("pids.events.local").exists() {
+        return keyed(&dir.join("pids.events"), "max");
+    }
+    let mut total = keyed(&dir.join("pids.events"), "max")?;
+    if let Ok(entries) = fs::read_dir(dir) {
+        for e in entries.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                total += pids_limit_hits(&e.path()).unwrap_or(0);
+            }
+        }
+    }
+    Some(total)
+}
+
 /// Whether `dir` is a cgroup directory with no process and no cgroup below it.
 pub(crate) fn is_empty_cgroup(dir: &Path) -> bool {
     let no_procs = fs::read_to_string(dir.join("cgroup.procs")).is_ok_and(|t| t.trim().is_empty());
@@ -379,6 +401,23 @@ mod tests {
             parse_keyed("oom_kill_disable 0\nunder_oom 0\noom_kill 3\n", "oom_kill"),
             Some(3)
         );
+    }
+
+    #[test]
+    fn refused_forks_are_added_up_where_the_kernel_counts_them_locally() {
+        let tmp = tempfile::tempdir().unwrap();
+        let job = tmp.path().join("job");
+        fs::create_dir_all(job.join("@0")).unwrap();
+        fs::create_dir_all(job.join("nested/@0")).unwrap();
+        fs::write(job.join("pids.events"), "max 0\n").unwrap();
+        fs::write(job.join("@0/pids.events"), "max 3\n").unwrap();
+        fs::write(job.join("nested/pids.events"), "max 0\n").unwrap();
+        fs::write(job.join("nested/@0/pids.events"), "max 2\n").unwrap();
+        assert_eq!(pids_limit_hits(&job), Some(5), "before 6.13: local counts");
+        // 6.13 and later: the job's own file counts its subtree.
+        fs::write(job.join("pids.events"), "max 5\n").unwrap();
+        fs::write(job.join("pids.events.local"), "max 0\n").unwrap();
+        assert_eq!(pids_limit_hits(&job), Some(5), "hierarchical counts");
     }
 
     #[test]

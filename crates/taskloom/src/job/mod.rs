@@ -1380,7 +1380,7 @@ impl Job {
             memory_current,
             memory_peak,
             oom_kills,
-            process_limit_hits: pids_dir.and_then(|d| cgroup::keyed(&d.join("pids.events"), "max")),
+            process_limit_hits: pids_dir.and_then(cgroup::pids_limit_hits),
             frozen,
             limits: self.limits.clone(),
             kill_on_close: self.holder.is_some(),
