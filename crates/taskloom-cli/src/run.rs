@@ -462,9 +462,9 @@ pub fn main(args: RunArgs) -> Result<i32> {
 /// Whether `child` is in taskloom's own process group (then a terminal's
 /// signals reach it without taskloom).
 fn in_our_group(child: &Process) -> bool {
-    let pgid = rustix::process::Pid::from_raw(child.pid())
-        .and_then(|p| rustix::process::getpgid(Some(p)).ok());
-    pgid == Some(rustix::process::getpgrp())
+    use nix::unistd::{Pid, getpgid, getpgrp};
+    // (A process started by a bare init can be in group 0: compare, never assume.)
+    getpgid(Some(Pid::from_raw(child.pid()))).is_ok_and(|g| g == getpgrp())
 }
 
 /// The supervising loop's inputs.

@@ -96,6 +96,10 @@ pub(crate) struct Roots {
     pub v2: Option<PathBuf>,
     /// Controllers usable below the v2 root (pure v2 with delegation).
     pub v2_controllers: Vec<String>,
+    /// The delegated cgroup whose `cgroup.subtree_control` hands the
+    /// controllers to the v2 root (pure v2, when the root is not below our
+    /// own cgroup because that holds processes).
+    pub v2_enable_in: Option<PathBuf>,
     /// Per-controller v1 roots, for the controllers not on v2.
     pub v1: Vec<(Controller, PathBuf)>,
     /// Why a hierarchy could not be used, for the capability report.
@@ -226,9 +230,12 @@ fn detect(mountinfo: &str, own: &str, to_create: bool) -> Roots {
         .find(|h| h.v2)
         .and_then(|h| layout::path_in(h, &members))
         .and_then(|p| job_context(&p));
+    // Pure cgroup2: the only hierarchy is the one that holds controllers.
+    let pure_v2 = hierarchies.iter().all(|h| h.v2);
     let mut roots = Roots {
         v2: None,
         v2_controllers: Vec::new(),
+        v2_enable_in: None,
         v1: Vec::new(),
         problems: Vec::new(),
     };
@@ -250,15 +257,35 @@ fn detect(mountinfo: &str, own: &str, to_create: bool) -> Roots {
                     .collect();
                 outside_jobs(&p).join(v1_ctx)
             }
+            // A member's jobs sit beside its leaf, in its job's own
+            // directory (`<job>/taskloom`), where controllers can reach them.
+            (Some(_), true) => match p.file_name().and_then(|n| n.to_str()) {
+                Some(n) if n.starts_with('@') => p.parent().map(Path::to_owned).unwrap_or(p),
+                _ => p,
+            },
             _ => p,
         });
-        let Some(own_dir) = own_path.and_then(|p| h.dir_of(&p)) else {
+        let Some(mut own_dir) = own_path.and_then(|p| h.dir_of(&p)) else {
             roots.problems.push(format!(
                 "{kind} at {}: this process's cgroup is not visible there",
                 h.mount.display()
             ));
             continue;
         };
+        // On pure cgroup2 a cgroup that holds processes (ours, unless it is
+        // the root cgroup) cannot hand controllers to children: the jobs go
+        // below the top of this user's delegated subtree instead, which holds
+        // no process, so that limits work there (what `systemd-run -p
+        // Delegate=yes` and a delegated `user@.service` give).
+        if h.v2
+            && pure_v2
+            && context.is_none()
+            && own_dir != h.mount
+            && let Some(top) = delegated_top(&own_dir, &h.mount)
+        {
+            roots.v2_enable_in = Some(top.clone());
+            own_dir = top;
+        }
         let root = own_dir.join(ROOT_NAME);
         // Detection only looks: the root is made when the first job is created
         // (and removed with the last), so checking costs no directory.
@@ -294,7 +321,11 @@ fn detect(mountinfo: &str, own: &str, to_create: bool) -> Roots {
             // Controllers our own cgroup hands to its children (we never write to it):
             // the root's `cgroup.controllers` once it exists, else our own `subtree_control`.
             let available = read(&root.join("cgroup.controllers"))
-                .or_else(|_| read(&own_dir.join("cgroup.subtree_control")))
+                .or_else(|_| match &roots.v2_enable_in {
+                    // What the delegated cgroup can hand down (enabled at the first job).
+                    Some(top) => read(&top.join("cgroup.controllers")),
+                    None => read(&own_dir.join("cgroup.subtree_control")),
+                })
                 .unwrap_or_default();
             roots.v2_controllers = available
                 .split_whitespace()
@@ -336,6 +367,29 @@ pub(crate) fn pids_limit_hits(dir: &Path) -> Option<u64> {
         }
     }
     Some(total)
+}
+
+/// The highest cgroup above `own` (below `mount`) that this process may
+/// manage, as delegation grants it (its `cgroup.procs` and
+/// `cgroup.subtree_control` writable) and that holds no process itself:
+/// where jobs can have controllers. `None` when that is `own` itself or
+/// nothing above it is ours.
+fn delegated_top(own: &Path, mount: &Path) -> Option<PathBuf> {
+    let ours = |d: &Path| {
+        [d.join("cgroup.procs"), d.join("cgroup.subtree_control")]
+            .iter()
+            .all(|f| rustix::fs::access(f, rustix::fs::Access::WRITE_OK).is_ok())
+    };
+    let mut top = None;
+    for d in own.ancestors().skip(1) {
+        if !d.starts_with(mount) || d == mount || !ours(d) {
+            break;
+        }
+        top = Some(d.to_owned());
+    }
+    let top = top?;
+    let empty = fs::read_to_string(top.join("cgroup.procs")).is_ok_and(|t| t.trim().is_empty());
+    empty.then_some(top)
 }
 
 /// Whether `dir` is a cgroup directory with no process and no cgroup below it.
@@ -476,7 +530,7 @@ mod tests {
         for own_pids in ["/", "/taskloom/outer"] {
             let own = format!("8:pids:{own_pids}\n0::/taskloom/outer/@0\n");
             let roots = detect(&mountinfo, &own, true);
-            assert_eq!(roots.v2, Some(v2.join("taskloom/outer/@0/taskloom")));
+            assert_eq!(roots.v2, Some(v2.join("taskloom/outer/taskloom")));
             assert_eq!(
                 roots.v1,
                 [(Controller::Pids, pids.join("taskloom/outer/taskloom"))],

@@ -83,33 +83,171 @@ impl Plan {
     }
 }
 
-/// Starts a guardian for `plan`; returns the holder end (close-on-exec).
-pub(crate) fn start(plan: &Plan) -> Result<OwnedFd> {
+impl Plan {
+    /// The plan as the guardian reads it from its pipe: records of a tag
+    /// byte and a NUL-terminated string.
+    fn encode(&self, keep: bool) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut put = |tag: u8, s: &CString| {
+            out.push(tag);
+            out.extend_from_slice(s.as_bytes_with_nul());
+        };
+        for (tag, one) in [
+            (b'k', &self.v2_kill),
+            (b'e', &self.v2_events),
+            (b'f', &self.v1_freezer),
+            (b'g', &self.pg_file),
+        ] {
+            if let Some(s) = one {
+                put(tag, s);
+            }
+        }
+        for (tag, list) in [
+            (b'p', &self.v1_procs),
+            (b'r', &self.remove),
+            (b'u', &self.unlink),
+            (b'x', &self.remove_if_empty),
+        ] {
+            for s in list {
+                put(tag, s);
+            }
+        }
+        if keep {
+            put(b'K', &CString::default());
+        }
+        out
+    }
+}
+
+/// The most entries of one list a guardian takes (more are ignored).
+const MAX_LIST: usize = 32;
+/// The largest plan a guardian reads.
+const MAX_PLAN: usize = 32 * 1024;
+
+/// A plan as the guardian holds it: pointers into its own read buffer.
+struct Parsed {
+    v2_kill: *const libc::c_char,
+    v2_events: *const libc::c_char,
+    v1_freezer: *const libc::c_char,
+    pg_file: *const libc::c_char,
+    v1_procs: List,
+    remove: List,
+    unlink: List,
+    remove_if_empty: List,
+    keep: bool,
+}
+
+#[derive(Clone, Copy)]
+struct List {
+    items: [*const libc::c_char; MAX_LIST],
+    len: usize,
+}
+
+impl List {
+    const EMPTY: List = List {
+        items: [ptr::null(); MAX_LIST],
+        len: 0,
+    };
+
+    fn push(&mut self, s: *const libc::c_char) {
+        if self.len < MAX_LIST {
+            self.items[self.len] = s;
+            self.len += 1;
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = *const libc::c_char> + '_ {
+        self.items[..self.len].iter().copied()
+    }
+}
+
+/// Parses an encoded plan in place (no allocation: callable in the guardian).
+fn parse_plan(buf: &[u8]) -> Parsed {
+    let mut p = Parsed {
+        v2_kill: ptr::null(),
+        v2_events: ptr::null(),
+        v1_freezer: ptr::null(),
+        pg_file: ptr::null(),
+        v1_procs: List::EMPTY,
+        remove: List::EMPTY,
+        unlink: List::EMPTY,
+        remove_if_empty: List::EMPTY,
+        keep: false,
+    };
+    let mut at = 0;
+    while at < buf.len() {
+        let tag = buf[at];
+        let start = at + 1;
+        let Some(len) = buf[start.min(buf.len())..].iter().position(|&b| b == 0) else {
+            break;
+        };
+        let s = buf[start..].as_ptr().cast::<libc::c_char>();
+        match tag {
+            b'k' => p.v2_kill = s,
+            b'e' => p.v2_events = s,
+            b'f' => p.v1_freezer = s,
+            b'g' => p.pg_file = s,
+            b'p' => p.v1_procs.push(s),
+            b'r' => p.remove.push(s),
+            b'u' => p.unlink.push(s),
+            b'x' => p.remove_if_empty.push(s),
+            b'K' => p.keep = true,
+            _ => {}
+        }
+        at = start + len + 1;
+    }
+    p
+}
+
+/// A guardian that runs and waits for its plan: its pid can be handed to
+/// systemd (a scope's first process) before the job's paths are known.
+#[derive(Debug)]
+pub(crate) struct Waiting {
+    /// The guardian's pid (what a systemd scope is started with).
+    #[allow(dead_code)]
+    pub pid: i32,
+    holder: OwnedFd,
+    plan_tx: OwnedFd,
+}
+
+fn pipe() -> Result<(OwnedFd, OwnedFd)> {
     let mut fds = [0 as RawFd; 2];
     // SAFETY: `fds` has room for the two descriptors pipe2 returns.
     if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
         return Err(Error::last_os("pipe2"));
     }
     // SAFETY: pipe2 returned two fresh descriptors that nothing else owns.
-    let (read_end, write_end) =
-        unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
-    // SAFETY: after fork the child runs only `guardian_main`/`_exit`, which make raw
-    // syscalls on memory prepared before the fork (see the module docs).
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// Starts a guardian that waits for its plan ([`Waiting::arm`]). Should the
+/// caller never arm it (it failed, or it died), the guardian reads
+/// end-of-file, does nothing and exits.
+pub(crate) fn spawn() -> Result<Waiting> {
+    let (holder_rx, holder) = pipe()?;
+    let (plan_rx, plan_tx) = pipe()?;
+    let (pid_rx, pid_tx) = pipe()?;
+    // SAFETY: after fork the child runs only `guardian_main`/`_exit` and raw
+    // writes, on memory prepared before the fork (see the module docs).
     let pid = unsafe { libc::fork() };
     if pid < 0 {
         return Err(Error::last_os("fork"));
     }
     if pid == 0 {
-        // SAFETY: as above; the intermediate child forks the guardian and exits at once,
-        // so the guardian is reparented and never becomes our zombie.
+        // SAFETY: as above; the intermediate child forks the guardian, reports
+        // its pid and exits at once, so the guardian is reparented and never
+        // becomes our zombie.
         unsafe {
-            if libc::fork() == 0 {
-                guardian_main(read_end.as_raw_fd(), plan);
+            let g = libc::fork();
+            if g == 0 {
+                guardian_main(holder_rx.as_raw_fd(), plan_rx.as_raw_fd());
             }
+            let bytes = g.to_ne_bytes();
+            libc::write(pid_tx.as_raw_fd(), bytes.as_ptr().cast(), bytes.len());
             libc::_exit(0);
         }
     }
-    drop(read_end);
+    drop((holder_rx, plan_rx, pid_tx));
     let mut status = 0;
     // SAFETY: waiting for the intermediate child we just forked.
     while unsafe { libc::waitpid(pid, &mut status, 0) } < 0 {
@@ -117,22 +255,71 @@ pub(crate) fn start(plan: &Plan) -> Result<OwnedFd> {
             return Err(Error::last_os("waitpid(guardian)"));
         }
     }
-    Ok(write_end)
+    let mut bytes = [0u8; 4];
+    let mut file = std::fs::File::from(pid_rx);
+    io::Read::read_exact(&mut file, &mut bytes).map_err(|e| Error::os("start the guardian", e))?;
+    let gpid = i32::from_ne_bytes(bytes);
+    if gpid <= 0 {
+        return Err(Error::os(
+            "fork the guardian",
+            io::Error::from_raw_os_error(libc::EAGAIN),
+        ));
+    }
+    Ok(Waiting {
+        pid: gpid,
+        holder,
+        plan_tx,
+    })
+}
+
+impl Waiting {
+    /// Hands the guardian its plan. With `kill_on_close` it returns the
+    /// holder end (close-on-exec): when every copy of it is closed, the
+    /// guardian carries the plan out. Without, the guardian only stays (it
+    /// keeps a systemd scope alive) until it is killed.
+    pub fn arm(self, plan: &Plan, kill_on_close: bool) -> Result<Option<OwnedFd>> {
+        let bytes = plan.encode(!kill_on_close);
+        if bytes.len() > MAX_PLAN {
+            return Err(Error::InvalidInput {
+                what: "kill-on-close",
+                reason: "the job's paths are too long for its guardian".into(),
+            });
+        }
+        let mut tx = std::fs::File::from(self.plan_tx);
+        io::Write::write_all(&mut tx, &bytes).map_err(|e| Error::os("arm the guardian", e))?;
+        drop(tx);
+        Ok(kill_on_close.then_some(self.holder))
+    }
+}
+
+/// Starts a guardian for `plan`; returns the holder end (close-on-exec).
+pub(crate) fn start(plan: &Plan) -> Result<OwnedFd> {
+    let holder = spawn()?.arm(plan, true)?;
+    Ok(holder.expect("armed for kill-on-close"))
 }
 
 /// The guardian. Never returns.
 ///
 /// # Safety
-/// Must only run in a freshly forked child; `plan` must be the parent's plan.
-unsafe fn guardian_main(holder: RawFd, plan: &Plan) -> ! {
-    // SAFETY: raw syscalls and async-signal-safe libc calls on prepared memory.
+/// Must only run in a freshly forked child.
+unsafe fn guardian_main(holder: RawFd, plan_fd: RawFd) -> ! {
+    // SAFETY: raw syscalls and async-signal-safe libc calls on stack memory.
     unsafe {
         libc::setsid();
-        // Keep nothing but the holder pipe: above all no write end of any job.
-        if holder > 0 {
-            libc::syscall(libc::SYS_close_range, 0u32, (holder - 1) as u32, 0u32);
+        // Keep nothing but the two pipes: above all no write end of any job.
+        let (lo, hi) = (holder.min(plan_fd), holder.max(plan_fd));
+        if lo > 0 {
+            libc::syscall(libc::SYS_close_range, 0u32, (lo - 1) as u32, 0u32);
         }
-        libc::syscall(libc::SYS_close_range, (holder + 1) as u32, u32::MAX, 0u32);
+        if hi > lo + 1 {
+            libc::syscall(
+                libc::SYS_close_range,
+                (lo + 1) as u32,
+                (hi - 1) as u32,
+                0u32,
+            );
+        }
+        libc::syscall(libc::SYS_close_range, (hi + 1) as u32, u32::MAX, 0u32);
         libc::prctl(
             libc::PR_SET_NAME,
             c"taskloom-guard".as_ptr() as libc::c_ulong,
@@ -156,20 +343,44 @@ unsafe fn guardian_main(holder: RawFd, plan: &Plan) -> ! {
         libc::sigemptyset(none.as_mut_ptr());
         libc::sigprocmask(libc::SIG_SETMASK, none.as_ptr(), ptr::null_mut());
 
+        // The plan, until its writer closes the pipe.
+        let mut buf = [0u8; MAX_PLAN];
+        let mut len = 0usize;
+        while len < buf.len() {
+            let n = libc::read(plan_fd, buf[len..].as_mut_ptr().cast(), buf.len() - len);
+            if n == 0 || (n < 0 && *libc::__errno_location() != libc::EINTR) {
+                break;
+            }
+            if n > 0 {
+                len += n as usize;
+            }
+        }
+        libc::close(plan_fd);
+        if len == 0 {
+            // Never armed: the job was not made.
+            libc::_exit(0);
+        }
+        let plan = parse_plan(&buf[..len]);
+        if plan.keep {
+            // Only keeps its scope alive; ends when the scope is stopped.
+            loop {
+                libc::pause();
+            }
+        }
         // Wait for end-of-file: every holder is gone.
-        let mut buf = [0u8; 64];
+        let mut byte = [0u8; 64];
         loop {
-            let n = libc::read(holder, buf.as_mut_ptr().cast(), buf.len());
+            let n = libc::read(holder, byte.as_mut_ptr().cast(), byte.len());
             if n == 0 || (n < 0 && *libc::__errno_location() != libc::EINTR) {
                 break;
             }
         }
-        kill_job(plan);
-        for dir in &plan.remove {
-            remove_tree(dir.as_ptr());
+        kill_job(&plan);
+        for dir in plan.remove.iter() {
+            remove_tree(dir);
         }
-        for dir in &plan.remove_if_empty {
-            libc::rmdir(dir.as_ptr());
+        for dir in plan.remove_if_empty.iter() {
+            libc::rmdir(dir);
         }
         libc::_exit(0)
     }
@@ -179,12 +390,13 @@ unsafe fn guardian_main(holder: RawFd, plan: &Plan) -> ! {
 ///
 /// # Safety
 /// Raw syscalls only; callable from the guardian.
-unsafe fn kill_job(plan: &Plan) {
+unsafe fn kill_job(plan: &Parsed) {
     // SAFETY: raw syscalls on the plan's C strings and stack buffers.
     unsafe {
-        if let Some(file) = &plan.pg_file {
+        if !plan.pg_file.is_null() {
+            let file = plan.pg_file;
             let mut buf = [0u8; 32];
-            let n = read_file(file.as_ptr(), &mut buf);
+            let n = read_file(file, &mut buf);
             let pgid = if n > 0 {
                 parse_pids(&buf[..n as usize]).next().unwrap_or(0)
             } else {
@@ -200,19 +412,18 @@ unsafe fn kill_job(plan: &Plan) {
                     sleep_ms(1);
                 }
             }
-            for f in &plan.unlink {
-                libc::unlink(f.as_ptr());
+            for f in plan.unlink.iter() {
+                libc::unlink(f);
             }
             return;
         }
-        if let Some(kill) = &plan.v2_kill
-            && write_file(kill.as_ptr(), b"1")
-        {
-            if let Some(events) = &plan.v2_events {
+        if !plan.v2_kill.is_null() && write_file(plan.v2_kill, b"1") {
+            if !plan.v2_events.is_null() {
+                let events = plan.v2_events;
                 // Wait (at most ~10 s) for "populated 0".
                 let mut buf = [0u8; 512];
                 for _ in 0..10_000 {
-                    let n = read_file(events.as_ptr(), &mut buf);
+                    let n = read_file(events, &mut buf);
                     if n <= 0 || contains(&buf[..n as usize], b"populated 0") {
                         break;
                     }
@@ -223,13 +434,13 @@ unsafe fn kill_job(plan: &Plan) {
         }
         // cgroup v1 only: freeze so nothing forks, kill everything, thaw so SIGKILL lands.
         for _ in 0..1000 {
-            if let Some(f) = &plan.v1_freezer {
-                write_file(f.as_ptr(), b"FROZEN");
+            if !plan.v1_freezer.is_null() {
+                write_file(plan.v1_freezer, b"FROZEN");
             }
             let mut any = false;
-            for procs in &plan.v1_procs {
+            for procs in plan.v1_procs.iter() {
                 let mut buf = [0u8; 16384];
-                let n = read_file(procs.as_ptr(), &mut buf);
+                let n = read_file(procs, &mut buf);
                 if n > 0 {
                     for pid in parse_pids(&buf[..n as usize]) {
                         any = true;
@@ -237,8 +448,8 @@ unsafe fn kill_job(plan: &Plan) {
                     }
                 }
             }
-            if let Some(f) = &plan.v1_freezer {
-                write_file(f.as_ptr(), b"THAWED");
+            if !plan.v1_freezer.is_null() {
+                write_file(plan.v1_freezer, b"THAWED");
             }
             if !any {
                 return;
@@ -386,6 +597,49 @@ unsafe fn remove_tree_in(buf: &mut [u8; 4096], len: usize, depth: u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn plans_survive_the_pipe() {
+        let plan = Plan::new(
+            Some(&PathBuf::from("/cg/taskloom/j")),
+            Some(PathBuf::from("/fr/taskloom/j")),
+            &[
+                PathBuf::from("/pids/taskloom/j"),
+                PathBuf::from("/mem/taskloom/j"),
+            ],
+            &[PathBuf::from("/cg/taskloom/j")],
+            &[
+                PathBuf::from("/cg/taskloom/@breakaway"),
+                PathBuf::from("/cg/taskloom"),
+            ],
+        );
+        let s = |p: *const libc::c_char| {
+            // SAFETY: the parser points at NUL-terminated strings inside `bytes`.
+            unsafe { std::ffi::CStr::from_ptr(p) }
+                .to_str()
+                .unwrap()
+                .to_owned()
+        };
+        for keep in [false, true] {
+            let bytes = plan.encode(keep);
+            let p = parse_plan(&bytes);
+            assert_eq!(p.keep, keep);
+            assert_eq!(s(p.v2_kill), "/cg/taskloom/j/cgroup.kill");
+            assert_eq!(s(p.v2_events), "/cg/taskloom/j/cgroup.events");
+            assert_eq!(s(p.v1_freezer), "/fr/taskloom/j/freezer.state");
+            assert!(p.pg_file.is_null());
+            let procs: Vec<String> = p.v1_procs.iter().map(s).collect();
+            assert_eq!(
+                procs,
+                [
+                    "/pids/taskloom/j/cgroup.procs",
+                    "/mem/taskloom/j/cgroup.procs"
+                ]
+            );
+            let gone: Vec<String> = p.remove_if_empty.iter().map(s).collect();
+            assert_eq!(gone, ["/cg/taskloom/@breakaway", "/cg/taskloom"]);
+        }
+    }
 
     #[test]
     fn pid_lists_parse() {

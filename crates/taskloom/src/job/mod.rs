@@ -157,6 +157,9 @@ pub fn validate_name(name: &str) -> Result<()> {
     {
         return bad("only letters, digits, '-', '_' and '.' are allowed");
     }
+    if name == cgroup::ROOT_NAME {
+        return bad("is reserved: it holds the jobs a job's members make");
+    }
     // Control files are named `<controller>.<file>` (cgroup v1 and v2) or
     // are one of v1's few bare names: a job of such a name would clash in
     // some hierarchy, now or when a controller is mounted later.
@@ -431,8 +434,13 @@ impl Job {
                 cgroup::inherit_cpuset(root)?;
             }
             if let Some(root) = &roots.v2 {
-                for c in &roots.v2_controllers {
-                    let _ = cgroup::write(&root.join("cgroup.subtree_control"), &format!("+{c}"));
+                // The delegated cgroup above the root hands the controllers
+                // down first (pure cgroup2, when our own cgroup holds processes).
+                for dir in roots.v2_enable_in.iter().chain([root]) {
+                    for c in &roots.v2_controllers {
+                        let _ =
+                            cgroup::write(&dir.join("cgroup.subtree_control"), &format!("+{c}"));
+                    }
                 }
             }
             Ok(())
@@ -815,10 +823,7 @@ impl Job {
             self.limits = limits.clone();
             fs::write(dir.join("limits.json"), limits_to_json(limits))
                 .map_err(|e| Error::os("write job state", e))?;
-            for pid in self.pids()? {
-                let _ = self.apply_process_limits(pid);
-            }
-            return Ok(());
+            return self.apply_to_members();
         }
         let unavailable = |feature: &str, c: Controller| Error::InvalidInput {
             what: "job limit",
@@ -941,10 +946,33 @@ impl Job {
                 self.join_v1_controller(c)?;
             }
         }
+        self.apply_to_members()
+    }
+
+    /// Applies the per-process limits to every member. A member that ended
+    /// meanwhile is skipped; one the kernel refuses (raising the priority
+    /// needs CAP_SYS_NICE) is reported, after the others were done.
+    fn apply_to_members(&self) -> Result<()> {
+        let mut refused = None;
         for pid in self.pids()? {
-            let _ = self.apply_process_limits(pid);
+            match self.apply_process_limits(pid) {
+                Ok(()) => {}
+                Err(Error::Os { source, .. }) if source.raw_os_error() == Some(libc::ESRCH) => {}
+                Err(e) => {
+                    refused.get_or_insert((pid, e));
+                }
+            }
         }
-        Ok(())
+        match refused {
+            None => Ok(()),
+            Some((pid, e)) => Err(Error::PermissionDenied {
+                what: format!(
+                    "apply the limits of job {} to its member {pid} (the job keeps them; new members get them)",
+                    self.name
+                ),
+                source: std::io::Error::other(e.to_string()),
+            }),
+        }
     }
 
     /// Per-process limits that are not cgroup files: rlimits and priority.
