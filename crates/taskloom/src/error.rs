@@ -99,6 +99,14 @@ pub enum Error {
         source: io::Error,
     },
     /// No process with that pid exists (or it was already reaped).
+    /// The systemd manager refused or failed a request (a job's scope).
+    #[error("systemd could not {what}: {reason}")]
+    Systemd {
+        /// What was asked.
+        what: String,
+        /// What systemd (or the bus) said.
+        reason: String,
+    },
     #[error("no such process: {pid}")]
     NoSuchProcess {
         /// The pid looked up.

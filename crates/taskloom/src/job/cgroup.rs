@@ -109,6 +109,13 @@ pub(crate) struct Roots {
 /// The name of the directory below our own cgroup that holds every job.
 pub(crate) const ROOT_NAME: &str = "taskloom";
 
+/// Whether a cgroup path component is a directory that holds jobs: the
+/// `taskloom` root below a cgroup, or a job's systemd scope
+/// (`taskloom-<name>.scope`, see `systemd.rs`).
+pub(crate) fn is_root_component(c: &str) -> bool {
+    c == ROOT_NAME || super::systemd::job_of_unit(c).is_some()
+}
+
 static ROOTS: OnceLock<Roots> = OnceLock::new();
 static HIERARCHIES: OnceLock<Vec<layout::Hierarchy>> = OnceLock::new();
 
@@ -149,7 +156,7 @@ pub(crate) fn job_chain(path: &Path) -> Vec<PathBuf> {
             continue;
         }
         at.push(c);
-        if c == ROOT_NAME {
+        if is_root_component(c) {
             below_root = true;
         } else if below_root && !c.starts_with('@') {
             chain.push(at.clone());
@@ -194,7 +201,7 @@ pub(crate) fn job_context(path: &Path) -> Option<PathBuf> {
         .filter_map(|c| c.as_os_str().to_str())
         .filter(|c| *c != "/")
         .collect();
-    let first = parts.iter().position(|c| *c == ROOT_NAME)?;
+    let first = parts.iter().position(|c| is_root_component(c))?;
     let is_leaf = |c: &&str| {
         c.strip_prefix('@')
             .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
@@ -207,7 +214,7 @@ pub(crate) fn job_context(path: &Path) -> Option<PathBuf> {
 fn outside_jobs(path: &Path) -> PathBuf {
     let mut out = PathBuf::from("/");
     for c in path.components().filter_map(|c| c.as_os_str().to_str()) {
-        if c == ROOT_NAME {
+        if is_root_component(c) {
             break;
         }
         if c != "/" {

@@ -29,6 +29,7 @@ mod connector;
 mod guardian;
 pub mod layout;
 mod pgroup;
+mod systemd;
 mod watch;
 
 use std::collections::VecDeque;
@@ -301,6 +302,8 @@ pub struct Job {
     /// unknown: the next spawn opens `@N` by name and lists the directory
     /// only when that fails (after a terminate renewed the leaves).
     leaf_hint: std::sync::atomic::AtomicU32,
+    /// The systemd scope unit that holds this top-level job (systemd backend).
+    scope: Option<String>,
 }
 
 /// Recently spawned members, shared by a handle, its duplicates and its watchers.
@@ -417,13 +420,22 @@ impl Job {
             return Job::create_degraded(parent, b);
         }
         let leaf = b.leaf_name()?;
-        let name = match parent {
-            Some(p) => format!("{}/{leaf}", p.name),
-            None => leaf,
+        if parent.is_none() && backend() == Backend::Systemd {
+            return Job::create_scoped(leaf, b);
+        }
+        // A nested job sits in its parent's directories (whatever made them).
+        let (name, v2, v1): (String, Option<PathBuf>, Vec<(Controller, PathBuf)>) = match parent {
+            Some(p) => (
+                format!("{}/{leaf}", p.name),
+                p.v2.as_ref().map(|d| d.join(&leaf)),
+                p.v1.iter().map(|(c, d)| (*c, d.join(&leaf))).collect(),
+            ),
+            None => (
+                leaf.clone(),
+                roots.v2.as_ref().map(|r| r.join(&leaf)),
+                roots.v1.iter().map(|(c, r)| (*c, r.join(&leaf))).collect(),
+            ),
         };
-        let v2 = roots.v2.as_ref().map(|r| r.join(&name));
-        let v1: Vec<(Controller, PathBuf)> =
-            roots.v1.iter().map(|(c, r)| (*c, r.join(&name))).collect();
         // Roots may have been removed by the last job's deletion (here, or by
         // another process's guardian, even between these steps): make them again.
         let ensure_roots = || -> Result<()> {
@@ -472,6 +484,7 @@ impl Job {
             pg: None,
             spawned: Spawned::default(),
             leaf_hint: UNKNOWN_LEAF.into(),
+            scope: None,
         };
         // Only what this creation made (or took over empty) is removed on failure.
         let mut made: Vec<PathBuf> = job.v2.iter().cloned().collect();
@@ -523,27 +536,35 @@ impl Job {
             }
             return Err(e);
         }
-        job.finish_create(&b)
+        job.finish_create(&b, None)
     }
 
     /// The common end of a creation: security, limits, kill-on-close; on any
     /// failure the job's directories are removed again.
-    fn finish_create(mut self, b: &JobBuilder) -> Result<Job> {
+    fn finish_create(mut self, b: &JobBuilder, waiting: Option<guardian::Waiting>) -> Result<Job> {
         let made = (|| -> Result<()> {
             if let Some(mode) = b.mode {
                 self.secure(mode)?;
             }
             self.set_limits(&b.limits)?;
-            if b.kill_on_close {
-                self.arm_kill_on_close()?;
-            }
-            Ok(())
+            self.arm_guardian(waiting, b.kill_on_close)
         })();
         if let Err(e) = made {
             let _ = self.remove_dirs();
+            self.stop_scope();
             return Err(e);
         }
         Ok(self)
+    }
+
+    /// Stops this job's systemd scope, if it has one (systemd kills what is
+    /// left in it, the guardian included, and removes its cgroup).
+    fn stop_scope(&self) {
+        if let Some(unit) = &self.scope
+            && let Ok(mgr) = systemd::Manager::connect()
+        {
+            let _ = mgr.stop(unit);
+        }
     }
 
     /// The job's security descriptor, from permission bits: the owner keeps
@@ -578,6 +599,54 @@ impl Job {
         Ok(())
     }
 
+    /// The systemd backend's `CreateJobObject` for a top-level job: a
+    /// transient scope delegated to us, holding the job's guardian, with the
+    /// job below it (see `systemd.rs` for the layout and the lifetime).
+    fn create_scoped(name: String, b: JobBuilder) -> Result<Job> {
+        let mgr = systemd::Manager::connect()?;
+        let unit = systemd::unit_name(&name);
+        // The guardian first: a scope starts with a process in it.
+        let waiting = guardian::spawn()?;
+        mgr.start_scope(&unit, waiting.pid as u32, &format!("taskloom job {name}"))?;
+        let made = (|| -> Result<Job> {
+            let scope = mgr.unit_dir(&unit)?.ok_or_else(|| Error::Systemd {
+                what: format!("start the scope {unit}"),
+                reason: "it has no cgroup".into(),
+            })?;
+            // No process may stay in a cgroup that hands controllers down:
+            // the guardian moves to a leaf of its own.
+            let keeper = scope.join("@keeper");
+            fs::create_dir(&keeper)
+                .map_err(|e| Error::os("create the scope's guardian cgroup", e))?;
+            cgroup::write(&keeper.join("cgroup.procs"), &waiting.pid.to_string())?;
+            let v2 = scope.join(&name);
+            fs::create_dir(&v2).map_err(|e| Error::os("create job cgroup", e))?;
+            for dir in [&scope, &v2] {
+                enable_controllers(dir);
+            }
+            fs::create_dir(v2.join("@0")).map_err(|e| Error::os("create job leaf cgroup", e))?;
+            Ok(Job {
+                name: name.clone(),
+                v2: Some(v2),
+                v1: Vec::new(),
+                limits: JobLimits::default(),
+                holder: None,
+                pg: None,
+                spawned: Spawned::default(),
+                leaf_hint: UNKNOWN_LEAF.into(),
+                scope: Some(unit.clone()),
+            })
+        })();
+        match made {
+            Ok(job) => job.finish_create(&b, Some(waiting)),
+            Err(e) => {
+                // systemd kills the guardian and removes what was made.
+                let _ = mgr.stop(&unit);
+                Err(e)
+            }
+        }
+    }
+
     /// The process-group backend's `CreateJobObject`.
     fn create_degraded(parent: Option<&Job>, b: JobBuilder) -> Result<Job> {
         if parent.is_some() {
@@ -597,8 +666,9 @@ impl Job {
             pg: Some(dir.clone()),
             spawned: Spawned::default(),
             leaf_hint: UNKNOWN_LEAF.into(),
+            scope: None,
         };
-        job.finish_create(&b)
+        job.finish_create(&b, None)
     }
 
     /// `OpenJobObject`: a handle to an existing job by name (`a` or `a/b` for a nested one).
@@ -643,9 +713,33 @@ impl Job {
                 pg: Some(dir),
                 spawned: Spawned::default(),
                 leaf_hint: UNKNOWN_LEAF.into(),
+                scope: None,
             });
         }
+        if backend() == Backend::Systemd {
+            return Job::open_scoped(name);
+        }
         Job::open_in(name, cgroup::roots())
+    }
+
+    /// `OpenJobObject` on the systemd backend: the top-level job's scope
+    /// says where the job is.
+    fn open_scoped(name: &str) -> Result<Job> {
+        let top = name.split('/').next().unwrap_or(name);
+        let unit = systemd::unit_name(top);
+        let Some(scope) = systemd::Manager::connect()?.unit_dir(&unit)? else {
+            return Err(Error::NoSuchJob(name.to_owned()));
+        };
+        let roots = cgroup::Roots {
+            v2: Some(scope),
+            v2_controllers: Vec::new(),
+            v2_enable_in: None,
+            v1: Vec::new(),
+            problems: Vec::new(),
+        };
+        let mut job = Job::open_in(name, &roots)?;
+        job.scope = Some(unit);
+        Ok(job)
     }
 
     /// `OpenJobObject` of a cgroup job below `roots`.
@@ -691,6 +785,7 @@ impl Job {
             pg: None,
             spawned: Spawned::default(),
             leaf_hint: UNKNOWN_LEAF.into(),
+            scope: None,
         })
     }
 
@@ -700,13 +795,6 @@ impl Job {
             return Ok(pgroup::list());
         }
         let roots = cgroup::roots();
-        let Some(root) = roots
-            .v2
-            .clone()
-            .or_else(|| roots.v1.first().map(|(_, p)| p.clone()))
-        else {
-            return Ok(Vec::new());
-        };
         let mut out = Vec::new();
         fn walk(dir: &Path, prefix: &str, out: &mut Vec<String>) {
             let Ok(entries) = fs::read_dir(dir) else {
@@ -729,6 +817,24 @@ impl Job {
                 walk(&dir.join(&n), &full, out);
             }
         }
+        if backend() == Backend::Systemd {
+            // Each top-level job is a scope of its own.
+            let mgr = systemd::Manager::connect()?;
+            for top in mgr.jobs()? {
+                if let Some(scope) = mgr.unit_dir(&systemd::unit_name(&top))? {
+                    out.push(top.clone());
+                    walk(&scope.join(&top), &top, &mut out);
+                }
+            }
+            return Ok(out);
+        }
+        let Some(root) = roots
+            .v2
+            .clone()
+            .or_else(|| roots.v1.first().map(|(_, p)| p.clone()))
+        else {
+            return Ok(Vec::new());
+        };
         walk(&root, "", &mut out);
         Ok(out)
     }
@@ -763,9 +869,19 @@ impl Job {
     /// The directory holding limits for controller `c` (v1 dir, or the v2 job dir on pure v2).
     fn limit_dir(&self, c: Controller) -> Option<&Path> {
         self.v1_dir(c).or_else(|| {
-            let on_v2 = cgroup::roots().v2_controllers.iter().any(|n| n == c.name());
+            let on_v2 = self.v2_controllers().iter().any(|n| n == c.name());
             if on_v2 { self.v2.as_deref() } else { None }
         })
+    }
+
+    /// The cgroup2 controllers this job has (its `cgroup.controllers`: what
+    /// its parent hands down, as the root or the job's scope was delegated).
+    fn v2_controllers(&self) -> Vec<String> {
+        self.v2
+            .as_ref()
+            .and_then(|d| cgroup::read(&d.join("cgroup.controllers")).ok())
+            .map(|t| t.split_whitespace().map(str::to_owned).collect())
+            .unwrap_or_default()
     }
 
     /// The current v2 leaf (`@N` with the highest N).
@@ -1004,25 +1120,39 @@ impl Job {
         Ok(())
     }
 
-    fn arm_kill_on_close(&mut self) -> Result<()> {
-        if self.holder.is_some() {
-            return Ok(());
-        }
+    /// What the guardian does when the last handle is gone.
+    fn guardian_plan(&self) -> guardian::Plan {
         if let Some(dir) = &self.pg {
-            let plan = guardian::Plan::for_process_group(dir);
-            self.holder = Some(guardian::start(&plan)?);
-            return Ok(());
+            return guardian::Plan::for_process_group(dir);
         }
         let v1_dirs: Vec<PathBuf> = self.v1.iter().map(|(_, d)| d.clone()).collect();
         let remove: Vec<PathBuf> = self.dirs().cloned().collect();
-        let plan = guardian::Plan::new(
+        guardian::Plan::new(
             self.v2.as_ref(),
             self.v1_dir(Controller::Freezer).map(Path::to_owned),
             &v1_dirs,
             &remove,
             &self.shared_roots(),
-        );
-        self.holder = Some(guardian::start(&plan)?);
+        )
+    }
+
+    /// Gives the job its guardian: `waiting` when one already runs (the
+    /// process a systemd scope was started with), else a new one. With
+    /// kill-on-close this handle holds it; without, it only keeps the scope.
+    fn arm_guardian(
+        &mut self,
+        waiting: Option<guardian::Waiting>,
+        kill_on_close: bool,
+    ) -> Result<()> {
+        if self.holder.is_some() {
+            return Ok(());
+        }
+        let plan = self.guardian_plan();
+        self.holder = match waiting {
+            Some(w) => w.arm(&plan, kill_on_close)?,
+            None if kill_on_close => Some(guardian::start(&plan)?),
+            None => None,
+        };
         Ok(())
     }
 
@@ -1046,6 +1176,7 @@ impl Job {
             pg: self.pg.clone(),
             spawned: self.spawned.clone(),
             leaf_hint: UNKNOWN_LEAF.into(),
+            scope: self.scope.clone(),
         })
     }
 
@@ -1629,6 +1760,7 @@ impl Job {
             pg: self.pg.clone(),
             spawned: self.spawned.clone(),
             leaf_hint: UNKNOWN_LEAF.into(),
+            scope: None,
         }
     }
 
@@ -1640,6 +1772,8 @@ impl Job {
             self.terminate()?
         };
         self.remove_dirs()?;
+        // The scope goes with its job (systemd ends the guardian).
+        self.stop_scope();
         Ok(killed)
     }
 
@@ -1680,7 +1814,43 @@ impl Job {
 
     /// How each job feature is enforced on this machine.
     pub fn capabilities() -> Vec<Capability> {
-        let roots = cgroup::roots();
+        let scoped = match backend() {
+            Backend::Systemd => Some(systemd::Manager::connect().and_then(|m| m.delegation())),
+            _ => None,
+        };
+        let owned;
+        let roots = match &scoped {
+            Some(Ok((manager_dir, controllers))) => {
+                owned = cgroup::Roots {
+                    v2: Some(manager_dir.join("…").join(systemd::unit_name("<job>"))),
+                    v2_controllers: controllers
+                        .iter()
+                        .filter(|c| ["pids", "memory", "cpu", "cpuset"].contains(&c.as_str()))
+                        .cloned()
+                        .collect(),
+                    v2_enable_in: None,
+                    v1: Vec::new(),
+                    problems: Vec::new(),
+                };
+                &owned
+            }
+            Some(Err(e)) => {
+                owned = cgroup::Roots {
+                    v2: None,
+                    v2_controllers: Vec::new(),
+                    v2_enable_in: None,
+                    v1: Vec::new(),
+                    problems: vec![format!("systemd is this machine's init, but: {e}")],
+                };
+                &owned
+            }
+            None => cgroup::roots(),
+        };
+        let manager = match &scoped {
+            Some(_) if rustix::process::geteuid().is_root() => Some("the system manager"),
+            Some(_) => Some("your systemd user manager"),
+            None => None,
+        };
         if degraded() {
             let why = if pgroup::forced() {
                 "TASKLOOM_JOB_BACKEND=process-group".to_string()
@@ -1725,6 +1895,14 @@ impl Job {
                             .unwrap_or_default()
                     ),
                 )
+            } else if let Some(manager) = manager {
+                (
+                    false,
+                    format!(
+                        "the {c} controller is not delegated to {manager}; an administrator can add it: `systemctl edit user@.service` with [Service] Delegate=cpu cpuset io memory pids, then log in again",
+                        c = c.name()
+                    ),
+                )
             } else {
                 (
                     false,
@@ -1745,16 +1923,23 @@ impl Job {
         };
         push(
             "membership",
-            match &roots.v2 {
-                Some(r) => (
+            match (&roots.v2, manager) {
+                (Some(r), Some(manager)) => (
+                    true,
+                    format!(
+                        "cgroup2 delegated by {manager}: a transient scope per job ({}): inherited by every fork, double-fork and setsid included",
+                        r.display()
+                    ),
+                ),
+                (Some(r), None) => (
                     true,
                     format!(
                         "cgroup2 ({}): inherited by every fork, double-fork and setsid included",
                         r.display()
                     ),
                 ),
-                None if !roots.v1.is_empty() => (true, "cgroup v1 hierarchies".into()),
-                None => (false, roots.problems.join("; ")),
+                (None, _) if !roots.v1.is_empty() => (true, "cgroup v1 hierarchies".into()),
+                (None, _) => (false, roots.problems.join("; ")),
             },
         );
         push("active-processes", ctl(Controller::Pids));
@@ -1891,7 +2076,10 @@ pub(crate) fn breakaway() -> Result<Option<Breakaway>> {
             None => {
                 // Every enclosing job allows it: beside the outermost root.
                 let parts: Vec<_> = path.iter().collect();
-                let Some(i) = parts.iter().position(|p| *p == cgroup::ROOT_NAME) else {
+                let Some(i) = parts
+                    .iter()
+                    .position(|p| p.to_str().is_some_and(cgroup::is_root_component))
+                else {
                     continue;
                 };
                 let root: PathBuf = parts[..=i].iter().collect();
@@ -1942,9 +2130,65 @@ fn leaf_numbers(dir: &Path) -> impl Iterator<Item = u32> {
         })
 }
 
+/// Where jobs live on this machine, for this process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Backend {
+    /// Directories below our own cgroup (or our delegated subtree) that we may write.
+    Cgroup,
+    /// A transient scope per top-level job, delegated by the systemd manager.
+    Systemd,
+    /// Process groups: no cgroup is ours to write.
+    ProcessGroup,
+}
+
+/// The backend in use (decided once per process). `TASKLOOM_JOB_BACKEND`
+/// (`cgroup`, `systemd`, `process-group`) forces one. Otherwise: a process
+/// inside a job makes its jobs inside that job (cgroup); on a pure cgroup2
+/// machine whose init is systemd, its manager delegates (systemd); else the
+/// cgroups we may write below our own (cgroup); else process groups.
+fn backend() -> Backend {
+    static BACKEND: std::sync::OnceLock<Backend> = std::sync::OnceLock::new();
+    *BACKEND.get_or_init(|| {
+        let cgroup = || {
+            if cgroup::roots().usable() {
+                Backend::Cgroup
+            } else {
+                Backend::ProcessGroup
+            }
+        };
+        match std::env::var("TASKLOOM_JOB_BACKEND").as_deref() {
+            Ok("process-group") => return Backend::ProcessGroup,
+            Ok("systemd") => return Backend::Systemd,
+            Ok("cgroup") => return cgroup(),
+            _ => {}
+        }
+        let own = fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+        let in_job = cgroup::placement_of(&own)
+            .iter()
+            .any(|(h, p, _)| h.v2 && cgroup::job_context(p).is_some());
+        let pure_v2 = cgroup::hierarchies().iter().all(|h| h.v2);
+        if !in_job && pure_v2 && systemd::reachable() {
+            Backend::Systemd
+        } else {
+            cgroup()
+        }
+    })
+}
+
 /// Whether jobs use the process-group backend (no cgroup writable, or asked for).
 fn degraded() -> bool {
-    pgroup::forced() || !cgroup::roots().usable()
+    backend() == Backend::ProcessGroup
+}
+
+/// Hands every controller a cgroup has on to its children (those taskloom uses).
+fn enable_controllers(dir: &Path) {
+    let have = cgroup::read(&dir.join("cgroup.controllers")).unwrap_or_default();
+    for c in have
+        .split_whitespace()
+        .filter(|c| ["pids", "memory", "cpu", "cpuset"].contains(c))
+    {
+        let _ = cgroup::write(&dir.join("cgroup.subtree_control"), &format!("+{c}"));
+    }
 }
 
 /// The v1 controllers a job's limits need (on a hybrid machine).
@@ -2038,7 +2282,7 @@ pub fn job_name_in(proc_cgroup: &str) -> Option<String> {
             .iter()
             .map(|p| p.to_string_lossy().into_owned())
             .collect();
-        if let Some(i) = parts.iter().rposition(|p| p == cgroup::ROOT_NAME) {
+        if let Some(i) = parts.iter().rposition(|p| cgroup::is_root_component(p)) {
             let name: Vec<&str> = parts[i + 1..]
                 .iter()
                 .map(String::as_str)
