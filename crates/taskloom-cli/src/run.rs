@@ -363,13 +363,15 @@ pub fn main(args: RunArgs) -> Result<i32> {
     let mut job_summary = None;
     let (mut user, mut kernel) = (usage.user, usage.kernel);
     if let Some(job) = &job.0 {
+        // Accounting first: a kill renews the job's leaves, and before Linux
+        // 6.13 refused forks are counted in the leaf.
+        let info = job.info()?;
         // An empty job needs no kill (and no fresh leaf after one).
-        let killed = if job.pids()?.is_empty() {
+        let killed = if info.pids.is_empty() {
             0
         } else {
             job.terminate()?
         };
-        let info = job.info()?;
         let counts = match &mut watcher {
             Some(w) => {
                 // One last look: forks and exits up to the close.

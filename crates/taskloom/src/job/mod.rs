@@ -484,7 +484,7 @@ impl Job {
             pg: None,
             spawned: Spawned::default(),
             leaf_hint: UNKNOWN_LEAF.into(),
-            scope: None,
+            scope: parent.and_then(|p| p.scope.clone()),
         };
         // Only what this creation made (or took over empty) is removed on failure.
         let mut made: Vec<PathBuf> = job.v2.iter().cloned().collect();
@@ -560,6 +560,10 @@ impl Job {
     /// Stops this job's systemd scope, if it has one (systemd kills what is
     /// left in it, the guardian included, and removes its cgroup).
     fn stop_scope(&self) {
+        // A nested job shares its top-level job's scope.
+        if self.name.contains('/') {
+            return;
+        }
         if let Some(unit) = &self.scope
             && let Ok(mgr) = systemd::Manager::connect()
         {
@@ -1253,9 +1257,21 @@ impl Job {
             } else {
                 crate::process::ProcessGroup::Join(pgid)
             });
+        } else if let Some((unit, scope)) = self.outside_scope() {
+            return self.spawn_attached(builder, &unit, &scope);
         } else {
             builder = builder.cgroup_placement(self.placement()?);
         }
+        let child = self.with_process_limits(builder).spawn()?;
+        if lead_group && let Some(dir) = &self.pg {
+            pgroup::set_pgid(dir, child.pid())?;
+        }
+        self.remember_spawn(child.pid());
+        Ok(child)
+    }
+
+    /// The job's per-process limits, set in the child before `execve`.
+    fn with_process_limits(&self, mut builder: ProcessBuilder) -> ProcessBuilder {
         if let Some(bytes) = self.limits.process_memory {
             builder = builder.rlimit(ResourceLimit::AddressSpace, bytes, bytes);
         }
@@ -1266,16 +1282,60 @@ impl Job {
         if let Some(class) = self.limits.priority {
             builder = builder.priority(class);
         }
-        let child = builder.spawn()?;
-        if lead_group && let Some(dir) = &self.pg {
-            pgroup::set_pgid(dir, child.pid())?;
-        }
+        builder
+    }
+
+    /// Records a pid this handle spawned, for watchers to recognise its forks.
+    fn remember_spawn(&self, pid: i32) {
         let mut spawned = self.spawned.lock().unwrap_or_else(|e| e.into_inner());
         if spawned.len() >= 4096 {
             spawned.pop_front();
         }
-        spawned.push_back(child.pid());
-        drop(spawned);
+        spawned.push_back(pid);
+    }
+
+    /// The job's scope unit and directory when this process is outside it:
+    /// then only the manager may move processes in (a user's migration needs
+    /// write access to the cgroups above both ends, which are systemd's).
+    fn outside_scope(&self) -> Option<(String, PathBuf)> {
+        let unit = self.scope.as_ref()?;
+        let scope = self
+            .v2
+            .as_ref()?
+            .ancestors()
+            .find(|a| a.file_name().is_some_and(|n| n == unit.as_str()))?
+            .to_owned();
+        let own = fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+        let inside = cgroup::placement_of(&own)
+            .iter()
+            .any(|(h, _, dir)| h.v2 && dir.starts_with(&scope));
+        (!inside).then(|| (unit.clone(), scope))
+    }
+
+    /// `CreateProcess` into a job of a systemd scope, from outside it: the
+    /// child starts suspended (stopped after `execve`, before its first
+    /// instruction), the manager moves it into the job's leaf, and only
+    /// then it runs (unless the caller asked for it suspended).
+    fn spawn_attached(&self, builder: ProcessBuilder, unit: &str, scope: &Path) -> Result<Process> {
+        let resume = !builder.is_suspended();
+        let builder = self.with_process_limits(builder).suspended(true);
+        let leaf = match self.open_leaf()? {
+            Some((leaf, _)) => leaf,
+            None => return Err(Error::NoSuchJob(self.name.clone())),
+        };
+        let sub = Path::new("/").join(leaf.strip_prefix(scope).unwrap_or(&leaf));
+        let mut child = builder.spawn()?;
+        let attached = systemd::Manager::connect()
+            .and_then(|m| m.attach(unit, &sub.to_string_lossy(), child.pid() as u32));
+        if let Err(e) = attached {
+            let _ = child.terminate();
+            let _ = child.wait();
+            return Err(e);
+        }
+        if resume {
+            child.resume()?;
+        }
+        self.remember_spawn(child.pid());
         Ok(child)
     }
 
@@ -1356,8 +1416,16 @@ impl Job {
             Some(leaf) => Some(leaf),
             None => self.v2.as_ref().map(|v2| v2.join("@0")),
         };
-        if let Some(leaf) = &leaf {
-            cgroup::write(&leaf.join("cgroup.procs"), &text).map_err(|e| no_such(e, pid))?;
+        match (&leaf, self.outside_scope()) {
+            // From outside the job's systemd scope only the manager may move it in.
+            (Some(leaf), Some((unit, scope))) => {
+                let sub = Path::new("/").join(leaf.strip_prefix(&scope).unwrap_or(leaf));
+                systemd::Manager::connect()?.attach(&unit, &sub.to_string_lossy(), pid as u32)?;
+            }
+            (Some(leaf), None) => {
+                cgroup::write(&leaf.join("cgroup.procs"), &text).map_err(|e| no_such(e, pid))?;
+            }
+            (None, _) => {}
         }
         let active = self.active_controllers();
         for (_, dir) in self.v1.iter().filter(|(c, _)| active.contains(c)) {

@@ -118,6 +118,9 @@ impl Manager {
             ("PIDs", Value::from(vec![pid])),
             ("Delegate", Value::from(true)),
             ("CollectMode", Value::from("inactive-or-failed")),
+            // Stopping the scope ends the job at once, as TerminateJobObject
+            // does (the guardian ignores SIGTERM, so a TERM would wait 90 s).
+            ("KillSignal", Value::from(libc::SIGKILL)),
         ];
         let aux: Vec<(&str, Vec<(&str, Value<'_>)>)> = Vec::new();
         let job: OwnedObjectPath = mgr
@@ -154,6 +157,17 @@ impl Manager {
             what: format!("start the scope {unit}"),
             reason: "the bus closed before systemd said the job was done".into(),
         })
+    }
+
+    /// Moves `pid` (a process of ours) into `subcgroup` of `unit`
+    /// (`AttachProcessesToUnit`): the manager does the migration a user may
+    /// not do from outside the unit.
+    pub fn attach(&self, unit: &str, subcgroup: &str, pid: u32) -> Result<()> {
+        let mgr = self.proxy(PATH, MANAGER)?;
+        mgr.call::<_, _, ()>("AttachProcessesToUnit", &(unit, subcgroup, vec![pid]))
+            .map_err(bus_error(format!(
+                "move process {pid} into {unit}{subcgroup}"
+            )))
     }
 
     /// The cgroup directory of a running unit, `None` when there is no such unit.
