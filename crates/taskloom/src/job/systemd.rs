@@ -3,7 +3,8 @@
 //! On a machine whose init is systemd, the cgroups above a process belong to
 //! its manager (the user's manager for a login, the system manager for
 //! root): a user may write none of them, and systemd's single-writer rule
-//! says no one else should. So taskloom asks the manager, over D-Bus (zbus),
+//! says no one else should. So taskloom asks the manager, over D-Bus (the
+//! `dbus` crate: libdbus, synchronous),
 //! for a scope per top-level job (`taskloom-<name>.scope`), as
 //! `systemd-run --scope -p Delegate=yes` does:
 //!
@@ -22,15 +23,21 @@
 //! `Job::delete` stops the scope. Nothing of a `taskloom run` is left.
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-use zbus::blocking::{Connection, Proxy};
-use zbus::zvariant::{OwnedObjectPath, Value};
+use dbus::arg::{RefArg, Variant};
+use dbus::blocking::stdintf::org_freedesktop_dbus::Properties;
+use dbus::blocking::{Connection, Proxy};
+use dbus::message::MatchRule;
 
 use crate::error::{Error, Result};
 
 const DEST: &str = "org.freedesktop.systemd1";
 const PATH: &str = "/org/freedesktop/systemd1";
 const MANAGER: &str = "org.freedesktop.systemd1.Manager";
+/// How long one call to the manager may take.
+const CALL_TIMEOUT: Duration = Duration::from_secs(25);
 
 /// The unit of a top-level job.
 pub(crate) fn unit_name(job: &str) -> String {
@@ -54,21 +61,26 @@ pub(crate) fn reachable() -> bool {
         return false;
     }
     if rustix::process::geteuid().is_root() {
-        return Path::new("/run/dbus/system_bus_socket").exists()
-            || Path::new("/run/systemd/private").exists();
+        return Path::new("/run/dbus/system_bus_socket").exists();
     }
     std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_some_and(|a| !a.is_empty())
         || std::env::var_os("XDG_RUNTIME_DIR").is_some_and(|d| Path::new(&d).join("bus").exists())
 }
 
-fn bus_error(what: String) -> impl FnOnce(zbus::Error) -> Error {
+fn bus_error(what: String) -> impl FnOnce(dbus::Error) -> Error {
     move |e| Error::Systemd {
         what,
-        reason: e.to_string(),
+        reason: e.message().unwrap_or("the bus gave no reason").to_owned(),
     }
 }
 
 /// A connection to the manager.
+///
+/// Synchronous (libdbus through the `dbus` crate): no thread runs behind
+/// it, so a process that forks after using it leaves its child nothing
+/// half-held, and the child can connect again (zbus was tried first: its
+/// blocking API rests on a global reactor thread whose lock a forked child
+/// inherits held, and the child hung on its first call).
 pub(crate) struct Manager {
     conn: Connection,
     /// Whether it is the user's manager (session bus) rather than the system's.
@@ -81,14 +93,17 @@ impl std::fmt::Debug for Manager {
     }
 }
 
+/// An `a(sv)` property list for `StartTransientUnit`.
+type Props<'a> = Vec<(&'a str, Variant<Box<dyn RefArg>>)>;
+
 impl Manager {
     /// Connects to the manager of this process's cgroups.
     pub fn connect() -> Result<Manager> {
         let user = !rustix::process::geteuid().is_root();
         let conn = if user {
-            Connection::session()
+            Connection::new_session()
         } else {
-            Connection::system()
+            Connection::new_system()
         }
         .map_err(bus_error(format!(
             "connect to the {} manager",
@@ -97,74 +112,94 @@ impl Manager {
         Ok(Manager { conn, user })
     }
 
-    fn proxy(&self, path: &str, interface: &'static str) -> Result<Proxy<'_>> {
-        Proxy::new(&self.conn, DEST, path.to_owned(), interface)
-            .map_err(bus_error(format!("reach systemd at {path}")))
+    fn proxy<'a>(&'a self, path: &'a str) -> Proxy<'a, &'a Connection> {
+        self.conn.with_proxy(DEST, path, CALL_TIMEOUT)
     }
 
     /// Starts `unit` as a transient scope holding `pid`, delegated to us, and
     /// waits until systemd has done it.
     pub fn start_scope(&self, unit: &str, pid: u32, description: &str) -> Result<()> {
-        let mgr = self.proxy(PATH, MANAGER)?;
-        // Signals first, so the job's end cannot pass unseen.
+        let mgr = self.proxy(PATH);
+        // Watch for the job's end before starting it, so it cannot pass unseen.
         let _: () = mgr
-            .call("Subscribe", &())
+            .method_call(MANAGER, "Subscribe", ())
             .map_err(bus_error("subscribe to systemd's signals".into()))?;
-        let mut removed = mgr
-            .receive_signal("JobRemoved")
+        type Removed = Arc<Mutex<Vec<(dbus::Path<'static>, String)>>>;
+        let removed: Removed = Arc::default();
+        let sink = removed.clone();
+        let rule = MatchRule::new_signal(MANAGER, "JobRemoved");
+        let token = self
+            .conn
+            .add_match(
+                rule,
+                move |(_, path, _, result): (u32, dbus::Path<'static>, String, String), _, _| {
+                    sink.lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push((path, result));
+                    true
+                },
+            )
             .map_err(bus_error("watch systemd's jobs".into()))?;
-        let props: Vec<(&str, Value<'_>)> = vec![
-            ("Description", Value::from(description)),
-            ("PIDs", Value::from(vec![pid])),
-            ("Delegate", Value::from(true)),
-            ("CollectMode", Value::from("inactive-or-failed")),
+        let props: Props<'_> = vec![
+            ("Description", Variant(Box::new(description.to_owned()))),
+            ("PIDs", Variant(Box::new(vec![pid]))),
+            ("Delegate", Variant(Box::new(true))),
+            (
+                "CollectMode",
+                Variant(Box::new("inactive-or-failed".to_owned())),
+            ),
             // Stopping the scope ends the job at once, as TerminateJobObject
             // does (the guardian ignores SIGTERM, so a TERM would wait 90 s).
-            ("KillSignal", Value::from(libc::SIGKILL)),
+            ("KillSignal", Variant(Box::new(libc::SIGKILL))),
         ];
-        let aux: Vec<(&str, Vec<(&str, Value<'_>)>)> = Vec::new();
-        let job: OwnedObjectPath = mgr
-            .call("StartTransientUnit", &(unit, "fail", props, aux))
-            .map_err(|e| match &e {
-                zbus::Error::MethodError(name, _, _)
-                    if name.as_str() == "org.freedesktop.systemd1.UnitExists" =>
-                {
-                    Error::JobExists(job_of_unit(unit).unwrap_or(unit).to_owned())
+        let aux: Vec<(&str, Props<'_>)> = Vec::new();
+        let started: std::result::Result<(dbus::Path<'static>,), dbus::Error> =
+            mgr.method_call(MANAGER, "StartTransientUnit", (unit, "fail", props, aux));
+        let result = match started {
+            Err(e) if e.name() == Some("org.freedesktop.systemd1.UnitExists") => Err(
+                Error::JobExists(job_of_unit(unit).unwrap_or(unit).to_owned()),
+            ),
+            Err(e) => Err(bus_error(format!("start the scope {unit}"))(e)),
+            Ok((job,)) => {
+                let deadline = Instant::now() + CALL_TIMEOUT;
+                loop {
+                    let seen = removed.lock().unwrap_or_else(|e| e.into_inner());
+                    if let Some((_, result)) = seen.iter().find(|(p, _)| *p == job) {
+                        break match result.as_str() {
+                            "done" => Ok(()),
+                            other => Err(Error::Systemd {
+                                what: format!("start the scope {unit}"),
+                                reason: format!("systemd's job ended with \"{other}\""),
+                            }),
+                        };
+                    }
+                    drop(seen);
+                    if Instant::now() > deadline {
+                        break Err(Error::Systemd {
+                            what: format!("start the scope {unit}"),
+                            reason: "systemd did not finish the job in 25 s".into(),
+                        });
+                    }
+                    self.conn
+                        .process(Duration::from_millis(100))
+                        .map_err(bus_error("wait for systemd's job".into()))?;
                 }
-                _ => Error::Systemd {
-                    what: format!("start the scope {unit}"),
-                    reason: e.to_string(),
-                },
-            })?;
-        for msg in &mut removed {
-            let Ok((_, path, _, result)) = msg
-                .body()
-                .deserialize::<(u32, OwnedObjectPath, String, String)>()
-            else {
-                continue;
-            };
-            if path == job {
-                return match result.as_str() {
-                    "done" => Ok(()),
-                    other => Err(Error::Systemd {
-                        what: format!("start the scope {unit}"),
-                        reason: format!("systemd's job ended with \"{other}\""),
-                    }),
-                };
             }
-        }
-        Err(Error::Systemd {
-            what: format!("start the scope {unit}"),
-            reason: "the bus closed before systemd said the job was done".into(),
-        })
+        };
+        let _ = self.conn.remove_match(token);
+        result
     }
 
     /// Moves `pid` (a process of ours) into `subcgroup` of `unit`
     /// (`AttachProcessesToUnit`): the manager does the migration a user may
     /// not do from outside the unit.
     pub fn attach(&self, unit: &str, subcgroup: &str, pid: u32) -> Result<()> {
-        let mgr = self.proxy(PATH, MANAGER)?;
-        mgr.call::<_, _, ()>("AttachProcessesToUnit", &(unit, subcgroup, vec![pid]))
+        self.proxy(PATH)
+            .method_call::<(), _, _, _>(
+                MANAGER,
+                "AttachProcessesToUnit",
+                (unit, subcgroup, vec![pid]),
+            )
             .map_err(bus_error(format!(
                 "move process {pid} into {unit}{subcgroup}"
             )))
@@ -172,19 +207,16 @@ impl Manager {
 
     /// The cgroup directory of a running unit, `None` when there is no such unit.
     pub fn unit_dir(&self, unit: &str) -> Result<Option<PathBuf>> {
-        let mgr = self.proxy(PATH, MANAGER)?;
-        let path: OwnedObjectPath = match mgr.call("GetUnit", &(unit,)) {
-            Ok(p) => p,
-            Err(zbus::Error::MethodError(name, _, _))
-                if name.as_str() == "org.freedesktop.systemd1.NoSuchUnit" =>
-            {
-                return Ok(None);
-            }
+        let got: std::result::Result<(dbus::Path<'static>,), dbus::Error> =
+            self.proxy(PATH).method_call(MANAGER, "GetUnit", (unit,));
+        let path = match got {
+            Ok((p,)) => p,
+            Err(e) if e.name() == Some("org.freedesktop.systemd1.NoSuchUnit") => return Ok(None),
             Err(e) => return Err(bus_error(format!("look up {unit}"))(e)),
         };
-        let scope = self.proxy(path.as_str(), "org.freedesktop.systemd1.Scope")?;
-        let group: String = scope
-            .get_property("ControlGroup")
+        let group: String = self
+            .proxy(&path)
+            .get("org.freedesktop.systemd1.Scope", "ControlGroup")
             .map_err(bus_error(format!("read the cgroup of {unit}")))?;
         if group.is_empty() {
             return Ok(None);
@@ -195,14 +227,12 @@ impl Manager {
     /// Stops a unit (systemd kills what is left in it and removes its cgroup);
     /// does not wait.
     pub fn stop(&self, unit: &str) -> Result<()> {
-        let mgr = self.proxy(PATH, MANAGER)?;
-        match mgr.call::<_, _, OwnedObjectPath>("StopUnit", &(unit, "replace")) {
+        let r: std::result::Result<(dbus::Path<'static>,), dbus::Error> = self
+            .proxy(PATH)
+            .method_call(MANAGER, "StopUnit", (unit, "replace"));
+        match r {
             Ok(_) => Ok(()),
-            Err(zbus::Error::MethodError(name, _, _))
-                if name.as_str() == "org.freedesktop.systemd1.NoSuchUnit" =>
-            {
-                Ok(())
-            }
+            Err(e) if e.name() == Some("org.freedesktop.systemd1.NoSuchUnit") => Ok(()),
             Err(e) => Err(bus_error(format!("stop {unit}"))(e)),
         }
     }
@@ -210,9 +240,9 @@ impl Manager {
     /// The manager's own cgroup directory and the controllers it was given
     /// (what a scope it starts with `Delegate=yes` can have).
     pub fn delegation(&self) -> Result<(PathBuf, Vec<String>)> {
-        let mgr = self.proxy(PATH, MANAGER)?;
-        let group: String = mgr
-            .get_property("ControlGroup")
+        let group: String = self
+            .proxy(PATH)
+            .get(MANAGER, "ControlGroup")
             .map_err(bus_error("read the manager's cgroup".into()))?;
         let dir = cgroup2_mount().join(group.trim_start_matches('/'));
         let controllers = std::fs::read_to_string(dir.join("cgroup.controllers"))
@@ -225,7 +255,6 @@ impl Manager {
 
     /// The top-level jobs: every running `taskloom-*.scope` of this manager.
     pub fn jobs(&self) -> Result<Vec<String>> {
-        let mgr = self.proxy(PATH, MANAGER)?;
         type Row = (
             String,
             String,
@@ -233,15 +262,17 @@ impl Manager {
             String,
             String,
             String,
-            OwnedObjectPath,
+            dbus::Path<'static>,
             u32,
             String,
-            OwnedObjectPath,
+            dbus::Path<'static>,
         );
-        let rows: Vec<Row> = mgr
-            .call(
+        let (rows,): (Vec<Row>,) = self
+            .proxy(PATH)
+            .method_call(
+                MANAGER,
                 "ListUnitsByPatterns",
-                &(vec!["active", "activating"], vec!["taskloom-*.scope"]),
+                (vec!["active", "activating"], vec!["taskloom-*.scope"]),
             )
             .map_err(bus_error("list taskloom's scopes".into()))?;
         let mut names: Vec<String> = rows
