@@ -639,13 +639,13 @@ pub fn modules_from_maps(maps: &[Mapping]) -> Vec<Module> {
     {
         match out.iter_mut().find(|x| x.path == m.path) {
             Some(x) => {
-                let end = (x.base + x.size).max(m.end);
+                let end = x.base.saturating_add(x.size).max(m.end);
                 x.base = x.base.min(m.start);
                 x.size = end - x.base;
             }
             None => out.push(Module {
                 base: m.start,
-                size: m.end - m.start,
+                size: m.end.saturating_sub(m.start),
                 path: m.path.clone(),
                 build_id: None,
             }),

@@ -202,7 +202,8 @@ fn ints<T: std::str::FromStr>(b: &[u8]) -> Vec<T> {
 fn kb(b: Option<&[u8]>) -> Option<u64> {
     let b = b?;
     let num = b.split(|&c| c == b' ').next()?;
-    parse_int::<u64>(num).map(|k| k * 1024)
+    // A value no kernel writes (above 2^54 kB) is not a size: None, not a wrap.
+    parse_int::<u64>(num).and_then(|k| k.checked_mul(1024))
 }
 
 fn hex(b: Option<&[u8]>) -> u64 {
@@ -302,9 +303,14 @@ fn parse_map_line(line: &[u8]) -> Option<Mapping> {
     let hexnum = |b: &[u8]| u64::from_str_radix(std::str::from_utf8(b).ok()?, 16).ok();
     // The path is the rest after the padding; it may itself contain spaces.
     let path_start = rest.iter().position(|&c| c != b' ').unwrap_or(rest.len());
+    let (start, end) = (hexnum(&range[..dash])?, hexnum(&range[dash + 1..])?);
+    // The kernel never writes a range that ends below its start: not a mapping.
+    if end < start {
+        return None;
+    }
     Some(Mapping {
-        start: hexnum(&range[..dash])?,
-        end: hexnum(&range[dash + 1..])?,
+        start,
+        end,
         perms: String::from_utf8_lossy(perms).into_owned(),
         offset: hexnum(offset)?,
         inode: parse_int(inode)?,
@@ -493,6 +499,16 @@ mod tests {
             None,
             "headers cut short: no panic, no id"
         );
+    }
+
+    #[test]
+    fn what_the_fuzzers_found_is_refused_not_wrapped() {
+        // parse_maps: a range that ends below its start (the subtraction
+        // that sized modules overflowed).
+        assert!(parse_maps(b"7f00-1000 r-xp 00000000 08:01 42 /lib/x.so\n").is_empty());
+        // parse_status: a kB value whose byte count does not fit in u64.
+        let st = parse_status(b"VmRSS:\t18446744073709551615 kB\n");
+        assert_eq!(st.vm_rss, None);
     }
 
     #[test]
