@@ -564,10 +564,8 @@ impl Job {
         if self.name.contains('/') {
             return;
         }
-        if let Some(unit) = &self.scope
-            && let Ok(mgr) = systemd::Manager::connect()
-        {
-            let _ = mgr.stop(unit);
+        if let Some(unit) = &self.scope {
+            let _ = systemd::with_manager(|m| m.stop(unit));
         }
     }
 
@@ -607,13 +605,15 @@ impl Job {
     /// transient scope delegated to us, holding the job's guardian, with the
     /// job below it (see `systemd.rs` for the layout and the lifetime).
     fn create_scoped(name: String, b: JobBuilder) -> Result<Job> {
-        let mgr = systemd::Manager::connect()?;
         let unit = systemd::unit_name(&name);
         // The guardian first: a scope starts with a process in it.
         let waiting = guardian::spawn()?;
-        mgr.start_scope(&unit, waiting.pid as u32, &format!("taskloom job {name}"))?;
+        systemd::with_manager(|mgr| {
+            mgr.start_scope(&unit, waiting.pid as u32, &format!("taskloom job {name}"))
+        })?;
         let made = (|| -> Result<Job> {
-            let scope = mgr.unit_dir(&unit)?.ok_or_else(|| Error::Systemd {
+            let scope = systemd::with_manager(|mgr| mgr.unit_dir(&unit))?;
+            let scope = scope.ok_or_else(|| Error::Systemd {
                 what: format!("start the scope {unit}"),
                 reason: "it has no cgroup".into(),
             })?;
@@ -645,7 +645,7 @@ impl Job {
             Ok(job) => job.finish_create(&b, Some(waiting)),
             Err(e) => {
                 // systemd kills the guardian and removes what was made.
-                let _ = mgr.stop(&unit);
+                let _ = systemd::with_manager(|mgr| mgr.stop(&unit));
                 Err(e)
             }
         }
@@ -731,7 +731,7 @@ impl Job {
     fn open_scoped(name: &str) -> Result<Job> {
         let top = name.split('/').next().unwrap_or(name);
         let unit = systemd::unit_name(top);
-        let Some(scope) = systemd::Manager::connect()?.unit_dir(&unit)? else {
+        let Some(scope) = systemd::with_manager(|mgr| mgr.unit_dir(&unit))? else {
             return Err(Error::NoSuchJob(name.to_owned()));
         };
         let roots = cgroup::Roots {
@@ -823,12 +823,18 @@ impl Job {
         }
         if backend() == Backend::Systemd {
             // Each top-level job is a scope of its own.
-            let mgr = systemd::Manager::connect()?;
-            for top in mgr.jobs()? {
-                if let Some(scope) = mgr.unit_dir(&systemd::unit_name(&top))? {
-                    out.push(top.clone());
-                    walk(&scope.join(&top), &top, &mut out);
+            let scopes = systemd::with_manager(|mgr| {
+                let mut found = Vec::new();
+                for top in mgr.jobs()? {
+                    if let Some(scope) = mgr.unit_dir(&systemd::unit_name(&top))? {
+                        found.push((top, scope));
+                    }
                 }
+                Ok(found)
+            })?;
+            for (top, scope) in scopes {
+                out.push(top.clone());
+                walk(&scope.join(&top), &top, &mut out);
             }
             return Ok(out);
         }
@@ -1325,8 +1331,8 @@ impl Job {
         };
         let sub = Path::new("/").join(leaf.strip_prefix(scope).unwrap_or(&leaf));
         let mut child = builder.spawn()?;
-        let attached = systemd::Manager::connect()
-            .and_then(|m| m.attach(unit, &sub.to_string_lossy(), child.pid() as u32));
+        let attached =
+            systemd::with_manager(|m| m.attach(unit, &sub.to_string_lossy(), child.pid() as u32));
         if let Err(e) = attached {
             let _ = child.terminate();
             let _ = child.wait();
@@ -1420,7 +1426,7 @@ impl Job {
             // From outside the job's systemd scope only the manager may move it in.
             (Some(leaf), Some((unit, scope))) => {
                 let sub = Path::new("/").join(leaf.strip_prefix(&scope).unwrap_or(leaf));
-                systemd::Manager::connect()?.attach(&unit, &sub.to_string_lossy(), pid as u32)?;
+                systemd::with_manager(|m| m.attach(&unit, &sub.to_string_lossy(), pid as u32))?;
             }
             (Some(leaf), None) => {
                 cgroup::write(&leaf.join("cgroup.procs"), &text).map_err(|e| no_such(e, pid))?;
@@ -1883,7 +1889,7 @@ impl Job {
     /// How each job feature is enforced on this machine.
     pub fn capabilities() -> Vec<Capability> {
         let scoped = match backend() {
-            Backend::Systemd => Some(systemd::Manager::connect().and_then(|m| m.delegation())),
+            Backend::Systemd => Some(systemd::with_manager(|m| m.delegation())),
             _ => None,
         };
         let owned;

@@ -96,6 +96,31 @@ impl std::fmt::Debug for Manager {
 /// An `a(sv)` property list for `StartTransientUnit`.
 type Props<'a> = Vec<(&'a str, Variant<Box<dyn RefArg>>)>;
 
+thread_local! {
+    /// This thread's connection, with the pid that made it: one connection
+    /// (one authentication) serves every call a process makes.
+    static CONNECTION: std::cell::RefCell<Option<(u32, Manager)>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `f` with this thread's connection to the manager, connecting on
+/// first use. A connection inherited through `fork` is the parent's socket:
+/// the child forgets it (touching it could disturb the parent) and connects
+/// anew.
+pub(crate) fn with_manager<R>(f: impl FnOnce(&Manager) -> Result<R>) -> Result<R> {
+    CONNECTION.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        let pid = std::process::id();
+        if slot.as_ref().is_some_and(|(owner, _)| *owner != pid) {
+            std::mem::forget(slot.take());
+        }
+        if slot.is_none() {
+            *slot = Some((pid, Manager::connect()?));
+        }
+        let (_, mgr) = slot.as_ref().expect("connected above");
+        f(mgr)
+    })
+}
+
 impl Manager {
     /// Connects to the manager of this process's cgroups.
     pub fn connect() -> Result<Manager> {
