@@ -423,14 +423,27 @@ impl Process {
             self.ended = Some((status, ResourceUsage::default(), SystemTime::now()));
             return Ok(status);
         }
-        // The pid cannot be recycled before we reap it, so waiting by pid is exact.
+        // Waited for through the pidfd (`waitid(P_PIDFD)`), never by pid: if
+        // another handle to the same child reaped it first, its pid may be a
+        // new child's now, and waiting by number would reap that stranger.
+        // The raw syscall also returns the child's rusage.
+        const P_PIDFD: libc::idtype_t = 3;
         let mut usage = MaybeUninit::<libc::rusage>::zeroed();
-        let mut wstatus = 0;
+        let mut info = MaybeUninit::<libc::siginfo_t>::zeroed();
         loop {
-            // SAFETY: valid out-pointers; the pid is our unreaped child.
-            let r =
-                unsafe { libc::wait4(self.pid, &mut wstatus, libc::__WALL, usage.as_mut_ptr()) };
-            if r == self.pid {
+            // SAFETY: valid out-pointers for the siginfo and the rusage; the
+            // pidfd is ours for the life of `self`.
+            let r = unsafe {
+                libc::syscall(
+                    libc::SYS_waitid,
+                    P_PIDFD,
+                    self.pidfd.as_raw_fd(),
+                    info.as_mut_ptr(),
+                    libc::WEXITED | libc::__WALL,
+                    usage.as_mut_ptr(),
+                )
+            };
+            if r == 0 {
                 break;
             }
             let err = io::Error::last_os_error();
@@ -438,7 +451,8 @@ impl Process {
                 continue;
             }
             if err.raw_os_error() == Some(libc::ECHILD) {
-                // Someone else reaped it (or SIGCHLD is ignored): report what we can.
+                // Someone else reaped it (another handle, or SIGCHLD is ignored):
+                // report what we can.
                 self.ended = Some((
                     ExitStatus::Unknown,
                     ResourceUsage::default(),
@@ -446,10 +460,10 @@ impl Process {
                 ));
                 return Ok(ExitStatus::Unknown);
             }
-            return Err(Error::os("wait4", err));
+            return Err(Error::os("waitid(P_PIDFD)", err));
         }
-        // SAFETY: wait4 succeeded and filled `usage`.
-        let ru = unsafe { usage.assume_init() };
+        // SAFETY: waitid succeeded and filled `usage` and `info`.
+        let (ru, info) = unsafe { (usage.assume_init(), info.assume_init()) };
         let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
         let usage = ResourceUsage {
             user: tv(ru.ru_utime),
@@ -460,18 +474,8 @@ impl Process {
             voluntary_switches: ru.ru_nvcsw as u64,
             involuntary_switches: ru.ru_nivcsw as u64,
         };
-        let status = if libc::WIFEXITED(wstatus) {
-            ExitStatus::from_siginfo(libc::CLD_EXITED, libc::WEXITSTATUS(wstatus))
-        } else {
-            ExitStatus::from_siginfo(
-                if libc::WCOREDUMP(wstatus) {
-                    libc::CLD_DUMPED
-                } else {
-                    libc::CLD_KILLED
-                },
-                libc::WTERMSIG(wstatus),
-            )
-        };
+        // SAFETY: for a CLD_* siginfo from waitid, si_status is the field filled.
+        let status = ExitStatus::from_siginfo(info.si_code, unsafe { info.si_status() });
         self.ended = Some((status, usage, SystemTime::now()));
         Ok(status)
     }
