@@ -22,7 +22,9 @@ static REGISTRY: Mutex<Registry> = Mutex::new(Registry { slots: Vec::new() });
 
 /// The live generation of each index (0: never allocated); bumped on alloc and on free,
 /// so a stale index neither reads nor writes.
-static LIVE: [AtomicU32; TLS_SLOTS] = [const { AtomicU32::new(0) }; TLS_SLOTS];
+/// Index 0 is never handed out (ported code often takes 0 for "unset"), so
+/// the table has one entry more than there are slots.
+static LIVE: [AtomicU32; TLS_SLOTS + 1] = [const { AtomicU32::new(0) }; TLS_SLOTS + 1];
 
 thread_local! {
     /// Per thread, per index: (generation, value).
@@ -47,9 +49,13 @@ impl TlsIndex {
     /// `TlsAlloc`: a new slot; every thread's value starts at 0.
     pub fn alloc() -> Result<TlsIndex, TlsExhausted> {
         let mut reg = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
+        if reg.slots.is_empty() {
+            // Index 0: taken for good, never live.
+            reg.slots.push((true, 0));
+        }
         let index = match reg.slots.iter().position(|(used, _)| !used) {
             Some(i) => i,
-            None if reg.slots.len() < TLS_SLOTS => {
+            None if reg.slots.len() < TLS_SLOTS + 1 => {
                 reg.slots.push((false, 0));
                 reg.slots.len() - 1
             }
@@ -117,6 +123,18 @@ impl TlsIndex {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn index_zero_is_never_handed_out_and_every_slot_can_be_had() {
+        let all: Vec<TlsIndex> = std::iter::from_fn(|| TlsIndex::alloc().ok()).collect();
+        assert!(all.iter().all(|i| i.index() != 0));
+        // Every slot there is (less any another test holds right now).
+        assert!(all.len() > TLS_SLOTS - 16, "{}", all.len());
+        assert!(all.iter().all(|i| (i.index() as usize) <= TLS_SLOTS));
+        for i in all {
+            i.free();
+        }
+    }
 
     #[test]
     fn values_are_per_thread_and_reuse_is_clean() {
