@@ -55,18 +55,25 @@ pub fn cgroup_jobs_here() -> bool {
     ok
 }
 
-/// Every directory named `name` below `/sys/fs/cgroup` (in every hierarchy):
-/// what a job of that name left behind.
+/// Every directory named `name` below `/sys/fs/cgroup` (in every hierarchy),
+/// and the job's systemd scope (`taskloom-<name>.scope`) where systemd holds
+/// jobs: what a job of that name left behind.
 pub fn leftovers(name: &str) -> String {
+    let scope = format!("taskloom-{name}.scope");
     let o = Command::new("find")
         .args([
             "/sys/fs/cgroup",
             "-maxdepth",
-            "7",
+            "9",
             "-type",
             "d",
+            "(",
             "-name",
             name,
+            "-o",
+            "-name",
+            &scope,
+            ")",
         ])
         .output()
         .expect("run find");
