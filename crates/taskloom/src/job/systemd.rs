@@ -83,6 +83,9 @@ fn bus_error(what: String) -> impl FnOnce(dbus::Error) -> Error {
 /// inherits held, and the child hung on its first call).
 pub(crate) struct Manager {
     conn: Connection,
+    /// Whether this connection asked for the manager's signals already
+    /// (systemd refuses a second `Subscribe` from the same client).
+    subscribed: std::cell::Cell<bool>,
     /// Whether it is the user's manager (session bus) rather than the system's.
     pub user: bool,
 }
@@ -134,7 +137,11 @@ impl Manager {
             "connect to the {} manager",
             if user { "user's systemd" } else { "system" }
         )))?;
-        Ok(Manager { conn, user })
+        Ok(Manager {
+            conn,
+            subscribed: std::cell::Cell::new(false),
+            user,
+        })
     }
 
     fn proxy<'a>(&'a self, path: &'a str) -> Proxy<'a, &'a Connection> {
@@ -146,9 +153,15 @@ impl Manager {
     pub fn start_scope(&self, unit: &str, pid: u32, description: &str) -> Result<()> {
         let mgr = self.proxy(PATH);
         // Watch for the job's end before starting it, so it cannot pass unseen.
-        let _: () = mgr
-            .method_call(MANAGER, "Subscribe", ())
-            .map_err(bus_error("subscribe to systemd's signals".into()))?;
+        if !self.subscribed.get() {
+            let r: std::result::Result<(), dbus::Error> = mgr.method_call(MANAGER, "Subscribe", ());
+            match r {
+                Ok(()) => {}
+                Err(e) if e.name() == Some("org.freedesktop.systemd1.AlreadySubscribed") => {}
+                Err(e) => return Err(bus_error("subscribe to systemd's signals".into())(e)),
+            }
+            self.subscribed.set(true);
+        }
         type Removed = Arc<Mutex<Vec<(dbus::Path<'static>, String)>>>;
         let removed: Removed = Arc::default();
         let sink = removed.clone();
