@@ -512,53 +512,104 @@ static SUSPENDED: Mutex<Option<HashMap<i32, Suspension>>> = Mutex::new(None);
 
 /// `SuspendThread`: stops thread `tid` of this process and returns its
 /// previous suspend count. The first suspension returns once the thread is
-/// parked (its context is then readable); further ones only count.
+/// parked (its context is then readable); further ones only count. A thread
+/// may suspend itself: it stops until another thread resumes it (whose
+/// `resume_thread` then returns 1).
+///
+/// Errors: the thread does not exist or ended before it stopped
+/// (`NoSuchProcess` with its id); it did not stop within 10 s (it blocks the
+/// suspend signal, `SIGRTMIN+6`: it stops when it unblocks it, unless
+/// resumed first); the application has its own handler for that signal.
 pub fn suspend_thread(tid: i32) -> Result<u32> {
-    sys::install_handler();
-    let mut map = SUSPENDED.lock().unwrap_or_else(|e| e.into_inner());
-    let map = map.get_or_insert_with(HashMap::new);
-    let entry = map.entry(tid).or_insert_with(|| Suspension {
-        count: 0,
-        request: Box::leak(Box::new(sys::Request {
-            state: AtomicU32::new(sys::RESUMED),
-            context: Default::default(),
-        })),
-    });
-    if entry.count > 0 {
-        entry.count += 1;
-        return Ok(entry.count - 1);
-    }
-    let request = entry.request;
-    request.state.store(sys::REQUESTED, Ordering::Release);
-    if let Err(e) = sys::send_suspend(tid, request) {
-        request.state.store(sys::RESUMED, Ordering::Release);
-        return Err(match e.raw_os_error() {
-            Some(libc::ESRCH) => Error::NoSuchProcess { pid: tid },
-            _ => Error::os("rt_tgsigqueueinfo", e),
+    sys::install_handler().map_err(|e| Error::os("install the SuspendThread handler", e))?;
+    let me = sys::gettid();
+    let request = {
+        let mut map = SUSPENDED.lock().unwrap_or_else(|e| e.into_inner());
+        let map = map.get_or_insert_with(HashMap::new);
+        let entry = map.entry(tid).or_insert_with(|| Suspension {
+            count: 0,
+            request: sys::new_record(tid),
         });
+        if entry.count > 0 {
+            entry.count += 1;
+            return Ok(entry.count - 1);
+        }
+        let request = entry.request;
+        request.state.store(sys::REQUESTED, Ordering::Release);
+        // Ourselves: the signal is sent once the lock is released (it is
+        // handled the moment it is sent, and the handler parks).
+        if tid != me
+            && let Err(e) = sys::send_suspend(tid, request)
+        {
+            request.state.store(sys::RESUMED, Ordering::Release);
+            return Err(match e.raw_os_error() {
+                Some(libc::ESRCH) => Error::NoSuchProcess { pid: tid },
+                _ => Error::os("rt_tgsigqueueinfo", e),
+            });
+        }
+        entry.count = 1;
+        request
+    };
+    if tid == me {
+        sys::send_suspend(tid, request).map_err(|e| Error::os("rt_tgsigqueueinfo", e))?;
+        return Ok(0);
     }
-    entry.count = 1;
-    if tid != sys::gettid() {
-        wait_parked(request);
+    // Outside the lock: others may suspend and resume meanwhile.
+    match wait_parked(tid, request, Duration::from_secs(10)) {
+        Parked::Yes => Ok(0),
+        Parked::Gone => {
+            forget_suspension(tid, request);
+            Err(Error::NoSuchProcess { pid: tid })
+        }
+        Parked::NotYet => Err(Error::InvalidInput {
+            what: "SuspendThread",
+            reason: format!(
+                "thread {tid} did not stop within 10 s: it blocks SIGRTMIN+6, and stops when it unblocks it (unless resumed first)"
+            ),
+        }),
     }
-    Ok(0)
+}
+
+/// How a wait for a thread to park ended.
+enum Parked {
+    Yes,
+    /// The thread ended first (with the signal pending).
+    Gone,
+    NotYet,
 }
 
 /// Waits until the target's handler has parked: a short spin first (the
 /// handler usually parks within microseconds, quicker than a sleep and a
-/// wake-up), then futex sleeps.
-fn wait_parked(request: &sys::Request) {
-    let spin_until = Instant::now() + Duration::from_micros(50);
+/// wake-up), then futex sleeps, checking that the thread still exists.
+fn wait_parked(tid: i32, request: &sys::Request, limit: Duration) -> Parked {
+    let start = Instant::now();
+    let spin_until = start + Duration::from_micros(50);
     while request.state.load(Ordering::Acquire) == sys::REQUESTED {
         if Instant::now() < spin_until {
             std::hint::spin_loop();
-        } else {
-            sys::futex_wait(
-                &request.state,
-                sys::REQUESTED,
-                Some(Duration::from_millis(50)),
-            );
+            continue;
         }
+        if !sys::thread_alive(tid) {
+            return Parked::Gone;
+        }
+        if start.elapsed() > limit {
+            return Parked::NotYet;
+        }
+        sys::futex_wait(
+            &request.state,
+            sys::REQUESTED,
+            Some(Duration::from_millis(20)),
+        );
+    }
+    Parked::Yes
+}
+
+/// Drops the suspension of a thread that ended before it parked.
+fn forget_suspension(tid: i32, request: &sys::Request) {
+    let mut guard = SUSPENDED.lock().unwrap_or_else(|e| e.into_inner());
+    request.state.store(sys::RESUMED, Ordering::Release);
+    if let Some(s) = guard.as_mut().and_then(|m| m.get_mut(&tid)) {
+        s.count = 0;
     }
 }
 
@@ -575,11 +626,10 @@ pub fn resume_thread(tid: i32) -> Result<u32> {
     }
     s.count -= 1;
     if s.count == 0 {
-        let request = s.request;
-        // Wait until it parked (the signal may still be on its way), then release it.
-        wait_parked(request);
-        request.state.store(sys::RESUMED, Ordering::Release);
-        sys::futex_wake(&request.state);
+        // Parked: released. Not parked yet (the signal on its way): its
+        // handler finds RESUMED and goes on without parking.
+        s.request.state.store(sys::RESUMED, Ordering::Release);
+        sys::futex_wake(&s.request.state);
     }
     Ok(previous)
 }

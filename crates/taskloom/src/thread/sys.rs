@@ -92,8 +92,56 @@ pub(crate) const RESUMED: u32 = 2;
 /// handler may still read one after the resumer has let it go.
 #[derive(Debug)]
 pub(crate) struct Request {
+    /// The thread this record belongs to (never changes).
+    pub tid: i32,
     pub state: AtomicU32,
     pub context: std::cell::UnsafeCell<ThreadContext>,
+    /// The next record in [`RECORDS`].
+    next: std::sync::atomic::AtomicPtr<Request>,
+}
+
+/// Every suspension record ever made, a lock-free list the signal handler
+/// walks to find its own thread's (records are leaked, never freed): the
+/// handler trusts no pointer that arrives with the signal.
+static RECORDS: std::sync::atomic::AtomicPtr<Request> =
+    std::sync::atomic::AtomicPtr::new(ptr::null_mut());
+
+/// The (leaked) record of thread `tid`, made and listed for the handler.
+pub(crate) fn new_record(tid: i32) -> &'static Request {
+    let rec: &'static Request = Box::leak(Box::new(Request {
+        tid,
+        state: AtomicU32::new(RESUMED),
+        context: Default::default(),
+        next: std::sync::atomic::AtomicPtr::new(ptr::null_mut()),
+    }));
+    let mut head = RECORDS.load(Ordering::Acquire);
+    loop {
+        rec.next.store(head, Ordering::Relaxed);
+        match RECORDS.compare_exchange_weak(
+            head,
+            rec as *const Request as *mut Request,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        ) {
+            Ok(_) => return rec,
+            Err(now) => head = now,
+        }
+    }
+}
+
+/// The record of thread `tid` with a suspension requested, if any
+/// (async-signal-safe: atomic loads only).
+fn requested_record(tid: i32) -> Option<&'static Request> {
+    let mut at = RECORDS.load(Ordering::Acquire);
+    while !at.is_null() {
+        // SAFETY: every pointer in the list is a leaked, never-freed record.
+        let rec: &'static Request = unsafe { &*at };
+        if rec.tid == tid && rec.state.load(Ordering::Acquire) == REQUESTED {
+            return Some(rec);
+        }
+        at = rec.next.load(Ordering::Acquire);
+    }
+    None
 }
 
 // SAFETY: `context` is written only by the parked thread's handler before it
@@ -102,20 +150,48 @@ unsafe impl Sync for Request {}
 
 static INSTALL: std::sync::Once = std::sync::Once::new();
 
-pub(crate) fn install_handler() {
+static INSTALLED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Installs the suspend handler, unless the application has a handler of
+/// its own for the signal: that one is never replaced (an error instead).
+pub(crate) fn install_handler() -> io::Result<()> {
     INSTALL.call_once(|| {
-        // SAFETY: installing a SA_SIGINFO handler with a zeroed, filled-in sigaction.
+        // SAFETY: querying, then installing, a SA_SIGINFO handler with zeroed,
+        // filled-in sigaction structures.
         unsafe {
+            let mut old: libc::sigaction = std::mem::zeroed();
+            libc::sigaction(suspend_signal(), ptr::null(), &mut old);
+            if old.sa_sigaction != libc::SIG_DFL && old.sa_sigaction != libc::SIG_IGN {
+                return;
+            }
             let mut sa: libc::sigaction = std::mem::zeroed();
             sa.sa_sigaction = on_suspend as *const () as usize;
             sa.sa_flags = libc::SA_SIGINFO | libc::SA_RESTART;
             libc::sigemptyset(&mut sa.sa_mask);
-            libc::sigaction(suspend_signal(), &sa, ptr::null_mut());
+            if libc::sigaction(suspend_signal(), &sa, ptr::null_mut()) == 0 {
+                INSTALLED.store(true, Ordering::Release);
+            }
         }
     });
+    if INSTALLED.load(Ordering::Acquire) {
+        Ok(())
+    } else {
+        Err(io::Error::new(
+            io::ErrorKind::AddrInUse,
+            "the application has its own handler for SIGRTMIN+6, which SuspendThread needs",
+        ))
+    }
 }
 
-/// Sends the suspend signal carrying `req` to thread `tid` of this process.
+/// Whether thread `tid` of this process still exists (`tgkill(.., 0)`).
+pub(crate) fn thread_alive(tid: i32) -> bool {
+    // SAFETY: signal 0 only checks existence.
+    unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), tid, 0) == 0 }
+}
+
+/// Sends the suspend signal to thread `tid` of this process. The request
+/// pointer rides along in `si_value` for debuggers only: the handler finds
+/// its record by thread id and reads nothing from the signal.
 pub(crate) fn send_suspend(tid: i32, req: &Request) -> io::Result<()> {
     // SAFETY: a zeroed siginfo filled for SI_QUEUE with our pid/uid and the request pointer.
     unsafe {
@@ -142,15 +218,15 @@ pub(crate) fn send_suspend(tid: i32, req: &Request) -> io::Result<()> {
     Ok(())
 }
 
-extern "C" fn on_suspend(_sig: i32, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
-    // SAFETY: the kernel passes a valid siginfo and ucontext; si_value carries the
-    // request pointer that `send_suspend` put there, alive until we publish RESUMED.
+extern "C" fn on_suspend(_sig: i32, _info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
+    // Only a suspension requested for this very thread parks it: the record
+    // is found by thread id, and whatever came with the signal (any sender
+    // may queue it, with any value) is not looked at.
+    let Some(req) = requested_record(gettid()) else {
+        return;
+    };
+    // SAFETY: the kernel passes a valid ucontext; the record is leaked, never freed.
     unsafe {
-        let value = *((info as *const u8).add(24) as *const usize);
-        if value == 0 {
-            return;
-        }
-        let req = &*(value as *const Request);
         let uc = &*(ctx as *const libc::ucontext_t);
         let g = &uc.uc_mcontext.gregs;
         *req.context.get() = ThreadContext {
@@ -174,7 +250,15 @@ extern "C" fn on_suspend(_sig: i32, info: *mut libc::siginfo_t, ctx: *mut libc::
             rflags: g[libc::REG_EFL as usize] as u64,
         };
         let errno = *libc::__errno_location();
-        req.state.store(PARKED, Ordering::Release);
+        // Only from REQUESTED: a resume that came first (RESUMED) wins, and
+        // the thread goes on without parking.
+        if req
+            .state
+            .compare_exchange(REQUESTED, PARKED, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            return;
+        }
         futex_wake(&req.state);
         // Any change from PARKED releases us (a new suspension may already have
         // set REQUESTED again; its signal is delivered once this handler returns).

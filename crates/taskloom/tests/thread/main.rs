@@ -274,3 +274,86 @@ fn context_of_a_thread_in_another_process() {
     child.terminate().unwrap();
     child.wait().unwrap();
 }
+
+fn gettid() -> i32 {
+    rustix::thread::gettid().as_raw_nonzero().get()
+}
+
+#[test]
+fn a_thread_that_suspends_itself_is_resumed_by_another() {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let done = Arc::new(AtomicBool::new(false));
+    let d = done.clone();
+    let t = std::thread::spawn(move || {
+        let me = gettid();
+        tx.send(me).unwrap();
+        let previous = taskloom::thread::suspend_thread(me).unwrap();
+        d.store(true, Ordering::SeqCst);
+        previous
+    });
+    let tid = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+    // ResumeThread returns 1 once the thread is suspended (0 before).
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match taskloom::thread::resume_thread(tid).unwrap() {
+            1 => break,
+            0 => assert!(std::time::Instant::now() < deadline, "it never suspended"),
+            n => panic!("suspend count {n}"),
+        }
+        std::thread::yield_now();
+    }
+    let (tx2, rx2) = std::sync::mpsc::channel();
+    std::thread::spawn(move || tx2.send(t.join().unwrap()).unwrap());
+    assert_eq!(rx2.recv_timeout(Duration::from_secs(10)).unwrap(), 0);
+    assert!(done.load(Ordering::SeqCst));
+}
+
+#[test]
+fn a_stray_suspend_signal_with_any_value_is_harmless() {
+    // The handler is installed by a first suspension.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let t = std::thread::spawn(move || {
+        tx.send(gettid()).unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+    });
+    let tid = rx.recv().unwrap();
+    taskloom::thread::suspend_thread(tid).unwrap();
+    taskloom::thread::resume_thread(tid).unwrap();
+    t.join().unwrap();
+    // Anyone may queue the signal, with any value: nothing parks, nothing is read.
+    let value = libc::sigval {
+        sival_ptr: 0xdead_beef as *mut libc::c_void,
+    };
+    // SAFETY: sigqueue to our own process with a plain value.
+    let r = unsafe { libc::sigqueue(std::process::id() as i32, libc::SIGRTMIN() + 6, value) };
+    assert_eq!(r, 0);
+    std::thread::sleep(Duration::from_millis(50));
+}
+
+#[test]
+fn suspending_a_thread_that_ends_first_is_an_error_not_a_hang() {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let t = std::thread::spawn(move || {
+        // It never takes the suspend signal: blocked until it ends.
+        let mut set = std::mem::MaybeUninit::<libc::sigset_t>::uninit();
+        // SAFETY: building a signal set and blocking it in this thread.
+        unsafe {
+            libc::sigemptyset(set.as_mut_ptr());
+            libc::sigaddset(set.as_mut_ptr(), libc::SIGRTMIN() + 6);
+            libc::pthread_sigmask(libc::SIG_BLOCK, set.as_ptr(), std::ptr::null_mut());
+        }
+        tx.send(gettid()).unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+    });
+    let tid = rx.recv().unwrap();
+    let started = std::time::Instant::now();
+    let r = taskloom::thread::suspend_thread(tid);
+    t.join().unwrap();
+    assert!(
+        matches!(r, Err(taskloom::Error::NoSuchProcess { pid }) if pid == tid),
+        "{r:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+    // And nothing is left counted for it.
+    assert_eq!(taskloom::thread::resume_thread(tid).unwrap(), 0);
+}
