@@ -1,4 +1,5 @@
 //! The `taskloom` command: a thin face over the `taskloom` library.
+#![deny(unsafe_code)] // one exception below: SIGPIPE's disposition, before any thread
 
 mod job;
 mod limits;
@@ -38,7 +39,10 @@ fn main() {
     // Like other command-line tools: a closed pipe (`taskloom ps | head`) ends
     // the process quietly instead of panicking on the next write.
     // SAFETY: restoring the default disposition of SIGPIPE before any thread starts.
-    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL)
+    };
     let cli = Cli::try_parse().unwrap_or_else(|err| {
         // A usage error of `run` exits 125, as `env`, `nice` and `timeout` do,
         // so that it is never mistaken for the program's own exit code.

@@ -58,6 +58,7 @@
 //! - **Backtraces** (gdb, perf) end at the fiber's entry function: with
 //!   symmetric switching there is no parent frame to continue into, so the
 //!   first frame is marked as the outermost one.
+#![allow(unsafe_code)] // one of the fenced modules: ARCHITECTURE.md, "Invariants"
 
 #[cfg(not(target_arch = "x86_64"))]
 compile_error!(

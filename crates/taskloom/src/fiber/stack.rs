@@ -1,4 +1,5 @@
 //! Fiber stacks: mmap'd with a guard page below, pooled per thread.
+#![allow(unsafe_code)] // one of the fenced modules: ARCHITECTURE.md, "Invariants"
 
 use std::io;
 use std::ptr;

@@ -26,6 +26,7 @@
 //! site restores exactly what it saved, so float-switch and plain sites mix
 //! freely. `fiber_start` marks the outermost frame (`.cfi_undefined rip`):
 //! debuggers and `perf` stop the backtrace there, at the fiber's entry.
+#![allow(unsafe_code)] // one of the fenced modules: ARCHITECTURE.md, "Invariants"
 
 use std::arch::{asm, naked_asm};
 

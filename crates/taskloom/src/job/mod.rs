@@ -1391,9 +1391,12 @@ impl Job {
             } else {
                 pid
             };
-            // SAFETY: setpgid with plain integers.
-            if unsafe { libc::setpgid(pid, target) } != 0 {
-                let e = std::io::Error::last_os_error();
+            let (p, t) = (
+                rustix::process::Pid::from_raw(pid),
+                rustix::process::Pid::from_raw(target),
+            );
+            if let Err(e) = rustix::process::setpgid(p, t) {
+                let e = std::io::Error::from(e);
                 return Err(match e.raw_os_error() {
                     Some(libc::ESRCH)
                         if !std::path::Path::new(&format!("/proc/{pid}")).exists() =>
@@ -1783,8 +1786,15 @@ impl Job {
         if let Some(dir) = &self.pg {
             let pgid = pgroup::pgid(dir);
             if pgid > 1 {
-                // SAFETY: signalling the job's process group (checked: a real group of this user's).
-                unsafe { libc::kill(-pgid, if frozen { libc::SIGSTOP } else { libc::SIGCONT }) };
+                // The job's process group (checked: a real group of this user's).
+                if let Some(group) = rustix::process::Pid::from_raw(pgid) {
+                    let sig = if frozen {
+                        rustix::process::Signal::STOP
+                    } else {
+                        rustix::process::Signal::CONT
+                    };
+                    let _ = rustix::process::kill_process_group(group, sig);
+                }
             }
             let flag = dir.join("frozen");
             let _ = if frozen {

@@ -169,9 +169,11 @@ pub(crate) fn kill_group(pgid: i32) -> usize {
     }
     let before = members(pgid).len();
     for _ in 0..10_000 {
-        // SAFETY: kill with a negative pid signals that process group only.
-        let r = unsafe { libc::kill(-pgid, libc::SIGKILL) };
-        if r != 0 || members(pgid).is_empty() {
+        let Some(group) = rustix::process::Pid::from_raw(pgid) else {
+            break;
+        };
+        let r = rustix::process::kill_process_group(group, rustix::process::Signal::KILL);
+        if r.is_err() || members(pgid).is_empty() {
             break;
         }
         std::thread::sleep(std::time::Duration::from_millis(1));
