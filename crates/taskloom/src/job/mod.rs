@@ -2384,6 +2384,163 @@ pub fn job_name_in(proc_cgroup: &str) -> Option<String> {
 mod tests {
     use super::*;
 
+    /// A job whose directories are plain files and folders in a temp dir:
+    /// the cgroup file formats, checked without root or a cgroup mount.
+    fn fixture_job(tmp: &Path, v2_controllers: &str, v1: &[Controller]) -> Job {
+        let v2 = tmp.join("unified/taskloom/j");
+        fs::create_dir_all(v2.join("@0")).unwrap();
+        fs::write(v2.join("cgroup.controllers"), v2_controllers).unwrap();
+        for f in ["cgroup.procs", "@0/cgroup.procs"] {
+            fs::write(v2.join(f), "").unwrap();
+        }
+        let v1: Vec<(Controller, PathBuf)> = v1
+            .iter()
+            .map(|&c| {
+                let dir = tmp.join(c.name()).join("taskloom/j");
+                fs::create_dir_all(&dir).unwrap();
+                fs::write(dir.join("cgroup.procs"), "").unwrap();
+                if c == Controller::Cpuset {
+                    fs::write(dir.parent().unwrap().join("cpuset.cpus"), "0-3").unwrap();
+                    fs::write(dir.parent().unwrap().join("cpuset.cpus.effective"), "0-3").unwrap();
+                }
+                (c, dir)
+            })
+            .collect();
+        Job {
+            name: "j".into(),
+            v2: Some(v2),
+            v1,
+            limits: JobLimits::default(),
+            holder: None,
+            pg: None,
+            spawned: Spawned::default(),
+            leaf_hint: UNKNOWN_LEAF.into(),
+            scope: None,
+        }
+    }
+
+    fn limits() -> JobLimits {
+        JobLimits {
+            active_processes: Some(64),
+            job_memory: Some(512 << 20),
+            affinity: Some(CpuSet::parse_list("1-2").unwrap()),
+            cpu_rate_percent: Some(150),
+            ..Default::default()
+        }
+    }
+
+    fn read(p: PathBuf) -> String {
+        fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+    }
+
+    #[test]
+    fn limits_are_written_in_cgroup2_formats() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut job = fixture_job(tmp.path(), "cpuset cpu memory pids", &[]);
+        let dir = job.v2.clone().unwrap();
+        // A cgroup2 parent's own cpuset.cpus is empty (it uses its parent's).
+        fs::write(dir.parent().unwrap().join("cpuset.cpus"), "").unwrap();
+        fs::write(dir.parent().unwrap().join("cpuset.cpus.effective"), "0-3").unwrap();
+        job.set_limits(&limits()).unwrap();
+        assert_eq!(read(dir.join("pids.max")), "64");
+        assert_eq!(read(dir.join("memory.max")), "536870912");
+        assert_eq!(read(dir.join("cpu.max")), "150000 100000");
+        assert_eq!(read(dir.join("cpuset.cpus")), "1-2");
+        // Lifting them writes cgroup2's "max".
+        job.set_limits(&JobLimits::default()).unwrap();
+        assert_eq!(read(dir.join("pids.max")), "max");
+        assert_eq!(read(dir.join("memory.max")), "max");
+        assert_eq!(read(dir.join("cpu.max")), "max 100000");
+    }
+
+    #[test]
+    fn limits_are_written_in_cgroup_v1_formats_on_a_hybrid_machine() {
+        let tmp = tempfile::tempdir().unwrap();
+        let v1 = [
+            Controller::Pids,
+            Controller::Memory,
+            Controller::Cpu,
+            Controller::Cpuset,
+        ];
+        let mut job = fixture_job(tmp.path(), "", &v1);
+        job.set_limits(&limits()).unwrap();
+        let dirs = job.v1.clone();
+        let d = |c: Controller| dirs.iter().find(|(x, _)| *x == c).unwrap().1.clone();
+        assert_eq!(read(d(Controller::Pids).join("pids.max")), "64");
+        assert_eq!(
+            read(d(Controller::Memory).join("memory.limit_in_bytes")),
+            "536870912"
+        );
+        assert_eq!(read(d(Controller::Memory).join("memory.oom_control")), "0");
+        assert_eq!(read(d(Controller::Cpu).join("cpu.cfs_period_us")), "100000");
+        assert_eq!(read(d(Controller::Cpu).join("cpu.cfs_quota_us")), "150000");
+        assert_eq!(read(d(Controller::Cpuset).join("cpuset.cpus")), "1-2");
+        job.set_limits(&JobLimits::default()).unwrap();
+        assert_eq!(
+            read(d(Controller::Memory).join("memory.limit_in_bytes")),
+            "-1"
+        );
+        assert_eq!(read(d(Controller::Cpu).join("cpu.cfs_quota_us")), "-1");
+    }
+
+    #[test]
+    fn a_limit_without_its_controller_is_refused_by_name() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut job = fixture_job(tmp.path(), "pids", &[]);
+        let err = job
+            .set_limits(&JobLimits {
+                job_memory: Some(1 << 30),
+                ..Default::default()
+            })
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("needs the memory cgroup controller"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn accounting_is_read_from_cgroup2_files() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut job = fixture_job(tmp.path(), "memory pids", &[]);
+        job.set_limits(&JobLimits {
+            active_processes: Some(10),
+            job_memory: Some(1 << 30),
+            ..Default::default()
+        })
+        .unwrap();
+        let dir = job.v2.clone().unwrap();
+        fs::write(dir.join("@0/cgroup.procs"), "41\n42\n").unwrap();
+        fs::write(
+            dir.join("cpu.stat"),
+            "usage_usec 3000\nuser_usec 2000\nsystem_usec 1000\n",
+        )
+        .unwrap();
+        fs::write(dir.join("memory.current"), "4096\n").unwrap();
+        fs::write(dir.join("memory.peak"), "8192\n").unwrap();
+        fs::write(
+            dir.join("memory.events"),
+            "low 0\nhigh 0\nmax 2\noom 1\noom_kill 1\n",
+        )
+        .unwrap();
+        // Before 6.13 a refused fork is counted in the leaf.
+        fs::write(dir.join("pids.events"), "max 0\n").unwrap();
+        fs::write(dir.join("@0/pids.events"), "max 3\n").unwrap();
+        fs::write(dir.join("pids.peak"), "7\n").unwrap();
+        fs::write(dir.join("cgroup.events"), "populated 1\nfrozen 0\n").unwrap();
+        let info = job.info().unwrap();
+        assert_eq!(info.pids, [41, 42]);
+        assert_eq!(info.user_time, Duration::from_millis(2));
+        assert_eq!(info.kernel_time, Duration::from_millis(1));
+        assert_eq!(info.memory_current, Some(4096));
+        assert_eq!(info.memory_peak, Some(8192));
+        assert_eq!(info.oom_kills, Some(1));
+        assert_eq!(info.process_limit_hits, Some(3));
+        assert_eq!(info.peak_processes, Some(7));
+        assert!(!info.frozen);
+    }
+
     #[test]
     fn names_that_escape_are_refused() {
         for bad in [
