@@ -1,4 +1,5 @@
-//! Helpers shared by the job test binaries (included with `#[path]`).
+//! Helpers shared by the test binaries (included with `#[path]`).
+#![allow(dead_code)]
 
 use std::io::Read;
 use std::time::{Duration, Instant};
@@ -77,4 +78,71 @@ pub fn breakaway_from(job_name: &str) -> String {
     // SAFETY: reaping the child forked above.
     unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
     out
+}
+
+/// Runs `body` as pid 1 of a new pid namespace, with its own `/proc` (root
+/// only), in a forked child; returns what it reports, or `err …`. There
+/// `/proc/sys/kernel/ns_last_pid` can hand a reaped process's pid to the
+/// next one: how the pid-reuse tests force a reuse. Callers serialise
+/// their tests, so no other thread holds a lock across the fork.
+pub fn in_pid_namespace(body: impl FnOnce() -> Result<String, String>) -> String {
+    use std::io::Write;
+    let (mut r, w) = std::io::pipe().unwrap();
+    // SAFETY: the child makes raw calls and taskloom calls and _exits.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0);
+    if pid == 0 {
+        let mut w = w;
+        // SAFETY: raw syscalls in the forked child.
+        if unsafe { libc::unshare(libc::CLONE_NEWPID | libc::CLONE_NEWNS) } != 0 {
+            let _ = write!(w, "err unshare: {}", std::io::Error::last_os_error());
+            // SAFETY: leaving the forked child.
+            unsafe { libc::_exit(0) };
+        }
+        // SAFETY: the grandchild is pid 1 of the new namespace; it runs to _exit.
+        let init = unsafe { libc::fork() };
+        if init == 0 {
+            let text = (|| {
+                // SAFETY: mount syscalls with static C strings, in our own mount namespace.
+                unsafe {
+                    let none = std::ptr::null();
+                    let private = libc::MS_REC | libc::MS_PRIVATE;
+                    if libc::mount(c"none".as_ptr(), c"/".as_ptr(), none, private, none.cast()) != 0
+                        || libc::mount(
+                            c"proc".as_ptr(),
+                            c"/proc".as_ptr(),
+                            c"proc".as_ptr(),
+                            0,
+                            none.cast(),
+                        ) != 0
+                    {
+                        return Err(format!("mount: {}", std::io::Error::last_os_error()));
+                    }
+                }
+                body()
+            })()
+            .unwrap_or_else(|e| format!("err {e}"));
+            let _ = w.write_all(text.as_bytes());
+            // SAFETY: leaving the forked child.
+            unsafe { libc::_exit(0) };
+        }
+        drop(w);
+        // SAFETY: reaping the namespace's init.
+        unsafe { libc::waitpid(init, std::ptr::null_mut(), 0) };
+        // SAFETY: leaving the forked child.
+        unsafe { libc::_exit(0) };
+    }
+    drop(w);
+    let mut out = String::new();
+    r.read_to_string(&mut out).unwrap();
+    // SAFETY: reaping the child forked above.
+    unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
+    out
+}
+
+/// Makes the next process of this pid namespace get `pid` (after
+/// [`in_pid_namespace`] mounted its `/proc`).
+pub fn next_pid_is(pid: i32) -> Result<(), String> {
+    std::fs::write("/proc/sys/kernel/ns_last_pid", (pid - 1).to_string())
+        .map_err(|e| format!("ns_last_pid: {e}"))
 }

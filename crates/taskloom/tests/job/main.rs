@@ -1037,94 +1037,34 @@ fn a_new_watcher_first_reports_the_members_there_are() {
 /// newcomer is given its pid number: assigning the handle must not move the
 /// newcomer. Reports `refused`, `moved` (the newcomer joined) or an error.
 fn assign_after_pid_reuse(job_name: &str) -> String {
-    let (mut r, w) = std::io::pipe().unwrap();
-    // SAFETY: the child makes raw calls and taskloom calls and _exits; tests are serialised.
-    let pid = unsafe { libc::fork() };
-    assert!(pid >= 0);
-    if pid == 0 {
-        use std::io::Write;
-        let mut w = w;
-        // SAFETY: raw syscalls in the forked child.
-        let ok = unsafe { libc::unshare(libc::CLONE_NEWPID | libc::CLONE_NEWNS) } == 0;
-        if !ok {
-            let _ = write!(w, "err unshare: {}", std::io::Error::last_os_error());
-            // SAFETY: leaving the forked child.
-            unsafe { libc::_exit(0) };
+    common::in_pid_namespace(|| {
+        let job = Job::open(job_name).map_err(|e| e.to_string())?;
+        let mut old = ProcessBuilder::new("sleep")
+            .arg("30")
+            .spawn()
+            .map_err(|e| e.to_string())?;
+        let old_pid = old.pid();
+        old.terminate().map_err(|e| e.to_string())?;
+        old.wait().map_err(|e| e.to_string())?;
+        common::next_pid_is(old_pid)?;
+        let mut newcomer = ProcessBuilder::new("sleep")
+            .arg("30")
+            .spawn()
+            .map_err(|e| e.to_string())?;
+        if newcomer.pid() != old_pid {
+            let _ = newcomer.terminate();
+            return Err(format!("pid {old_pid} was not reused ({})", newcomer.pid()));
         }
-        // SAFETY: the grandchild is pid 1 of the new namespace; it runs to _exit.
-        let init = unsafe { libc::fork() };
-        if init == 0 {
-            let text = (|| -> Result<String, String> {
-                let e = |what: &str| format!("{what}: {}", std::io::Error::last_os_error());
-                // SAFETY: mount syscalls with static C strings, in our own mount namespace.
-                unsafe {
-                    if libc::mount(
-                        c"none".as_ptr(),
-                        c"/".as_ptr(),
-                        std::ptr::null(),
-                        libc::MS_REC | libc::MS_PRIVATE,
-                        std::ptr::null(),
-                    ) != 0
-                    {
-                        return Err(e("make / private"));
-                    }
-                    if libc::mount(
-                        c"proc".as_ptr(),
-                        c"/proc".as_ptr(),
-                        c"proc".as_ptr(),
-                        0,
-                        std::ptr::null(),
-                    ) != 0
-                    {
-                        return Err(e("mount proc"));
-                    }
-                }
-                let job = Job::open(job_name).map_err(|e| e.to_string())?;
-                let mut old = ProcessBuilder::new("sleep")
-                    .arg("30")
-                    .spawn()
-                    .map_err(|e| e.to_string())?;
-                let old_pid = old.pid();
-                old.terminate().map_err(|e| e.to_string())?;
-                old.wait().map_err(|e| e.to_string())?;
-                // The next process gets the old number.
-                std::fs::write("/proc/sys/kernel/ns_last_pid", (old_pid - 1).to_string())
-                    .map_err(|e| format!("ns_last_pid: {e}"))?;
-                let mut newcomer = ProcessBuilder::new("sleep")
-                    .arg("30")
-                    .spawn()
-                    .map_err(|e| e.to_string())?;
-                if newcomer.pid() != old_pid {
-                    let _ = newcomer.terminate();
-                    return Err(format!("pid {old_pid} was not reused ({})", newcomer.pid()));
-                }
-                let result = job.assign(&old);
-                let moved = job::job_of(newcomer.pid()).ok().flatten().is_some();
-                let _ = newcomer.terminate();
-                let _ = newcomer.wait();
-                Ok(match (result, moved) {
-                    (_, true) => "moved".to_string(),
-                    (Err(Error::NoSuchProcess { .. }), false) => "refused".to_string(),
-                    (r, false) => format!("unexpected {r:?}"),
-                })
-            })()
-            .unwrap_or_else(|e| format!("err {e}"));
-            let _ = w.write_all(text.as_bytes());
-            // SAFETY: leaving the forked child.
-            unsafe { libc::_exit(0) };
-        }
-        drop(w);
-        // SAFETY: reaping the namespace's init.
-        unsafe { libc::waitpid(init, std::ptr::null_mut(), 0) };
-        // SAFETY: leaving the forked child.
-        unsafe { libc::_exit(0) };
-    }
-    drop(w);
-    let mut out = String::new();
-    r.read_to_string(&mut out).unwrap();
-    // SAFETY: reaping the child forked above.
-    unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
-    out
+        let result = job.assign(&old);
+        let moved = job::job_of(newcomer.pid()).ok().flatten().is_some();
+        let _ = newcomer.terminate();
+        let _ = newcomer.wait();
+        Ok(match (result, moved) {
+            (_, true) => "moved".to_string(),
+            (Err(Error::NoSuchProcess { .. }), false) => "refused".to_string(),
+            (r, false) => format!("unexpected {r:?}"),
+        })
+    })
 }
 
 #[test]

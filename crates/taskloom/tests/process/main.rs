@@ -15,6 +15,8 @@ use taskloom::process::{
 };
 use taskloom::{CpuSet, Error, PriorityClass};
 
+#[path = "../common/mod.rs"]
+mod common;
 mod shell;
 
 fn serial() -> MutexGuard<'static, ()> {
@@ -720,77 +722,28 @@ fn too_many_listed_descriptors_are_refused_before_anything_starts() {
 /// handle must not reap the newcomer. Reports `kept` (the newcomer still
 /// runs) or what went wrong.
 fn second_handle_after_pid_reuse() -> String {
-    let (mut r, w) = std::io::pipe().unwrap();
-    // SAFETY: the child makes raw calls and taskloom calls and _exits; tests are serialised.
-    let pid = unsafe { libc::fork() };
-    assert!(pid >= 0);
-    if pid == 0 {
-        let mut w = w;
-        // SAFETY: raw syscalls in the forked child.
-        if unsafe { libc::unshare(libc::CLONE_NEWPID | libc::CLONE_NEWNS) } != 0 {
-            let _ = write!(w, "err unshare: {}", std::io::Error::last_os_error());
-            // SAFETY: leaving the forked child.
-            unsafe { libc::_exit(0) };
+    common::in_pid_namespace(|| {
+        let e = |e: Error| e.to_string();
+        let mut first = ProcessBuilder::new("true").spawn().map_err(e)?;
+        let old = first.pid();
+        let mut second = Process::open(old).map_err(e)?;
+        first.wait().map_err(e)?;
+        common::next_pid_is(old)?;
+        let mut newcomer = ProcessBuilder::new("sleep").arg("30").spawn().map_err(e)?;
+        if newcomer.pid() != old {
+            let _ = newcomer.terminate();
+            return Err(format!("pid {old} was not reused ({})", newcomer.pid()));
         }
-        // SAFETY: the grandchild is pid 1 of the new namespace; it runs to _exit.
-        let init = unsafe { libc::fork() };
-        if init == 0 {
-            let text = (|| -> Result<String, String> {
-                // SAFETY: mount syscalls with static C strings, in our own mount namespace.
-                unsafe {
-                    let none = std::ptr::null();
-                    let flags = libc::MS_REC | libc::MS_PRIVATE;
-                    if libc::mount(c"none".as_ptr(), c"/".as_ptr(), none, flags, none.cast()) != 0
-                        || libc::mount(
-                            c"proc".as_ptr(),
-                            c"/proc".as_ptr(),
-                            c"proc".as_ptr(),
-                            0,
-                            none.cast(),
-                        ) != 0
-                    {
-                        return Err(format!("mount: {}", std::io::Error::last_os_error()));
-                    }
-                }
-                let e = |e: Error| e.to_string();
-                let mut first = ProcessBuilder::new("true").spawn().map_err(e)?;
-                let old = first.pid();
-                let mut second = Process::open(old).map_err(e)?;
-                first.wait().map_err(e)?;
-                std::fs::write("/proc/sys/kernel/ns_last_pid", (old - 1).to_string())
-                    .map_err(|e| format!("ns_last_pid: {e}"))?;
-                let mut newcomer = ProcessBuilder::new("sleep").arg("30").spawn().map_err(e)?;
-                if newcomer.pid() != old {
-                    let _ = newcomer.terminate();
-                    return Err(format!("pid {old} was not reused ({})", newcomer.pid()));
-                }
-                let status = second.wait().map_err(e)?;
-                let kept = newcomer.try_wait().map_err(e)?.is_none();
-                let _ = newcomer.terminate();
-                let _ = newcomer.wait();
-                Ok(if kept && status == ExitStatus::Unknown {
-                    "kept".into()
-                } else {
-                    format!("the second handle reaped the newcomer ({status:?})")
-                })
-            })()
-            .unwrap_or_else(|e| format!("err {e}"));
-            let _ = w.write_all(text.as_bytes());
-            // SAFETY: leaving the forked child.
-            unsafe { libc::_exit(0) };
-        }
-        drop(w);
-        // SAFETY: reaping the namespace's init.
-        unsafe { libc::waitpid(init, std::ptr::null_mut(), 0) };
-        // SAFETY: leaving the forked child.
-        unsafe { libc::_exit(0) };
-    }
-    drop(w);
-    let mut out = String::new();
-    r.read_to_string(&mut out).unwrap();
-    // SAFETY: reaping the child forked above.
-    unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
-    out
+        let status = second.wait().map_err(e)?;
+        let kept = newcomer.try_wait().map_err(e)?.is_none();
+        let _ = newcomer.terminate();
+        let _ = newcomer.wait();
+        Ok(if kept && status == ExitStatus::Unknown {
+            "kept".into()
+        } else {
+            format!("the second handle reaped the newcomer ({status:?})")
+        })
+    })
 }
 
 #[test]
