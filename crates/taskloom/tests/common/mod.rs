@@ -46,16 +46,9 @@ pub fn kill_on_close_waits_for_every_handle(name: &str) {
 
 /// In a forked process that joins `job_name`, spawns `sleep` with
 /// `breakaway_from_job` and reports `ok <job of the child or ->` or `err <message>`.
-/// Callers serialise their tests, so no other thread holds a lock across the fork.
 pub fn breakaway_from(job_name: &str) -> String {
-    let (mut r, w) = std::io::pipe().unwrap();
-    // SAFETY: the child runs taskloom calls and _exits, never returning into the harness.
-    let pid = unsafe { libc::fork() };
-    assert!(pid >= 0);
-    if pid == 0 {
-        use std::io::Write;
-        let mut w = w;
-        let text = (|| -> taskloom::Result<String> {
+    report_from_child(|| {
+        (|| -> taskloom::Result<String> {
             Job::open(job_name)?.assign_pid(std::process::id() as i32)?;
             let mut child = ProcessBuilder::new("sleep")
                 .arg("30")
@@ -66,8 +59,21 @@ pub fn breakaway_from(job_name: &str) -> String {
             child.wait()?;
             Ok(format!("ok {}", inside.unwrap_or_else(|| "-".into())))
         })()
-        .unwrap_or_else(|e| format!("err {e}"));
-        let _ = w.write_all(text.as_bytes());
+        .unwrap_or_else(|e| format!("err {e}"))
+    })
+}
+
+/// Runs `f` in a forked child and returns what it reports. Callers
+/// serialise their tests, so no other thread holds a lock across the fork.
+pub fn report_from_child(f: impl FnOnce() -> String) -> String {
+    let (mut r, w) = std::io::pipe().unwrap();
+    // SAFETY: the child runs `f` and _exits, never returning into the harness.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0);
+    if pid == 0 {
+        use std::io::Write;
+        let mut w = w;
+        let _ = w.write_all(f().as_bytes());
         drop(w);
         // SAFETY: leave the forked child directly.
         unsafe { libc::_exit(0) };
@@ -83,61 +89,34 @@ pub fn breakaway_from(job_name: &str) -> String {
 /// Runs `body` as pid 1 of a new pid namespace, with its own `/proc` (root
 /// only), in a forked child; returns what it reports, or `err …`. There
 /// `/proc/sys/kernel/ns_last_pid` can hand a reaped process's pid to the
-/// next one: how the pid-reuse tests force a reuse. Callers serialise
-/// their tests, so no other thread holds a lock across the fork.
+/// next one: how the pid-reuse tests force a reuse.
 pub fn in_pid_namespace(body: impl FnOnce() -> Result<String, String>) -> String {
-    use std::io::Write;
-    let (mut r, w) = std::io::pipe().unwrap();
-    // SAFETY: the child makes raw calls and taskloom calls and _exits.
-    let pid = unsafe { libc::fork() };
-    assert!(pid >= 0);
-    if pid == 0 {
-        let mut w = w;
-        // SAFETY: raw syscalls in the forked child.
+    report_from_child(|| {
+        // SAFETY: unshare in the forked child.
         if unsafe { libc::unshare(libc::CLONE_NEWPID | libc::CLONE_NEWNS) } != 0 {
-            let _ = write!(w, "err unshare: {}", std::io::Error::last_os_error());
-            // SAFETY: leaving the forked child.
-            unsafe { libc::_exit(0) };
+            return format!("err unshare: {}", std::io::Error::last_os_error());
         }
-        // SAFETY: the grandchild is pid 1 of the new namespace; it runs to _exit.
-        let init = unsafe { libc::fork() };
-        if init == 0 {
-            let text = (|| {
-                // SAFETY: mount syscalls with static C strings, in our own mount namespace.
-                unsafe {
-                    let none = std::ptr::null();
-                    let private = libc::MS_REC | libc::MS_PRIVATE;
-                    if libc::mount(c"none".as_ptr(), c"/".as_ptr(), none, private, none.cast()) != 0
-                        || libc::mount(
-                            c"proc".as_ptr(),
-                            c"/proc".as_ptr(),
-                            c"proc".as_ptr(),
-                            0,
-                            none.cast(),
-                        ) != 0
-                    {
-                        return Err(format!("mount: {}", std::io::Error::last_os_error()));
-                    }
-                }
-                body()
-            })()
-            .unwrap_or_else(|e| format!("err {e}"));
-            let _ = w.write_all(text.as_bytes());
-            // SAFETY: leaving the forked child.
-            unsafe { libc::_exit(0) };
-        }
-        drop(w);
-        // SAFETY: reaping the namespace's init.
-        unsafe { libc::waitpid(init, std::ptr::null_mut(), 0) };
-        // SAFETY: leaving the forked child.
-        unsafe { libc::_exit(0) };
-    }
-    drop(w);
-    let mut out = String::new();
-    r.read_to_string(&mut out).unwrap();
-    // SAFETY: reaping the child forked above.
-    unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
-    out
+        // The next child is pid 1 of the new namespace.
+        report_from_child(|| {
+            // SAFETY: mount syscalls with static C strings, in our own mount namespace.
+            let mounted = unsafe {
+                let none = std::ptr::null();
+                let private = libc::MS_REC | libc::MS_PRIVATE;
+                libc::mount(c"none".as_ptr(), c"/".as_ptr(), none, private, none.cast()) == 0
+                    && libc::mount(
+                        c"proc".as_ptr(),
+                        c"/proc".as_ptr(),
+                        c"proc".as_ptr(),
+                        0,
+                        none.cast(),
+                    ) == 0
+            };
+            if !mounted {
+                return format!("err mount: {}", std::io::Error::last_os_error());
+            }
+            body().unwrap_or_else(|e| format!("err {e}"))
+        })
+    })
 }
 
 /// Makes the next process of this pid namespace get `pid` (after
