@@ -49,10 +49,15 @@
 //!   when it reaches the fiber's function, the fiber finishes, and the panic
 //!   is raised again in the fiber that gets control, out of its
 //!   `switch_to_fiber` call.
-//! - **Deleting** (dropping the [`Fiber`]) a suspended fiber frees its stack
-//!   without running the destructors of the frames on it (as `DeleteFiber`
-//!   does): what they own leaks. Dropping the handle of the *running* fiber
-//!   defers the deletion until it switches away or finishes.
+//! - **Deleting** (dropping the [`Fiber`]) a suspended fiber does not run
+//!   the destructors of the frames on its stack (as `DeleteFiber` does not):
+//!   what they own leaks. Its FLS destructors run. Unlike `DeleteFiber`,
+//!   its stack is never freed or reused: it stays mapped for good, so a
+//!   scoped thread borrowing a local of the fiber, or a value pinned on its
+//!   stack, never sees that memory freed or overwritten (safe code cannot
+//!   cause a use-after-free this way). A fiber that finished or never
+//!   started gives its stack back to the pool. Dropping the handle of the
+//!   *running* fiber defers the deletion until it switches away or finishes.
 //! - **Stacks** are mapped with a guard page and pooled per thread; an
 //!   overflow prints `fiber stack overflow in fiber #N` and aborts.
 //! - **Backtraces** (gdb, perf) end at the fiber's entry function: with
@@ -644,6 +649,11 @@ fn reap_doomed_slow() {
 /// and five stores.
 #[inline]
 fn free_slot(s: &'static Slot) {
+    // A fiber deleted while suspended (it started: its closure was taken;
+    // it did not finish) still has live frames on its stack: whatever
+    // borrowed from them (a scoped thread, a pinned value) may use them after
+    // the delete. Its stack is never reused or unmapped.
+    let suspended = s.state.get() != State::Finished && s.drop_closure.get().is_none();
     if s.has_fls.get() | s.drop_closure.get().is_some() | s.has_data.get() | s.pending.get() {
         drop_contents(s);
     }
@@ -653,13 +663,26 @@ fn free_slot(s: &'static Slot) {
     s.generation.set(s.generation.get() + 1);
     FREE.with(|f| {
         let n = f.stacked_len.get();
-        if s.pooled.get() && s.stack_size.get() != 0 && n < POOL_LIMIT {
+        if suspended {
+            leak_stack(f, s);
+        } else if s.pooled.get() && s.stack_size.get() != 0 && n < POOL_LIMIT {
             f.push(&f.stacked, s);
             f.stacked_len.set(n + 1);
         } else {
             unmap_and_free(f, s);
         }
     });
+}
+
+/// The stack of a fiber deleted mid-run: kept mapped for good (leaked), so
+/// its frames stay valid memory for anything that still refers to them.
+#[cold]
+#[inline(never)]
+fn leak_stack(f: &FreeLists, s: &'static Slot) {
+    std::mem::forget(s.stack.take());
+    s.stack_size.set(0);
+    s.guard.set((0, 0));
+    f.push(&f.bare, s);
 }
 
 #[cold]

@@ -403,7 +403,16 @@ fn kept_stacks_are_reused_and_unmapped_when_the_thread_exits() {
         let many: Vec<Fiber> = (0..70).map(|_| spawn()).collect();
         drop(many);
         let capped = mappings_of(reserve);
-        let fibers: Vec<Fiber> = (0..10).map(|_| spawn()).collect();
+        // Ten that run to their end (a fiber deleted while suspended keeps
+        // its stack for good instead: see the test below).
+        let fibers: Vec<Fiber> = (0..10)
+            .map(|_| {
+                Fiber::builder()
+                    .stack_reserve(reserve)
+                    .spawn(|| {})
+                    .unwrap()
+            })
+            .collect();
         for f in &fibers {
             fiber::switch_to_fiber(f.to_ref());
         }
@@ -529,4 +538,61 @@ fn stack_overflow_prints_which_fiber_and_aborts() {
         "status {status:#x}, stderr: {out}"
     );
     assert!(out.contains("fiber stack overflow in fiber #"), "{out}");
+}
+
+#[test]
+fn deleting_a_suspended_fiber_never_frees_frames_others_borrow() {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    static STOP: AtomicBool = AtomicBool::new(false);
+    static DONE: AtomicBool = AtomicBool::new(false);
+    static READS: AtomicU64 = AtomicU64::new(0);
+    static WRONG: AtomicU64 = AtomicU64::new(0);
+    let main = fiber::convert_thread_to_fiber().unwrap();
+    // In safe code: a scoped thread borrows a local of the fiber's stack, and
+    // the fiber is deleted while suspended inside the scope.
+    let f = Fiber::new(move || {
+        let value: u64 = 0x5eed_5eed_5eed_5eed;
+        let value = &value;
+        std::thread::scope(|sc| {
+            sc.spawn(move || {
+                while !STOP.load(Ordering::SeqCst) {
+                    if *std::hint::black_box(value) != 0x5eed_5eed_5eed_5eed {
+                        WRONG.fetch_add(1, Ordering::SeqCst);
+                    }
+                    READS.fetch_add(1, Ordering::SeqCst);
+                    std::thread::yield_now();
+                }
+                DONE.store(true, Ordering::SeqCst);
+            });
+            fiber::switch_to_fiber(main);
+            unreachable!("never resumed");
+        });
+    })
+    .unwrap();
+    fiber::switch_to_fiber(f.to_ref());
+    drop(f);
+    // New fibers of the same size would get a pooled stack: they write all over theirs.
+    for _ in 0..8 {
+        let g = Fiber::new(move || {
+            let junk = [0xffu8; 16 * 1024];
+            std::hint::black_box(&junk);
+            fiber::switch_to_fiber(main);
+        })
+        .unwrap();
+        fiber::switch_to_fiber(g.to_ref());
+    }
+    let start = READS.load(Ordering::SeqCst);
+    while READS.load(Ordering::SeqCst) < start + 100 {
+        std::thread::yield_now();
+    }
+    STOP.store(true, Ordering::SeqCst);
+    while !DONE.load(Ordering::SeqCst) {
+        std::thread::yield_now();
+    }
+    assert_eq!(
+        WRONG.load(Ordering::SeqCst),
+        0,
+        "the borrowed frame was reused"
+    );
+    fiber::convert_fiber_to_thread().unwrap();
 }
