@@ -95,12 +95,15 @@ fn priority_and_affinity_show_in_proc() {
     one.insert(first);
     let stop = Arc::new(AtomicBool::new(false));
     let s = stop.clone();
+    let running = Arc::new(AtomicBool::new(false));
+    let r = running.clone();
     let t = ThreadBuilder::new()
         .priority(ThreadPriority::BelowNormal)
         .affinity(one)
         .ideal_processor(first)
         .suspended(true)
         .spawn(move || {
+            r.store(true, Ordering::Release);
             while !s.load(Ordering::Acquire) {
                 std::thread::sleep(Duration::from_millis(1));
             }
@@ -109,8 +112,10 @@ fn priority_and_affinity_show_in_proc() {
         .unwrap();
     t.resume().unwrap();
     let tid = t.tid();
-    // Applied before the function runs; wait until it runs to read them.
-    std::thread::sleep(Duration::from_millis(20));
+    // Applied before the function runs: read them once it runs.
+    while !running.load(Ordering::Acquire) {
+        std::thread::yield_now();
+    }
     assert_eq!(task_stat(tid)[16], "5", "nice");
     let status = std::fs::read_to_string(format!("/proc/self/task/{tid}/status")).unwrap();
     assert!(
@@ -131,22 +136,40 @@ fn priority_and_affinity_show_in_proc() {
 fn suspend_counts_and_the_context_shows_where_it_spins() {
     let stop = Arc::new(AtomicBool::new(false));
     let s = stop.clone();
+    let entering = Arc::new(AtomicBool::new(false));
+    let e = entering.clone();
     let t = ThreadBuilder::new()
         .spawn(move || {
+            e.store(true, Ordering::Release);
             // SAFETY: the spin routine only reads the flag until it is set.
             unsafe { taskloom_test_spin(Arc::as_ptr(&s)) };
             0
         })
         .unwrap();
     let tid = t.tid();
-    std::thread::sleep(Duration::from_millis(20));
-    assert_eq!(suspend_thread(tid).unwrap(), 0);
-    assert_eq!(suspend_thread(tid).unwrap(), 1);
-    let ctx = thread_context(tid).unwrap();
     let (lo, hi) = (
         taskloom_test_spin as *const () as u64,
         taskloom_test_spin_end as *const () as u64,
     );
+    // Synchronised on what is seen, not on a sleep: once it is about to
+    // enter the loop, suspend it until it is caught inside.
+    while !entering.load(Ordering::Acquire) {
+        std::thread::yield_now();
+    }
+    let mut tries = 0;
+    loop {
+        assert_eq!(suspend_thread(tid).unwrap(), 0);
+        let rip = thread_context(tid).unwrap().rip;
+        if (lo..hi).contains(&rip) {
+            break;
+        }
+        tries += 1;
+        assert!(tries < 10_000, "never caught in the spin loop");
+        assert_eq!(resume_thread(tid).unwrap(), 1);
+        std::thread::yield_now();
+    }
+    assert_eq!(suspend_thread(tid).unwrap(), 1);
+    let ctx = thread_context(tid).unwrap();
     assert!(
         ctx.rip >= lo && ctx.rip < hi,
         "rip {:#x} not in the spin loop {lo:#x}..{hi:#x}",
