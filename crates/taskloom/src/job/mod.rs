@@ -304,7 +304,38 @@ pub struct Job {
     leaf_hint: std::sync::atomic::AtomicU32,
     /// The systemd scope unit that holds this top-level job (systemd backend).
     scope: Option<String>,
+    /// The exit code of the last `terminate_with` through this handle (or a
+    /// duplicate), for the members it spawned to report.
+    kill_code: KillCode,
 }
+
+/// An exit code set by [`Job::terminate_with`], shared by a handle, its
+/// duplicates and the processes it spawned (`i64::MIN`: none).
+#[derive(Debug, Clone)]
+struct KillCode(std::sync::Arc<std::sync::atomic::AtomicI64>);
+
+impl Default for KillCode {
+    fn default() -> Self {
+        KillCode(std::sync::Arc::new(std::sync::atomic::AtomicI64::new(
+            i64::MIN,
+        )))
+    }
+}
+
+impl KillCode {
+    fn get(&self) -> Option<i32> {
+        let v = self.0.load(std::sync::atomic::Ordering::Acquire);
+        (v != i64::MIN).then_some(v as i32)
+    }
+
+    fn set(&self, code: Option<i32>) {
+        let v = code.map_or(i64::MIN, i64::from);
+        self.0.store(v, std::sync::atomic::Ordering::Release);
+    }
+}
+
+/// Where another process's handle finds a `terminate_with` code.
+const EXIT_CODE_XATTR: &str = "user.taskloom.exit_code";
 
 /// Recently spawned members, shared by a handle, its duplicates and its watchers.
 pub(crate) type Spawned = std::sync::Arc<std::sync::Mutex<VecDeque<i32>>>;
@@ -485,6 +516,7 @@ impl Job {
             spawned: Spawned::default(),
             leaf_hint: UNKNOWN_LEAF.into(),
             scope: parent.and_then(|p| p.scope.clone()),
+            kill_code: KillCode::default(),
         };
         // Only what this creation made (or took over empty) is removed on failure.
         let mut made: Vec<PathBuf> = job.v2.iter().cloned().collect();
@@ -639,6 +671,7 @@ impl Job {
                 spawned: Spawned::default(),
                 leaf_hint: UNKNOWN_LEAF.into(),
                 scope: Some(unit.clone()),
+                kill_code: KillCode::default(),
             })
         })();
         match made {
@@ -671,6 +704,7 @@ impl Job {
             spawned: Spawned::default(),
             leaf_hint: UNKNOWN_LEAF.into(),
             scope: None,
+            kill_code: KillCode::default(),
         };
         job.finish_create(&b, None)
     }
@@ -718,6 +752,7 @@ impl Job {
                 spawned: Spawned::default(),
                 leaf_hint: UNKNOWN_LEAF.into(),
                 scope: None,
+                kill_code: KillCode::default(),
             });
         }
         if backend() == Backend::Systemd {
@@ -790,6 +825,7 @@ impl Job {
             spawned: Spawned::default(),
             leaf_hint: UNKNOWN_LEAF.into(),
             scope: None,
+            kill_code: KillCode::default(),
         })
     }
 
@@ -1187,6 +1223,7 @@ impl Job {
             spawned: self.spawned.clone(),
             leaf_hint: UNKNOWN_LEAF.into(),
             scope: self.scope.clone(),
+            kill_code: self.kill_code.clone(),
         })
     }
 
@@ -1268,11 +1305,12 @@ impl Job {
         } else {
             builder = builder.cgroup_placement(self.placement()?);
         }
-        let child = self.with_process_limits(builder).spawn()?;
+        let mut child = self.with_process_limits(builder).spawn()?;
         if lead_group && let Some(dir) = &self.pg {
             pgroup::set_pgid(dir, child.pid())?;
         }
         self.remember_spawn(child.pid());
+        self.report_kills(&mut child);
         Ok(child)
     }
 
@@ -1289,6 +1327,24 @@ impl Job {
             builder = builder.priority(class);
         }
         builder
+    }
+
+    /// Makes a member this handle spawned report the code of a
+    /// `terminate_with` (this handle's, or one recorded on the job) when it
+    /// is killed.
+    fn report_kills(&self, child: &mut Process) {
+        let code = self.kill_code.clone();
+        let primary = self
+            .primary_dir()
+            .or(self.pg.as_deref())
+            .map(Path::to_owned);
+        child.report_kills_as(move || {
+            code.get().or_else(|| {
+                let mut buf = [0u8; 16];
+                let n = rustix::fs::getxattr(primary.as_ref()?, EXIT_CODE_XATTR, &mut buf).ok()?;
+                std::str::from_utf8(&buf[..n]).ok()?.parse().ok()
+            })
+        });
     }
 
     /// Records a pid this handle spawned, for watchers to recognise its forks.
@@ -1342,6 +1398,7 @@ impl Job {
             child.resume()?;
         }
         self.remember_spawn(child.pid());
+        self.report_kills(&mut child);
         Ok(child)
     }
 
@@ -1623,9 +1680,37 @@ impl Job {
         })
     }
 
+    /// `TerminateJobObject(job, code)`: kills every process of the job (and
+    /// its nested jobs) and returns once none is left, as [`Job::terminate`];
+    /// the members' handles then report exit code `code` instead of SIGKILL:
+    /// those this handle (or a duplicate) spawned, and, while the job exists,
+    /// those spawned through other handles. Returns how many were killed.
+    pub fn terminate_with(&self, code: i32) -> Result<usize> {
+        self.kill_code.set(Some(code));
+        if let Some(primary) = self.primary_dir().or(self.pg.as_deref()) {
+            let _ = rustix::fs::setxattr(
+                primary,
+                EXIT_CODE_XATTR,
+                code.to_string().as_bytes(),
+                rustix::fs::XattrFlags::empty(),
+            );
+        }
+        self.kill_members()
+    }
+
     /// `TerminateJobObject`: kills every process of the job and its nested
     /// jobs, and returns once none is left. Returns how many were killed.
     pub fn terminate(&self) -> Result<usize> {
+        // Killed members report SIGKILL (no code of an earlier terminate_with).
+        self.kill_code.set(None);
+        if let Some(primary) = self.primary_dir().or(self.pg.as_deref()) {
+            let _ = rustix::fs::removexattr(primary, EXIT_CODE_XATTR);
+        }
+        self.kill_members()
+    }
+
+    /// Kills every member until none is left; the job is signalled.
+    pub(crate) fn kill_members(&self) -> Result<usize> {
         // The job's object is signalled from now on (`Job::wait`).
         self.mark_terminated();
         if let Some(dir) = &self.pg {
@@ -1845,6 +1930,7 @@ impl Job {
             spawned: self.spawned.clone(),
             leaf_hint: UNKNOWN_LEAF.into(),
             scope: None,
+            kill_code: KillCode::default(),
         }
     }
 
@@ -1853,7 +1939,7 @@ impl Job {
         let killed = if self.pids()?.is_empty() {
             0
         } else {
-            self.terminate()?
+            self.kill_members()?
         };
         self.remove_dirs()?;
         // The scope goes with its job (systemd ends the guardian).
@@ -2416,6 +2502,7 @@ mod tests {
             spawned: Spawned::default(),
             leaf_hint: UNKNOWN_LEAF.into(),
             scope: None,
+            kill_code: KillCode::default(),
         }
     }
 

@@ -218,9 +218,31 @@ pub struct Process {
     pub stdout: Option<File>,
     /// The parent's end of the child's stderr, when piped.
     pub stderr: Option<File>,
+    /// What a SIGKILL of this child reports instead, when its killer left an
+    /// exit code (`TerminateJobObject(job, code)`): set by the job that spawned it.
+    kill_code: Option<KillCodeSource>,
+}
+
+/// Where a killed child's exit code is looked up (see `Process::report_kills_as`).
+pub(crate) struct KillCodeSource(Box<dyn Fn() -> Option<i32> + Send + Sync>);
+
+impl std::fmt::Debug for KillCodeSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("KillCodeSource")
+    }
 }
 
 impl Process {
+    /// A SIGKILL of this child reports the exit code `source` gives, when it
+    /// gives one (a job terminated with a code), as Windows reports the code
+    /// given to `TerminateJobObject`.
+    pub(crate) fn report_kills_as(
+        &mut self,
+        source: impl Fn() -> Option<i32> + Send + Sync + 'static,
+    ) {
+        self.kill_code = Some(KillCodeSource(Box::new(source)));
+    }
+
     pub(super) fn from_spawn(
         pid: i32,
         pidfd: OwnedFd,
@@ -237,6 +259,7 @@ impl Process {
             stdin,
             stdout,
             stderr,
+            kill_code: None,
         }
     }
 
@@ -292,6 +315,7 @@ impl Process {
             stdin: None,
             stdout: None,
             stderr: None,
+            kill_code: None,
         })
     }
 
@@ -476,7 +500,12 @@ impl Process {
             involuntary_switches: ru.ru_nivcsw as u64,
         };
         // SAFETY: for a CLD_* siginfo from waitid, si_status is the field filled.
-        let status = ExitStatus::from_siginfo(info.si_code, unsafe { info.si_status() });
+        let mut status = ExitStatus::from_siginfo(info.si_code, unsafe { info.si_status() });
+        if status.signal() == Some(libc::SIGKILL)
+            && let Some(code) = self.kill_code.as_ref().and_then(|k| (k.0)())
+        {
+            status = ExitStatus::from_siginfo(libc::CLD_EXITED, code);
+        }
         self.ended = Some((status, usage, SystemTime::now()));
         Ok(status)
     }

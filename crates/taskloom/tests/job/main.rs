@@ -1085,3 +1085,29 @@ fn assigning_a_handle_whose_pid_was_reused_moves_no_stranger() {
     let out = assign_after_pid_reuse(job.job().name());
     assert_eq!(out, "refused");
 }
+
+#[test]
+fn members_report_the_code_a_job_was_terminated_with() {
+    let _g = serial();
+    if !jobs_available("terminate_with") {
+        return;
+    }
+    let job = Cleanup::new(Job::create(Some(&name("code"))).unwrap());
+    let other = Job::open(job.job().name()).unwrap();
+    let mut mine = job
+        .job()
+        .spawn(ProcessBuilder::new("sleep").arg("30"))
+        .unwrap();
+    let mut theirs = other.spawn(ProcessBuilder::new("sleep").arg("30")).unwrap();
+    // TerminateJobObject(job, 42): every member's handle reads 42.
+    assert_eq!(job.job().terminate_with(42).unwrap(), 2);
+    assert_eq!(mine.wait().unwrap().code(), Some(42));
+    assert_eq!(theirs.wait().unwrap().code(), Some(42));
+    // terminate() keeps its meaning: SIGKILL.
+    let mut next = job
+        .job()
+        .spawn(ProcessBuilder::new("sleep").arg("30"))
+        .unwrap();
+    job.job().terminate().unwrap();
+    assert_eq!(next.wait().unwrap().signal(), Some(libc::SIGKILL));
+}
