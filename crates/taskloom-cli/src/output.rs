@@ -70,11 +70,13 @@ pub fn table(header: &[(&str, Align)], rows: &[Vec<String>]) -> String {
                 .collect()
         })
         .collect();
+    // Terminal columns: a wide character (CJK, most emoji) takes two, a
+    // combining mark none.
     let width = |c: &str| {
         if c.is_ascii() {
             c.len()
         } else {
-            c.chars().count()
+            unicode_width::UnicodeWidthStr::width(c)
         }
     };
     let mut widths: Vec<usize> = header.iter().map(|(h, _)| width(h)).collect();
@@ -155,5 +157,18 @@ mod table_tests {
             t,
             "NAME        PROCS  LIMITS\na               3  procs 10\nlong\\tname     12  -\n"
         );
+    }
+
+    #[test]
+    fn wide_characters_take_two_columns() {
+        // 进程 is four columns wide, not two: the next column stays aligned.
+        let t = table(
+            &[("NAME", Align::Left), ("PID", Align::Right)],
+            &[
+                vec!["进程".into(), "1".into()],
+                vec!["ab".into(), "22".into()],
+            ],
+        );
+        assert_eq!(t, "NAME  PID\n进程    1\nab     22\n");
     }
 }
