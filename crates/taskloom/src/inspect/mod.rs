@@ -18,7 +18,7 @@ use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use parse::{Mapping, PF_KTHREAD, Stat, Status};
@@ -295,24 +295,19 @@ fn page_size() -> u64 {
     (unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).max(4096) as u64
 }
 
-/// User names from `/etc/passwd`, read once.
+/// The name of user `uid`, through NSS (`getpwuid_r`: files, LDAP, sssd …,
+/// as the machine is set up; the same lookup a spawn `--user` uses), once
+/// per uid per process.
 pub fn user_name(uid: u32) -> Option<&'static str> {
-    static USERS: OnceLock<HashMap<u32, String>> = OnceLock::new();
-    USERS
-        .get_or_init(|| {
-            std::fs::read_to_string("/etc/passwd")
-                .unwrap_or_default()
-                .lines()
-                .filter_map(|l| {
-                    let mut f = l.split(':');
-                    let name = f.next()?;
-                    let uid = f.nth(1)?.parse().ok()?;
-                    Some((uid, name.to_owned()))
-                })
-                .collect()
+    static USERS: Mutex<Option<HashMap<u32, Option<&'static str>>>> = Mutex::new(None);
+    let mut users = USERS.lock().unwrap_or_else(|e| e.into_inner());
+    *users
+        .get_or_insert_with(HashMap::new)
+        .entry(uid)
+        // Leaked once per distinct uid, so callers may keep the name.
+        .or_insert_with(|| {
+            crate::process::user_name_of(uid).map(|n| &*Box::leak(n.into_boxed_str()))
         })
-        .get(&uid)
-        .map(String::as_str)
 }
 
 /// Which fields a [`snapshot`] reads (each costs a file read per process).

@@ -93,6 +93,12 @@ pub enum ProcessGroup {
     Join(i32),
 }
 
+/// The name of user `uid` through NSS, if it has one (the lookup
+/// [`Credentials::for_user`] uses).
+pub(crate) fn user_name_of(uid: u32) -> Option<String> {
+    sys::user_name_of(uid)
+}
+
 /// The user and groups a child runs as (`CreateProcessAsUser`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Credentials {

@@ -620,6 +620,29 @@ extern "C" fn child_main(arg: *mut c_void) -> ! {
     }
 }
 
+/// The name of user `uid` through NSS (`getpwuid_r`), if it has one.
+pub(crate) fn user_name_of(uid: u32) -> Option<String> {
+    let mut pwd = MaybeUninit::<libc::passwd>::zeroed();
+    let mut buf = vec![0u8; 16 * 1024];
+    let mut result: *mut libc::passwd = ptr::null_mut();
+    // SAFETY: all pointers are valid for the sizes given; `result` is set by the call.
+    unsafe {
+        libc::getpwuid_r(
+            uid,
+            pwd.as_mut_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            &mut result,
+        )
+    };
+    if result.is_null() {
+        return None;
+    }
+    // SAFETY: `result` is non-null, so `pwd` was filled and `pw_name` points into `buf`.
+    let name = unsafe { std::ffi::CStr::from_ptr(pwd.assume_init().pw_name) };
+    Some(name.to_string_lossy().into_owned())
+}
+
 /// Resolves a user name or numeric uid with its groups (parent side, may allocate).
 pub(crate) fn lookup_user(user: &str) -> Result<Credentials> {
     let name = CString::new(user).map_err(|_| Error::NulByte {

@@ -376,3 +376,12 @@ fn thread_listings_show_each_thread() {
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     t.join().unwrap();
 }
+
+#[test]
+fn user_names_come_from_nss() {
+    assert_eq!(taskloom::inspect::user_name(0), Some("root"));
+    assert_eq!(taskloom::inspect::user_name(65534), Some("nobody"));
+    assert_eq!(taskloom::inspect::user_name(4_000_000_123), None);
+    // Cached: the same name again.
+    assert_eq!(taskloom::inspect::user_name(0), Some("root"));
+}
