@@ -98,7 +98,6 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
-    /// No process with that pid exists (or it was already reaped).
     /// The systemd manager refused or failed a request (a job's scope).
     #[error("systemd could not {what}: {reason}")]
     Systemd {
@@ -107,6 +106,7 @@ pub enum Error {
         /// What systemd (or the bus) said.
         reason: String,
     },
+    /// No process with that pid exists (or it was already reaped).
     #[error("no such process: {pid}")]
     NoSuchProcess {
         /// The pid looked up.

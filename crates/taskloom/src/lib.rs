@@ -17,6 +17,7 @@
 //! The crate is Linux-only. See `ARCHITECTURE.md` in the repository for the
 //! map of the code and the invariants it keeps.
 #![deny(unsafe_code)] // allowed only in the modules ARCHITECTURE.md lists
+#![warn(missing_docs)]
 #![cfg(target_os = "linux")]
 
 pub mod cpuset;
