@@ -21,7 +21,8 @@
 //! for debuggers, profilers and garbage collectors that stop the world and
 //! touch nothing shared until they resume it. The thread is parked in a
 //! signal handler (signal `SIGRTMIN+6`); a thread that blocks that signal is
-//! suspended when it unblocks it, and [`suspend_thread`] waits until then.
+//! suspended when it unblocks it: [`suspend_thread`] waits for that at most
+//! 10 s, then says so (the suspension stays requested unless resumed).
 #![allow(unsafe_code)] // one of the fenced modules: ARCHITECTURE.md, "Invariants"
 
 mod sys;
