@@ -327,6 +327,25 @@ pub(crate) fn remote_context(tid: i32) -> io::Result<ThreadContext> {
     }
 }
 
+/// A new thread starts with the default floating-point environment, as on
+/// Windows, whatever its creator set (pthreads copy the creator's): SSE
+/// control and status MXCSR 0x1f80 (round to nearest, every exception
+/// masked, no flush-to-zero), x87 control word 0x37f.
+fn default_float_environment() {
+    let (mxcsr, fpucw): (u32, u16) = (0x1f80, 0x037f);
+    // SAFETY: loads the two control registers from valid stack memory; only
+    // this thread's floating-point modes change, before any of its code runs.
+    unsafe {
+        std::arch::asm!(
+            "ldmxcsr [{m}]",
+            "fldcw [{c}]",
+            m = in(reg) &mxcsr,
+            c = in(reg) &fpucw,
+            options(nostack, readonly),
+        );
+    }
+}
+
 /// What the new thread needs; boxed by the creator, freed by the thread.
 pub(crate) struct Start {
     pub run: Box<dyn FnOnce() + Send>,
@@ -335,6 +354,7 @@ pub(crate) struct Start {
 /// Starts a pthread with `stack` bytes of stack running `start`; returns the pthread_t.
 pub(crate) fn spawn(stack: usize, start: Box<Start>) -> io::Result<libc::pthread_t> {
     extern "C" fn trampoline(arg: *mut libc::c_void) -> *mut libc::c_void {
+        default_float_environment();
         // SAFETY: `arg` is the Box<Start> leaked by `spawn`, taken back exactly once.
         let start = unsafe { Box::from_raw(arg as *mut Start) };
         (start.run)();

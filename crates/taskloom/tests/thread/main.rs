@@ -380,3 +380,51 @@ fn suspending_a_thread_that_ends_first_is_an_error_not_a_hang() {
     // And nothing is left counted for it.
     assert_eq!(taskloom::thread::resume_thread(tid).unwrap(), 0);
 }
+
+fn float_environment() -> (u32, u16) {
+    let (mut mxcsr, mut fpucw) = (0u32, 0u16);
+    // SAFETY: stores the two control registers into valid stack memory.
+    unsafe {
+        std::arch::asm!(
+            "stmxcsr [{m}]",
+            "fnstcw [{c}]",
+            m = in(reg) &mut mxcsr,
+            c = in(reg) &mut fpucw,
+            options(nostack),
+        );
+    }
+    (mxcsr, fpucw)
+}
+
+#[test]
+fn a_new_thread_starts_with_the_default_float_environment() {
+    // The creator flushes denormals to zero and rounds toward zero; its
+    // thread must not inherit that (Windows gives every thread the default).
+    let t = std::thread::spawn(|| {
+        let odd: u32 = 0x1f80 | 0x8000 | 0x6000;
+        // SAFETY: loads MXCSR from valid stack memory, in this helper thread only.
+        unsafe { std::arch::asm!("ldmxcsr [{m}]", m = in(reg) &odd, options(nostack, readonly)) };
+        let seen = Arc::new(AtomicU64::new(0));
+        let s = seen.clone();
+        let child = ThreadBuilder::new()
+            .spawn(move || {
+                let (m, c) = float_environment();
+                s.store(((m & 0xffc0) as u64) << 16 | c as u64, Ordering::SeqCst);
+                0
+            })
+            .unwrap();
+        child.join().unwrap();
+        let got = seen.load(Ordering::SeqCst);
+        let (mine, _) = float_environment();
+        (got, mine)
+    });
+    let (got, mine) = t.join().unwrap();
+    assert_eq!(
+        mine & 0xffc0,
+        0x1f80 | 0x8000 | 0x6000,
+        "the creator's own setting"
+    );
+    // Control bits only (the low six are sticky exception flags).
+    assert_eq!(got >> 16, 0x1f80, "MXCSR of the new thread");
+    assert_eq!(got & 0xffff, 0x037f, "x87 control word of the new thread");
+}
