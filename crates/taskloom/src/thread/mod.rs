@@ -297,10 +297,27 @@ impl ThreadBuilder {
             ideal_processor: self.ideal_processor,
         };
         if self.suspended {
-            // CREATE_SUSPENDED returns once the thread is parked before its function.
+            // CREATE_SUSPENDED returns once the thread is parked before its
+            // function, with a suspend count of 1.
             while thread.shared.state.load(Ordering::Acquire) == STARTING {
                 sys::futex_wait(&thread.shared.state, STARTING, None);
             }
+            let tid = thread.tid();
+            let mut map = SUSPENDED.lock().unwrap_or_else(|e| e.into_inner());
+            let map = map.get_or_insert_with(HashMap::new);
+            // A record left by an earlier thread with this id is reused.
+            let request = map
+                .get(&tid)
+                .map(|s| s.request)
+                .unwrap_or_else(|| sys::new_record(tid));
+            map.insert(
+                tid,
+                Suspension {
+                    count: 1,
+                    request,
+                    gate: Some(thread.shared.clone()),
+                },
+            );
         }
         Ok(thread)
     }
@@ -359,13 +376,6 @@ impl Thread {
     /// Starts a thread created suspended; for a running thread this is
     /// [`resume_thread`] (suspend counts).
     pub fn resume(&self) -> Result<u32> {
-        if self.shared.gate.load(Ordering::Acquire) == 0
-            && self.shared.state.load(Ordering::Acquire) == GATED
-        {
-            self.shared.gate.store(1, Ordering::Release);
-            sys::futex_wake(&self.shared.gate);
-            return Ok(1);
-        }
         resume_thread(self.tid())
     }
 
@@ -508,6 +518,9 @@ fn wait_threads(threads: &[&Thread], timeout: Option<Duration>, all: bool) -> Op
 struct Suspension {
     count: u32,
     request: &'static sys::Request,
+    /// A thread created suspended (CREATE_SUSPENDED) counts 1 at its start:
+    /// the resume that brings the count to 0 opens its start gate.
+    gate: Option<Arc<Shared>>,
 }
 
 static SUSPENDED: Mutex<Option<HashMap<i32, Suspension>>> = Mutex::new(None);
@@ -531,6 +544,7 @@ pub fn suspend_thread(tid: i32) -> Result<u32> {
         let entry = map.entry(tid).or_insert_with(|| Suspension {
             count: 0,
             request: sys::new_record(tid),
+            gate: None,
         });
         if entry.count > 0 {
             entry.count += 1;
@@ -628,10 +642,16 @@ pub fn resume_thread(tid: i32) -> Result<u32> {
     }
     s.count -= 1;
     if s.count == 0 {
-        // Parked: released. Not parked yet (the signal on its way): its
-        // handler finds RESUMED and goes on without parking.
-        s.request.state.store(sys::RESUMED, Ordering::Release);
-        sys::futex_wake(&s.request.state);
+        if let Some(shared) = s.gate.take() {
+            // A thread created suspended: its start gate opens.
+            shared.gate.store(1, Ordering::Release);
+            sys::futex_wake(&shared.gate);
+        } else {
+            // Parked: released. Not parked yet (the signal on its way): its
+            // handler finds RESUMED and goes on without parking.
+            s.request.state.store(sys::RESUMED, Ordering::Release);
+            sys::futex_wake(&s.request.state);
+        }
     }
     Ok(previous)
 }

@@ -428,3 +428,24 @@ fn a_new_thread_starts_with_the_default_float_environment() {
     assert_eq!(got >> 16, 0x1f80, "MXCSR of the new thread");
     assert_eq!(got & 0xffff, 0x037f, "x87 control word of the new thread");
 }
+
+#[test]
+fn a_thread_created_suspended_counts_one() {
+    let ran = Arc::new(AtomicBool::new(false));
+    let r = ran.clone();
+    let t = ThreadBuilder::new()
+        .suspended(true)
+        .spawn(move || {
+            r.store(true, Ordering::SeqCst);
+            0
+        })
+        .unwrap();
+    // CREATE_SUSPENDED: count 1. Suspend → 1, Resume → 2, Resume → 1 starts it.
+    assert_eq!(t.suspend().unwrap(), 1);
+    assert_eq!(t.resume().unwrap(), 2);
+    std::thread::sleep(Duration::from_millis(20));
+    assert!(!ran.load(Ordering::SeqCst), "still suspended at count 1");
+    assert_eq!(t.resume().unwrap(), 1);
+    assert_eq!(t.join().unwrap(), 0);
+    assert!(ran.load(Ordering::SeqCst));
+}
