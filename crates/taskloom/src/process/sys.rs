@@ -620,10 +620,9 @@ extern "C" fn child_main(arg: *mut c_void) -> ! {
     }
 }
 
-/// The name of user `uid` through NSS (`getpwuid_r`), if it has one.
-pub(crate) fn user_name_of(uid: u32) -> Option<String> {
-    let mut pwd = MaybeUninit::<libc::passwd>::zeroed();
-    let mut buf = vec![0u8; 16 * 1024];
+/// `getpwuid_r`: fills `pwd` (its strings in `buf`) and returns whether
+/// user `uid` has an entry.
+fn passwd_by_uid(uid: u32, pwd: &mut MaybeUninit<libc::passwd>, buf: &mut [u8]) -> bool {
     let mut result: *mut libc::passwd = ptr::null_mut();
     // SAFETY: all pointers are valid for the sizes given; `result` is set by the call.
     unsafe {
@@ -635,10 +634,17 @@ pub(crate) fn user_name_of(uid: u32) -> Option<String> {
             &mut result,
         )
     };
-    if result.is_null() {
+    !result.is_null()
+}
+
+/// The name of user `uid` through NSS (`getpwuid_r`), if it has one.
+pub(crate) fn user_name_of(uid: u32) -> Option<String> {
+    let mut pwd = MaybeUninit::<libc::passwd>::zeroed();
+    let mut buf = vec![0u8; 16 * 1024];
+    if !passwd_by_uid(uid, &mut pwd, &mut buf) {
         return None;
     }
-    // SAFETY: `result` is non-null, so `pwd` was filled and `pw_name` points into `buf`.
+    // SAFETY: the entry was found, so `pwd` was filled and `pw_name` points into `buf`.
     let name = unsafe { std::ffi::CStr::from_ptr(pwd.assume_init().pw_name) };
     Some(name.to_string_lossy().into_owned())
 }
@@ -664,17 +670,7 @@ pub(crate) fn lookup_user(user: &str) -> Result<Credentials> {
     };
     if result.is_null() {
         if let Ok(uid) = user.parse::<u32>() {
-            // SAFETY: as above.
-            unsafe {
-                libc::getpwuid_r(
-                    uid,
-                    pwd.as_mut_ptr(),
-                    buf.as_mut_ptr().cast(),
-                    buf.len(),
-                    &mut result,
-                )
-            };
-            if result.is_null() {
+            if !passwd_by_uid(uid, &mut pwd, &mut buf) {
                 // A bare uid without a passwd entry: its own group id, no supplementary groups.
                 return Ok(Credentials {
                     uid,
@@ -691,7 +687,8 @@ pub(crate) fn lookup_user(user: &str) -> Result<Credentials> {
             });
         }
     }
-    // SAFETY: `result` is non-null, so `pwd` was filled and its strings point into `buf`.
+    // SAFETY: an entry was found (by name or by uid), so `pwd` was filled
+    // and its strings point into `buf`.
     let pwd = unsafe { pwd.assume_init() };
     let mut groups = vec![0 as libc::gid_t; 256];
     let mut n = groups.len() as libc::c_int;
