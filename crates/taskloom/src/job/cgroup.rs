@@ -210,6 +210,14 @@ pub(crate) fn job_context(path: &Path) -> Option<PathBuf> {
     Some(parts[first..=last].iter().collect())
 }
 
+/// A cgroup2 job path in its cgroup v1 form: without the `@N` leaves (v1
+/// members live in the job's own directory).
+pub(crate) fn without_leaves(path: &Path) -> PathBuf {
+    path.components()
+        .filter(|c| !c.as_os_str().to_str().is_some_and(|c| c.starts_with('@')))
+        .collect()
+}
+
 /// `path` without its job context: the cgroup the outermost job's creator was in.
 fn outside_jobs(path: &Path) -> PathBuf {
     let mut out = PathBuf::from("/");
@@ -257,13 +265,7 @@ fn detect(mountinfo: &str, own: &str, to_create: bool) -> Roots {
                 .join(",")
         };
         let own_path = layout::path_in(h, &members).map(|p| match (&context, h.v2) {
-            (Some(ctx), false) => {
-                let v1_ctx: PathBuf = ctx
-                    .components()
-                    .filter(|c| !c.as_os_str().to_str().is_some_and(|c| c.starts_with('@')))
-                    .collect();
-                outside_jobs(&p).join(v1_ctx)
-            }
+            (Some(ctx), false) => outside_jobs(&p).join(without_leaves(ctx)),
             // A member's jobs sit beside its leaf, in its job's own
             // directory (`<job>/taskloom`), where controllers can reach them.
             (Some(_), true) => match p.file_name().and_then(|n| n.to_str()) {

@@ -1385,11 +1385,8 @@ impl Job {
             Some((leaf, _)) => leaf,
             None => return Err(Error::NoSuchJob(self.name.clone())),
         };
-        let sub = Path::new("/").join(leaf.strip_prefix(scope).unwrap_or(&leaf));
         let mut child = builder.spawn()?;
-        let attached =
-            systemd::with_manager(|m| m.attach(unit, &sub.to_string_lossy(), child.pid() as u32));
-        if let Err(e) = attached {
+        if let Err(e) = attach_to_leaf(unit, scope, &leaf, child.pid()) {
             let _ = child.terminate();
             let _ = child.wait();
             return Err(e);
@@ -1484,10 +1481,7 @@ impl Job {
         };
         match (&leaf, self.outside_scope()) {
             // From outside the job's systemd scope only the manager may move it in.
-            (Some(leaf), Some((unit, scope))) => {
-                let sub = Path::new("/").join(leaf.strip_prefix(&scope).unwrap_or(leaf));
-                systemd::with_manager(|m| m.attach(&unit, &sub.to_string_lossy(), pid as u32))?;
-            }
+            (Some(leaf), Some((unit, scope))) => attach_to_leaf(&unit, &scope, leaf, pid)?,
             (Some(leaf), None) => {
                 cgroup::write(&leaf.join("cgroup.procs"), &text).map_err(|e| no_such(e, pid))?;
             }
@@ -2234,11 +2228,7 @@ pub(crate) fn breakaway() -> Result<Option<Breakaway>> {
                 if cgroup::job_chain(path).is_empty() {
                     continue;
                 }
-                let v1_job: PathBuf = job
-                    .components()
-                    .filter(|c| !c.as_os_str().to_str().is_some_and(|c| c.starts_with('@')))
-                    .collect();
-                match h.dir_of(&v1_job) {
+                match h.dir_of(&cgroup::without_leaves(job)) {
                     Some(d) if d.is_dir() => d,
                     _ => continue,
                 }
@@ -2348,6 +2338,13 @@ fn backend() -> Backend {
 /// Whether jobs use the process-group backend (no cgroup writable, or asked for).
 fn degraded() -> bool {
     backend() == Backend::ProcessGroup
+}
+
+/// Has the systemd manager move `pid` into `leaf`, a cgroup below the
+/// directory `scope` of unit `unit` (a user may not migrate it there itself).
+fn attach_to_leaf(unit: &str, scope: &Path, leaf: &Path, pid: i32) -> Result<()> {
+    let sub = Path::new("/").join(leaf.strip_prefix(scope).unwrap_or(leaf));
+    systemd::with_manager(|m| m.attach(unit, &sub.to_string_lossy(), pid as u32))
 }
 
 /// Hands every controller a cgroup has on to its children (those taskloom uses).
