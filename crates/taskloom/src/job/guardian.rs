@@ -75,7 +75,7 @@ impl Plan {
             v1_procs: Vec::new(),
             remove: vec![c(dir.to_owned())],
             pg_file: Some(c(dir.join("pgid"))),
-            unlink: ["pgid", "limits.json", "frozen"]
+            unlink: ["pgid", "limits.json", "frozen", "terminated", "exit_code"]
                 .into_iter()
                 .map(|f| c(dir.join(f)))
                 .collect(),

@@ -24,6 +24,7 @@
 //! write another cgroup's `cgroup.procs` (root, or the owner of that cgroup)
 //! can move itself out.
 
+mod backend;
 mod cgroup;
 mod connector;
 mod guardian;
@@ -33,13 +34,12 @@ mod systemd;
 mod watch;
 
 use std::collections::VecDeque;
-use std::ffi::CString;
 use std::fs;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+
+use backend::{JobBackend, Mark, leaf_numbers, read_limits};
 
 pub use cgroup::parse_keyed;
 pub use layout::Controller;
@@ -289,21 +289,14 @@ impl JobBuilder {
 #[derive(Debug)]
 pub struct Job {
     name: String,
-    v2: Option<PathBuf>,
-    v1: Vec<(Controller, PathBuf)>,
     limits: JobLimits,
     holder: Option<OwnedFd>,
-    /// The process-group backend's state directory (no cgroup is writable).
-    pg: Option<PathBuf>,
+    /// How the job is kept on this machine (cgroup directories, a systemd
+    /// scope, a process group): `backend/mod.rs`.
+    backend: Box<dyn JobBackend>,
     /// Pids this handle (and its duplicates) spawned, for watchers to recognise
     /// their fork events even when they end before a scan.
     spawned: Spawned,
-    /// The number of the v2 leaf (`@N`) the last spawn used, `u32::MAX` when
-    /// unknown: the next spawn opens `@N` by name and lists the directory
-    /// only when that fails (after a terminate renewed the leaves).
-    leaf_hint: std::sync::atomic::AtomicU32,
-    /// The systemd scope unit that holds this top-level job (systemd backend).
-    scope: Option<String>,
     /// The exit code of the last `terminate_with` through this handle (or a
     /// duplicate), for the members it spawned to report.
     kill_code: KillCode,
@@ -334,9 +327,6 @@ impl KillCode {
     }
 }
 
-/// Where another process's handle finds a `terminate_with` code.
-const EXIT_CODE_XATTR: &str = "user.taskloom.exit_code";
-
 /// Recently spawned members, shared by a handle, its duplicates and its watchers.
 pub(crate) type Spawned = std::sync::Arc<std::sync::Mutex<VecDeque<i32>>>;
 
@@ -349,10 +339,6 @@ fn anon_name() -> String {
         NEXT.fetch_add(1, Ordering::Relaxed)
     )
 }
-
-const LIMITS_XATTR: &str = "user.taskloom.limits";
-/// Set on a job's primary directory once it was terminated (its object is signalled).
-const TERMINATED_XATTR: &str = "user.taskloom.terminated";
 
 /// Refuses limits no one means: zero processes, zero memory, no CPU, zero
 /// CPU rate or time (each would stop the job's every process at once).
@@ -407,26 +393,6 @@ fn check_mode(mode: Option<u32>) -> Result<()> {
     }
 }
 
-/// Lets others write the files that assign, terminate and freeze, as `mode`'s
-/// group and other write bits say (`cgroup.procs`, and where this user may
-/// change them, `cgroup.kill`, `cgroup.freeze`, `freezer.state`).
-fn share_files(dir: &Path, mode: u32) -> Result<()> {
-    let file_mode = 0o644 | (mode & 0o022);
-    fs::set_permissions(
-        dir.join("cgroup.procs"),
-        fs::Permissions::from_mode(file_mode),
-    )
-    .map_err(|e| Error::os("chmod job", e))?;
-    for f in ["cgroup.kill", "cgroup.freeze", "freezer.state"] {
-        // Owned by root unless we are root: best effort, as the kernel allows.
-        let _ = fs::set_permissions(dir.join(f), fs::Permissions::from_mode(file_mode));
-    }
-    Ok(())
-}
-
-/// `Job::leaf_hint` when no leaf number is known.
-const UNKNOWN_LEAF: u32 = u32::MAX;
-
 impl Job {
     /// `CreateJobObject(NULL, name)`: an empty job with no limits.
     pub fn create(name: Option<&str>) -> Result<Job> {
@@ -442,271 +408,49 @@ impl Job {
         JobBuilder::default()
     }
 
+    /// A handle over a backend object (made or opened).
+    fn with_backend(name: String, limits: JobLimits, backend: Box<dyn JobBackend>) -> Job {
+        Job {
+            name,
+            limits,
+            holder: None,
+            backend,
+            spawned: Spawned::default(),
+            kill_code: KillCode::default(),
+        }
+    }
+
     fn create_at(parent: Option<&Job>, b: JobBuilder) -> Result<Job> {
         // Before anything is made on disk.
         check_limits(&b.limits)?;
         check_mode(b.mode)?;
-        let roots = cgroup::roots();
-        if degraded() {
-            return Job::create_degraded(parent, b);
-        }
         let leaf = b.leaf_name()?;
-        if parent.is_none() && backend() == Backend::Systemd {
-            return Job::create_scoped(leaf, b);
-        }
-        // A nested job sits in its parent's directories (whatever made them).
-        let (name, v2, v1): (String, Option<PathBuf>, Vec<(Controller, PathBuf)>) = match parent {
-            Some(p) => (
-                format!("{}/{leaf}", p.name),
-                p.v2.as_ref().map(|d| d.join(&leaf)),
-                p.v1.iter().map(|(c, d)| (*c, d.join(&leaf))).collect(),
-            ),
-            None => (
-                leaf.clone(),
-                roots.v2.as_ref().map(|r| r.join(&leaf)),
-                roots.v1.iter().map(|(c, r)| (*c, r.join(&leaf))).collect(),
-            ),
+        let (name, made, waiting) = match parent {
+            // A nested job sits inside its parent, whatever made the parent.
+            Some(p) => {
+                let name = format!("{}/{leaf}", p.name);
+                let made = p.backend.create_nested(&name, &leaf)?;
+                (name, made, None)
+            }
+            None => {
+                let (made, waiting) = backend::create(&leaf)?;
+                (leaf, made, waiting)
+            }
         };
-        // Roots may have been removed by the last job's deletion (here, or by
-        // another process's guardian, even between these steps): make them again.
-        let ensure_roots = || -> Result<()> {
-            for root in roots.v2.iter().chain(roots.v1.iter().map(|(_, r)| r)) {
-                cgroup::ensure_dir(root).map_err(|e| Error::os("create job root cgroup", e))?;
-            }
-            if let Some((_, root)) = roots.v1.iter().find(|(c, _)| *c == Controller::Cpuset) {
-                cgroup::inherit_cpuset(root)?;
-            }
-            if let Some(root) = &roots.v2 {
-                // The delegated cgroup above the root hands the controllers
-                // down first (pure cgroup2, when our own cgroup holds processes).
-                for dir in roots.v2_enable_in.iter().chain([root]) {
-                    for c in &roots.v2_controllers {
-                        let _ =
-                            cgroup::write(&dir.join("cgroup.subtree_control"), &format!("+{c}"));
-                    }
-                }
-            }
-            Ok(())
-        };
-        // Create the primary directory first: its existence is the name's claim.
-        let primary = v2
-            .clone()
-            .or_else(|| v1.first().map(|(_, p)| p.clone()))
-            .expect("usable roots");
-        let mut attempts = 0;
-        loop {
-            ensure_roots()?;
-            attempts += 1;
-            match fs::create_dir(&primary) {
-                Ok(()) => break,
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    return Err(Error::JobExists(name));
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound && attempts < 3 => continue,
-                Err(e) => return Err(Error::os("create job cgroup", e)),
-            }
-        }
-        let job = Job {
-            name,
-            v2,
-            v1,
-            limits: JobLimits::default(),
-            holder: None,
-            pg: None,
-            spawned: Spawned::default(),
-            leaf_hint: UNKNOWN_LEAF.into(),
-            scope: parent.and_then(|p| p.scope.clone()),
-            kill_code: KillCode::default(),
-        };
-        // Only what this creation made (or took over empty) is removed on failure.
-        let mut made: Vec<PathBuf> = job.v2.iter().cloned().collect();
-        let result = (|| -> Result<()> {
-            if let Some(v2) = &job.v2 {
-                for c in &roots.v2_controllers {
-                    let _ = cgroup::write(&v2.join("cgroup.subtree_control"), &format!("+{c}"));
-                }
-                fs::create_dir(v2.join("@0"))
-                    .map_err(|e| Error::os("create job leaf cgroup", e))?;
-            }
-            for (c, dir) in &job.v1 {
-                // Co-mounted controllers (cpu,cpuacct) share one directory.
-                if !made.contains(dir) {
-                    let mut r = fs::create_dir(dir);
-                    if parent.is_none()
-                        && matches!(&r, Err(e) if e.kind() == std::io::ErrorKind::NotFound)
-                    {
-                        // The root went with another job in the meantime.
-                        ensure_roots()?;
-                        r = fs::create_dir(dir);
-                    }
-                    match r {
-                        Ok(()) => {}
-                        // A leftover of an earlier job of this name (a crash
-                        // before its removal) is taken over only while it is
-                        // empty: a job's directory in use is never shared.
-                        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                            if !cgroup::is_empty_cgroup(dir) {
-                                return Err(Error::JobExists(job.name.clone()));
-                            }
-                        }
-                        Err(e) => return Err(Error::os("create job cgroup", e)),
-                    }
-                    made.push(dir.clone());
-                }
-                if *c == Controller::Cpuset {
-                    cgroup::inherit_cpuset(dir)?;
-                }
-            }
-            Ok(())
-        })();
-        if let Err(e) = result {
-            for dir in &made {
-                let _ = cgroup::remove_tree(dir);
-            }
-            for dir in job.shared_roots() {
-                let _ = fs::remove_dir(dir);
-            }
-            return Err(e);
-        }
-        job.finish_create(&b, None)
-    }
-
-    /// The common end of a creation: security, limits, kill-on-close; on any
-    /// failure the job's directories are removed again.
-    fn finish_create(mut self, b: &JobBuilder, waiting: Option<guardian::Waiting>) -> Result<Job> {
-        let made = (|| -> Result<()> {
+        let mut job = Job::with_backend(name, JobLimits::default(), made);
+        // Security, limits, kill-on-close; on any failure the job goes again.
+        let finished = (|| -> Result<()> {
             if let Some(mode) = b.mode {
-                self.secure(mode)?;
+                job.backend.secure(mode)?;
             }
-            self.set_limits(&b.limits)?;
-            self.arm_guardian(waiting, b.kill_on_close)
+            job.set_limits(&b.limits)?;
+            job.arm_guardian(waiting, b.kill_on_close)
         })();
-        if let Err(e) = made {
-            let _ = self.remove_dirs();
-            self.stop_scope();
+        if let Err(e) = finished {
+            let _ = job.backend.remove();
             return Err(e);
         }
-        Ok(self)
-    }
-
-    /// Stops this job's systemd scope, if it has one (systemd kills what is
-    /// left in it, the guardian included, and removes its cgroup).
-    fn stop_scope(&self) {
-        // A nested job shares its top-level job's scope.
-        if self.name.contains('/') {
-            return;
-        }
-        if let Some(unit) = &self.scope {
-            let _ = systemd::with_manager(|m| m.stop(unit));
-        }
-    }
-
-    /// The job's security descriptor, from permission bits: the owner keeps
-    /// every right; read and search bits for others let them see the job
-    /// (query); write bits for others let them assign, terminate and freeze
-    /// (the membership and kill files), never change its limits or its
-    /// metadata, or make jobs inside it: the directories themselves stay
-    /// writable by the owner only.
-    fn secure(&self, mode: u32) -> Result<()> {
-        let dir_mode = 0o700 | (mode & 0o055);
-        if let Some(dir) = &self.pg {
-            // Job state outside cgroups is trusted only while it is private.
-            if mode & 0o077 != 0 {
-                return Err(Error::InvalidInput {
-                    what: "job mode",
-                    reason: format!(
-                        "{mode:o} shares the job with other users, which needs cgroups (see `taskloom job caps`)"
-                    ),
-                });
-            }
-            return fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
-                .map_err(|e| Error::os("chmod job", e));
-        }
-        for dir in self.dirs() {
-            fs::set_permissions(dir, fs::Permissions::from_mode(dir_mode))
-                .map_err(|e| Error::os("chmod job", e))?;
-            share_files(dir, mode)?;
-            for n in leaf_numbers(dir).collect::<Vec<_>>() {
-                share_files(&dir.join(format!("@{n}")), mode)?;
-            }
-        }
-        Ok(())
-    }
-
-    /// The systemd backend's `CreateJobObject` for a top-level job: a
-    /// transient scope delegated to us, holding the job's guardian, with the
-    /// job below it (see `systemd.rs` for the layout and the lifetime).
-    fn create_scoped(name: String, b: JobBuilder) -> Result<Job> {
-        let unit = systemd::unit_name(&name);
-        // The guardian first: a scope starts with a process in it.
-        let waiting = guardian::spawn()?;
-        systemd::with_manager(|mgr| {
-            mgr.start_scope(&unit, waiting.pid as u32, &format!("taskloom job {name}"))
-        })?;
-        let made = (|| -> Result<Job> {
-            let scope = systemd::with_manager(|mgr| mgr.unit_dir(&unit))?;
-            let scope = scope.ok_or_else(|| Error::Systemd {
-                what: format!("start the scope {unit}"),
-                reason: "it has no cgroup".into(),
-            })?;
-            // No process may stay in a cgroup that hands controllers down:
-            // the guardian moves to a leaf of its own.
-            let keeper = scope.join("@keeper");
-            fs::create_dir(&keeper)
-                .map_err(|e| Error::os("create the scope's guardian cgroup", e))?;
-            cgroup::write(&keeper.join("cgroup.procs"), &waiting.pid.to_string())?;
-            let v2 = scope.join(&name);
-            fs::create_dir(&v2).map_err(|e| Error::os("create job cgroup", e))?;
-            for dir in [&scope, &v2] {
-                enable_controllers(dir);
-            }
-            fs::create_dir(v2.join("@0")).map_err(|e| Error::os("create job leaf cgroup", e))?;
-            Ok(Job {
-                name: name.clone(),
-                v2: Some(v2),
-                v1: Vec::new(),
-                limits: JobLimits::default(),
-                holder: None,
-                pg: None,
-                spawned: Spawned::default(),
-                leaf_hint: UNKNOWN_LEAF.into(),
-                scope: Some(unit.clone()),
-                kill_code: KillCode::default(),
-            })
-        })();
-        match made {
-            Ok(job) => job.finish_create(&b, Some(waiting)),
-            Err(e) => {
-                // systemd kills the guardian and removes what was made.
-                let _ = systemd::with_manager(|mgr| mgr.stop(&unit));
-                Err(e)
-            }
-        }
-    }
-
-    /// The process-group backend's `CreateJobObject`.
-    fn create_degraded(parent: Option<&Job>, b: JobBuilder) -> Result<Job> {
-        if parent.is_some() {
-            return Err(Error::JobsUnavailable(format!(
-                "nested jobs need cgroups, and none is writable here ({})",
-                cgroup::roots().problems.join("; ")
-            )));
-        }
-        let name = b.leaf_name()?;
-        let dir = pgroup::create_state(&name)?;
-        let job = Job {
-            name,
-            v2: None,
-            v1: Vec::new(),
-            limits: JobLimits::default(),
-            holder: None,
-            pg: Some(dir.clone()),
-            spawned: Spawned::default(),
-            leaf_hint: UNKNOWN_LEAF.into(),
-            scope: None,
-            kill_code: KillCode::default(),
-        };
-        job.finish_create(&b, None)
+        Ok(job)
     }
 
     /// `OpenJobObject`: a handle to an existing job by name (`a` or `a/b` for a nested one).
@@ -720,169 +464,13 @@ impl Job {
         for part in name.split('/') {
             validate_name(part)?;
         }
-        if degraded() {
-            let dir = pgroup::state_root().join(name);
-            if !dir.is_dir() {
-                // Not one of this user's: perhaps a cgroup job another user
-                // shared (this process may not make jobs, but may see them).
-                if !pgroup::forced() && cgroup::visible_roots().usable() {
-                    return Job::open_in(name, cgroup::visible_roots());
-                }
-                return Err(Error::NoSuchJob(name.to_owned()));
-            }
-            pgroup::check_private(&pgroup::state_root())?;
-            pgroup::check_private(&dir)?;
-            if let Err(e) = rustix::fs::access(&dir, rustix::fs::Access::WRITE_OK) {
-                return Err(Error::PermissionDenied {
-                    what: format!("open job {name}"),
-                    source: e.into(),
-                });
-            }
-            let limits = fs::read(dir.join("limits.json"))
-                .ok()
-                .and_then(|b| limits_from_json(&b))
-                .unwrap_or_default();
-            return Ok(Job {
-                name: name.to_owned(),
-                v2: None,
-                v1: Vec::new(),
-                limits,
-                holder: None,
-                pg: Some(dir),
-                spawned: Spawned::default(),
-                leaf_hint: UNKNOWN_LEAF.into(),
-                scope: None,
-                kill_code: KillCode::default(),
-            });
-        }
-        if backend() == Backend::Systemd {
-            return Job::open_scoped(name);
-        }
-        Job::open_in(name, cgroup::roots())
+        let (b, limits) = backend::open(name)?;
+        Ok(Job::with_backend(name.to_owned(), limits, b))
     }
 
-    /// `OpenJobObject` on the systemd backend: the top-level job's scope
-    /// says where the job is.
-    fn open_scoped(name: &str) -> Result<Job> {
-        let top = name.split('/').next().unwrap_or(name);
-        let unit = systemd::unit_name(top);
-        let Some(scope) = systemd::with_manager(|mgr| mgr.unit_dir(&unit))? else {
-            return Err(Error::NoSuchJob(name.to_owned()));
-        };
-        let roots = cgroup::Roots {
-            v2: Some(scope),
-            v2_controllers: Vec::new(),
-            v2_enable_in: None,
-            v1: Vec::new(),
-            problems: Vec::new(),
-        };
-        let mut job = Job::open_in(name, &roots)?;
-        job.scope = Some(unit);
-        Ok(job)
-    }
-
-    /// `OpenJobObject` of a cgroup job below `roots`.
-    fn open_in(name: &str, roots: &cgroup::Roots) -> Result<Job> {
-        let v2 = roots.v2.as_ref().map(|r| r.join(name));
-        let v1: Vec<(Controller, PathBuf)> =
-            roots.v1.iter().map(|(c, r)| (*c, r.join(name))).collect();
-        let primary = v2.clone().or_else(|| v1.first().map(|(_, p)| p.clone()));
-        let Some(primary) = primary else {
-            return Err(Error::NoSuchJob(name.to_owned()));
-        };
-        // A job this user may not see is "permission denied", not "no such
-        // job": the name exists, the caller is not let in.
-        match fs::metadata(&primary) {
-            Ok(m) if m.is_dir() => {}
-            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
-                return Err(Error::PermissionDenied {
-                    what: format!("open job {name}"),
-                    source: e,
-                });
-            }
-            _ => return Err(Error::NoSuchJob(name.to_owned())),
-        }
-        // Opening asks to query (read and search the job); what else the
-        // handle may do (assign, terminate, set limits) the kernel checks
-        // when it is done, against the job's mode.
-        if let Err(e) = rustix::fs::access(
-            &primary,
-            rustix::fs::Access::READ_OK | rustix::fs::Access::EXEC_OK,
-        ) {
-            return Err(Error::PermissionDenied {
-                what: format!("open job {name}"),
-                source: e.into(),
-            });
-        }
-        let limits = read_limits(&primary).unwrap_or_default();
-        Ok(Job {
-            name: name.to_owned(),
-            v2,
-            v1: v1.into_iter().filter(|(_, d)| d.is_dir()).collect(),
-            limits,
-            holder: None,
-            pg: None,
-            spawned: Spawned::default(),
-            leaf_hint: UNKNOWN_LEAF.into(),
-            scope: None,
-            kill_code: KillCode::default(),
-        })
-    }
-
-    /// Every job below this process's job root, by name (nested ones as `a/b`).
+    /// Every job this process can name (below its job root; nested ones as `a/b`).
     pub fn list() -> Result<Vec<String>> {
-        if degraded() {
-            return Ok(pgroup::list());
-        }
-        let roots = cgroup::roots();
-        let mut out = Vec::new();
-        fn walk(dir: &Path, prefix: &str, out: &mut Vec<String>) {
-            let Ok(entries) = fs::read_dir(dir) else {
-                return;
-            };
-            let mut names: Vec<String> = entries
-                .flatten()
-                .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|n| !n.starts_with('@'))
-                .collect();
-            names.sort();
-            for n in names {
-                let full = if prefix.is_empty() {
-                    n.clone()
-                } else {
-                    format!("{prefix}/{n}")
-                };
-                out.push(full.clone());
-                walk(&dir.join(&n), &full, out);
-            }
-        }
-        if backend() == Backend::Systemd {
-            // Each top-level job is a scope of its own.
-            let scopes = systemd::with_manager(|mgr| {
-                let mut found = Vec::new();
-                for top in mgr.jobs()? {
-                    if let Some(scope) = mgr.unit_dir(&systemd::unit_name(&top))? {
-                        found.push((top, scope));
-                    }
-                }
-                Ok(found)
-            })?;
-            for (top, scope) in scopes {
-                out.push(top.clone());
-                walk(&scope.join(&top), &top, &mut out);
-            }
-            return Ok(out);
-        }
-        let Some(root) = roots
-            .v2
-            .clone()
-            .or_else(|| roots.v1.first().map(|(_, p)| p.clone()))
-        else {
-            return Ok(Vec::new());
-        };
-        walk(&root, "", &mut out);
-        Ok(out)
+        backend::list()
     }
 
     /// The job's name.
@@ -901,213 +489,11 @@ impl Job {
         self.holder.is_some()
     }
 
-    fn dirs(&self) -> impl Iterator<Item = &PathBuf> {
-        self.v2.iter().chain(self.v1.iter().map(|(_, d)| d))
-    }
-
-    fn v1_dir(&self, c: Controller) -> Option<&Path> {
-        self.v1
-            .iter()
-            .find(|(x, _)| *x == c)
-            .map(|(_, d)| d.as_path())
-    }
-
-    /// The directory holding limits for controller `c` (v1 dir, or the v2 job dir on pure v2).
-    fn limit_dir(&self, c: Controller) -> Option<&Path> {
-        self.v1_dir(c).or_else(|| {
-            let on_v2 = self.v2_controllers().iter().any(|n| n == c.name());
-            if on_v2 { self.v2.as_deref() } else { None }
-        })
-    }
-
-    /// The cgroup2 controllers this job has (its `cgroup.controllers`: what
-    /// its parent hands down, as the root or the job's scope was delegated).
-    fn v2_controllers(&self) -> Vec<String> {
-        self.v2
-            .as_ref()
-            .and_then(|d| cgroup::read(&d.join("cgroup.controllers")).ok())
-            .map(|t| t.split_whitespace().map(str::to_owned).collect())
-            .unwrap_or_default()
-    }
-
-    /// The current v2 leaf (`@N` with the highest N).
-    fn leaf(&self) -> Option<PathBuf> {
-        let v2 = self.v2.as_ref()?;
-        Some(v2.join(format!("@{}", self.leaf_number()?)))
-    }
-
-    /// The highest `N` of the v2 leaves `@N`, by listing the job directory.
-    fn leaf_number(&self) -> Option<u32> {
-        leaf_numbers(self.v2.as_ref()?).max()
-    }
-
-    /// The current v2 leaf, opened: `@N` by the remembered number first (one
-    /// `open`), listing the job directory only when that fails.
-    fn open_leaf(&self) -> Result<Option<(PathBuf, fs::File)>> {
-        use std::sync::atomic::Ordering;
-        let Some(v2) = &self.v2 else {
-            return Ok(None);
-        };
-        let hint = self.leaf_hint.load(Ordering::Relaxed);
-        if hint != UNKNOWN_LEAF {
-            let leaf = v2.join(format!("@{hint}"));
-            if let Ok(f) = fs::File::open(&leaf) {
-                return Ok(Some((leaf, f)));
-            }
-        }
-        let Some(n) = self.leaf_number() else {
-            return Ok(None);
-        };
-        let leaf = v2.join(format!("@{n}"));
-        let f = fs::File::open(&leaf).map_err(|e| Error::os("open job cgroup", e))?;
-        self.leaf_hint.store(n, Ordering::Relaxed);
-        Ok(Some((leaf, f)))
-    }
-
     /// `SetInformationJobObject`: applies limits, to current members too.
     pub fn set_limits(&mut self, limits: &JobLimits) -> Result<()> {
         check_limits(limits)?;
-        if let Some(dir) = self.pg.clone() {
-            let cgroup_only = [
-                (limits.active_processes.is_some(), "an active process limit"),
-                (limits.job_memory.is_some(), "a job memory limit"),
-                (limits.affinity.is_some(), "a job affinity limit"),
-                (limits.cpu_rate_percent.is_some(), "a CPU rate limit"),
-            ];
-            if let Some((_, what)) = cgroup_only.iter().find(|(set, _)| *set) {
-                return Err(Error::InvalidInput {
-                    what: "job limit",
-                    reason: format!(
-                        "{what} needs cgroups, and none is writable here (see `taskloom job caps`)"
-                    ),
-                });
-            }
-            self.limits = limits.clone();
-            fs::write(dir.join("limits.json"), limits_to_json(limits))
-                .map_err(|e| Error::os("write job state", e))?;
-            return self.apply_to_members();
-        }
-        let unavailable = |feature: &str, c: Controller| Error::InvalidInput {
-            what: "job limit",
-            reason: format!(
-                "{feature} needs the {} cgroup controller, which is not available here (see `taskloom job caps`)",
-                c.name()
-            ),
-        };
-        if let Some(n) = limits.active_processes {
-            let dir = self
-                .limit_dir(Controller::Pids)
-                .ok_or_else(|| unavailable("active process limit", Controller::Pids))?;
-            cgroup::write(&dir.join("pids.max"), &n.to_string())?;
-        } else if let Some(dir) = self.limit_dir(Controller::Pids) {
-            cgroup::write(&dir.join("pids.max"), "max")?;
-        }
-        if let Some(dir) = self.limit_dir(Controller::Memory) {
-            let v1 = self.v1_dir(Controller::Memory).is_some();
-            let file = if v1 {
-                "memory.limit_in_bytes"
-            } else {
-                "memory.max"
-            };
-            let value = match limits.job_memory {
-                Some(bytes) => bytes.to_string(),
-                None if v1 => "-1".into(),
-                None => "max".into(),
-            };
-            cgroup::write(&dir.join(file), &value)?;
-            if v1 {
-                // Keep the OOM killer on, confined to the group.
-                let _ = cgroup::write(&dir.join("memory.oom_control"), "0");
-            }
-        } else if limits.job_memory.is_some() {
-            return Err(unavailable("job memory limit", Controller::Memory));
-        }
-        if let Some(dir) = self.limit_dir(Controller::Cpuset) {
-            let parent = dir.parent().unwrap_or(dir);
-            let cpus = match limits.affinity {
-                Some(set) => {
-                    // Say which CPUs are out of reach, rather than the kernel's ERANGE.
-                    let allowed = [
-                        "cpuset.cpus.effective",
-                        "cpuset.effective_cpus",
-                        "cpuset.cpus",
-                    ]
-                    .iter()
-                    .find_map(|f| cgroup::read(&parent.join(f)).ok())
-                    .and_then(|t| CpuSet::parse_list(t.trim()).ok());
-                    if let Some(allowed) = allowed {
-                        let mut outside = CpuSet::new();
-                        for cpu in set.iter().filter(|&c| !allowed.contains(c)) {
-                            outside.insert(cpu);
-                        }
-                        if !outside.is_empty() {
-                            return Err(Error::InvalidCpuList {
-                                input: set.to_string(),
-                                reason: format!(
-                                    "{} not available to the job (allowed here: {allowed})",
-                                    if outside.len() == 1 {
-                                        format!("CPU {outside} is")
-                                    } else {
-                                        format!("CPUs {outside} are")
-                                    }
-                                ),
-                            });
-                        }
-                    }
-                    set.to_string()
-                }
-                None => cgroup::read(&parent.join("cpuset.cpus"))?,
-            };
-            cgroup::write(&dir.join("cpuset.cpus"), &cpus)?;
-        } else if limits.affinity.is_some() {
-            return Err(unavailable("affinity limit", Controller::Cpuset));
-        }
-        if let Some(dir) = self.limit_dir(Controller::Cpu) {
-            if self.v1_dir(Controller::Cpu).is_some() {
-                let period = 100_000u64;
-                let quota = limits
-                    .cpu_rate_percent
-                    .map(|p| (p as u64 * period / 100).max(1000) as i64)
-                    .unwrap_or(-1);
-                cgroup::write(&dir.join("cpu.cfs_period_us"), &period.to_string())?;
-                cgroup::write(&dir.join("cpu.cfs_quota_us"), &quota.to_string())?;
-            } else {
-                let value = match limits.cpu_rate_percent {
-                    Some(p) => format!("{} 100000", (p as u64 * 1000).max(1000)),
-                    None => "max 100000".into(),
-                };
-                cgroup::write(&dir.join("cpu.max"), &value)?;
-            }
-        } else if limits.cpu_rate_percent.is_some() {
-            return Err(unavailable("CPU rate limit", Controller::Cpu));
-        }
-        if limits.cpu_rate_percent == Some(0) {
-            return Err(Error::InvalidInput {
-                what: "CPU rate",
-                reason: "must be above 0%".into(),
-            });
-        }
-        let before = self.active_controllers();
+        self.backend.apply_limits(limits, &self.limits)?;
         self.limits = limits.clone();
-        if let Some(primary) = self.dirs().next() {
-            let json = limits_to_json(&self.limits);
-            let path =
-                CString::new(primary.as_os_str().as_bytes()).map_err(|_| Error::InvalidInput {
-                    what: "path",
-                    reason: "NUL".into(),
-                })?;
-            let _ = rustix::fs::setxattr(
-                path.as_c_str(),
-                LIMITS_XATTR,
-                json.as_bytes(),
-                rustix::fs::XattrFlags::empty(),
-            );
-        }
-        for c in self.active_controllers() {
-            if !before.contains(&c) {
-                self.join_v1_controller(c)?;
-            }
-        }
         self.apply_to_members()
     }
 
@@ -1166,22 +552,6 @@ impl Job {
         Ok(())
     }
 
-    /// What the guardian does when the last handle is gone.
-    fn guardian_plan(&self) -> guardian::Plan {
-        if let Some(dir) = &self.pg {
-            return guardian::Plan::for_process_group(dir);
-        }
-        let v1_dirs: Vec<PathBuf> = self.v1.iter().map(|(_, d)| d.clone()).collect();
-        let remove: Vec<PathBuf> = self.dirs().cloned().collect();
-        guardian::Plan::new(
-            self.v2.as_ref(),
-            self.v1_dir(Controller::Freezer).map(Path::to_owned),
-            &v1_dirs,
-            &remove,
-            &self.shared_roots(),
-        )
-    }
-
     /// Gives the job its guardian: `waiting` when one already runs (the
     /// process a systemd scope was started with), else a new one. With
     /// kill-on-close this handle holds it; without, it only keeps the scope.
@@ -1193,7 +563,7 @@ impl Job {
         if self.holder.is_some() {
             return Ok(());
         }
-        let plan = self.guardian_plan();
+        let plan = self.backend.guardian_plan();
         self.holder = match waiting {
             Some(w) => w.arm(&plan, kill_on_close)?,
             None if kill_on_close => Some(guardian::start(&plan)?),
@@ -1215,100 +585,19 @@ impl Job {
         };
         Ok(Job {
             name: self.name.clone(),
-            v2: self.v2.clone(),
-            v1: self.v1.clone(),
             limits: self.limits.clone(),
             holder,
-            pg: self.pg.clone(),
+            backend: self.backend.duplicate(),
             spawned: self.spawned.clone(),
-            leaf_hint: UNKNOWN_LEAF.into(),
-            scope: self.scope.clone(),
             kill_code: self.kill_code.clone(),
         })
     }
 
-    /// Where a new process must be placed to join this job.
-    fn placement(&self) -> Result<CgroupPlacement> {
-        let mut p = CgroupPlacement::default();
-        if let Some((leaf, dir)) = self.open_leaf()? {
-            p.v2_dir = Some(dir.into());
-            p.v2_procs = Some(leaf.join("cgroup.procs"));
-        }
-        let active = self.active_controllers();
-        p.procs_files = self
-            .v1
-            .iter()
-            .filter(|(c, _)| active.contains(c))
-            .map(|(_, d)| d.join("cgroup.procs"))
-            .collect();
-        Ok(p)
-    }
-
-    /// The v1 controllers this job's processes must join: those its own limits
-    /// or an enclosing job's limits need (every one on a machine without
-    /// cgroup2). Joining a v1 cgroup costs a migration in the child, so a job
-    /// without limits places processes on cgroup2 only.
-    fn active_controllers(&self) -> Vec<Controller> {
-        if self.v2.is_none() {
-            return self.v1.iter().map(|(c, _)| *c).collect();
-        }
-        let mut active = needed_controllers(&self.limits);
-        let parts: Vec<&str> = self.name.split('/').collect();
-        if parts.len() > 1
-            && let Some(v2_root) = self
-                .v2
-                .as_ref()
-                .and_then(|d| d.ancestors().nth(parts.len()))
-        {
-            for i in 1..parts.len() {
-                if let Some(l) = read_limits(&v2_root.join(parts[..i].join("/"))) {
-                    active.extend(needed_controllers(&l));
-                }
-            }
-        }
-        active.sort();
-        active.dedup();
-        active
-    }
-
-    /// Moves every member of this job's subtree into controller `c`'s v1
-    /// directory of the job it belongs to (twice, to catch racing forks).
-    fn join_v1_controller(&self, c: Controller) -> Result<()> {
-        let Some(root) = cgroup::roots().v1_root(c) else {
-            return Ok(());
-        };
-        for _ in 0..2 {
-            for pid in self.pids()? {
-                let Ok(Some(name)) = job_of(pid) else {
-                    continue;
-                };
-                let _ = cgroup::write(&root.join(&name).join("cgroup.procs"), &pid.to_string());
-            }
-        }
-        Ok(())
-    }
-
     /// `CreateProcess` straight into the job: the child is a member before its
     /// first instruction, with the job's per-process limits.
-    pub fn spawn(&self, mut builder: ProcessBuilder) -> Result<Process> {
-        let mut lead_group = false;
-        if let Some(dir) = &self.pg {
-            let pgid = pgroup::pgid(dir);
-            lead_group = pgid <= 0 || pgroup::members(pgid).is_empty();
-            builder = builder.process_group(if lead_group {
-                crate::process::ProcessGroup::NewGroup
-            } else {
-                crate::process::ProcessGroup::Join(pgid)
-            });
-        } else if let Some((unit, scope)) = self.outside_scope() {
-            return self.spawn_attached(builder, &unit, &scope);
-        } else {
-            builder = builder.cgroup_placement(self.placement()?);
-        }
-        let mut child = self.with_process_limits(builder).spawn()?;
-        if lead_group && let Some(dir) = &self.pg {
-            pgroup::set_pgid(dir, child.pid())?;
-        }
+    pub fn spawn(&self, builder: ProcessBuilder) -> Result<Process> {
+        let builder = self.with_process_limits(builder);
+        let mut child = self.backend.spawn(builder, &self.limits)?;
         self.remember_spawn(child.pid());
         self.report_kills(&mut child);
         Ok(child)
@@ -1334,16 +623,11 @@ impl Job {
     /// is killed.
     fn report_kills(&self, child: &mut Process) {
         let code = self.kill_code.clone();
-        let primary = self
-            .primary_dir()
-            .or(self.pg.as_deref())
-            .map(Path::to_owned);
+        let marks = self.backend.marks();
+        let name = self.name.clone();
         child.report_kills_as(move || {
-            code.get().or_else(|| {
-                let mut buf = [0u8; 16];
-                let n = rustix::fs::getxattr(primary.as_ref()?, EXIT_CODE_XATTR, &mut buf).ok()?;
-                std::str::from_utf8(&buf[..n]).ok()?.parse().ok()
-            })
+            code.get()
+                .or_else(|| marks.get(Mark::ExitCode, &name).ok()??.trim().parse().ok())
         });
     }
 
@@ -1354,49 +638,6 @@ impl Job {
             spawned.pop_front();
         }
         spawned.push_back(pid);
-    }
-
-    /// The job's scope unit and directory when this process is outside it:
-    /// then only the manager may move processes in (a user's migration needs
-    /// write access to the cgroups above both ends, which are systemd's).
-    fn outside_scope(&self) -> Option<(String, PathBuf)> {
-        let unit = self.scope.as_ref()?;
-        let scope = self
-            .v2
-            .as_ref()?
-            .ancestors()
-            .find(|a| a.file_name().is_some_and(|n| n == unit.as_str()))?
-            .to_owned();
-        let own = fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
-        let inside = cgroup::placement_of(&own)
-            .iter()
-            .any(|(h, _, dir)| h.v2 && dir.starts_with(&scope));
-        (!inside).then(|| (unit.clone(), scope))
-    }
-
-    /// `CreateProcess` into a job of a systemd scope, from outside it: the
-    /// child starts suspended (stopped after `execve`, before its first
-    /// instruction), the manager moves it into the job's leaf, and only
-    /// then it runs (unless the caller asked for it suspended).
-    fn spawn_attached(&self, builder: ProcessBuilder, unit: &str, scope: &Path) -> Result<Process> {
-        let resume = !builder.is_suspended();
-        let builder = self.with_process_limits(builder).suspended(true);
-        let leaf = match self.open_leaf()? {
-            Some((leaf, _)) => leaf,
-            None => return Err(Error::NoSuchJob(self.name.clone())),
-        };
-        let mut child = builder.spawn()?;
-        if let Err(e) = attach_to_leaf(unit, scope, &leaf, child.pid()) {
-            let _ = child.terminate();
-            let _ = child.wait();
-            return Err(e);
-        }
-        if resume {
-            child.resume()?;
-        }
-        self.remember_spawn(child.pid());
-        self.report_kills(&mut child);
-        Ok(child)
     }
 
     /// `AssignProcessToJobObject`: moves the process (its threads and future
@@ -1438,64 +679,7 @@ impl Job {
                 reason: format!("process {pid} is a kernel thread: it belongs to no job"),
             });
         }
-        if let Some(dir) = &self.pg {
-            let pgid = pgroup::pgid(dir);
-            let target = if pgid > 0 && !pgroup::members(pgid).is_empty() {
-                pgid
-            } else {
-                pid
-            };
-            let (p, t) = (
-                rustix::process::Pid::from_raw(pid),
-                rustix::process::Pid::from_raw(target),
-            );
-            if let Err(e) = rustix::process::setpgid(p, t) {
-                let e = std::io::Error::from(e);
-                return Err(match e.raw_os_error() {
-                    Some(libc::ESRCH)
-                        if !std::path::Path::new(&format!("/proc/{pid}")).exists() =>
-                    {
-                        Error::NoSuchProcess { pid }
-                    }
-                    _ => Error::InvalidInput {
-                        what: "assign",
-                        reason: format!(
-                            "without cgroups a job is a process group, and only a child of this process that has not yet called execve can join one ({e}); spawn it into the job instead"
-                        ),
-                    },
-                });
-            }
-            if target == pid {
-                pgroup::set_pgid(dir, pid)?;
-            }
-            return self.apply_process_limits(pid);
-        }
-        if !self.may_assign(pid)? {
-            // Already in this job (or one nested in it).
-            return self.apply_process_limits(pid);
-        }
-        let text = pid.to_string();
-        let leaf = match self.leaf() {
-            Some(leaf) => Some(leaf),
-            None => self.v2.as_ref().map(|v2| v2.join("@0")),
-        };
-        match (&leaf, self.outside_scope()) {
-            // From outside the job's systemd scope only the manager may move it in.
-            (Some(leaf), Some((unit, scope))) => attach_to_leaf(&unit, &scope, leaf, pid)?,
-            (Some(leaf), None) => {
-                cgroup::write(&leaf.join("cgroup.procs"), &text).map_err(|e| no_such(e, pid))?;
-            }
-            (None, _) => {}
-        }
-        let active = self.active_controllers();
-        for (_, dir) in self.v1.iter().filter(|(c, _)| active.contains(c)) {
-            cgroup::write(&dir.join("cgroup.procs"), &text).map_err(|e| no_such(e, pid))?;
-        }
-        if !alive() {
-            // It ended during the write: a newcomer may have its number now.
-            self.evict(pid);
-            return Err(Error::NoSuchProcess { pid });
-        }
+        self.backend.assign(pid, &self.limits, &alive)?;
         self.apply_process_limits(pid)
     }
 
@@ -1512,79 +696,9 @@ impl Job {
         self.assign(&process)
     }
 
-    /// Whether assigning `pid` moves it: `false` when it is in this job
-    /// already (or a job nested in it), `true` when it is in no job or in a
-    /// job this one is nested in, and a permission error when it is in a job
-    /// this one is not nested in (it would leave that job).
-    fn may_assign(&self, pid: i32) -> Result<bool> {
-        let text = fs::read_to_string(format!("/proc/{pid}/cgroup"))
-            .map_err(|_| Error::NoSuchProcess { pid })?;
-        let mine = self
-            .primary_dir()
-            .ok_or_else(|| Error::NoSuchJob(self.name.clone()))?;
-        let Some((_, Some(theirs))) = current_job_dir(&text, Some(mine)) else {
-            return Ok(true);
-        };
-        if theirs.starts_with(mine) {
-            return Ok(false);
-        }
-        if mine.starts_with(&theirs) {
-            return Ok(true);
-        }
-        let their_name = job_name_in(&text).unwrap_or_else(|| theirs.display().to_string());
-        Err(Error::PermissionDenied {
-            what: format!(
-                "assign process {pid} to job {}: it is in job {their_name}, which job {} is not nested in, and a process never leaves its job (make the job inside {their_name} instead)",
-                self.name, self.name
-            ),
-            source: std::io::Error::from_raw_os_error(libc::EACCES),
-        })
-    }
-
-    /// After a write that may have moved a newcomer that took `pid`'s number:
-    /// moves whatever process has that number in this job out again, into
-    /// taskloom's own `@breakaway` cgroup beside the jobs (never into a cgroup
-    /// taskloom did not make).
-    fn evict(&self, pid: i32) {
-        let Ok(members) = self.pids() else { return };
-        if !members.contains(&pid) {
-            return;
-        }
-        if let Some(root) = &cgroup::roots().v2 {
-            let out = root.join("@breakaway");
-            let _ = cgroup::ensure_dir(&out);
-            let _ = cgroup::write(&out.join("cgroup.procs"), &pid.to_string());
-        }
-    }
-
-    /// The job's directory in the hierarchy that holds membership (cgroup2, else the first v1).
-    fn primary_dir(&self) -> Option<&Path> {
-        self.v2
-            .as_deref()
-            .or_else(|| self.v1.first().map(|(_, d)| d.as_path()))
-    }
-
     /// The pids of every process in the job (nested jobs included).
     pub fn pids(&self) -> Result<Vec<i32>> {
-        if let Some(dir) = &self.pg {
-            if !dir.is_dir() {
-                return Err(Error::NoSuchJob(self.name.clone()));
-            }
-            return Ok(pgroup::members(pgroup::pgid(dir)));
-        }
-        let mut pids = Vec::new();
-        let dir = self
-            .v2
-            .as_ref()
-            .or_else(|| self.v1.first().map(|(_, d)| d))
-            .ok_or_else(|| Error::NoSuchJob(self.name.clone()))?;
-        if !dir.is_dir() {
-            return Err(Error::NoSuchJob(self.name.clone()));
-        }
-        cgroup::procs_recursive(dir, &mut pids);
-        pids.sort_unstable();
-        pids.dedup();
-        Ok(pids)
+        self.backend.pids()
     }
 
     /// `IsProcessInJob(process, job)`.
@@ -1594,81 +708,19 @@ impl Job {
 
     /// `QueryInformationJobObject`: accounting and the limits in force.
     pub fn info(&self) -> Result<JobInfo> {
-        if let Some(dir) = &self.pg {
-            if !dir.is_dir() {
-                return Err(Error::NoSuchJob(self.name.clone()));
-            }
-            let live = pgroup::member_rows(pgroup::pgid(dir));
-            let pids: Vec<i32> = live.iter().map(|e| e.pid).collect();
-            return Ok(JobInfo {
-                name: self.name.clone(),
-                active_processes: pids.len(),
-                pids,
-                peak_processes: None,
-                user_time: live.iter().map(|e| e.user_time).sum(),
-                kernel_time: live.iter().map(|e| e.kernel_time).sum(),
-                memory_current: Some(live.iter().map(|e| e.rss).sum()),
-                memory_peak: None,
-                oom_kills: None,
-                process_limit_hits: None,
-                frozen: dir.join("frozen").exists(),
-                limits: self.limits.clone(),
-                kill_on_close: self.holder.is_some(),
-            });
-        }
-        let pids = self.pids()?;
-        let (mut user, mut kernel) = (Duration::ZERO, Duration::ZERO);
-        if let Some(v2) = &self.v2 {
-            let stat = v2.join("cpu.stat");
-            user = Duration::from_micros(cgroup::keyed(&stat, "user_usec").unwrap_or(0));
-            kernel = Duration::from_micros(cgroup::keyed(&stat, "system_usec").unwrap_or(0));
-        } else if let Some(dir) = self.v1_dir(Controller::Cpuacct) {
-            let tick = crate::process::clock_ticks_per_second();
-            let stat = dir.join("cpuacct.stat");
-            user = Duration::from_millis(cgroup::keyed(&stat, "user").unwrap_or(0) * 1000 / tick);
-            kernel =
-                Duration::from_millis(cgroup::keyed(&stat, "system").unwrap_or(0) * 1000 / tick);
-        }
-        let active = self.active_controllers();
-        let used = |c: Controller| self.v1_dir(c).is_none() || active.contains(&c);
-        let mem = self
-            .limit_dir(Controller::Memory)
-            .filter(|_| used(Controller::Memory));
-        let v1mem = self.v1_dir(Controller::Memory).is_some();
-        let num = |p: PathBuf| cgroup::read(&p).ok().and_then(|s| s.parse::<u64>().ok());
-        let (memory_current, memory_peak, oom_kills) = match mem {
-            Some(d) if v1mem => (
-                num(d.join("memory.usage_in_bytes")),
-                num(d.join("memory.max_usage_in_bytes")),
-                cgroup::keyed(&d.join("memory.oom_control"), "oom_kill"),
-            ),
-            Some(d) => (
-                num(d.join("memory.current")),
-                num(d.join("memory.peak")),
-                cgroup::keyed(&d.join("memory.events"), "oom_kill"),
-            ),
-            None => (None, None, None),
-        };
-        let pids_dir = self
-            .limit_dir(Controller::Pids)
-            .filter(|_| used(Controller::Pids));
-        let frozen = match (&self.v2, self.v1_dir(Controller::Freezer)) {
-            (Some(v2), _) => cgroup::keyed(&v2.join("cgroup.events"), "frozen") == Some(1),
-            (None, Some(f)) => cgroup::read(&f.join("freezer.state")).is_ok_and(|s| s == "FROZEN"),
-            _ => false,
-        };
+        let a = self.backend.accounting(&self.limits)?;
         Ok(JobInfo {
             name: self.name.clone(),
-            active_processes: pids.len(),
-            pids,
-            peak_processes: pids_dir.and_then(|d| num(d.join("pids.peak"))),
-            user_time: user,
-            kernel_time: kernel,
-            memory_current,
-            memory_peak,
-            oom_kills,
-            process_limit_hits: pids_dir.and_then(cgroup::pids_limit_hits),
-            frozen,
+            active_processes: a.pids.len(),
+            pids: a.pids,
+            peak_processes: a.peak_processes,
+            user_time: a.user_time,
+            kernel_time: a.kernel_time,
+            memory_current: a.memory_current,
+            memory_peak: a.memory_peak,
+            oom_kills: a.oom_kills,
+            process_limit_hits: a.process_limit_hits,
+            frozen: a.frozen,
             limits: self.limits.clone(),
             kill_on_close: self.holder.is_some(),
         })
@@ -1681,14 +733,9 @@ impl Job {
     /// those spawned through other handles. Returns how many were killed.
     pub fn terminate_with(&self, code: i32) -> Result<usize> {
         self.kill_code.set(Some(code));
-        if let Some(primary) = self.primary_dir().or(self.pg.as_deref()) {
-            let _ = rustix::fs::setxattr(
-                primary,
-                EXIT_CODE_XATTR,
-                code.to_string().as_bytes(),
-                rustix::fs::XattrFlags::empty(),
-            );
-        }
+        self.backend
+            .marks()
+            .set(Mark::ExitCode, Some(code.to_string().as_bytes()));
         self.kill_members()
     }
 
@@ -1697,96 +744,25 @@ impl Job {
     pub fn terminate(&self) -> Result<usize> {
         // Killed members report SIGKILL (no code of an earlier terminate_with).
         self.kill_code.set(None);
-        if let Some(primary) = self.primary_dir().or(self.pg.as_deref()) {
-            let _ = rustix::fs::removexattr(primary, EXIT_CODE_XATTR);
-        }
+        self.backend.marks().set(Mark::ExitCode, None);
         self.kill_members()
     }
 
     /// Kills every member until none is left; the job is signalled.
     pub(crate) fn kill_members(&self) -> Result<usize> {
         // The job's object is signalled from now on (`Job::wait`).
-        self.mark_terminated();
-        if let Some(dir) = &self.pg {
-            return Ok(pgroup::kill_group(pgroup::pgid(dir)));
-        }
-        let before = self.pids()?.len();
-        if let Some(v2) = &self.v2 {
-            cgroup::write(&v2.join("cgroup.kill"), "1")?;
-            self.wait_empty(Duration::from_secs(30))?;
-            // Spawning into a cgroup after cgroup.kill hits a kernel bug
-            // (ARCHITECTURE.md): move on to a fresh leaf created after the kill.
-            self.renew_leaves(v2)?;
-            self.leaf_hint
-                .store(UNKNOWN_LEAF, std::sync::atomic::Ordering::Relaxed);
-        } else {
-            let freezer = self
-                .v1_dir(Controller::Freezer)
-                .map(|d| d.join("freezer.state"));
-            let deadline = Instant::now() + Duration::from_secs(30);
-            loop {
-                if let Some(f) = &freezer {
-                    cgroup::write(f, "FROZEN")?;
-                }
-                let pids = self.pids()?;
-                for &pid in &pids {
-                    let _ = rustix::process::kill_process(
-                        rustix::process::Pid::from_raw(pid).expect("pid > 0"),
-                        rustix::process::Signal::KILL,
-                    );
-                }
-                if let Some(f) = &freezer {
-                    cgroup::write(f, "THAWED")?;
-                }
-                if pids.is_empty() {
-                    break;
-                }
-                if Instant::now() > deadline {
-                    return Err(Error::Cgroup {
-                        op: format!("terminate job {}", self.name),
-                        source: std::io::Error::from_raw_os_error(libc::ETIMEDOUT),
-                    });
-                }
-                std::thread::sleep(Duration::from_millis(1));
-            }
-        }
-        Ok(before)
-    }
-
-    /// Records that the job was terminated, for [`Job::wait`] in any process.
-    fn mark_terminated(&self) {
-        if let Some(dir) = &self.pg {
-            let _ = fs::write(dir.join("terminated"), "1");
-        } else if let Some(primary) = self.primary_dir() {
-            let _ = rustix::fs::setxattr(
-                primary,
-                TERMINATED_XATTR,
-                b"1",
-                rustix::fs::XattrFlags::empty(),
-            );
-        }
+        self.backend.marks().set(Mark::Terminated, Some(b"1"));
+        self.backend.kill_all()
     }
 
     /// Whether the job has been terminated ([`Job::terminate`], or its job
     /// time limit), by any handle in any process.
     pub fn is_terminated(&self) -> Result<bool> {
-        if let Some(dir) = &self.pg {
-            if !dir.is_dir() {
-                return Err(Error::NoSuchJob(self.name.clone()));
-            }
-            return Ok(dir.join("terminated").exists());
-        }
-        let primary = self
-            .primary_dir()
-            .ok_or_else(|| Error::NoSuchJob(self.name.clone()))?;
-        let mut buf = [0u8; 8];
-        match rustix::fs::getxattr(primary, TERMINATED_XATTR, &mut buf) {
-            Ok(_) => Ok(true),
-            Err(rustix::io::Errno::NOENT) if !primary.is_dir() => {
-                Err(Error::NoSuchJob(self.name.clone()))
-            }
-            Err(_) => Ok(false),
-        }
+        Ok(self
+            .backend
+            .marks()
+            .get(Mark::Terminated, &self.name)?
+            .is_some())
     }
 
     /// `WaitForSingleObject(job)`: waits until the job has been terminated
@@ -1810,38 +786,11 @@ impl Job {
         }
     }
 
-    fn renew_leaves(&self, dir: &Path) -> Result<()> {
-        let Ok(entries) = fs::read_dir(dir) else {
-            return Ok(());
-        };
-        for e in entries.flatten() {
-            let name = e.file_name();
-            let Some(name) = name.to_str() else { continue };
-            if let Some(n) = name.strip_prefix('@').and_then(|n| n.parse::<u32>().ok()) {
-                let next = dir.join(format!("@{}", n + 1));
-                let _ = cgroup::ensure_dir(&next);
-                // The new leaf is shared as the old one was.
-                if let Ok(meta) = fs::metadata(e.path().join("cgroup.procs")) {
-                    let _ = share_files(&next, meta.permissions().mode() & 0o022);
-                }
-                let _ = fs::remove_dir(e.path());
-            } else if e.file_type().is_ok_and(|t| t.is_dir()) {
-                self.renew_leaves(&e.path())?;
-            }
-        }
-        Ok(())
-    }
-
     /// Waits until the job has no process left (cgroup2 `populated 0`, or an empty pid list).
     pub fn wait_empty(&self, timeout: Duration) -> Result<bool> {
         let deadline = Instant::now() + timeout;
         loop {
-            let empty = match &self.v2 {
-                None if self.pg.is_some() => self.pids()?.is_empty(),
-                Some(v2) => cgroup::keyed(&v2.join("cgroup.events"), "populated") == Some(0),
-                None => self.pids()?.is_empty(),
-            };
-            if empty {
+            if self.backend.is_empty()? {
                 return Ok(true);
             }
             if Instant::now() >= deadline {
@@ -1853,310 +802,40 @@ impl Job {
 
     /// Freezes every process of the job (they stop; even SIGKILL waits for the thaw on v1).
     pub fn freeze(&self) -> Result<()> {
-        self.set_frozen(true)
+        self.backend.set_frozen(true)
     }
 
     /// Thaws a frozen job.
     pub fn thaw(&self) -> Result<()> {
-        self.set_frozen(false)
-    }
-
-    fn set_frozen(&self, frozen: bool) -> Result<()> {
-        if let Some(dir) = &self.pg {
-            let pgid = pgroup::pgid(dir);
-            if pgid > 1 {
-                // The job's process group (checked: a real group of this user's).
-                if let Some(group) = rustix::process::Pid::from_raw(pgid) {
-                    let sig = if frozen {
-                        rustix::process::Signal::STOP
-                    } else {
-                        rustix::process::Signal::CONT
-                    };
-                    let _ = rustix::process::kill_process_group(group, sig);
-                }
-            }
-            let flag = dir.join("frozen");
-            let _ = if frozen {
-                fs::write(&flag, "1")
-            } else {
-                fs::remove_file(&flag)
-            };
-            return Ok(());
-        }
-        let deadline = Instant::now() + Duration::from_secs(10);
-        if let Some(v2) = &self.v2 {
-            cgroup::write(&v2.join("cgroup.freeze"), if frozen { "1" } else { "0" })?;
-            while cgroup::keyed(&v2.join("cgroup.events"), "frozen") != Some(frozen as u64)
-                && Instant::now() < deadline
-            {
-                std::thread::sleep(Duration::from_micros(200));
-            }
-            return Ok(());
-        }
-        let dir = self
-            .v1_dir(Controller::Freezer)
-            .ok_or_else(|| Error::InvalidInput {
-                what: "freeze",
-                reason: "no freezer is available here (see `taskloom job caps`)".into(),
-            })?;
-        let want = if frozen { "FROZEN" } else { "THAWED" };
-        cgroup::write(&dir.join("freezer.state"), want)?;
-        while cgroup::read(&dir.join("freezer.state"))? != want && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_micros(200));
-        }
-        Ok(())
+        self.backend.set_frozen(false)
     }
 
     /// Watches the job: new and ended processes, limits hit, job empty; and
     /// enforces the job time limit while it runs.
     pub fn watch(&self, interval: Duration) -> Result<JobWatcher> {
-        JobWatcher::new(self.duplicate_dirs(), interval)
+        let mut job = Job::with_backend(
+            self.name.clone(),
+            self.limits.clone(),
+            self.backend.duplicate(),
+        );
+        job.spawned = self.spawned.clone();
+        JobWatcher::new(job, interval)
     }
 
-    fn duplicate_dirs(&self) -> Job {
-        Job {
-            name: self.name.clone(),
-            v2: self.v2.clone(),
-            v1: self.v1.clone(),
-            limits: self.limits.clone(),
-            holder: None,
-            pg: self.pg.clone(),
-            spawned: self.spawned.clone(),
-            leaf_hint: UNKNOWN_LEAF.into(),
-            scope: None,
-            kill_code: KillCode::default(),
-        }
-    }
-
-    /// Terminates the job (if it has members) and removes its cgroups.
+    /// Terminates the job (if it has members) and removes it.
     pub fn delete(self) -> Result<usize> {
         let killed = if self.pids()?.is_empty() {
             0
         } else {
             self.kill_members()?
         };
-        self.remove_dirs()?;
-        // The scope goes with its job (systemd ends the guardian).
-        self.stop_scope();
+        self.backend.remove()?;
         Ok(killed)
-    }
-
-    fn remove_dirs(&self) -> Result<()> {
-        if let Some(dir) = &self.pg {
-            return match fs::remove_dir_all(dir) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                    Err(Error::os("remove job state", e))
-                }
-                _ => {
-                    pgroup::remove_empty_roots();
-                    Ok(())
-                }
-            };
-        }
-        for dir in self.dirs() {
-            cgroup::remove_tree(dir)?;
-        }
-        // The shared roots go too once no job is left in them (a busy root stays).
-        for dir in self.shared_roots() {
-            let _ = fs::remove_dir(dir);
-        }
-        Ok(())
-    }
-
-    /// For a top-level job: the `taskloom` roots it shares with other jobs
-    /// (and their `@breakaway` leaves), which the last job removes; in the
-    /// order to remove them.
-    fn shared_roots(&self) -> Vec<PathBuf> {
-        if self.name.contains('/') {
-            return Vec::new();
-        }
-        self.dirs()
-            .filter_map(|d| d.parent())
-            .flat_map(|root| [root.join("@breakaway"), root.to_owned()])
-            .collect()
     }
 
     /// How each job feature is enforced on this machine.
     pub fn capabilities() -> Vec<Capability> {
-        let scoped = match backend() {
-            Backend::Systemd => Some(systemd::with_manager(|m| m.delegation())),
-            _ => None,
-        };
-        let owned;
-        let roots = match &scoped {
-            Some(Ok((manager_dir, controllers))) => {
-                owned = cgroup::Roots {
-                    v2: Some(manager_dir.join("…").join(systemd::unit_name("<job>"))),
-                    v2_controllers: controllers
-                        .iter()
-                        .filter(|c| ["pids", "memory", "cpu", "cpuset"].contains(&c.as_str()))
-                        .cloned()
-                        .collect(),
-                    v2_enable_in: None,
-                    v1: Vec::new(),
-                    problems: Vec::new(),
-                };
-                &owned
-            }
-            Some(Err(e)) => {
-                owned = cgroup::Roots {
-                    v2: None,
-                    v2_controllers: Vec::new(),
-                    v2_enable_in: None,
-                    v1: Vec::new(),
-                    problems: vec![format!("systemd is this machine's init, but: {e}")],
-                };
-                &owned
-            }
-            None => cgroup::roots(),
-        };
-        let manager = match &scoped {
-            Some(_) if rustix::process::geteuid().is_root() => Some("the system manager"),
-            Some(_) => Some("your systemd user manager"),
-            None => None,
-        };
-        if degraded() {
-            let why = if pgroup::forced() {
-                "TASKLOOM_JOB_BACKEND=process-group".to_string()
-            } else {
-                format!("no cgroup is writable here: {}", roots.problems.join("; "))
-            };
-            let no = |feature: &'static str| Capability {
-                feature,
-                enforced: false,
-                detail: "needs cgroups (why there are none: see membership)".into(),
-            };
-            return vec![
-                Capability { feature: "membership", enforced: true, detail: format!("process group ({why}); double forks stay in, but a member that calls setsid or setpgid leaves the job") },
-                no("active-processes"),
-                no("job-memory"),
-                Capability { feature: "process-memory", enforced: true, detail: "RLIMIT_AS per process".into() },
-                no("affinity"),
-                no("cpu-rate"),
-                Capability { feature: "priority", enforced: true, detail: "nice of each member".into() },
-                Capability { feature: "process-time", enforced: true, detail: "RLIMIT_CPU per process".into() },
-                Capability { feature: "job-time", enforced: true, detail: "summed over live members by a watcher (time of ended members is not counted)".into() },
-                Capability { feature: "terminate", enforced: true, detail: "kill(-pgid) until the group is empty; escaped members survive".into() },
-                Capability { feature: "freeze", enforced: true, detail: "SIGSTOP/SIGCONT to the group (a member may handle SIGCONT)".into() },
-                Capability { feature: "kill-on-close", enforced: true, detail: "guardian process kills the group when the last handle closes; survives SIGKILL of the owner".into() },
-                Capability { feature: "notifications", enforced: true, detail: "member scans, polled".into() },
-                no("nesting"),
-            ];
-        }
-        let ctl = |c: Controller| -> (bool, String) {
-            if let Some(r) = roots.v1_root(c) {
-                (true, format!("cgroup v1 {} ({})", c.name(), r.display()))
-            } else if roots.v2_controllers.iter().any(|n| n == c.name()) {
-                (
-                    true,
-                    format!(
-                        "cgroup2 {} ({})",
-                        c.name(),
-                        roots
-                            .v2
-                            .as_ref()
-                            .map(|p| p.display().to_string())
-                            .unwrap_or_default()
-                    ),
-                )
-            } else if let Some(manager) = manager {
-                (
-                    false,
-                    format!(
-                        "the {c} controller is not delegated to {manager}; an administrator can add it: `systemctl edit user@.service` with [Service] Delegate=cpu cpuset io memory pids, then log in again",
-                        c = c.name()
-                    ),
-                )
-            } else {
-                (
-                    false,
-                    format!(
-                        "the {} controller is not available to this process's cgroup",
-                        c.name()
-                    ),
-                )
-            }
-        };
-        let mut caps = Vec::new();
-        let mut push = |feature, (enforced, detail): (bool, String)| {
-            caps.push(Capability {
-                feature,
-                enforced,
-                detail,
-            })
-        };
-        push(
-            "membership",
-            match (&roots.v2, manager) {
-                (Some(r), Some(manager)) => (
-                    true,
-                    format!(
-                        "cgroup2 delegated by {manager}: a transient scope per job ({}): inherited by every fork, double-fork and setsid included",
-                        r.display()
-                    ),
-                ),
-                (Some(r), None) => (
-                    true,
-                    format!(
-                        "cgroup2 ({}): inherited by every fork, double-fork and setsid included",
-                        r.display()
-                    ),
-                ),
-                (None, _) if !roots.v1.is_empty() => (true, "cgroup v1 hierarchies".into()),
-                (None, _) => (false, roots.problems.join("; ")),
-            },
-        );
-        push("active-processes", ctl(Controller::Pids));
-        push("job-memory", ctl(Controller::Memory));
-        push("process-memory", (true, "RLIMIT_AS per process".into()));
-        push("affinity", ctl(Controller::Cpuset));
-        push("cpu-rate", ctl(Controller::Cpu));
-        push("priority", (true, "nice of each member, set at spawn/assign/set (a member with CAP_SYS_NICE can raise its own)".into()));
-        push("process-time", (true, "RLIMIT_CPU per process".into()));
-        push("job-time", (roots.v2.is_some() || roots.has(Controller::Cpuacct), "cgroup CPU accounting, enforced by a watcher while one runs (`Job::watch`, `taskloom run`)".into()));
-        push(
-            "terminate",
-            match &roots.v2 {
-                Some(_) => (true, "cgroup.kill (no racing fork escapes)".into()),
-                None if roots.has(Controller::Freezer) => {
-                    (true, "freeze, kill every member, thaw".into())
-                }
-                None => (
-                    false,
-                    "kill loop without a freezer: a process forking fast may escape".into(),
-                ),
-            },
-        );
-        push(
-            "freeze",
-            if roots.v2.is_some() {
-                (true, "cgroup.freeze".into())
-            } else {
-                ctl(Controller::Freezer)
-            },
-        );
-        push(
-            "kill-on-close",
-            (
-                true,
-                "guardian process watching the holders' pipe; survives SIGKILL of the owner".into(),
-            ),
-        );
-        push(
-            "notifications",
-            (
-                true,
-                "cgroup.events, pids.events, memory events and member scans, polled".into(),
-            ),
-        );
-        push(
-            "root-members",
-            (
-                false,
-                "a member that may write cgroup.procs above the job (root; on a delegated subtree, the user who owns it) can move itself out to any cgroup it may write, and can signal the guardian and the owner; a cgroup or PID namespace per job would stop that and is not used yet. Members running as any other user cannot leave".into(),
-            ),
-        );
-        caps
+        backend::capabilities()
     }
 }
 
@@ -2275,147 +954,6 @@ fn no_breakaway(name: &str) -> Error {
     }
 }
 
-/// The numbers `N` of the cgroup2 leaves `@N` in a job directory.
-fn leaf_numbers(dir: &Path) -> impl Iterator<Item = u32> {
-    fs::read_dir(dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| {
-            e.file_name()
-                .to_str()?
-                .strip_prefix('@')?
-                .parse::<u32>()
-                .ok()
-        })
-}
-
-/// Where jobs live on this machine, for this process.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Backend {
-    /// Directories below our own cgroup (or our delegated subtree) that we may write.
-    Cgroup,
-    /// A transient scope per top-level job, delegated by the systemd manager.
-    Systemd,
-    /// Process groups: no cgroup is ours to write.
-    ProcessGroup,
-}
-
-/// The backend in use (decided once per process). `TASKLOOM_JOB_BACKEND`
-/// (`cgroup`, `systemd`, `process-group`) forces one. Otherwise: a process
-/// inside a job makes its jobs inside that job (cgroup); on a pure cgroup2
-/// machine whose init is systemd, its manager delegates (systemd); else the
-/// cgroups we may write below our own (cgroup); else process groups.
-fn backend() -> Backend {
-    static BACKEND: std::sync::OnceLock<Backend> = std::sync::OnceLock::new();
-    *BACKEND.get_or_init(|| {
-        let cgroup = || {
-            if cgroup::roots().usable() {
-                Backend::Cgroup
-            } else {
-                Backend::ProcessGroup
-            }
-        };
-        match std::env::var("TASKLOOM_JOB_BACKEND").as_deref() {
-            Ok("process-group") => return Backend::ProcessGroup,
-            Ok("systemd") => return Backend::Systemd,
-            Ok("cgroup") => return cgroup(),
-            _ => {}
-        }
-        let own = fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
-        let in_job = cgroup::placement_of(&own)
-            .iter()
-            .any(|(h, p, _)| h.v2 && cgroup::job_context(p).is_some());
-        let pure_v2 = cgroup::hierarchies().iter().all(|h| h.v2);
-        if !in_job && pure_v2 && systemd::reachable() {
-            Backend::Systemd
-        } else {
-            cgroup()
-        }
-    })
-}
-
-/// Whether jobs use the process-group backend (no cgroup writable, or asked for).
-fn degraded() -> bool {
-    backend() == Backend::ProcessGroup
-}
-
-/// Has the systemd manager move `pid` into `leaf`, a cgroup below the
-/// directory `scope` of unit `unit` (a user may not migrate it there itself).
-fn attach_to_leaf(unit: &str, scope: &Path, leaf: &Path, pid: i32) -> Result<()> {
-    let sub = Path::new("/").join(leaf.strip_prefix(scope).unwrap_or(leaf));
-    systemd::with_manager(|m| m.attach(unit, &sub.to_string_lossy(), pid as u32))
-}
-
-/// Hands every controller a cgroup has on to its children (those taskloom uses).
-fn enable_controllers(dir: &Path) {
-    let have = cgroup::read(&dir.join("cgroup.controllers")).unwrap_or_default();
-    for c in have
-        .split_whitespace()
-        .filter(|c| ["pids", "memory", "cpu", "cpuset"].contains(c))
-    {
-        let _ = cgroup::write(&dir.join("cgroup.subtree_control"), &format!("+{c}"));
-    }
-}
-
-/// The v1 controllers a job's limits need (on a hybrid machine).
-fn needed_controllers(l: &JobLimits) -> Vec<Controller> {
-    let mut v = Vec::new();
-    if l.active_processes.is_some() {
-        v.push(Controller::Pids);
-    }
-    if l.job_memory.is_some() {
-        v.push(Controller::Memory);
-    }
-    if l.cpu_rate_percent.is_some() {
-        v.push(Controller::Cpu);
-    }
-    if l.affinity.is_some() {
-        v.push(Controller::Cpuset);
-    }
-    v
-}
-
-/// Where a process is in the hierarchy that holds `primary` (a job's
-/// membership directory): its cgroup directory, and the directory of the
-/// innermost job it is in (`None` outside every job). `None` when it is not
-/// visible in that hierarchy.
-fn current_job_dir(
-    proc_cgroup: &str,
-    primary: Option<&Path>,
-) -> Option<(PathBuf, Option<PathBuf>)> {
-    let primary = primary?;
-    let (h, path, dir) = cgroup::placement_of(proc_cgroup)
-        .into_iter()
-        .find(|(h, _, _)| primary.starts_with(&h.mount))?;
-    let job = cgroup::job_chain(&path).pop().and_then(|j| h.dir_of(&j));
-    Some((dir, job))
-}
-
-fn no_such(e: Error, pid: i32) -> Error {
-    match &e {
-        Error::Cgroup { source, .. } if source.raw_os_error() == Some(libc::ESRCH) => {
-            Error::NoSuchProcess { pid }
-        }
-        _ => e,
-    }
-}
-
-fn read_limits(dir: &Path) -> Option<JobLimits> {
-    let path = CString::new(dir.as_os_str().as_bytes()).ok()?;
-    let mut buf = vec![0u8; 4096];
-    let n = rustix::fs::getxattr(path.as_c_str(), LIMITS_XATTR, &mut buf).ok()?;
-    limits_from_json(&buf[..n])
-}
-
-fn limits_to_json(limits: &JobLimits) -> String {
-    serde_json::to_string(limits).unwrap_or_default()
-}
-
-fn limits_from_json(bytes: &[u8]) -> Option<JobLimits> {
-    serde_json::from_slice(bytes).ok()
-}
-
 /// `IsProcessInJob(process, NULL)`: the name of the taskloom job `pid` is in, if any.
 pub fn job_of(pid: i32) -> Result<Option<String>> {
     let text = fs::read_to_string(format!("/proc/{pid}/cgroup")).map_err(|e| match e.kind() {
@@ -2470,6 +1008,21 @@ mod tests {
     /// A job whose directories are plain files and folders in a temp dir:
     /// the cgroup file formats, checked without root or a cgroup mount.
     fn fixture_job(tmp: &Path, v2_controllers: &str, v1: &[Controller]) -> Job {
+        let (v2, v1) = fixture_dirs(tmp, v2_controllers, v1);
+        Job::with_backend(
+            "j".into(),
+            JobLimits::default(),
+            Box::new(backend::Direct::at("j", Some(v2), v1)),
+        )
+    }
+
+    /// The directories of a fixture job `j`: its cgroup2 directory, and one
+    /// per v1 controller.
+    fn fixture_dirs(
+        tmp: &Path,
+        v2_controllers: &str,
+        v1: &[Controller],
+    ) -> (PathBuf, Vec<(Controller, PathBuf)>) {
         let v2 = tmp.join("unified/taskloom/j");
         fs::create_dir_all(v2.join("@0")).unwrap();
         fs::write(v2.join("cgroup.controllers"), v2_controllers).unwrap();
@@ -2489,18 +1042,15 @@ mod tests {
                 (c, dir)
             })
             .collect();
-        Job {
-            name: "j".into(),
-            v2: Some(v2),
-            v1,
-            limits: JobLimits::default(),
-            holder: None,
-            pg: None,
-            spawned: Spawned::default(),
-            leaf_hint: UNKNOWN_LEAF.into(),
-            scope: None,
-            kill_code: KillCode::default(),
-        }
+        (v2, v1)
+    }
+
+    fn v2_dir(tmp: &Path) -> PathBuf {
+        tmp.join("unified/taskloom/j")
+    }
+
+    fn v1_dir(tmp: &Path, c: Controller) -> PathBuf {
+        tmp.join(c.name()).join("taskloom/j")
     }
 
     fn limits() -> JobLimits {
@@ -2521,7 +1071,7 @@ mod tests {
     fn limits_are_written_in_cgroup2_formats() {
         let tmp = tempfile::tempdir().unwrap();
         let mut job = fixture_job(tmp.path(), "cpuset cpu memory pids", &[]);
-        let dir = job.v2.clone().unwrap();
+        let dir = v2_dir(tmp.path());
         // A cgroup2 parent's own cpuset.cpus is empty (it uses its parent's).
         fs::write(dir.parent().unwrap().join("cpuset.cpus"), "").unwrap();
         fs::write(dir.parent().unwrap().join("cpuset.cpus.effective"), "0-3").unwrap();
@@ -2548,8 +1098,7 @@ mod tests {
         ];
         let mut job = fixture_job(tmp.path(), "", &v1);
         job.set_limits(&limits()).unwrap();
-        let dirs = job.v1.clone();
-        let d = |c: Controller| dirs.iter().find(|(x, _)| *x == c).unwrap().1.clone();
+        let d = |c: Controller| v1_dir(tmp.path(), c);
         assert_eq!(read(d(Controller::Pids).join("pids.max")), "64");
         assert_eq!(
             read(d(Controller::Memory).join("memory.limit_in_bytes")),
@@ -2594,7 +1143,7 @@ mod tests {
             ..Default::default()
         })
         .unwrap();
-        let dir = job.v2.clone().unwrap();
+        let dir = v2_dir(tmp.path());
         fs::write(dir.join("@0/cgroup.procs"), "41\n42\n").unwrap();
         fs::write(
             dir.join("cpu.stat"),
@@ -2623,6 +1172,118 @@ mod tests {
         assert_eq!(info.process_limit_hits, Some(3));
         assert_eq!(info.peak_processes, Some(7));
         assert!(!info.frozen);
+    }
+
+    #[test]
+    fn terminate_on_cgroup2_kills_through_cgroup_kill_and_renews_the_leaf() {
+        let tmp = tempfile::tempdir().unwrap();
+        let job = fixture_job(tmp.path(), "pids", &[]);
+        let dir = v2_dir(tmp.path());
+        // As the kernel reports it once cgroup.kill has emptied the job.
+        fs::write(dir.join("cgroup.events"), "populated 0\nfrozen 0\n").unwrap();
+        assert_eq!(job.terminate().unwrap(), 0);
+        assert_eq!(read(dir.join("cgroup.kill")), "1");
+        // Later spawns go to a leaf made after the kill (the CLONE_INTO_CGROUP
+        // bug); the old one is removed on cgroupfs (here its plain file stays).
+        assert!(dir.join("@1").is_dir());
+        assert_eq!(leaf_numbers(&dir).max(), Some(1));
+        assert!(job.wait_empty(Duration::ZERO).unwrap());
+    }
+
+    #[test]
+    fn terminate_on_cgroup_v1_freezes_kills_and_thaws() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (_, v1) = fixture_dirs(tmp.path(), "", &[Controller::Freezer, Controller::Pids]);
+        let job = Job::with_backend(
+            "j".into(),
+            JobLimits::default(),
+            Box::new(backend::Direct::at("j", None, v1)),
+        );
+        let freezer = v1_dir(tmp.path(), Controller::Freezer);
+        fs::write(freezer.join("freezer.state"), "THAWED").unwrap();
+        assert_eq!(job.terminate().unwrap(), 0);
+        // Frozen while the members were killed, thawed after.
+        assert_eq!(read(freezer.join("freezer.state")), "THAWED");
+        job.freeze().unwrap();
+        assert_eq!(read(freezer.join("freezer.state")), "FROZEN");
+        assert!(job.info().unwrap().frozen);
+        job.thaw().unwrap();
+        assert!(!job.info().unwrap().frozen);
+    }
+
+    #[test]
+    fn freeze_on_cgroup2_writes_cgroup_freeze() {
+        let tmp = tempfile::tempdir().unwrap();
+        let job = fixture_job(tmp.path(), "", &[]);
+        let dir = v2_dir(tmp.path());
+        fs::write(dir.join("cgroup.events"), "populated 1\nfrozen 1\n").unwrap();
+        job.freeze().unwrap();
+        assert_eq!(read(dir.join("cgroup.freeze")), "1");
+        assert!(job.info().unwrap().frozen);
+        fs::write(dir.join("cgroup.events"), "populated 1\nfrozen 0\n").unwrap();
+        job.thaw().unwrap();
+        assert_eq!(read(dir.join("cgroup.freeze")), "0");
+    }
+
+    #[test]
+    fn accounting_is_read_from_cgroup_v1_files_for_the_controllers_in_use() {
+        let tmp = tempfile::tempdir().unwrap();
+        let v1 = [Controller::Memory, Controller::Cpuacct, Controller::Pids];
+        let (_, v1) = fixture_dirs(tmp.path(), "", &v1);
+        let mut job = Job::with_backend(
+            "j".into(),
+            JobLimits::default(),
+            Box::new(backend::Direct::at("j", None, v1)),
+        );
+        job.set_limits(&JobLimits {
+            job_memory: Some(1 << 30),
+            ..Default::default()
+        })
+        .unwrap();
+        let mem = v1_dir(tmp.path(), Controller::Memory);
+        assert_eq!(read(mem.join("memory.limit_in_bytes")), "1073741824");
+        fs::write(mem.join("memory.usage_in_bytes"), "4096\n").unwrap();
+        fs::write(mem.join("memory.max_usage_in_bytes"), "8192\n").unwrap();
+        fs::write(
+            mem.join("memory.oom_control"),
+            "oom_kill_disable 0\nunder_oom 0\noom_kill 2\n",
+        )
+        .unwrap();
+        let tick = crate::process::clock_ticks_per_second();
+        fs::write(
+            v1_dir(tmp.path(), Controller::Cpuacct).join("cpuacct.stat"),
+            format!("user {}\nsystem {}\n", 3 * tick, tick),
+        )
+        .unwrap();
+        let info = job.info().unwrap();
+        assert_eq!(info.user_time, Duration::from_secs(3));
+        assert_eq!(info.kernel_time, Duration::from_secs(1));
+        assert_eq!(info.memory_current, Some(4096));
+        assert_eq!(info.memory_peak, Some(8192));
+        assert_eq!(info.oom_kills, Some(2));
+        assert!(info.pids.is_empty());
+    }
+
+    #[test]
+    fn a_mode_opens_the_membership_files_never_the_directories() {
+        let tmp = tempfile::tempdir().unwrap();
+        let job = fixture_job(tmp.path(), "", &[]);
+        let dir = v2_dir(tmp.path());
+        for f in ["cgroup.kill", "cgroup.freeze", "@0/cgroup.kill"] {
+            fs::write(dir.join(f), "").unwrap();
+        }
+        job.backend.secure(0o777).unwrap();
+        let mode = |p: PathBuf| {
+            use std::os::unix::fs::PermissionsExt;
+            fs::metadata(p).unwrap().permissions().mode() & 0o7777
+        };
+        assert_eq!(mode(dir.clone()), 0o755);
+        assert_eq!(mode(dir.join("cgroup.procs")), 0o666);
+        assert_eq!(mode(dir.join("cgroup.kill")), 0o666);
+        assert_eq!(mode(dir.join("@0/cgroup.procs")), 0o666);
+        job.backend.secure(0o700).unwrap();
+        assert_eq!(mode(dir.clone()), 0o700);
+        assert_eq!(mode(dir.join("@0/cgroup.procs")), 0o644);
     }
 
     #[test]
@@ -2683,7 +1344,7 @@ mod tests {
             priority: Some(PriorityClass::Idle),
             ..Default::default()
         };
-        let back = limits_from_json(limits_to_json(&limits).as_bytes()).unwrap();
+        let back = backend::limits_from_json(backend::limits_to_json(&limits).as_bytes()).unwrap();
         assert_eq!(back, limits);
     }
 }

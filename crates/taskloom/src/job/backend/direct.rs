@@ -1,0 +1,1106 @@
+//! The direct backend: a job is a directory named after it in each cgroup
+//! hierarchy taskloom uses, below this process's own cgroup (or the top of
+//! its delegated subtree): `<root>/taskloom/<name>`.
+//!
+//! On cgroup2 the job's processes live in a leaf `@N` below the job
+//! directory, so nested jobs sit beside the leaf and a fresh leaf can be
+//! made after a terminate ("the CLONE_INTO_CGROUP bug" in ARCHITECTURE.md).
+//! The three layouts are one backend: membership is held by cgroup2 when
+//! it is mounted (else by the first v1 hierarchy), and each controller's
+//! files are written in the [`Format`] of the hierarchy it is mounted in —
+//! cgroup2 (pure v2), v1 (v1-only machines), or some of each (hybrid).
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use super::{
+    Accounting, JobBackend, LIMITS_XATTR, Marks, leaf_numbers, limits_to_json, read_limits,
+    unavailable,
+};
+use crate::cpuset::CpuSet;
+use crate::error::{Error, Result};
+use crate::job::{
+    Capability, JobLimits, cgroup, guardian, job_name_in, job_of, layout::Controller,
+};
+use crate::process::{CgroupPlacement, Process, ProcessBuilder};
+
+/// `Direct::leaf_hint` when no leaf number is known.
+const UNKNOWN_LEAF: u32 = u32::MAX;
+
+/// A job's cgroup directories.
+#[derive(Debug)]
+pub(crate) struct Direct {
+    name: String,
+    /// The job's cgroup2 directory (membership lives in its `@N` leaves).
+    v2: Option<PathBuf>,
+    /// Its directory in each v1 hierarchy taskloom uses.
+    v1: Vec<(Controller, PathBuf)>,
+    /// The number of the v2 leaf (`@N`) the last spawn used, `UNKNOWN_LEAF`
+    /// when unknown: the next spawn opens `@N` by name and lists the
+    /// directory only when that fails (after a terminate renewed the leaves).
+    leaf_hint: AtomicU32,
+}
+
+/// How a hierarchy spells a controller's files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Format {
+    /// cgroup v1.
+    V1,
+    /// cgroup2.
+    V2,
+}
+
+impl Format {
+    /// The job memory limit: the file and the value to write.
+    fn memory_limit(self, bytes: Option<u64>) -> (&'static str, String) {
+        match (self, bytes) {
+            (Format::V1, Some(b)) => ("memory.limit_in_bytes", b.to_string()),
+            (Format::V1, None) => ("memory.limit_in_bytes", "-1".into()),
+            (Format::V2, Some(b)) => ("memory.max", b.to_string()),
+            (Format::V2, None) => ("memory.max", "max".into()),
+        }
+    }
+
+    /// The CPU rate cap (percent of one CPU): the files and values to write, in order.
+    fn cpu_rate(self, percent: Option<u32>) -> Vec<(&'static str, String)> {
+        const PERIOD: u64 = 100_000;
+        match self {
+            Format::V1 => {
+                let quota = percent
+                    .map(|p| (p as u64 * PERIOD / 100).max(1000) as i64)
+                    .unwrap_or(-1);
+                vec![
+                    ("cpu.cfs_period_us", PERIOD.to_string()),
+                    ("cpu.cfs_quota_us", quota.to_string()),
+                ]
+            }
+            Format::V2 => {
+                let value = match percent {
+                    Some(p) => format!("{} {PERIOD}", (p as u64 * 1000).max(1000)),
+                    None => format!("max {PERIOD}"),
+                };
+                vec![("cpu.max", value)]
+            }
+        }
+    }
+
+    /// Memory now, at its peak, and OOM kills, from a memory directory.
+    fn memory_usage(self, dir: &Path) -> (Option<u64>, Option<u64>, Option<u64>) {
+        let num = |f: &str| {
+            cgroup::read(&dir.join(f))
+                .ok()
+                .and_then(|s| s.parse::<u64>().ok())
+        };
+        match self {
+            Format::V1 => (
+                num("memory.usage_in_bytes"),
+                num("memory.max_usage_in_bytes"),
+                cgroup::keyed(&dir.join("memory.oom_control"), "oom_kill"),
+            ),
+            Format::V2 => (
+                num("memory.current"),
+                num("memory.peak"),
+                cgroup::keyed(&dir.join("memory.events"), "oom_kill"),
+            ),
+        }
+    }
+
+    /// User and kernel CPU time of a job, from its cgroup2 directory or its
+    /// v1 cpuacct directory.
+    fn cpu_time(self, dir: &Path) -> (Duration, Duration) {
+        match self {
+            Format::V2 => {
+                let stat = dir.join("cpu.stat");
+                (
+                    Duration::from_micros(cgroup::keyed(&stat, "user_usec").unwrap_or(0)),
+                    Duration::from_micros(cgroup::keyed(&stat, "system_usec").unwrap_or(0)),
+                )
+            }
+            Format::V1 => {
+                let tick = crate::process::clock_ticks_per_second();
+                let stat = dir.join("cpuacct.stat");
+                let ms = |key| cgroup::keyed(&stat, key).unwrap_or(0) * 1000 / tick;
+                (
+                    Duration::from_millis(ms("user")),
+                    Duration::from_millis(ms("system")),
+                )
+            }
+        }
+    }
+}
+
+impl Direct {
+    /// A job object over existing directories (for tests against fixture trees).
+    #[cfg(test)]
+    pub(crate) fn at(name: &str, v2: Option<PathBuf>, v1: Vec<(Controller, PathBuf)>) -> Direct {
+        Direct {
+            name: name.to_owned(),
+            v2,
+            v1,
+            leaf_hint: UNKNOWN_LEAF.into(),
+        }
+    }
+
+    /// A new top-level job below `roots`.
+    pub(crate) fn create(name: &str, roots: &cgroup::Roots) -> Result<Direct> {
+        let v2 = roots.v2.as_ref().map(|r| r.join(name));
+        let v1 = roots.v1.iter().map(|(c, r)| (*c, r.join(name))).collect();
+        Direct::make(name.to_owned(), v2, v1, Some(roots))
+    }
+
+    /// Makes the directories of job `name` (`roots` for a top-level job,
+    /// whose shared roots may have to be made first); on failure removes
+    /// what it made.
+    fn make(
+        name: String,
+        v2: Option<PathBuf>,
+        v1: Vec<(Controller, PathBuf)>,
+        roots: Option<&cgroup::Roots>,
+    ) -> Result<Direct> {
+        // Roots may have been removed by the last job's deletion (here, or by
+        // another process's guardian, even between these steps): make them again.
+        let ensure_roots = || -> Result<()> {
+            let Some(roots) = roots else { return Ok(()) };
+            for root in roots.v2.iter().chain(roots.v1.iter().map(|(_, r)| r)) {
+                cgroup::ensure_dir(root).map_err(|e| Error::os("create job root cgroup", e))?;
+            }
+            if let Some((_, root)) = roots.v1.iter().find(|(c, _)| *c == Controller::Cpuset) {
+                cgroup::inherit_cpuset(root)?;
+            }
+            if let Some(root) = &roots.v2 {
+                // The delegated cgroup above the root hands the controllers
+                // down first (pure cgroup2, when our own cgroup holds processes).
+                for dir in roots.v2_enable_in.iter().chain([root]) {
+                    for c in &roots.v2_controllers {
+                        let _ =
+                            cgroup::write(&dir.join("cgroup.subtree_control"), &format!("+{c}"));
+                    }
+                }
+            }
+            Ok(())
+        };
+        // Create the primary directory first: its existence is the name's claim.
+        let primary = v2
+            .clone()
+            .or_else(|| v1.first().map(|(_, p)| p.clone()))
+            .ok_or_else(|| Error::JobsUnavailable("no cgroup hierarchy is usable".into()))?;
+        let mut attempts = 0;
+        loop {
+            ensure_roots()?;
+            attempts += 1;
+            match fs::create_dir(&primary) {
+                Ok(()) => break,
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    return Err(Error::JobExists(name));
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && attempts < 3 => continue,
+                Err(e) => return Err(Error::os("create job cgroup", e)),
+            }
+        }
+        let job = Direct {
+            name,
+            v2,
+            v1,
+            leaf_hint: UNKNOWN_LEAF.into(),
+        };
+        // Only what this creation made (or took over empty) is removed on failure.
+        let mut made: Vec<PathBuf> = vec![primary];
+        let result = (|| -> Result<()> {
+            if let Some(v2) = &job.v2 {
+                enable_controllers(v2);
+                fs::create_dir(v2.join("@0"))
+                    .map_err(|e| Error::os("create job leaf cgroup", e))?;
+            }
+            for (c, dir) in &job.v1 {
+                // Co-mounted controllers (cpu,cpuacct) share one directory.
+                if !made.contains(dir) {
+                    let mut r = fs::create_dir(dir);
+                    if roots.is_some()
+                        && matches!(&r, Err(e) if e.kind() == std::io::ErrorKind::NotFound)
+                    {
+                        // The root went with another job in the meantime.
+                        ensure_roots()?;
+                        r = fs::create_dir(dir);
+                    }
+                    match r {
+                        Ok(()) => {}
+                        // A leftover of an earlier job of this name (a crash
+                        // before its removal) is taken over only while it is
+                        // empty: a job's directory in use is never shared.
+                        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                            if !cgroup::is_empty_cgroup(dir) {
+                                return Err(Error::JobExists(job.name.clone()));
+                            }
+                        }
+                        Err(e) => return Err(Error::os("create job cgroup", e)),
+                    }
+                    made.push(dir.clone());
+                }
+                if *c == Controller::Cpuset {
+                    cgroup::inherit_cpuset(dir)?;
+                }
+            }
+            Ok(())
+        })();
+        if let Err(e) = result {
+            for dir in &made {
+                let _ = cgroup::remove_tree(dir);
+            }
+            for dir in job.shared_roots() {
+                let _ = fs::remove_dir(dir);
+            }
+            return Err(e);
+        }
+        Ok(job)
+    }
+
+    /// `OpenJobObject` of a job below `roots`, with the limits recorded with it.
+    pub(crate) fn open(name: &str, roots: &cgroup::Roots) -> Result<(Direct, JobLimits)> {
+        let v2 = roots.v2.as_ref().map(|r| r.join(name));
+        let v1: Vec<(Controller, PathBuf)> =
+            roots.v1.iter().map(|(c, r)| (*c, r.join(name))).collect();
+        let primary = v2.clone().or_else(|| v1.first().map(|(_, p)| p.clone()));
+        let Some(primary) = primary else {
+            return Err(Error::NoSuchJob(name.to_owned()));
+        };
+        // A job this user may not see is "permission denied", not "no such
+        // job": the name exists, the caller is not let in.
+        match fs::metadata(&primary) {
+            Ok(m) if m.is_dir() => {}
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                return Err(Error::PermissionDenied {
+                    what: format!("open job {name}"),
+                    source: e,
+                });
+            }
+            _ => return Err(Error::NoSuchJob(name.to_owned())),
+        }
+        // Opening asks to query (read and search the job); what else the
+        // handle may do (assign, terminate, set limits) the kernel checks
+        // when it is done, against the job's mode.
+        if let Err(e) = rustix::fs::access(
+            &primary,
+            rustix::fs::Access::READ_OK | rustix::fs::Access::EXEC_OK,
+        ) {
+            return Err(Error::PermissionDenied {
+                what: format!("open job {name}"),
+                source: e.into(),
+            });
+        }
+        let limits = read_limits(&primary).unwrap_or_default();
+        let job = Direct {
+            name: name.to_owned(),
+            v2,
+            v1: v1.into_iter().filter(|(_, d)| d.is_dir()).collect(),
+            leaf_hint: UNKNOWN_LEAF.into(),
+        };
+        Ok((job, limits))
+    }
+
+    /// Makes a job nested in this one: `name` is its full name, `leaf` its own.
+    pub(crate) fn nested(&self, name: &str, leaf: &str) -> Result<Direct> {
+        let v2 = self.v2.as_ref().map(|d| d.join(leaf));
+        let v1 = self.v1.iter().map(|(c, d)| (*c, d.join(leaf))).collect();
+        Direct::make(name.to_owned(), v2, v1, None)
+    }
+
+    /// Another object for the same directories.
+    pub(crate) fn clone_dirs(&self) -> Direct {
+        Direct {
+            name: self.name.clone(),
+            v2: self.v2.clone(),
+            v1: self.v1.clone(),
+            leaf_hint: UNKNOWN_LEAF.into(),
+        }
+    }
+
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The job's cgroup2 directory.
+    pub(crate) fn v2(&self) -> Option<&Path> {
+        self.v2.as_deref()
+    }
+
+    fn dirs(&self) -> impl Iterator<Item = &PathBuf> {
+        self.v2.iter().chain(self.v1.iter().map(|(_, d)| d))
+    }
+
+    fn v1_dir(&self, c: Controller) -> Option<&Path> {
+        self.v1
+            .iter()
+            .find(|(x, _)| *x == c)
+            .map(|(_, d)| d.as_path())
+    }
+
+    /// Where controller `c`'s files are for this job, and their format: its
+    /// v1 directory, or its cgroup2 directory when cgroup2 hands it `c`.
+    fn limit_dir(&self, c: Controller) -> Option<(&Path, Format)> {
+        if let Some(d) = self.v1_dir(c) {
+            return Some((d, Format::V1));
+        }
+        let on_v2 = self.v2_controllers().iter().any(|n| n == c.name());
+        if on_v2 {
+            self.v2.as_deref().map(|d| (d, Format::V2))
+        } else {
+            None
+        }
+    }
+
+    /// The cgroup2 controllers this job has (its `cgroup.controllers`: what
+    /// its parent hands down, as the root or the job's scope was delegated).
+    fn v2_controllers(&self) -> Vec<String> {
+        self.v2
+            .as_ref()
+            .and_then(|d| cgroup::read(&d.join("cgroup.controllers")).ok())
+            .map(|t| t.split_whitespace().map(str::to_owned).collect())
+            .unwrap_or_default()
+    }
+
+    /// The current v2 leaf (`@N` with the highest N), else `@0`.
+    pub(crate) fn leaf_or_first(&self) -> Option<PathBuf> {
+        let v2 = self.v2.as_ref()?;
+        let n = leaf_numbers(v2).max().unwrap_or(0);
+        Some(v2.join(format!("@{n}")))
+    }
+
+    /// The current v2 leaf, opened: `@N` by the remembered number first (one
+    /// `open`), listing the job directory only when that fails.
+    pub(crate) fn open_leaf(&self) -> Result<Option<(PathBuf, fs::File)>> {
+        let Some(v2) = &self.v2 else {
+            return Ok(None);
+        };
+        let hint = self.leaf_hint.load(Ordering::Relaxed);
+        if hint != UNKNOWN_LEAF {
+            let leaf = v2.join(format!("@{hint}"));
+            if let Ok(f) = fs::File::open(&leaf) {
+                return Ok(Some((leaf, f)));
+            }
+        }
+        let Some(n) = leaf_numbers(v2).max() else {
+            return Ok(None);
+        };
+        let leaf = v2.join(format!("@{n}"));
+        let f = fs::File::open(&leaf).map_err(|e| Error::os("open job cgroup", e))?;
+        self.leaf_hint.store(n, Ordering::Relaxed);
+        Ok(Some((leaf, f)))
+    }
+
+    /// Where a new process must be placed to join this job.
+    fn placement(&self, limits: &JobLimits) -> Result<CgroupPlacement> {
+        let mut p = CgroupPlacement::default();
+        if let Some((leaf, dir)) = self.open_leaf()? {
+            p.v2_dir = Some(dir.into());
+            p.v2_procs = Some(leaf.join("cgroup.procs"));
+        }
+        let active = self.active_controllers(limits);
+        p.procs_files = self
+            .v1
+            .iter()
+            .filter(|(c, _)| active.contains(c))
+            .map(|(_, d)| d.join("cgroup.procs"))
+            .collect();
+        Ok(p)
+    }
+
+    /// The v1 controllers this job's processes must join: those its own limits
+    /// or an enclosing job's limits need (every one on a machine without
+    /// cgroup2). Joining a v1 cgroup costs a migration in the child, so a job
+    /// without limits places processes on cgroup2 only.
+    fn active_controllers(&self, limits: &JobLimits) -> Vec<Controller> {
+        if self.v2.is_none() {
+            return self.v1.iter().map(|(c, _)| *c).collect();
+        }
+        let mut active = needed_controllers(limits);
+        let parts: Vec<&str> = self.name.split('/').collect();
+        if parts.len() > 1
+            && let Some(v2_root) = self
+                .v2
+                .as_ref()
+                .and_then(|d| d.ancestors().nth(parts.len()))
+        {
+            for i in 1..parts.len() {
+                if let Some(l) = read_limits(&v2_root.join(parts[..i].join("/"))) {
+                    active.extend(needed_controllers(&l));
+                }
+            }
+        }
+        active.sort();
+        active.dedup();
+        active
+    }
+
+    /// Moves every member of this job's subtree into controller `c`'s v1
+    /// directory of the job it belongs to (twice, to catch racing forks).
+    fn join_v1_controller(&self, c: Controller) -> Result<()> {
+        let Some(root) = cgroup::roots().v1_root(c) else {
+            return Ok(());
+        };
+        for _ in 0..2 {
+            for pid in self.pids()? {
+                let Ok(Some(name)) = job_of(pid) else {
+                    continue;
+                };
+                let _ = cgroup::write(&root.join(&name).join("cgroup.procs"), &pid.to_string());
+            }
+        }
+        Ok(())
+    }
+
+    /// `CreateProcess` into the job's current leaf (and the v1 directories
+    /// its limits need), placed by the kernel before the first instruction.
+    pub(crate) fn spawn_placed(
+        &self,
+        builder: ProcessBuilder,
+        limits: &JobLimits,
+    ) -> Result<Process> {
+        builder.cgroup_placement(self.placement(limits)?).spawn()
+    }
+
+    /// Assigns `pid`, moving it into the cgroup2 leaf with `move_in` (a
+    /// write of `cgroup.procs`, or the systemd manager's hand).
+    pub(crate) fn assign_with(
+        &self,
+        pid: i32,
+        limits: &JobLimits,
+        alive: &dyn Fn() -> bool,
+        move_in: &dyn Fn(&Path, i32) -> Result<()>,
+    ) -> Result<()> {
+        if !self.may_assign(pid)? {
+            // Already in this job (or one nested in it).
+            return Ok(());
+        }
+        if let Some(leaf) = self.leaf_or_first() {
+            move_in(&leaf, pid)?;
+        }
+        let active = self.active_controllers(limits);
+        for (_, dir) in self.v1.iter().filter(|(c, _)| active.contains(c)) {
+            cgroup::write(&dir.join("cgroup.procs"), &pid.to_string())
+                .map_err(|e| no_such(e, pid))?;
+        }
+        if !alive() {
+            // It ended during the write: a newcomer may have its number now.
+            self.evict(pid);
+            return Err(Error::NoSuchProcess { pid });
+        }
+        Ok(())
+    }
+
+    /// Whether assigning `pid` moves it: `false` when it is in this job
+    /// already (or a job nested in it), `true` when it is in no job or in a
+    /// job this one is nested in, and a permission error when it is in a job
+    /// this one is not nested in (it would leave that job).
+    fn may_assign(&self, pid: i32) -> Result<bool> {
+        let text = fs::read_to_string(format!("/proc/{pid}/cgroup"))
+            .map_err(|_| Error::NoSuchProcess { pid })?;
+        let mine = self
+            .primary_dir()
+            .ok_or_else(|| Error::NoSuchJob(self.name.clone()))?;
+        let Some((_, Some(theirs))) = current_job_dir(&text, Some(mine)) else {
+            return Ok(true);
+        };
+        if theirs.starts_with(mine) {
+            return Ok(false);
+        }
+        if mine.starts_with(&theirs) {
+            return Ok(true);
+        }
+        let their_name = job_name_in(&text).unwrap_or_else(|| theirs.display().to_string());
+        Err(Error::PermissionDenied {
+            what: format!(
+                "assign process {pid} to job {}: it is in job {their_name}, which job {} is not nested in, and a process never leaves its job (make the job inside {their_name} instead)",
+                self.name, self.name
+            ),
+            source: std::io::Error::from_raw_os_error(libc::EACCES),
+        })
+    }
+
+    /// After a write that may have moved a newcomer that took `pid`'s number:
+    /// moves whatever process has that number in this job out again, into
+    /// taskloom's own `@breakaway` cgroup beside the jobs (never into a cgroup
+    /// taskloom did not make).
+    fn evict(&self, pid: i32) {
+        let Ok(members) = self.pids() else { return };
+        if !members.contains(&pid) {
+            return;
+        }
+        if let Some(root) = &cgroup::roots().v2 {
+            let out = root.join("@breakaway");
+            let _ = cgroup::ensure_dir(&out);
+            let _ = cgroup::write(&out.join("cgroup.procs"), &pid.to_string());
+        }
+    }
+
+    /// The job's directory in the hierarchy that holds membership (cgroup2, else the first v1).
+    fn primary_dir(&self) -> Option<&Path> {
+        self.v2
+            .as_deref()
+            .or_else(|| self.v1.first().map(|(_, d)| d.as_path()))
+    }
+
+    /// After a `cgroup.kill`: every leaf `@N` below `dir` is replaced by `@N+1`.
+    fn renew_leaves(&self, dir: &Path) -> Result<()> {
+        let Ok(entries) = fs::read_dir(dir) else {
+            return Ok(());
+        };
+        for e in entries.flatten() {
+            let name = e.file_name();
+            let Some(name) = name.to_str() else { continue };
+            if let Some(n) = name.strip_prefix('@').and_then(|n| n.parse::<u32>().ok()) {
+                let next = dir.join(format!("@{}", n + 1));
+                let _ = cgroup::ensure_dir(&next);
+                // The new leaf is shared as the old one was.
+                if let Ok(meta) = fs::metadata(e.path().join("cgroup.procs")) {
+                    let _ = share_files(&next, meta.permissions().mode() & 0o022);
+                }
+                let _ = fs::remove_dir(e.path());
+            } else if e.file_type().is_ok_and(|t| t.is_dir()) {
+                self.renew_leaves(&e.path())?;
+            }
+        }
+        Ok(())
+    }
+
+    /// For a top-level job: the `taskloom` roots it shares with other jobs
+    /// (and their `@breakaway` leaves), which the last job removes; in the
+    /// order to remove them.
+    pub(crate) fn shared_roots(&self) -> Vec<PathBuf> {
+        if self.name.contains('/') {
+            return Vec::new();
+        }
+        self.dirs()
+            .filter_map(|d| d.parent())
+            .flat_map(|root| [root.join("@breakaway"), root.to_owned()])
+            .collect()
+    }
+
+    /// Waits (bounded) until the cgroup2 job reports no process.
+    fn wait_populated_0(&self, v2: &Path, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if cgroup::keyed(&v2.join("cgroup.events"), "populated") == Some(0) {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_micros(500));
+        }
+    }
+}
+
+impl JobBackend for Direct {
+    fn create_nested(&self, name: &str, leaf: &str) -> Result<Box<dyn JobBackend>> {
+        Ok(Box::new(self.nested(name, leaf)?))
+    }
+
+    fn secure(&self, mode: u32) -> Result<()> {
+        let dir_mode = 0o700 | (mode & 0o055);
+        for dir in self.dirs() {
+            fs::set_permissions(dir, fs::Permissions::from_mode(dir_mode))
+                .map_err(|e| Error::os("chmod job", e))?;
+            share_files(dir, mode)?;
+            for n in leaf_numbers(dir).collect::<Vec<_>>() {
+                share_files(&dir.join(format!("@{n}")), mode)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn apply_limits(&self, limits: &JobLimits, before: &JobLimits) -> Result<()> {
+        if let Some((dir, _)) = self.limit_dir(Controller::Pids) {
+            let value = limits
+                .active_processes
+                .map_or_else(|| "max".to_owned(), |n| n.to_string());
+            cgroup::write(&dir.join("pids.max"), &value)?;
+        } else if limits.active_processes.is_some() {
+            return Err(unavailable("active process limit", Controller::Pids));
+        }
+        if let Some((dir, format)) = self.limit_dir(Controller::Memory) {
+            let (file, value) = format.memory_limit(limits.job_memory);
+            cgroup::write(&dir.join(file), &value)?;
+            if format == Format::V1 {
+                // Keep the OOM killer on, confined to the group.
+                let _ = cgroup::write(&dir.join("memory.oom_control"), "0");
+            }
+        } else if limits.job_memory.is_some() {
+            return Err(unavailable("job memory limit", Controller::Memory));
+        }
+        if let Some((dir, _)) = self.limit_dir(Controller::Cpuset) {
+            let parent = dir.parent().unwrap_or(dir);
+            let cpus = match &limits.affinity {
+                Some(set) => {
+                    check_cpus_allowed(set, parent)?;
+                    set.to_string()
+                }
+                None => cgroup::read(&parent.join("cpuset.cpus"))?,
+            };
+            cgroup::write(&dir.join("cpuset.cpus"), &cpus)?;
+        } else if limits.affinity.is_some() {
+            return Err(unavailable("affinity limit", Controller::Cpuset));
+        }
+        if let Some((dir, format)) = self.limit_dir(Controller::Cpu) {
+            for (file, value) in format.cpu_rate(limits.cpu_rate_percent) {
+                cgroup::write(&dir.join(file), &value)?;
+            }
+        } else if limits.cpu_rate_percent.is_some() {
+            return Err(unavailable("CPU rate limit", Controller::Cpu));
+        }
+        if let Some(primary) = self.primary_dir() {
+            let _ = rustix::fs::setxattr(
+                primary,
+                LIMITS_XATTR,
+                limits_to_json(limits).as_bytes(),
+                rustix::fs::XattrFlags::empty(),
+            );
+        }
+        let was = self.active_controllers(before);
+        for c in self.active_controllers(limits) {
+            if !was.contains(&c) {
+                self.join_v1_controller(c)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn spawn(&self, builder: ProcessBuilder, limits: &JobLimits) -> Result<Process> {
+        self.spawn_placed(builder, limits)
+    }
+
+    fn assign(&self, pid: i32, limits: &JobLimits, alive: &dyn Fn() -> bool) -> Result<()> {
+        self.assign_with(pid, limits, alive, &|leaf, pid| {
+            cgroup::write(&leaf.join("cgroup.procs"), &pid.to_string()).map_err(|e| no_such(e, pid))
+        })
+    }
+
+    fn pids(&self) -> Result<Vec<i32>> {
+        let dir = self
+            .primary_dir()
+            .ok_or_else(|| Error::NoSuchJob(self.name.clone()))?;
+        if !dir.is_dir() {
+            return Err(Error::NoSuchJob(self.name.clone()));
+        }
+        let mut pids = Vec::new();
+        cgroup::procs_recursive(dir, &mut pids);
+        pids.sort_unstable();
+        pids.dedup();
+        Ok(pids)
+    }
+
+    fn accounting(&self, limits: &JobLimits) -> Result<Accounting> {
+        let pids = self.pids()?;
+        let (user_time, kernel_time) = match (&self.v2, self.v1_dir(Controller::Cpuacct)) {
+            (Some(v2), _) => Format::V2.cpu_time(v2),
+            (None, Some(dir)) => Format::V1.cpu_time(dir),
+            (None, None) => (Duration::ZERO, Duration::ZERO),
+        };
+        // A v1 controller counts only the members that joined it (those of a
+        // job whose limits need it).
+        let active = self.active_controllers(limits);
+        let used = |c: Controller| self.v1_dir(c).is_none() || active.contains(&c);
+        let (memory_current, memory_peak, oom_kills) = match self
+            .limit_dir(Controller::Memory)
+            .filter(|_| used(Controller::Memory))
+        {
+            Some((dir, format)) => format.memory_usage(dir),
+            None => (None, None, None),
+        };
+        let pids_dir = self
+            .limit_dir(Controller::Pids)
+            .filter(|_| used(Controller::Pids))
+            .map(|(d, _)| d);
+        let frozen = match (&self.v2, self.v1_dir(Controller::Freezer)) {
+            (Some(v2), _) => cgroup::keyed(&v2.join("cgroup.events"), "frozen") == Some(1),
+            (None, Some(f)) => cgroup::read(&f.join("freezer.state")).is_ok_and(|s| s == "FROZEN"),
+            _ => false,
+        };
+        Ok(Accounting {
+            pids,
+            peak_processes: pids_dir.and_then(|d| {
+                cgroup::read(&d.join("pids.peak"))
+                    .ok()
+                    .and_then(|s| s.parse().ok())
+            }),
+            user_time,
+            kernel_time,
+            memory_current,
+            memory_peak,
+            oom_kills,
+            process_limit_hits: pids_dir.and_then(cgroup::pids_limit_hits),
+            frozen,
+        })
+    }
+
+    fn kill_all(&self) -> Result<usize> {
+        let before = self.pids()?.len();
+        if let Some(v2) = &self.v2 {
+            cgroup::write(&v2.join("cgroup.kill"), "1")?;
+            if !self.wait_populated_0(v2, Duration::from_secs(30)) {
+                return Err(Error::Cgroup {
+                    op: format!("terminate job {}", self.name),
+                    source: std::io::Error::from_raw_os_error(libc::ETIMEDOUT),
+                });
+            }
+            // Spawning into a cgroup after cgroup.kill hits a kernel bug
+            // (ARCHITECTURE.md): move on to a fresh leaf created after the kill.
+            self.renew_leaves(v2)?;
+            self.leaf_hint.store(UNKNOWN_LEAF, Ordering::Relaxed);
+            return Ok(before);
+        }
+        let freezer = self
+            .v1_dir(Controller::Freezer)
+            .map(|d| d.join("freezer.state"));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(f) = &freezer {
+                cgroup::write(f, "FROZEN")?;
+            }
+            let pids = self.pids()?;
+            for &pid in &pids {
+                if let Some(pid) = rustix::process::Pid::from_raw(pid) {
+                    let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+                }
+            }
+            if let Some(f) = &freezer {
+                cgroup::write(f, "THAWED")?;
+            }
+            if pids.is_empty() {
+                return Ok(before);
+            }
+            if Instant::now() > deadline {
+                return Err(Error::Cgroup {
+                    op: format!("terminate job {}", self.name),
+                    source: std::io::Error::from_raw_os_error(libc::ETIMEDOUT),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    fn is_empty(&self) -> Result<bool> {
+        match &self.v2 {
+            Some(v2) => Ok(cgroup::keyed(&v2.join("cgroup.events"), "populated") == Some(0)),
+            None => Ok(self.pids()?.is_empty()),
+        }
+    }
+
+    fn set_frozen(&self, frozen: bool) -> Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        if let Some(v2) = &self.v2 {
+            cgroup::write(&v2.join("cgroup.freeze"), if frozen { "1" } else { "0" })?;
+            while cgroup::keyed(&v2.join("cgroup.events"), "frozen") != Some(frozen as u64)
+                && Instant::now() < deadline
+            {
+                std::thread::sleep(Duration::from_micros(200));
+            }
+            return Ok(());
+        }
+        let dir = self
+            .v1_dir(Controller::Freezer)
+            .ok_or_else(|| Error::InvalidInput {
+                what: "freeze",
+                reason: "no freezer is available here (see `taskloom job caps`)".into(),
+            })?;
+        let want = if frozen { "FROZEN" } else { "THAWED" };
+        cgroup::write(&dir.join("freezer.state"), want)?;
+        while cgroup::read(&dir.join("freezer.state"))? != want && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        Ok(())
+    }
+
+    fn marks(&self) -> Marks {
+        Marks::Xattr(self.primary_dir().map(Path::to_owned).unwrap_or_default())
+    }
+
+    fn guardian_plan(&self) -> guardian::Plan {
+        let v1_dirs: Vec<PathBuf> = self.v1.iter().map(|(_, d)| d.clone()).collect();
+        let remove: Vec<PathBuf> = self.dirs().cloned().collect();
+        guardian::Plan::new(
+            self.v2.as_ref(),
+            self.v1_dir(Controller::Freezer).map(Path::to_owned),
+            &v1_dirs,
+            &remove,
+            &self.shared_roots(),
+        )
+    }
+
+    fn remove(&self) -> Result<()> {
+        for dir in self.dirs() {
+            cgroup::remove_tree(dir)?;
+        }
+        // The shared roots go too once no job is left in them (a busy root stays).
+        for dir in self.shared_roots() {
+            let _ = fs::remove_dir(dir);
+        }
+        Ok(())
+    }
+
+    fn duplicate(&self) -> Box<dyn JobBackend> {
+        Box::new(self.clone_dirs())
+    }
+}
+
+/// Says which CPUs of `set` are out of the job's reach (its parent's
+/// `cpuset`), rather than the kernel's ERANGE.
+fn check_cpus_allowed(set: &CpuSet, parent: &Path) -> Result<()> {
+    let allowed = [
+        "cpuset.cpus.effective",
+        "cpuset.effective_cpus",
+        "cpuset.cpus",
+    ]
+    .iter()
+    .find_map(|f| cgroup::read(&parent.join(f)).ok())
+    .and_then(|t| CpuSet::parse_list(t.trim()).ok());
+    let Some(allowed) = allowed else {
+        return Ok(());
+    };
+    let mut outside = CpuSet::new();
+    for cpu in set.iter().filter(|&c| !allowed.contains(c)) {
+        outside.insert(cpu);
+    }
+    if outside.is_empty() {
+        return Ok(());
+    }
+    Err(Error::InvalidCpuList {
+        input: set.to_string(),
+        reason: format!(
+            "{} not available to the job (allowed here: {allowed})",
+            if outside.len() == 1 {
+                format!("CPU {outside} is")
+            } else {
+                format!("CPUs {outside} are")
+            }
+        ),
+    })
+}
+
+/// Lets others write the files that assign, terminate and freeze, as `mode`'s
+/// group and other write bits say (`cgroup.procs`, and where this user may
+/// change them, `cgroup.kill`, `cgroup.freeze`, `freezer.state`).
+fn share_files(dir: &Path, mode: u32) -> Result<()> {
+    let file_mode = 0o644 | (mode & 0o022);
+    fs::set_permissions(
+        dir.join("cgroup.procs"),
+        fs::Permissions::from_mode(file_mode),
+    )
+    .map_err(|e| Error::os("chmod job", e))?;
+    for f in ["cgroup.kill", "cgroup.freeze", "freezer.state"] {
+        // Owned by root unless we are root: best effort, as the kernel allows.
+        let _ = fs::set_permissions(dir.join(f), fs::Permissions::from_mode(file_mode));
+    }
+    Ok(())
+}
+
+/// Hands every controller a cgroup has on to its children (those taskloom uses).
+pub(crate) fn enable_controllers(dir: &Path) {
+    let have = cgroup::read(&dir.join("cgroup.controllers")).unwrap_or_default();
+    for c in have
+        .split_whitespace()
+        .filter(|c| ["pids", "memory", "cpu", "cpuset"].contains(c))
+    {
+        let _ = cgroup::write(&dir.join("cgroup.subtree_control"), &format!("+{c}"));
+    }
+}
+
+/// The v1 controllers a job's limits need (on a hybrid machine).
+fn needed_controllers(l: &JobLimits) -> Vec<Controller> {
+    let mut v = Vec::new();
+    if l.active_processes.is_some() {
+        v.push(Controller::Pids);
+    }
+    if l.job_memory.is_some() {
+        v.push(Controller::Memory);
+    }
+    if l.cpu_rate_percent.is_some() {
+        v.push(Controller::Cpu);
+    }
+    if l.affinity.is_some() {
+        v.push(Controller::Cpuset);
+    }
+    v
+}
+
+/// Where a process is in the hierarchy that holds `primary` (a job's
+/// membership directory): its cgroup directory, and the directory of the
+/// innermost job it is in (`None` outside every job). `None` when it is not
+/// visible in that hierarchy.
+fn current_job_dir(
+    proc_cgroup: &str,
+    primary: Option<&Path>,
+) -> Option<(PathBuf, Option<PathBuf>)> {
+    let primary = primary?;
+    let (h, path, dir) = cgroup::placement_of(proc_cgroup)
+        .into_iter()
+        .find(|(h, _, _)| primary.starts_with(&h.mount))?;
+    let job = cgroup::job_chain(&path).pop().and_then(|j| h.dir_of(&j));
+    Some((dir, job))
+}
+
+/// A write refused with ESRCH: the process is gone.
+pub(crate) fn no_such(e: Error, pid: i32) -> Error {
+    match &e {
+        Error::Cgroup { source, .. } if source.raw_os_error() == Some(libc::ESRCH) => {
+            Error::NoSuchProcess { pid }
+        }
+        _ => e,
+    }
+}
+
+/// Lists the jobs below `dir` into `out`, nested ones as `prefix/name`.
+pub(crate) fn walk(dir: &Path, prefix: &str, out: &mut Vec<String>) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    let mut names: Vec<String> = entries
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with('@'))
+        .collect();
+    names.sort();
+    for n in names {
+        let full = if prefix.is_empty() {
+            n.clone()
+        } else {
+            format!("{prefix}/{n}")
+        };
+        out.push(full.clone());
+        walk(&dir.join(&n), &full, out);
+    }
+}
+
+/// How each job feature is enforced by cgroup directories below `roots`;
+/// `manager` names the systemd manager that delegated them, if one did.
+pub(crate) fn capabilities(roots: &cgroup::Roots, manager: Option<&str>) -> Vec<Capability> {
+    let ctl = |c: Controller| -> (bool, String) {
+        if let Some(r) = roots.v1_root(c) {
+            (true, format!("cgroup v1 {} ({})", c.name(), r.display()))
+        } else if roots.v2_controllers.iter().any(|n| n == c.name()) {
+            (
+                true,
+                format!(
+                    "cgroup2 {} ({})",
+                    c.name(),
+                    roots
+                        .v2
+                        .as_ref()
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_default()
+                ),
+            )
+        } else if let Some(manager) = manager {
+            (
+                false,
+                format!(
+                    "the {c} controller is not delegated to {manager}; an administrator can add it: `systemctl edit user@.service` with [Service] Delegate=cpu cpuset io memory pids, then log in again",
+                    c = c.name()
+                ),
+            )
+        } else {
+            (
+                false,
+                format!(
+                    "the {} controller is not available to this process's cgroup",
+                    c.name()
+                ),
+            )
+        }
+    };
+    let mut caps = Vec::new();
+    let mut push = |feature, (enforced, detail): (bool, String)| {
+        caps.push(Capability {
+            feature,
+            enforced,
+            detail,
+        })
+    };
+    push(
+        "membership",
+        match (&roots.v2, manager) {
+            (Some(r), Some(manager)) => (
+                true,
+                format!(
+                    "cgroup2 delegated by {manager}: a transient scope per job ({}): inherited by every fork, double-fork and setsid included",
+                    r.display()
+                ),
+            ),
+            (Some(r), None) => (
+                true,
+                format!(
+                    "cgroup2 ({}): inherited by every fork, double-fork and setsid included",
+                    r.display()
+                ),
+            ),
+            (None, _) if !roots.v1.is_empty() => (true, "cgroup v1 hierarchies".into()),
+            (None, _) => (false, roots.problems.join("; ")),
+        },
+    );
+    push("active-processes", ctl(Controller::Pids));
+    push("job-memory", ctl(Controller::Memory));
+    push("process-memory", (true, "RLIMIT_AS per process".into()));
+    push("affinity", ctl(Controller::Cpuset));
+    push("cpu-rate", ctl(Controller::Cpu));
+    push(
+        "priority",
+        (
+            true,
+            "nice of each member, set at spawn/assign/set (a member with CAP_SYS_NICE can raise its own)".into(),
+        ),
+    );
+    push("process-time", (true, "RLIMIT_CPU per process".into()));
+    push(
+        "job-time",
+        (
+            roots.v2.is_some() || roots.has(Controller::Cpuacct),
+            "cgroup CPU accounting, enforced by a watcher while one runs (`Job::watch`, `taskloom run`)".into(),
+        ),
+    );
+    push(
+        "terminate",
+        match &roots.v2 {
+            Some(_) => (true, "cgroup.kill (no racing fork escapes)".into()),
+            None if roots.has(Controller::Freezer) => {
+                (true, "freeze, kill every member, thaw".into())
+            }
+            None => (
+                false,
+                "kill loop without a freezer: a process forking fast may escape".into(),
+            ),
+        },
+    );
+    push(
+        "freeze",
+        if roots.v2.is_some() {
+            (true, "cgroup.freeze".into())
+        } else {
+            ctl(Controller::Freezer)
+        },
+    );
+    push(
+        "kill-on-close",
+        (
+            true,
+            "guardian process watching the holders' pipe; survives SIGKILL of the owner".into(),
+        ),
+    );
+    push(
+        "notifications",
+        (
+            true,
+            "cgroup.events, pids.events, memory events and member scans, polled".into(),
+        ),
+    );
+    push(
+        "root-members",
+        (
+            false,
+            "a member that may write cgroup.procs above the job (root; on a delegated subtree, the user who owns it) can move itself out to any cgroup it may write, and can signal the guardian and the owner; a cgroup or PID namespace per job would stop that and is not used yet. Members running as any other user cannot leave".into(),
+        ),
+    );
+    caps
+}

@@ -1,0 +1,365 @@
+//! Job backends: what a job is made of on this machine.
+//!
+//! [`Job`](super::Job) is the Windows-shaped front: handles and their
+//! duplicates, the limits in force, kill-on-close (the guardian), the exit
+//! code of a terminate, the per-process limits. Everything that depends on
+//! how a job is kept is behind [`JobBackend`], and [`kind`] decides once per
+//! process which backend makes and opens jobs; nothing outside this module
+//! asks which one is in use.
+//!
+//! | backend | when | a job is | module |
+//! |---------|------|----------|--------|
+//! | direct | a cgroup below our own (or our delegated subtree) is writable | a directory per hierarchy; cgroup2, hybrid (cgroup2 membership, v1 controllers) and v1-only layouts differ only in which [`Format`] each controller's files take | `direct.rs` |
+//! | scoped | pure cgroup2 and a reachable systemd manager | a transient delegated scope per top-level job (its guardian in `@keeper`), then direct directories inside it; from outside the scope the manager moves processes in | `scoped.rs` |
+//! | group | no cgroup is writable (or forced) | a process group and a private state directory | `group.rs` |
+//!
+//! The cgroup file formats live in [`Format`] and the directories a job
+//! uses are plain paths, so the direct backend is unit-tested against
+//! fixture trees in a temp directory, with no root and no cgroup mount.
+
+mod direct;
+mod group;
+mod scoped;
+
+use std::ffi::CString;
+use std::fs;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+use std::time::Duration;
+
+pub(crate) use direct::Direct;
+
+use super::{Capability, JobLimits, cgroup, guardian, layout::Controller, pgroup, systemd};
+use crate::error::{Error, Result};
+use crate::process::{Process, ProcessBuilder};
+
+/// The operations a job's backend carries out; [`Job`](super::Job) adds
+/// the handle semantics around them.
+pub(crate) trait JobBackend: std::fmt::Debug + Send + Sync {
+    /// Makes a job nested in this one: `name` is its full name (`a/b`),
+    /// `leaf` its own. On failure nothing of it is left.
+    fn create_nested(&self, name: &str, leaf: &str) -> Result<Box<dyn JobBackend>>;
+
+    /// Applies a security descriptor given as permission bits (see
+    /// [`JobBuilder::mode`](super::JobBuilder::mode)).
+    fn secure(&self, mode: u32) -> Result<()>;
+
+    /// Writes the job-wide limits the kernel enforces (cgroup controller
+    /// files), records `limits` with the job for other handles, and moves
+    /// members into controllers that `limits` need and `before` did not.
+    /// A limit this backend cannot enforce is refused by name.
+    fn apply_limits(&self, limits: &JobLimits, before: &JobLimits) -> Result<()>;
+
+    /// Starts `builder`'s process as a member before its first instruction
+    /// (the per-process limits are already in the builder).
+    fn spawn(&self, builder: ProcessBuilder, limits: &JobLimits) -> Result<Process>;
+
+    /// Moves the running process `pid` into the job, never out of another
+    /// job (a permission error then). `alive` says whether it still holds
+    /// its number (its pidfd), for the check after the move.
+    fn assign(&self, pid: i32, limits: &JobLimits, alive: &dyn Fn() -> bool) -> Result<()>;
+
+    /// Every member's pid (nested jobs included), sorted.
+    fn pids(&self) -> Result<Vec<i32>>;
+
+    /// Accounting: what the kernel counted for the job.
+    fn accounting(&self, limits: &JobLimits) -> Result<Accounting>;
+
+    /// Kills every member until none is left; returns how many there were.
+    fn kill_all(&self) -> Result<usize>;
+
+    /// Whether the job has no process left.
+    fn is_empty(&self) -> Result<bool>;
+
+    /// Freezes or thaws every member, and returns once done (bounded).
+    fn set_frozen(&self, frozen: bool) -> Result<()>;
+
+    /// Where marks for other handles (terminated, exit code) are kept.
+    fn marks(&self) -> Marks;
+
+    /// What the guardian does when the last kill-on-close holder is gone.
+    fn guardian_plan(&self) -> guardian::Plan;
+
+    /// Removes the job (its members are gone already) and what only it used.
+    fn remove(&self) -> Result<()>;
+
+    /// Another backend object for the same job (for a duplicated handle).
+    fn duplicate(&self) -> Box<dyn JobBackend>;
+}
+
+/// What [`JobBackend::accounting`] reports; the front adds the name, the
+/// limits and the handle's kill-on-close.
+#[derive(Debug, Default)]
+pub(crate) struct Accounting {
+    pub pids: Vec<i32>,
+    pub peak_processes: Option<u64>,
+    pub user_time: Duration,
+    pub kernel_time: Duration,
+    pub memory_current: Option<u64>,
+    pub memory_peak: Option<u64>,
+    pub oom_kills: Option<u64>,
+    pub process_limit_hits: Option<u64>,
+    pub frozen: bool,
+}
+
+/// A mark one handle leaves for the others.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Mark {
+    /// The job was terminated (its object is signalled).
+    Terminated,
+    /// The exit code of a `terminate_with`, for members to report.
+    ExitCode,
+}
+
+impl Mark {
+    fn xattr(self) -> &'static str {
+        match self {
+            Mark::Terminated => "user.taskloom.terminated",
+            Mark::ExitCode => "user.taskloom.exit_code",
+        }
+    }
+
+    fn file(self) -> &'static str {
+        match self {
+            Mark::Terminated => "terminated",
+            Mark::ExitCode => "exit_code",
+        }
+    }
+}
+
+/// Where a job's marks live: extended attributes of its cgroup directory,
+/// or files in its state directory.
+#[derive(Debug, Clone)]
+pub(crate) enum Marks {
+    Xattr(std::path::PathBuf),
+    Files(std::path::PathBuf),
+}
+
+impl Marks {
+    /// Sets (`Some`) or clears (`None`) a mark; best effort, as the
+    /// filesystem allows.
+    pub fn set(&self, mark: Mark, value: Option<&[u8]>) {
+        match (self, value) {
+            (Marks::Xattr(dir), Some(v)) => {
+                let _ = rustix::fs::setxattr(dir, mark.xattr(), v, rustix::fs::XattrFlags::empty());
+            }
+            (Marks::Xattr(dir), None) => {
+                let _ = rustix::fs::removexattr(dir, mark.xattr());
+            }
+            (Marks::Files(dir), Some(v)) => {
+                let _ = fs::write(dir.join(mark.file()), v);
+            }
+            (Marks::Files(dir), None) => {
+                let _ = fs::remove_file(dir.join(mark.file()));
+            }
+        }
+    }
+
+    /// A mark's value: `Ok(None)` when unset, `NoSuchJob` (with `name`)
+    /// when the job is gone.
+    pub fn get(&self, mark: Mark, name: &str) -> Result<Option<String>> {
+        let (dir, value) = match self {
+            Marks::Xattr(dir) => {
+                let mut buf = [0u8; 32];
+                let v = rustix::fs::getxattr(dir, mark.xattr(), &mut buf)
+                    .ok()
+                    .map(|n| String::from_utf8_lossy(&buf[..n]).into_owned());
+                (dir, v)
+            }
+            Marks::Files(dir) => (dir, fs::read_to_string(dir.join(mark.file())).ok()),
+        };
+        if value.is_none() && !dir.is_dir() {
+            return Err(Error::NoSuchJob(name.to_owned()));
+        }
+        Ok(value)
+    }
+}
+
+/// Where jobs live on this machine, for this process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// Directories below our own cgroup (or our delegated subtree) that we may write.
+    Direct,
+    /// A transient scope per top-level job, delegated by the systemd manager.
+    Scoped,
+    /// Process groups: no cgroup is ours to write.
+    Group,
+}
+
+/// The backend in use (decided once per process). `TASKLOOM_JOB_BACKEND`
+/// (`cgroup`, `systemd`, `process-group`) forces one. Otherwise: a process
+/// inside a job makes its jobs inside that job (direct); on a pure cgroup2
+/// machine whose init is systemd, its manager delegates (scoped); else the
+/// cgroups we may write below our own (direct); else process groups.
+pub(crate) fn kind() -> Kind {
+    static KIND: std::sync::OnceLock<Kind> = std::sync::OnceLock::new();
+    *KIND.get_or_init(|| {
+        let direct = || {
+            if cgroup::roots().usable() {
+                Kind::Direct
+            } else {
+                Kind::Group
+            }
+        };
+        match std::env::var("TASKLOOM_JOB_BACKEND").as_deref() {
+            Ok("process-group") => return Kind::Group,
+            Ok("systemd") => return Kind::Scoped,
+            Ok("cgroup") => return direct(),
+            _ => {}
+        }
+        let own = fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+        let in_job = cgroup::placement_of(&own)
+            .iter()
+            .any(|(h, p, _)| h.v2 && cgroup::job_context(p).is_some());
+        let pure_v2 = cgroup::hierarchies().iter().all(|h| h.v2);
+        if !in_job && pure_v2 && systemd::reachable() {
+            Kind::Scoped
+        } else {
+            direct()
+        }
+    })
+}
+
+/// A new top-level job named `name`, and the guardian it already has (the
+/// scoped backend starts its scope with one). On failure nothing is left.
+pub(crate) fn create(name: &str) -> Result<(Box<dyn JobBackend>, Option<guardian::Waiting>)> {
+    match kind() {
+        Kind::Group => Ok((Box::new(group::Group::create(name)?), None)),
+        Kind::Scoped => {
+            let (job, waiting) = scoped::Scoped::create(name)?;
+            Ok((Box::new(job), Some(waiting)))
+        }
+        Kind::Direct => Ok((Box::new(Direct::create(name, cgroup::roots())?), None)),
+    }
+}
+
+/// `OpenJobObject`: the job named `name` (`a/b` for a nested one) and the
+/// limits recorded with it.
+pub(crate) fn open(name: &str) -> Result<(Box<dyn JobBackend>, JobLimits)> {
+    match kind() {
+        Kind::Group => match group::Group::open(name)? {
+            Some((g, limits)) => Ok((Box::new(g), limits)),
+            // Not one of this user's: perhaps a cgroup job another user
+            // shared (this process may not make jobs, but may see them).
+            None if !pgroup::forced() && cgroup::visible_roots().usable() => {
+                let (d, limits) = Direct::open(name, cgroup::visible_roots())?;
+                Ok((Box::new(d), limits))
+            }
+            None => Err(Error::NoSuchJob(name.to_owned())),
+        },
+        Kind::Scoped => {
+            let (s, limits) = scoped::Scoped::open(name)?;
+            Ok((Box::new(s), limits))
+        }
+        Kind::Direct => {
+            let (d, limits) = Direct::open(name, cgroup::roots())?;
+            Ok((Box::new(d), limits))
+        }
+    }
+}
+
+/// Every job this process can name, nested ones as `a/b`.
+pub(crate) fn list() -> Result<Vec<String>> {
+    match kind() {
+        Kind::Group => Ok(pgroup::list()),
+        Kind::Scoped => scoped::list(),
+        Kind::Direct => {
+            let roots = cgroup::roots();
+            let Some(root) = roots
+                .v2
+                .clone()
+                .or_else(|| roots.v1.first().map(|(_, p)| p.clone()))
+            else {
+                return Ok(Vec::new());
+            };
+            let mut out = Vec::new();
+            direct::walk(&root, "", &mut out);
+            Ok(out)
+        }
+    }
+}
+
+/// How each job feature is enforced here, by the backend in use.
+pub(crate) fn capabilities() -> Vec<Capability> {
+    match kind() {
+        Kind::Group => group::capabilities(),
+        Kind::Scoped => match systemd::with_manager(|m| m.delegation()) {
+            Ok((manager_dir, controllers)) => {
+                let roots = cgroup::Roots {
+                    v2: Some(manager_dir.join("…").join(systemd::unit_name("<job>"))),
+                    v2_controllers: controllers
+                        .iter()
+                        .filter(|c| ["pids", "memory", "cpu", "cpuset"].contains(&c.as_str()))
+                        .cloned()
+                        .collect(),
+                    v2_enable_in: None,
+                    v1: Vec::new(),
+                    problems: Vec::new(),
+                };
+                let manager = if rustix::process::geteuid().is_root() {
+                    "the system manager"
+                } else {
+                    "your systemd user manager"
+                };
+                direct::capabilities(&roots, Some(manager))
+            }
+            Err(e) => {
+                let roots = cgroup::Roots {
+                    v2: None,
+                    v2_controllers: Vec::new(),
+                    v2_enable_in: None,
+                    v1: Vec::new(),
+                    problems: vec![format!("systemd is this machine's init, but: {e}")],
+                };
+                direct::capabilities(&roots, Some("the systemd manager"))
+            }
+        },
+        Kind::Direct => direct::capabilities(cgroup::roots(), None),
+    }
+}
+
+/// Where a job's limits are recorded for other handles (an extended
+/// attribute of its cgroup directory).
+const LIMITS_XATTR: &str = "user.taskloom.limits";
+
+/// The limits recorded with the job whose cgroup directory is `dir`.
+pub(crate) fn read_limits(dir: &Path) -> Option<JobLimits> {
+    let path = CString::new(dir.as_os_str().as_bytes()).ok()?;
+    let mut buf = vec![0u8; 4096];
+    let n = rustix::fs::getxattr(path.as_c_str(), LIMITS_XATTR, &mut buf).ok()?;
+    limits_from_json(&buf[..n])
+}
+
+pub(crate) fn limits_to_json(limits: &JobLimits) -> String {
+    serde_json::to_string(limits).unwrap_or_default()
+}
+
+pub(crate) fn limits_from_json(bytes: &[u8]) -> Option<JobLimits> {
+    serde_json::from_slice(bytes).ok()
+}
+
+/// The numbers `N` of the cgroup2 leaves `@N` in a job directory.
+pub(crate) fn leaf_numbers(dir: &Path) -> impl Iterator<Item = u32> {
+    fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            e.file_name()
+                .to_str()?
+                .strip_prefix('@')?
+                .parse::<u32>()
+                .ok()
+        })
+}
+
+/// The error for a limit whose controller this job does not have.
+fn unavailable(feature: &str, c: Controller) -> Error {
+    Error::InvalidInput {
+        what: "job limit",
+        reason: format!(
+            "{feature} needs the {} cgroup controller, which is not available here (see `taskloom job caps`)",
+            c.name()
+        ),
+    }
+}

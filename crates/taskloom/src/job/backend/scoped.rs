@@ -1,0 +1,237 @@
+//! The systemd-delegated backend: a transient scope per top-level job
+//! (`Delegate=yes`, `KillSignal=SIGKILL`), started by the manager with the
+//! job's guardian in it; the guardian moves to `<scope>/@keeper`, the job is
+//! `<scope>/<name>` with its leaves and nested jobs below, made directly
+//! (the scope is ours). A process outside the scope may not move a process
+//! into it (a user's migration needs write access to the cgroups above
+//! both ends, which are systemd's), so from outside a spawned child starts
+//! suspended and the manager moves it (`AttachProcessesToUnit`) before its
+//! first instruction; assign likewise. See `job/systemd.rs` for the D-Bus
+//! side and the lifetime.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use super::direct::{Direct, enable_controllers, walk};
+use super::{Accounting, JobBackend, Marks};
+use crate::error::{Error, Result};
+use crate::job::{JobLimits, cgroup, guardian, systemd};
+use crate::process::{Process, ProcessBuilder};
+
+/// A job inside a systemd scope (a top-level job's own, or its top-level
+/// job's for a nested one).
+#[derive(Debug)]
+pub(crate) struct Scoped {
+    inner: Direct,
+    /// The scope unit of the top-level job.
+    unit: String,
+}
+
+impl Scoped {
+    /// `CreateJobObject` for a top-level job: a transient scope delegated
+    /// to us, holding the job's guardian (returned waiting for its plan),
+    /// with the job below it. On failure the scope is stopped (systemd
+    /// kills the guardian and removes what was made).
+    pub(crate) fn create(name: &str) -> Result<(Scoped, guardian::Waiting)> {
+        let unit = systemd::unit_name(name);
+        // The guardian first: a scope starts with a process in it.
+        let waiting = guardian::spawn()?;
+        systemd::with_manager(|mgr| {
+            mgr.start_scope(&unit, waiting.pid as u32, &format!("taskloom job {name}"))
+        })?;
+        let made = (|| -> Result<Scoped> {
+            let scope = systemd::with_manager(|mgr| mgr.unit_dir(&unit))?;
+            let scope = scope.ok_or_else(|| Error::Systemd {
+                what: format!("start the scope {unit}"),
+                reason: "it has no cgroup".into(),
+            })?;
+            // No process may stay in a cgroup that hands controllers down:
+            // the guardian moves to a leaf of its own.
+            let keeper = scope.join("@keeper");
+            fs::create_dir(&keeper)
+                .map_err(|e| Error::os("create the scope's guardian cgroup", e))?;
+            cgroup::write(&keeper.join("cgroup.procs"), &waiting.pid.to_string())?;
+            enable_controllers(&scope);
+            let roots = cgroup::Roots {
+                v2: Some(scope),
+                v2_controllers: Vec::new(),
+                v2_enable_in: None,
+                v1: Vec::new(),
+                problems: Vec::new(),
+            };
+            Ok(Scoped {
+                inner: Direct::create(name, &roots)?,
+                unit: unit.clone(),
+            })
+        })();
+        match made {
+            Ok(job) => Ok((job, waiting)),
+            Err(e) => {
+                let _ = systemd::with_manager(|mgr| mgr.stop(&unit));
+                Err(e)
+            }
+        }
+    }
+
+    /// `OpenJobObject`: the top-level job's scope says where the job is.
+    pub(crate) fn open(name: &str) -> Result<(Scoped, JobLimits)> {
+        let top = name.split('/').next().unwrap_or(name);
+        let unit = systemd::unit_name(top);
+        let Some(scope) = systemd::with_manager(|mgr| mgr.unit_dir(&unit))? else {
+            return Err(Error::NoSuchJob(name.to_owned()));
+        };
+        let (inner, limits) = Direct::open(name, &scope_roots(scope))?;
+        Ok((Scoped { inner, unit }, limits))
+    }
+
+    /// The scope's directory and whether this process is outside it (then
+    /// only the manager may move processes in).
+    fn outside(&self) -> Option<PathBuf> {
+        let scope = self
+            .inner
+            .v2()?
+            .ancestors()
+            .find(|a| a.file_name().is_some_and(|n| n == self.unit.as_str()))?
+            .to_owned();
+        let own = fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+        let inside = cgroup::placement_of(&own)
+            .iter()
+            .any(|(h, _, dir)| h.v2 && dir.starts_with(&scope));
+        (!inside).then_some(scope)
+    }
+
+    /// Has the manager move `pid` into `leaf`, a cgroup below `scope`.
+    fn attach(&self, scope: &Path, leaf: &Path, pid: i32) -> Result<()> {
+        let sub = Path::new("/").join(leaf.strip_prefix(scope).unwrap_or(leaf));
+        systemd::with_manager(|m| m.attach(&self.unit, &sub.to_string_lossy(), pid as u32))
+    }
+
+    /// Whether this is the top-level job, the one that owns the scope.
+    fn owns_scope(&self) -> bool {
+        !self.inner.name().contains('/')
+    }
+}
+
+impl JobBackend for Scoped {
+    fn create_nested(&self, name: &str, leaf: &str) -> Result<Box<dyn JobBackend>> {
+        Ok(Box::new(Scoped {
+            inner: self.inner.nested(name, leaf)?,
+            unit: self.unit.clone(),
+        }))
+    }
+
+    fn secure(&self, mode: u32) -> Result<()> {
+        self.inner.secure(mode)
+    }
+
+    fn apply_limits(&self, limits: &JobLimits, before: &JobLimits) -> Result<()> {
+        self.inner.apply_limits(limits, before)
+    }
+
+    fn spawn(&self, builder: ProcessBuilder, limits: &JobLimits) -> Result<Process> {
+        let Some(scope) = self.outside() else {
+            return self.inner.spawn_placed(builder, limits);
+        };
+        // From outside: the child starts suspended (stopped after `execve`,
+        // before its first instruction), the manager moves it into the
+        // job's leaf, and only then it runs (unless asked for suspended).
+        let resume = !builder.is_suspended();
+        let leaf = match self.inner.open_leaf()? {
+            Some((leaf, _)) => leaf,
+            None => return Err(Error::NoSuchJob(self.inner.name().to_owned())),
+        };
+        let mut child = builder.suspended(true).spawn()?;
+        if let Err(e) = self.attach(&scope, &leaf, child.pid()) {
+            let _ = child.terminate();
+            let _ = child.wait();
+            return Err(e);
+        }
+        if resume {
+            child.resume()?;
+        }
+        Ok(child)
+    }
+
+    fn assign(&self, pid: i32, limits: &JobLimits, alive: &dyn Fn() -> bool) -> Result<()> {
+        match self.outside() {
+            Some(scope) => self.inner.assign_with(pid, limits, alive, &|leaf, pid| {
+                self.attach(&scope, leaf, pid)
+            }),
+            None => self.inner.assign(pid, limits, alive),
+        }
+    }
+
+    fn pids(&self) -> Result<Vec<i32>> {
+        self.inner.pids()
+    }
+
+    fn accounting(&self, limits: &JobLimits) -> Result<Accounting> {
+        self.inner.accounting(limits)
+    }
+
+    fn kill_all(&self) -> Result<usize> {
+        self.inner.kill_all()
+    }
+
+    fn is_empty(&self) -> Result<bool> {
+        self.inner.is_empty()
+    }
+
+    fn set_frozen(&self, frozen: bool) -> Result<()> {
+        self.inner.set_frozen(frozen)
+    }
+
+    fn marks(&self) -> Marks {
+        self.inner.marks()
+    }
+
+    fn guardian_plan(&self) -> guardian::Plan {
+        self.inner.guardian_plan()
+    }
+
+    fn remove(&self) -> Result<()> {
+        let removed = self.inner.remove();
+        // The scope goes with its top-level job (systemd ends the guardian).
+        if self.owns_scope() {
+            let _ = systemd::with_manager(|m| m.stop(&self.unit));
+        }
+        removed
+    }
+
+    fn duplicate(&self) -> Box<dyn JobBackend> {
+        Box::new(Scoped {
+            inner: self.inner.clone_dirs(),
+            unit: self.unit.clone(),
+        })
+    }
+}
+
+/// Roots whose only hierarchy is a scope's cgroup2 directory.
+fn scope_roots(scope: PathBuf) -> cgroup::Roots {
+    cgroup::Roots {
+        v2: Some(scope),
+        v2_controllers: Vec::new(),
+        v2_enable_in: None,
+        v1: Vec::new(),
+        problems: Vec::new(),
+    }
+}
+
+/// Every job of the manager's scopes, nested ones as `a/b`.
+pub(crate) fn list() -> Result<Vec<String>> {
+    let scopes = systemd::with_manager(|mgr| {
+        let mut found = Vec::new();
+        for top in mgr.jobs()? {
+            if let Some(scope) = mgr.unit_dir(&systemd::unit_name(&top))? {
+                found.push((top, scope));
+            }
+        }
+        Ok(found)
+    })?;
+    let mut out = Vec::new();
+    for (top, scope) in scopes {
+        out.push(top.clone());
+        walk(&scope.join(&top), &top, &mut out);
+    }
+    Ok(out)
+}
