@@ -7,6 +7,7 @@ mod open;
 mod output;
 mod ps;
 mod run;
+mod top;
 
 use clap::{Parser, Subcommand};
 
@@ -31,6 +32,8 @@ enum Command {
     Inspect(ps::InspectArgs),
     /// The threads of one process, with their registers when ptrace allows.
     Threads(ps::ThreadsArgs),
+    /// A live view of processes and jobs (Process Explorer for the terminal; `--json` for a stream).
+    Top(top::TopArgs),
     /// Open a file, folder or URL with its associated application, or run a program (ShellExecute).
     Open(open::OpenArgs),
 }
@@ -60,6 +63,7 @@ fn main() {
         Command::Inspect(args) => ps::inspect_cmd(args),
         Command::Threads(args) => ps::threads_cmd(args),
         Command::Open(args) => open::main(args),
+        Command::Top(args) => top::main(args),
     };
     match code {
         Ok(code) => std::process::exit(code),
