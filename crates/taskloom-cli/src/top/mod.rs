@@ -75,25 +75,22 @@ pub fn main(args: TopArgs) -> Result<i32> {
             }
         })
         .context("start the collector thread")?;
+    // The input thread waits for terminal events in short polls, so that it
+    // sees the UI loop's end (`done`) without a message that would wake it.
+    let done = Arc::new(AtomicBool::new(false));
+    let input_done = Arc::clone(&done);
     std::thread::Builder::new()
         .name("input".into())
         .spawn(move || {
-            loop {
+            while !input_done.load(Ordering::Relaxed) {
                 match event::poll(Duration::from_millis(200)) {
-                    Ok(true) => match event::read() {
-                        Ok(e) => {
-                            if tx.send(Msg::Input(e)).is_err() {
-                                return;
-                            }
-                        }
-                        Err(_) => return,
-                    },
-                    Ok(false) => {
-                        // The UI loop is gone: stop with it.
-                        if tx.send(Msg::Input(Event::FocusGained)).is_err() {
+                    Ok(true) => {
+                        let sent = event::read().map(|e| tx.send(Msg::Input(e)));
+                        if !matches!(sent, Ok(Ok(()))) {
                             return;
                         }
                     }
+                    Ok(false) => {}
                     Err(_) => return,
                 }
             }
@@ -102,6 +99,7 @@ pub fn main(args: TopArgs) -> Result<i32> {
     let mut terminal = ratatui::init();
     let _ = execute!(std::io::stdout(), EnableMouseCapture);
     let result = ui_loop(&mut terminal, &rx, &stop, interval);
+    done.store(true, Ordering::Relaxed);
     let _ = execute!(std::io::stdout(), DisableMouseCapture);
     ratatui::restore();
     result.map(|()| 0)
@@ -135,7 +133,9 @@ fn ui_loop(
                 }
             },
             Ok(Msg::Input(Event::Mouse(m))) => app.mouse(m),
-            Ok(Msg::Input(_)) => {}
+            Ok(Msg::Input(Event::Resize(..))) => {}
+            // Nothing on screen changes: no redraw.
+            Ok(Msg::Input(_)) => continue,
             Err(mpsc::RecvTimeoutError::Timeout) => continue,
             Err(mpsc::RecvTimeoutError::Disconnected) => return Ok(()),
         }
