@@ -68,6 +68,8 @@ pub enum Action {
     ResumeProcess(i32),
     /// Change the nice value by this much.
     Renice(i32, i32),
+    /// Set the CPUs every thread of the process may run on.
+    SetAffinity(i32, taskloom::cpuset::CpuSet),
     TerminateJob(String),
     FreezeJob(String),
     ThawJob(String),
@@ -80,6 +82,7 @@ impl Action {
             Action::SuspendProcess(p) => format!("suspend process {p}"),
             Action::ResumeProcess(p) => format!("resume process {p}"),
             Action::Renice(p, d) => format!("change the nice value of process {p} by {d:+}"),
+            Action::SetAffinity(p, cpus) => format!("run process {p} on CPUs {cpus} only"),
             Action::TerminateJob(j) => format!("terminate job {j} (every process in it)"),
             Action::FreezeJob(j) => format!("freeze job {j}"),
             Action::ThawJob(j) => format!("thaw job {j}"),
@@ -108,6 +111,8 @@ pub struct App {
     pub paused: bool,
     pub filter: String,
     pub editing_filter: bool,
+    /// The CPU list being typed for a process's affinity (`a`).
+    pub affinity_input: Option<(i32, String)>,
     pub selected: usize,
     pub job_selected: usize,
     pub tab: usize,
@@ -144,6 +149,7 @@ impl App {
             paused: false,
             filter: String::new(),
             editing_filter: false,
+            affinity_input: None,
             selected: 0,
             job_selected: 0,
             tab: 0,
@@ -308,6 +314,31 @@ impl App {
                 }
             };
         }
+        if let Some((pid, mut text)) = self.affinity_input.take() {
+            match k.code {
+                KeyCode::Enter => match taskloom::cpuset::CpuSet::parse_list(text.trim()) {
+                    Ok(cpus) if !cpus.is_empty() => {
+                        let a = Action::SetAffinity(pid, cpus);
+                        self.status =
+                            format!("{}? y to confirm, any other key cancels", a.describe());
+                        self.confirm = Some(a);
+                    }
+                    Ok(_) => self.status = "an affinity needs at least one CPU".into(),
+                    Err(e) => self.status = format!("not a CPU list: {e}"),
+                },
+                KeyCode::Esc => self.status = "cancelled".into(),
+                KeyCode::Backspace => {
+                    text.pop();
+                    self.affinity_input = Some((pid, text));
+                }
+                KeyCode::Char(c) if !ctrl => {
+                    text.push(c);
+                    self.affinity_input = Some((pid, text));
+                }
+                _ => self.affinity_input = Some((pid, text)),
+            }
+            return Flow::Continue;
+        }
         if self.editing_filter {
             match k.code {
                 KeyCode::Enter => self.editing_filter = false,
@@ -421,6 +452,10 @@ impl App {
                     'r' => Some(Action::ResumeProcess(pid)),
                     '+' => Some(Action::Renice(pid, 1)),
                     '-' => Some(Action::Renice(pid, -1)),
+                    'a' => {
+                        self.affinity_input = Some((pid, String::new()));
+                        None
+                    }
                     _ => None,
                 })
             }

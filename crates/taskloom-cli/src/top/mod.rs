@@ -169,6 +169,7 @@ fn act(action: &Action) -> String {
             Action::SuspendProcess(pid) => Ok(Process::open(*pid)?.suspend()?),
             Action::ResumeProcess(pid) => Ok(Process::open(*pid)?.resume()?),
             Action::Renice(pid, by) => renice(*pid, *by),
+            Action::SetAffinity(pid, cpus) => set_affinity(*pid, cpus),
             Action::TerminateJob(name) => {
                 Ok(taskloom::job::Job::open(name)?.terminate().map(drop)?)
             }
@@ -180,6 +181,31 @@ fn act(action: &Action) -> String {
         Ok(()) => format!("done: {what}"),
         Err(e) => format!("failed to {what}: {}", crate::output::error_chain(&e)),
     }
+}
+
+/// `SetProcessAffinityMask`: every thread of the process, as it is now.
+fn set_affinity(pid: i32, cpus: &taskloom::cpuset::CpuSet) -> Result<()> {
+    let mut set = rustix::thread::CpuSet::new();
+    for cpu in cpus.iter() {
+        set.set(cpu);
+    }
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .with_context(|| format!("no such process: {pid}"))?;
+    for t in tasks.flatten() {
+        let Some(tid) = t.file_name().to_str().and_then(|n| n.parse().ok()) else {
+            continue;
+        };
+        let tid = rustix::process::Pid::from_raw(tid).context("not a thread id")?;
+        match rustix::thread::sched_setaffinity(Some(tid), &set) {
+            // A thread that ended meanwhile needs no affinity.
+            Ok(()) | Err(rustix::io::Errno::SRCH) => {}
+            Err(e) => bail!(
+                "sched_setaffinity of thread {tid:?}: {}",
+                std::io::Error::from(e)
+            ),
+        }
+    }
+    Ok(())
 }
 
 fn renice(pid: i32, by: i32) -> Result<()> {

@@ -300,6 +300,27 @@ fn actions_ask_first_and_quit_keys_quit() {
         key(&mut a, KeyCode::Char('y')),
         Flow::Do(Action::FreezeJob("build".into()))
     );
+    // Affinity: typed, checked, then confirmed.
+    key(&mut a, KeyCode::Tab);
+    key(&mut a, KeyCode::Char('a'));
+    for c in "0-1,x".chars() {
+        key(&mut a, KeyCode::Char(c));
+    }
+    assert!(screen(&draw(&a, 80, 24)).contains("CPUs for process 200"));
+    key(&mut a, KeyCode::Enter);
+    assert!(a.status.starts_with("not a CPU list"), "{}", a.status);
+    key(&mut a, KeyCode::Char('a'));
+    for c in "0-1".chars() {
+        key(&mut a, KeyCode::Char(c));
+    }
+    key(&mut a, KeyCode::Enter);
+    assert_eq!(
+        key(&mut a, KeyCode::Char('y')),
+        Flow::Do(Action::SetAffinity(
+            200,
+            taskloom::cpuset::CpuSet::parse_list("0-1").unwrap()
+        ))
+    );
     assert_eq!(key(&mut a, KeyCode::Char('q')), Flow::Quit);
     assert_eq!(
         a.key(KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL)),
@@ -325,4 +346,30 @@ fn vanished_processes_and_tiny_terminals_never_panic() {
         a.view = View::Processes;
     }
     assert_eq!(a.selected, 0);
+}
+
+#[test]
+fn confirmed_actions_act_on_the_process_and_say_how_it_went() {
+    let mut child = std::process::Command::new("sleep")
+        .arg("60")
+        .spawn()
+        .unwrap();
+    let pid = child.id() as i32;
+    let cpus = taskloom::cpuset::CpuSet::parse_list("0").unwrap();
+    let said = super::act(&Action::SetAffinity(pid, cpus));
+    assert!(said.starts_with("done"), "{said}");
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    assert!(
+        status.lines().any(|l| l == "Cpus_allowed_list:\t0"),
+        "{status}"
+    );
+    let said = super::act(&Action::Renice(pid, 1));
+    assert!(said.starts_with("done"), "{said}");
+    let said = super::act(&Action::TerminateProcess(pid));
+    assert!(said.starts_with("done"), "{said}");
+    assert!(child.wait().unwrap().code().is_none(), "killed by a signal");
+    // A process that is not there (a number above any pid_max, never a
+    // stranger's): said so, not a panic.
+    let said = super::act(&Action::SuspendProcess(i32::MAX));
+    assert!(said.starts_with("failed to suspend process"), "{said}");
 }

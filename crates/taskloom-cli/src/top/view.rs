@@ -39,7 +39,9 @@ pub fn draw(f: &mut Frame, app: &App) {
         View::Jobs => draw_jobs(f, main, app),
         View::Detail(pid) => draw_detail(f, main, app, pid),
     }
-    let status_text = if app.editing_filter {
+    let status_text = if let Some((pid, text)) = &app.affinity_input {
+        format!("CPUs for process {pid} (e.g. 0-3,5): {text}▏ (Enter, Esc cancels)")
+    } else if app.editing_filter {
         format!("filter: {}▏ (Enter keeps it, Esc clears it)", app.filter)
     } else {
         app.status.clone()
@@ -82,7 +84,7 @@ fn draw_header(f: &mut Frame, area: Rect, app: &App) {
 
 fn footer_keys(app: &App) -> String {
     match app.view {
-        View::Processes => "q quit  ? help  / filter  s sort  t tree  Tab jobs  Enter details  k kill  z/r suspend/resume  +/- nice  p pause",
+        View::Processes => "q quit  ? help  / filter  s sort  t tree  Tab jobs  Enter details  k kill  z/r suspend/resume  +/- nice  a cpus  p pause",
         View::Jobs => "q quit  ? help  Tab processes  Enter its processes  k terminate job  f freeze/thaw  p pause",
         View::Detail(_) => "q quit  ? help  Tab/S-Tab section  Esc back  k kill  z/r suspend/resume  +/- nice",
     }
@@ -571,6 +573,10 @@ fn draw_help(f: &mut Frame, area: Rect) {
         ("k", "terminate the process or job (asks first)"),
         ("z / r", "suspend / resume the process (asks first)"),
         ("+ / -", "lower / raise the process's priority (nice ±1)"),
+        (
+            "a",
+            "set the CPUs the process may run on, e.g. 0-3,5 (asks first)",
+        ),
         ("f", "freeze or thaw the job (asks first)"),
     ];
     let w = 76.min(area.width);
