@@ -13,6 +13,7 @@
 //! | fiber, FLS                    | [`fiber`]                                 |
 //! | PEB/TEB/EPROCESS view         | [`inspect`]                               |
 //! | `CreateThread`, `SuspendThread`, TLS | [`thread`]                         |
+//! | `DEBUG_PROCESS`, `WaitForDebugEvent` | [`debug::Debugger`]             |
 //!
 //! The crate is Linux-only. See `ARCHITECTURE.md` in the repository for the
 //! map of the code and the invariants it keeps.
@@ -21,6 +22,7 @@
 #![cfg(target_os = "linux")]
 
 pub mod cpuset;
+pub mod debug;
 pub mod error;
 pub mod fiber;
 pub mod inspect;

@@ -404,6 +404,14 @@ impl Process {
         self.ended.map(|(s, _, _)| s)
     }
 
+    /// Records how the process ended, when something else reaped it for this
+    /// handle (the debugger's wait loop).
+    pub(crate) fn record_exit(&mut self, status: ExitStatus) {
+        if self.ended.is_none() {
+            self.ended = Some((status, ResourceUsage::default(), SystemTime::now()));
+        }
+    }
+
     /// What it used (only for a child, once it has been waited for).
     pub fn resource_usage(&self) -> Option<ResourceUsage> {
         self.ended.filter(|_| self.is_child).map(|(_, u, _)| u)

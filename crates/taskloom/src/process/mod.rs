@@ -176,6 +176,9 @@ pub struct ProcessBuilder {
     stderr: Stdio,
     inherit: Vec<(OwnedFd, i32)>,
     suspended: bool,
+    /// Started under the calling thread's ptrace (the debug module): left
+    /// in its exec stop, traced, for the debugger to take over.
+    pub(crate) debugged: bool,
     group: ProcessGroup,
     priority: Option<PriorityClass>,
     affinity: Option<CpuSet>,
@@ -200,6 +203,7 @@ impl ProcessBuilder {
             stderr: Stdio::Inherit,
             inherit: Vec::new(),
             suspended: false,
+            debugged: false,
             group: ProcessGroup::Inherit,
             priority: None,
             affinity: None,

@@ -317,7 +317,7 @@ pub(super) fn spawn(mut b: ProcessBuilder) -> Result<Process> {
             .map(|c| (c.uid, c.gid, groups.as_slice())),
         procs_files: &procs_files,
         extra_procs_file: None,
-        traceme: b.suspended,
+        traceme: b.suspended || b.debugged,
         rlimits: &rlimits,
     };
     let created = SystemTime::now();
@@ -338,6 +338,7 @@ pub(super) fn spawn(mut b: ProcessBuilder) -> Result<Process> {
     drop(keep);
     let mut process = Process::from_spawn(pid, pidfd, created, parent_ends);
     if b.suspended
+        && !b.debugged
         && let Err(e) = sys::hand_over_exec_stop(pid, process.pidfd())
     {
         // Still alive (a failed detach): kill it; the wait reaps whatever is left.
