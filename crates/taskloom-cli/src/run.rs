@@ -15,6 +15,7 @@
 //! SIGTERM terminate the job and SIGUSR1/2 go to every member.
 
 use std::ffi::OsString;
+use std::io::Write;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -23,6 +24,7 @@ use clap::Args;
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use rustix::event::{PollFd, PollFlags, Timespec};
+use taskloom::debug::{Continue, DebugEvent, DebugMode, Debugger};
 use taskloom::job::{Job, JobEvent, JobWatcher, process_time_secs};
 use taskloom::process::{Credentials, ExitStatus, Process, ProcessBuilder, signal_name};
 use taskloom::units::format_size;
@@ -105,6 +107,14 @@ pub struct RunArgs {
     /// Print no summary.
     #[arg(short, long, conflicts_with = "json")]
     quiet: bool,
+    /// Run PROGRAM under taskloom's debugger (DEBUG_PROCESS: its children
+    /// too) and print each debug event on stderr, one a line (JSON Lines with
+    /// --json); every exception is passed on to the program, which runs to its end.
+    #[arg(long, conflicts_with_all = ["suspended_for", "timeout"])]
+    debug_events: bool,
+    /// With --debug-events: the program only, not its children (DEBUG_ONLY_THIS_PROCESS).
+    #[arg(long, requires = "debug_events")]
+    debug_only_this_process: bool,
     /// The program and its arguments (options for taskloom come before it;
     /// `--` may separate them).
     #[arg(required = true, trailing_var_arg = true, value_name = "PROGRAM")]
@@ -326,7 +336,7 @@ pub fn main(args: RunArgs) -> Result<i32> {
         )
     };
     // From here on, every way out of `main` removes the job `run` created.
-    let mut job = JobGuard(job);
+    let job = JobGuard(job);
     // The watcher starts before the program, so it sees every fork (exactly, as root).
     let mut watcher = match &job.0 {
         Some(j) => Some(j.watch(WATCH_TICK)?),
@@ -334,6 +344,19 @@ pub fn main(args: RunArgs) -> Result<i32> {
     };
 
     let start = Instant::now();
+    if args.debug_events {
+        let mode = if args.debug_only_this_process {
+            DebugMode::OnlyThisProcess
+        } else {
+            DebugMode::Process
+        };
+        let debugger = match &job.0 {
+            Some(job) => Debugger::spawn_in(job, builder, mode)?,
+            None => Debugger::spawn(builder, mode)?,
+        };
+        let run = debug_events(debugger, watcher.as_mut(), args.json)?;
+        return finish(args, job, watcher, run, start);
+    }
     let child = match &job.0 {
         Some(job) => job.spawn(builder)?,
         None => builder.spawn()?,
@@ -351,6 +374,101 @@ pub fn main(args: RunArgs) -> Result<i32> {
         args.suspended_for,
         args.timeout.map(|t| (t, args.signal, args.kill_after)),
     )?;
+    finish(args, job, watcher, run, start)
+}
+
+/// `--debug-events`: every event on stderr as it comes, each passed on.
+fn debug_events(mut d: Debugger, mut watcher: Option<&mut JobWatcher>, json: bool) -> Result<Run> {
+    let mut watch = Watch::default();
+    let mut err = std::io::stderr().lock();
+    loop {
+        let event = d.wait_event(Some(WATCH_TICK))?;
+        if let Some(w) = watcher.as_deref_mut() {
+            watch.poll(w);
+        }
+        let Some(event) = event else {
+            if d.process().exit_status().is_some() {
+                break;
+            }
+            continue;
+        };
+        let line = if json {
+            serde_json::to_string(&event)?
+        } else {
+            debug_line(&event)
+        };
+        writeln!(err, "{line}")?;
+        d.continue_event(Continue::NotHandled)?;
+    }
+    let child = d.detach()?;
+    let status = child.exit_status().unwrap_or(ExitStatus::Unknown);
+    Ok(Run {
+        child,
+        status,
+        watch,
+        ended_by: None,
+        forwarded: Vec::new(),
+    })
+}
+
+/// One debug event as a line: the event's name, then its fields.
+fn debug_line(e: &DebugEvent) -> String {
+    let b = |p: &[u8]| crate::output::escape_control(&String::from_utf8_lossy(p));
+    let status = |code: &Option<i32>, signal: &Option<i32>| match (code, signal) {
+        (Some(c), _) => format!("code {c}"),
+        (None, Some(s)) => format!("signal {}", signal_name(*s)),
+        _ => "?".into(),
+    };
+    match e {
+        DebugEvent::CreateProcess { pid, parent, how } => match parent {
+            Some(p) => format!("create-process pid {pid} ({how} of {p})"),
+            None => format!("create-process pid {pid} ({how})"),
+        },
+        DebugEvent::CreateThread { pid, tid } => format!("create-thread  pid {pid} tid {tid}"),
+        DebugEvent::ExitThread {
+            pid,
+            tid,
+            code,
+            signal,
+        } => {
+            format!(
+                "exit-thread    pid {pid} tid {tid} {}",
+                status(code, signal)
+            )
+        }
+        DebugEvent::ExitProcess { pid, code, signal } => {
+            format!("exit-process   pid {pid} {}", status(code, signal))
+        }
+        DebugEvent::LoadDll { pid, base, path } => {
+            format!("load-dll       pid {pid} {base:#x} {}", b(path))
+        }
+        DebugEvent::UnloadDll { pid, base, path } => {
+            format!("unload-dll     pid {pid} {base:#x} {}", b(path))
+        }
+        DebugEvent::Exec { pid, image } => format!("exec           pid {pid} {}", b(image)),
+        DebugEvent::Exception {
+            pid,
+            tid,
+            signal,
+            code,
+            address,
+            ..
+        } => format!(
+            "exception      pid {pid} tid {tid} {} code {code}{}",
+            signal_name(*signal),
+            address.map(|a| format!(" at {a:#x}")).unwrap_or_default()
+        ),
+    }
+}
+
+/// The common end of a run: accounting, the job's removal, the summary.
+fn finish(
+    args: RunArgs,
+    mut job: JobGuard,
+    mut watcher: Option<JobWatcher>,
+    run: Run,
+    start: Instant,
+) -> Result<i32> {
     let Run {
         child,
         status,

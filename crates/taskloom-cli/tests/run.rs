@@ -395,3 +395,55 @@ fn the_peak_counts_the_program() {
         assert!(v["job"]["total_processes"].as_u64().unwrap() >= 1, "{v}");
     }
 }
+
+/// `--debug-events`: the event stream on stderr, JSON Lines with --json, the
+/// program run to its end with its own exit status.
+#[test]
+fn debug_events_stream_every_event_and_the_program_runs_to_its_end() {
+    let events = |extra: &[&str]| {
+        let mut args = vec!["run", "--json", "--debug-events"];
+        args.extend_from_slice(extra);
+        args.extend(["--", "sh", "-c", "/bin/true & wait; exit 3"]);
+        let o = taskloom(&args);
+        assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+        let summary: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(summary["exit_code"], 3);
+        stderr(&o)
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap_or_else(|e| panic!("{l}: {e}"))
+            })
+            .collect::<Vec<_>>()
+    };
+    let all = events(&[]);
+    let kind = |e: &serde_json::Value| e["event"].as_str().unwrap().to_owned();
+    assert_eq!(kind(&all[0]), "create_process", "{all:?}");
+    assert_eq!(
+        all.iter().filter(|e| kind(e) == "create_process").count(),
+        2,
+        "{all:?}"
+    );
+    assert!(
+        all.iter()
+            .any(|e| kind(e) == "exec" && e["image"] == "/usr/bin/true"),
+        "{all:?}"
+    );
+    assert!(
+        all.iter()
+            .any(|e| kind(e) == "load_dll"
+                && e["path"].as_str().is_some_and(|p| p.contains("libc.so"))),
+        "{all:?}"
+    );
+    let last = all.last().unwrap();
+    assert_eq!(kind(last), "exit_process");
+    assert_eq!(last["code"], 3);
+    assert_eq!(last["pid"], all[0]["pid"]);
+
+    let one = events(&["--debug-only-this-process"]);
+    assert_eq!(
+        one.iter().filter(|e| kind(e) == "create_process").count(),
+        1,
+        "{one:?}"
+    );
+    assert!(!one.iter().any(|e| kind(e) == "exec"), "{one:?}");
+}

@@ -238,6 +238,18 @@ impl Debugger {
         Debugger::take_over(main, mode)
     }
 
+    /// As [`Debugger::spawn`], straight into `job` (a member before its
+    /// first instruction, with the job's per-process limits).
+    pub fn spawn_in(
+        job: &crate::job::Job,
+        mut builder: ProcessBuilder,
+        mode: DebugMode,
+    ) -> Result<Debugger> {
+        builder.debugged = true;
+        let main = job.spawn(builder)?;
+        Debugger::take_over(main, mode)
+    }
+
     /// Takes over a child started under this thread's ptrace (its exec stop
     /// not yet waited for): spawn, and a job's spawn.
     pub(crate) fn take_over(mut main: Process, mode: DebugMode) -> Result<Debugger> {
@@ -643,10 +655,17 @@ impl Debugger {
                 return;
             }
         };
-        let faults = matches!(
-            sig,
-            Signal::SIGSEGV | Signal::SIGBUS | Signal::SIGILL | Signal::SIGFPE | Signal::SIGTRAP
-        );
+        // Only a fault the kernel raised has an address (si_code > 0); a
+        // signal sent by a process carries its sender there instead.
+        let faults = info.si_code > 0
+            && matches!(
+                sig,
+                Signal::SIGSEGV
+                    | Signal::SIGBUS
+                    | Signal::SIGILL
+                    | Signal::SIGFPE
+                    | Signal::SIGTRAP
+            );
         // SAFETY: for these signals the kernel filled the fault fields of
         // the siginfo (`si_addr`); reading the union member is reading
         // plain bytes of a value we own.

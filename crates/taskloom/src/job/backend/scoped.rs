@@ -135,7 +135,8 @@ impl JobBackend for Scoped {
         // From outside: the child starts suspended (stopped after `execve`,
         // before its first instruction), the manager moves it into the
         // job's leaf, and only then it runs (unless asked for suspended).
-        let resume = !builder.is_suspended();
+        // A debugged child waits in its exec stop for its debugger instead.
+        let resume = !builder.is_suspended() && !builder.debugged;
         let leaf = match self.inner.open_leaf()? {
             Some((leaf, _)) => leaf,
             None => return Err(Error::NoSuchJob(self.inner.name().to_owned())),
