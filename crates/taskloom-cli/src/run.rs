@@ -77,6 +77,15 @@ pub struct RunArgs {
     /// Run as this user (name or uid), with its groups (CreateProcessAsUser).
     #[arg(long, value_name = "USER")]
     user: Option<String>,
+    /// Run as USER after checking USER's password through PAM, in a PAM
+    /// session, with USER's home directory and login environment
+    /// (CreateProcessWithLogonW). The password is read from the terminal
+    /// without echo, or with --password-stdin from standard input.
+    #[arg(long, value_name = "USER", conflicts_with_all = ["user", "group"])]
+    logon: Option<String>,
+    /// With --logon: read the password from the first line of standard input.
+    #[arg(long, requires = "logon")]
+    password_stdin: bool,
     /// Run with this primary group (name or gid).
     #[arg(long, value_name = "GROUP")]
     group: Option<String>,
@@ -252,6 +261,53 @@ fn credentials(user: Option<&str>, group: Option<&str>) -> Result<Option<Credent
     Ok(Some(creds))
 }
 
+/// The password, from the terminal without echo or from stdin's first line.
+fn read_password(user: &str, from_stdin: bool) -> Result<zeroize::Zeroizing<String>> {
+    let mut line = zeroize::Zeroizing::new(String::new());
+    if from_stdin {
+        std::io::stdin()
+            .read_line(&mut line)
+            .context("cannot read the password from standard input")?;
+    } else {
+        *line = rpassword::prompt_password(format!("Password for {user}: "))
+            .context("cannot read the password from the terminal (use --password-stdin)")?;
+    }
+    while line.ends_with('\n') || line.ends_with('\r') {
+        line.pop();
+    }
+    Ok(line)
+}
+
+#[cfg(feature = "logon")]
+type LogonSession = taskloom::process::logon::Logon;
+#[cfg(not(feature = "logon"))]
+type LogonSession = ();
+
+/// `--logon`: checks the password through PAM and opens the session.
+#[cfg(feature = "logon")]
+fn logon(
+    user: &str,
+    from_stdin: bool,
+    builder: ProcessBuilder,
+) -> Result<(LogonSession, ProcessBuilder)> {
+    let password = read_password(user, from_stdin)?;
+    let logon = taskloom::process::logon::Logon::new(user, password)?;
+    let builder = logon.apply(builder);
+    Ok((logon, builder))
+}
+
+#[cfg(not(feature = "logon"))]
+fn logon(
+    _user: &str,
+    _from_stdin: bool,
+    _builder: ProcessBuilder,
+) -> Result<(LogonSession, ProcessBuilder)> {
+    let _ = read_password;
+    bail!(
+        "this taskloom was built without logon support: build it with `--features logon` (needs PAM's headers and libclang: apt-get install libpam0g-dev libclang-dev)"
+    )
+}
+
 /// What the supervising loop saw.
 #[derive(Debug, Default)]
 struct Watch {
@@ -308,6 +364,15 @@ pub fn main(args: RunArgs) -> Result<i32> {
     if let Some(creds) = credentials(args.user.as_deref(), args.group.as_deref())? {
         builder = builder.credentials(creds);
     }
+    // The PAM session lives until `run` returns, past PROGRAM's end.
+    let _logon = match &args.logon {
+        Some(user) => {
+            let (logon, b) = logon(user, args.password_stdin, builder)?;
+            builder = b;
+            Some(logon)
+        }
+        None => None,
+    };
     builder = builder.suspended(args.suspended_for.is_some());
 
     let job = if args.no_job {

@@ -447,3 +447,97 @@ fn debug_events_stream_every_event_and_the_program_runs_to_its_end() {
     );
     assert!(!one.iter().any(|e| kind(e) == "exec"), "{one:?}");
 }
+
+/// `--logon USER --password-stdin`: the program runs as USER, in USER's home,
+/// after PAM checked the password; a wrong one starts nothing.
+#[cfg(feature = "logon")]
+#[test]
+fn logon_runs_the_program_as_the_user_after_pam_checks_the_password() {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    if !rustix::process::geteuid().is_root() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI runs as root: this test must run there"
+        );
+        eprintln!("logon test not run: making a throwaway user needs root");
+        return;
+    }
+    let id = std::process::id();
+    let user = format!("tlrun{}", id % 100_000);
+    let service = format!("taskloom-test-run-{id}");
+    struct Cleanup(String, String);
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            let _ = Command::new("userdel")
+                .args(["--remove", &self.0])
+                .stderr(Stdio::null())
+                .status();
+            let _ = std::fs::remove_file(format!("/etc/pam.d/{}", self.1));
+        }
+    }
+    let _cleanup = Cleanup(user.clone(), service.clone());
+    std::fs::write(
+        format!("/etc/pam.d/{service}"),
+        std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../dist/pam.d/taskloom"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    assert!(
+        Command::new("useradd")
+            .args(["--create-home", &user])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let mut c = Command::new("chpasswd")
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(c.stdin.take().unwrap(), "{user}:Run-Pass-42").unwrap();
+    assert!(c.wait().unwrap().success());
+    let run = |password: &str| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_taskloom"))
+            .args([
+                "run",
+                "-q",
+                "--logon",
+                &user,
+                "--password-stdin",
+                "--",
+                "sh",
+                "-c",
+                "id -un; pwd; echo $HOME",
+            ])
+            .env("TASKLOOM_PAM_SERVICE", &service)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        writeln!(c.stdin.take().unwrap(), "{password}").unwrap();
+        c.wait_with_output().unwrap()
+    };
+    let ok = run("Run-Pass-42");
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let home = format!("/home/{user}");
+    assert_eq!(
+        String::from_utf8_lossy(&ok.stdout),
+        format!("{user}\n{home}\n{home}\n")
+    );
+    let bad = run("not-it");
+    assert!(!bad.status.success());
+    assert!(bad.stdout.is_empty(), "nothing started");
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        err.contains(&format!("logon as {user} refused: wrong password")),
+        "{err}"
+    );
+}

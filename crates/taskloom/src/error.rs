@@ -6,6 +6,46 @@ use std::path::PathBuf;
 /// Result alias used across taskloom.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// Why a logon was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LogonFailure {
+    /// The password is wrong (`PAM_AUTH_ERR`).
+    WrongPassword,
+    /// No such user (checked through NSS before PAM is asked).
+    UnknownUser,
+    /// The account has expired (`PAM_ACCT_EXPIRED`).
+    AccountExpired,
+    /// The password has expired and must be changed first (`PAM_NEW_AUTHTOK_REQD`).
+    PasswordExpired,
+    /// The password was right, but the account may not log on now: the
+    /// account check refused it (locked, expired where PAM does not say so
+    /// by its code, outside its hours...; PAM's message says which).
+    AccountLocked,
+    /// This process may not start processes as another user (it is not root).
+    NotPermitted,
+    /// Another PAM failure.
+    Other,
+}
+
+impl std::fmt::Display for LogonFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            LogonFailure::WrongPassword => "wrong password",
+            LogonFailure::UnknownUser => "no such user",
+            LogonFailure::AccountExpired => "the account has expired",
+            LogonFailure::PasswordExpired => "the password has expired and must be changed",
+            LogonFailure::AccountLocked => {
+                "the account may not log on now (the account check refused it)"
+            }
+            LogonFailure::NotPermitted => {
+                "starting a process as another user needs root (CAP_SETUID, CAP_SETGID)"
+            }
+            LogonFailure::Other => "PAM refused it",
+        })
+    }
+}
+
 /// What went wrong, with enough context to print a useful message.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -88,6 +128,16 @@ pub enum Error {
         kind: &'static str,
         /// The name looked up.
         name: String,
+    },
+    /// A logon (user name and password, through PAM) was refused.
+    #[error("logon as {user} refused: {failure}{}", if detail.is_empty() { String::new() } else { format!(" ({detail})") })]
+    Logon {
+        /// The user name given.
+        user: String,
+        /// Why, as PAM said it.
+        failure: LogonFailure,
+        /// PAM's own message, when it gave one.
+        detail: String,
     },
     /// The kernel refused an operation for lack of privilege.
     #[error("not permitted to {what}: {source}")]

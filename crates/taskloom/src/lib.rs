@@ -33,6 +33,6 @@ pub mod thread;
 pub mod units;
 
 pub use cpuset::CpuSet;
-pub use error::{Error, Result};
+pub use error::{Error, LogonFailure, Result};
 pub use job::{Job, JobLimits};
 pub use priority::PriorityClass;

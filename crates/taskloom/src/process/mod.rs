@@ -29,6 +29,8 @@
 
 mod cmdline;
 mod handle;
+#[cfg(feature = "logon")]
+pub mod logon;
 pub mod shell;
 mod spawn;
 mod sys;
