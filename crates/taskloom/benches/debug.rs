@@ -51,7 +51,7 @@ fn build() -> PathBuf {
 fn debug(c: &mut Criterion) {
     let exe = build();
     // Events per run, printed once so that events per second can be worked out.
-    let count = || {
+    let count = |timeout: Option<Duration>| {
         let mut d = Debugger::spawn(
             ProcessBuilder::new(&exe).arg("1000").stdout(Stdio::Null),
             DebugMode::Process,
@@ -69,10 +69,15 @@ fn debug(c: &mut Criterion) {
         assert!(d.process().exit_status().unwrap().success());
         n
     };
-    eprintln!("taskloom debugger: {} events per run", count());
+    eprintln!("taskloom debugger: {} events per run", count(None));
     let mut g = c.benchmark_group("trace a child that starts and ends 1000 threads");
     g.sample_size(20).measurement_time(Duration::from_secs(10));
-    g.bench_function("taskloom Debugger (every event)", |b| b.iter(count));
+    g.bench_function("taskloom Debugger (every event, blocking waits)", |b| {
+        b.iter(|| count(None))
+    });
+    g.bench_function("taskloom Debugger (every event, 100 ms time-outs)", |b| {
+        b.iter(|| count(Some(Duration::from_millis(100))))
+    });
     if Command::new("strace").arg("-V").output().is_ok() {
         g.bench_function("strace -f -e trace=none", |b| {
             b.iter(|| {

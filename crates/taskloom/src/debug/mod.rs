@@ -218,12 +218,10 @@ fn decode_status(status: i32) -> (Option<i32>, Option<i32>) {
     }
 }
 
-/// The thread-group id of a task, from `/proc/<tid>/status`.
-fn tgid_of(tid: i32) -> Option<i32> {
-    let s = std::fs::read_to_string(format!("/proc/{tid}/status")).ok()?;
-    s.lines()
-        .find_map(|l| l.strip_prefix("Tgid:"))
-        .and_then(|v| v.trim().parse().ok())
+/// Whether task `tid` is a thread of process `tgid` (one `stat` of
+/// `/proc/<tgid>/task/<tid>`), not a process of its own.
+fn is_thread_of(tid: i32, tgid: i32) -> bool {
+    tid != tgid && std::fs::symlink_metadata(format!("/proc/{tgid}/task/{tid}")).is_ok()
 }
 
 impl Debugger {
@@ -422,6 +420,9 @@ impl Debugger {
             });
         }
         let deadline = timeout.map(|t| Instant::now() + t);
+        // With a time-out the wait polls: a few yields first (the next stop
+        // is usually microseconds away), then sleeps growing to 1 ms.
+        let mut idle = 0u32;
         loop {
             if let Some((event, resume)) = self.queue.pop_front() {
                 self.current = Some(resume);
@@ -442,9 +443,18 @@ impl Debugger {
                     if deadline.is_some_and(|d| Instant::now() >= d) {
                         return Ok(None);
                     }
-                    std::thread::sleep(Duration::from_micros(200));
+                    idle += 1;
+                    if idle < 50 {
+                        std::thread::yield_now();
+                    } else {
+                        let us = (10u64 << ((idle - 50) / 8).min(7)).min(1000);
+                        std::thread::sleep(Duration::from_micros(us));
+                    }
                 }
-                Ok(status) => self.handle(status),
+                Ok(status) => {
+                    idle = 0;
+                    self.handle(status)
+                }
                 Err(Errno::EINTR) => {}
                 Err(Errno::ECHILD) => {
                     self.threads.clear();
@@ -547,8 +557,7 @@ impl Debugger {
             || ev == Event::PTRACE_EVENT_VFORK as i32
         {
             let new = msg;
-            let is_thread =
-                ev == Event::PTRACE_EVENT_CLONE as i32 && tgid_of(new).is_none_or(|g| g != new);
+            let is_thread = ev == Event::PTRACE_EVENT_CLONE as i32 && is_thread_of(new, tgid);
             if is_thread {
                 self.threads.insert(new, tgid);
                 events.push(DebugEvent::CreateThread {
