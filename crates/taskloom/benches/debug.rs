@@ -59,7 +59,7 @@ fn debug(c: &mut Criterion) {
         .unwrap();
         let mut n = 0u64;
         while d
-            .wait_event(Some(Duration::from_secs(60)))
+            .wait_event(timeout)
             .unwrap()
             .is_some()
         {
