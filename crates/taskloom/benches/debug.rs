@@ -58,11 +58,7 @@ fn debug(c: &mut Criterion) {
         )
         .unwrap();
         let mut n = 0u64;
-        while d
-            .wait_event(timeout)
-            .unwrap()
-            .is_some()
-        {
+        while d.wait_event(timeout).unwrap().is_some() {
             n += 1;
             d.continue_event(Continue::NotHandled).unwrap();
         }
