@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime};
 
-use taskloom::inspect::{self, ProcEntry, SnapshotOptions};
+use taskloom::inspect::{self, Classification, ProcEntry, SnapshotOptions};
 use taskloom::job::{Job, JobInfo};
 
 /// One process as the view shows it.
@@ -29,6 +29,8 @@ pub struct Proc {
     pub start_time: SystemTime,
     pub job: Option<String>,
     pub kernel_thread: bool,
+    /// How Windows would classify it (taken once per process: it hardly changes).
+    pub class: Classification,
     /// Not in the previous snapshot.
     pub new: bool,
 }
@@ -59,6 +61,8 @@ pub struct Collector {
     last: Option<Instant>,
     cpu: HashMap<i32, (Duration, SystemTime, Vec<u8>, bool)>,
     job_cpu: HashMap<String, Duration>,
+    /// Each process's classification, by pid and start time.
+    classes: HashMap<i32, (SystemTime, Classification)>,
 }
 
 impl Collector {
@@ -91,6 +95,18 @@ impl Collector {
                     .cpu
                     .get(&e.pid)
                     .filter(|(_, start, _, _)| *start == e.start_time);
+                let class = match self.classes.get(&e.pid) {
+                    Some((start, c)) if *start == e.start_time => c.clone(),
+                    _ if e.kernel_thread => Classification::Minimal,
+                    _ if e.state == 'Z' => Classification::Zombie,
+                    _ => inspect::classification(e.pid)
+                        .map(|(c, _)| c)
+                        .unwrap_or(Classification::Normal),
+                };
+                // A zombie is one until it is gone: asked again each time.
+                if class != Classification::Zombie {
+                    self.classes.insert(e.pid, (e.start_time, class.clone()));
+                }
                 let p = Proc {
                     pid: e.pid,
                     ppid: e.ppid,
@@ -112,6 +128,7 @@ impl Collector {
                     start_time: e.start_time,
                     job: e.job,
                     kernel_thread: e.kernel_thread,
+                    class,
                     name: e.name,
                     argv: e.cmdline,
                 };
@@ -128,6 +145,7 @@ impl Collector {
             .filter(|(pid, (_, start, _, _))| seen.get(pid).is_none_or(|(_, s, _, _)| s != start))
             .map(|(pid, (_, _, name, kernel))| (*pid, name.clone(), *kernel))
             .collect();
+        self.classes.retain(|pid, _| seen.contains_key(pid));
         self.cpu = seen;
         let (jobs, jobs_error) = match Job::list() {
             Ok(names) => {

@@ -245,6 +245,7 @@ fn json_lines(args: &TopArgs) -> Result<i32> {
                     "cpu_percent": (p.cpu * 10.0).round() / 10.0,
                     "job": p.job,
                     "kernel_thread": p.kernel_thread,
+                    "classification": p.class,
                     "new": p.new,
                 })
             })

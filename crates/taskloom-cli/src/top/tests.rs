@@ -26,6 +26,7 @@ fn proc(pid: i32, ppid: i32, name: &[u8], cpu: f64) -> Proc {
         start_time: SystemTime::UNIX_EPOCH + Duration::from_secs(pid as u64),
         job: None,
         kernel_thread: false,
+        class: taskloom::inspect::Classification::Normal,
         new: false,
     }
 }
@@ -63,10 +64,19 @@ fn snapshot() -> Snapshot {
     worker.command = "worker --fast".into();
     let mut zombie = proc(300, 100, b"defunct", 0.0);
     zombie.state = 'Z';
+    let mut sealed = proc(150, 1, b"sealed", 0.2);
+    sealed.class = taskloom::inspect::Classification::Protected;
     let mut kthread = proc(2, 0, b"kthreadd", 0.0);
     kthread.kernel_thread = true;
     Snapshot {
-        procs: vec![proc(1, 0, b"init", 0.1), shell, worker, zombie, kthread],
+        procs: vec![
+            proc(1, 0, b"init", 0.1),
+            shell,
+            worker,
+            zombie,
+            kthread,
+            sealed,
+        ],
         ended: vec![(400, b"gone".to_vec(), false)],
         jobs: vec![job("build", 3, Some(8)), job("build/tests", 1, None)],
         jobs_error: None,

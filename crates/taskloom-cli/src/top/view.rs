@@ -13,6 +13,7 @@ use taskloom::units::format_size;
 use super::app::{App, TABS, View};
 use super::collect::{JobRow, Proc};
 use crate::output::escape_control;
+use taskloom::inspect::Classification;
 
 /// Text fit for one cell: invalid UTF-8 replaced, control characters
 /// (newline, tab, escape) shown as escapes, so no name can break a row.
@@ -108,18 +109,26 @@ fn proc_row(prefix: &str, p: &Proc) -> Row<'static> {
     } else {
         escape_control(&p.command)
     };
+    // The state, and a mark for what Windows would call the process.
+    let mark = match p.class {
+        Classification::Protected => "P",
+        Classification::Pico => "N",
+        _ => "",
+    };
     let mut row = Row::new(vec![
         p.pid.to_string(),
         escape_control(&p.user),
         cpu(p.cpu),
         format_size(p.rss),
         p.threads.to_string(),
-        p.state.to_string(),
+        format!("{}{mark}", p.state),
         p.job.as_deref().map(escape_control).unwrap_or_default(),
         format!("{prefix}{name}"),
     ]);
     if p.state == 'Z' {
         row = row.style(Style::new().fg(Color::Red));
+    } else if matches!(p.class, Classification::Protected | Classification::Pico) {
+        row = row.style(Style::new().fg(Color::Magenta));
     } else if p.new {
         row = row.style(Style::new().fg(Color::Green));
     }
@@ -168,7 +177,7 @@ fn draw_processes(f: &mut Frame, area: Rect, app: &App) {
             );
         }
     }
-    let header = Row::new(["PID", "USER", "CPU%", "MEM", "THR", "S", "JOB", "COMMAND"])
+    let header = Row::new(["PID", "USER", "CPU%", "MEM", "THR", "ST", "JOB", "COMMAND"])
         .style(Style::new().add_modifier(Modifier::BOLD));
     let widths = [
         Constraint::Length(7),
@@ -176,7 +185,7 @@ fn draw_processes(f: &mut Frame, area: Rect, app: &App) {
         Constraint::Length(5),
         Constraint::Length(6),
         Constraint::Length(4),
-        Constraint::Length(1),
+        Constraint::Length(2),
         Constraint::Length(12),
         Constraint::Min(10),
     ];
@@ -568,7 +577,10 @@ fn draw_help(f: &mut Frame, area: Rect) {
         ("Enter", "details of a process; a job's processes"),
         ("s", "sort: cpu, memory, pid, name, start"),
         ("t", "tree"),
-        ("K", "show kernel threads"),
+        (
+            "K",
+            "show kernel threads (ST mark: P protected, N pico/other namespace)",
+        ),
         ("p, Space", "pause"),
         ("k", "terminate the process or job (asks first)"),
         ("z / r", "suspend / resume the process (asks first)"),

@@ -990,6 +990,24 @@ pub fn inspect(pid: i32) -> Result<ProcessInfo> {
     })
 }
 
+/// How Windows would classify process `pid` (minimal, protected, pico,
+/// zombie or normal) and why, from its `stat`, `status` and `personality`
+/// alone: the part of [`inspect`] a live view needs once per process.
+pub fn classification(pid: i32) -> Result<(Classification, String)> {
+    let mut r = ProcReader::new()?;
+    let p = pid.to_string();
+    let stat = match r.read(&format!("{p}/stat")) {
+        Ok(b) => parse::parse_stat(b).map_err(|e| Error::InvalidInput {
+            what: "/proc/<pid>/stat",
+            reason: e.to_string(),
+        })?,
+        Err(_) => return Err(Error::NoSuchProcess { pid }),
+    };
+    let uid = r.owner(&p);
+    let status = r.read(&format!("{p}/status")).ok().map(parse::parse_status);
+    Ok(classify(&stat, status.as_ref(), uid, &mut r, &p))
+}
+
 fn classify(
     stat: &Stat,
     status: Option<&Status>,

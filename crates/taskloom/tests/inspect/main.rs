@@ -385,3 +385,25 @@ fn user_names_come_from_nss() {
     // Cached: the same name again.
     assert_eq!(taskloom::inspect::user_name(0), Some("root"));
 }
+
+#[test]
+fn classification_alone_matches_what_inspect_says() {
+    use taskloom::inspect::{Classification, classification, inspect};
+    let me = std::process::id() as i32;
+    let (class, why) = classification(me).unwrap();
+    assert_eq!(class, Classification::Normal, "{why}");
+    assert_eq!(inspect(me).unwrap().classification, class);
+    // A child that exited and was not waited for yet.
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let pid = child.id() as i32;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while classification(pid).unwrap().0 != Classification::Zombie {
+        assert!(std::time::Instant::now() < deadline, "never a zombie");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    child.wait().unwrap();
+    assert!(matches!(
+        classification(i32::MAX),
+        Err(taskloom::Error::NoSuchProcess { .. })
+    ));
+}
