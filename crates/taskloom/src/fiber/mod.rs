@@ -86,9 +86,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use stack::Stack;
 
-/// Default reserved stack size of a fiber (Windows' default is 1 MiB; pages
-/// are only backed once touched, so this is address space, not memory).
-pub const DEFAULT_STACK_SIZE: usize = 256 * 1024;
+/// Default reserved stack size of a fiber: 1 MiB, as on Windows
+/// (`CreateFiberEx(0, 0, ...)`). It is reserved `PROT_NONE` with
+/// `MAP_NORESERVE` and made accessible without being touched, so pages are
+/// backed only once used: address space, not memory.
+pub const DEFAULT_STACK_SIZE: usize = 1024 * 1024;
 /// Most FLS slots a thread can hold at once (Windows' `FLS_MAXIMUM_AVAILABLE`).
 pub const FLS_MAXIMUM_AVAILABLE: usize = 4080;
 /// Stacks kept per thread for reuse.
@@ -908,6 +910,16 @@ pub fn convert_fiber_to_thread() -> Result<(), FiberError> {
 /// `IsThreadAFiber`.
 pub fn is_thread_a_fiber() -> bool {
     !current_slot().is_null()
+}
+
+/// The running fiber's stack as (lowest usable address, top), when it runs
+/// on a stack of its own (not on a converted thread's).
+pub(crate) fn current_stack() -> Option<(usize, usize)> {
+    let s = slot_ref(current_slot())?;
+    let stack = s.stack.take();
+    let bounds = stack.as_ref().map(|st| (st.top() - st.size(), st.top()));
+    s.stack.set(stack);
+    bounds
 }
 
 /// `GetCurrentFiber`: the running fiber, if this thread is a fiber.

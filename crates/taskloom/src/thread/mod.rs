@@ -29,6 +29,7 @@ mod sys;
 pub mod tls;
 
 use std::any::Any;
+use std::collections::BTreeMap;
 use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
@@ -114,22 +115,127 @@ pub fn set_thread_priority(tid: i32, priority: ThreadPriority) -> Result<()> {
     Ok(())
 }
 
-/// `SetThreadAffinityMask` on thread `tid`.
-pub fn set_thread_affinity(tid: i32, cpus: &CpuSet) -> Result<()> {
-    let words = cpus.as_words();
-    // SAFETY: the mask is a valid buffer of the size given.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_sched_setaffinity,
-            tid,
-            std::mem::size_of_val(words),
-            words.as_ptr(),
-        )
-    };
-    if r != 0 {
-        return Err(Error::last_os("sched_setaffinity (thread)"));
+/// `GetThreadPriority` of thread `tid`: `Idle` under `SCHED_IDLE`, else
+/// the class whose nice value is nearest the thread's (a nice value set by
+/// other means reads as the class it is closest to).
+pub fn thread_priority(tid: i32) -> Result<ThreadPriority> {
+    let id = rustix::process::Pid::from_raw(tid);
+    // SAFETY: sched_getscheduler takes a plain id and reads nothing of ours.
+    let policy = unsafe { libc::sched_getscheduler(tid) };
+    if policy < 0 {
+        return Err(Error::last_os("sched_getscheduler"));
     }
+    if policy == libc::SCHED_IDLE {
+        return Ok(ThreadPriority::Idle);
+    }
+    let nice = rustix::process::getpriority_process(id)
+        .map_err(|e| Error::os("getpriority (thread)", e.into()))?;
+    let classes = [
+        ThreadPriority::TimeCritical,
+        ThreadPriority::Highest,
+        ThreadPriority::AboveNormal,
+        ThreadPriority::Normal,
+        ThreadPriority::BelowNormal,
+        ThreadPriority::Lowest,
+    ];
+    Ok(classes
+        .into_iter()
+        .min_by_key(|c| (c.nice() - nice).abs())
+        .expect("six classes"))
+}
+
+/// `SetThreadAffinityMask` on thread `tid`: returns the mask it had before.
+pub fn set_thread_affinity(tid: i32, cpus: &CpuSet) -> Result<CpuSet> {
+    let id = rustix::process::Pid::from_raw(tid);
+    let before = rustix::thread::sched_getaffinity(id)
+        .map_err(|e| Error::os("sched_getaffinity (thread)", e.into()))?;
+    let mut previous = CpuSet::new();
+    for cpu in 0..rustix::thread::CpuSet::MAX_CPU {
+        if before.is_set(cpu) {
+            previous.insert(cpu);
+        }
+    }
+    let mut set = rustix::thread::CpuSet::new();
+    for cpu in cpus.iter() {
+        if cpu >= rustix::thread::CpuSet::MAX_CPU {
+            return Err(Error::InvalidCpuList {
+                input: cpus.to_string(),
+                reason: format!("CPU {cpu} is beyond what this build can name"),
+            });
+        }
+        set.set(cpu);
+    }
+    rustix::thread::sched_setaffinity(id, &set)
+        .map_err(|e| Error::os("sched_setaffinity (thread)", e.into()))?;
+    Ok(previous)
+}
+
+/// `GetCurrentThreadStackLimits`: the (low, high) addresses of the stack
+/// the caller runs on: inside a fiber, the fiber's; else the thread's.
+pub fn current_stack_limits() -> Result<(usize, usize)> {
+    if let Some(bounds) = crate::fiber::current_stack() {
+        return Ok(bounds);
+    }
+    sys::own_stack().ok_or_else(|| Error::last_os("pthread_getattr_np"))
+}
+
+/// Full descriptions of this process's threads, by thread id: the kernel
+/// keeps only 15 bytes of a thread's name.
+static DESCRIPTIONS: Mutex<BTreeMap<i32, String>> = Mutex::new(BTreeMap::new());
+
+/// The first bytes of `text` that fit the kernel's 15-byte thread name,
+/// cut at a character boundary.
+fn kernel_name(text: &str) -> &str {
+    let mut end = text.len().min(15);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+/// `SetThreadDescription` on thread `tid` of this process: the kernel's
+/// name (`comm`, what `ps` and `top` show) gets the first 15 bytes, and
+/// taskloom keeps the whole description for [`thread_description`].
+pub fn set_thread_description(tid: i32, description: &str) -> Result<()> {
+    if description.contains('\0') {
+        return Err(Error::InvalidInput {
+            what: "thread description",
+            reason: "contains a NUL byte".into(),
+        });
+    }
+    std::fs::write(
+        format!("/proc/self/task/{tid}/comm"),
+        kernel_name(description),
+    )
+    .map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => Error::NoSuchProcess { pid: tid },
+        _ => Error::os("set the thread's name", e),
+    })?;
+    DESCRIPTIONS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(tid, description.to_owned());
     Ok(())
+}
+
+/// `GetThreadDescription` of thread `tid` of this process: the description
+/// set through [`set_thread_description`] in full, or the kernel's name
+/// when it was set otherwise (or changed since).
+pub fn thread_description(tid: i32) -> Result<String> {
+    let comm = std::fs::read_to_string(format!("/proc/self/task/{tid}/comm"))
+        .map_err(|_| Error::NoSuchProcess { pid: tid })?;
+    let comm = comm.strip_suffix('\n').unwrap_or(&comm);
+    let mut map = DESCRIPTIONS.lock().unwrap_or_else(|e| e.into_inner());
+    match map.get(&tid) {
+        // Still the name it was given (not a later one, nor a new thread
+        // that reuses the id with another name).
+        Some(full) if kernel_name(full) == comm => Ok(full.clone()),
+        Some(_) => {
+            map.remove(&tid);
+            Ok(comm.to_owned())
+        }
+        None => Ok(comm.to_owned()),
+    }
 }
 
 /// What the thread and its handles share.
@@ -233,22 +339,15 @@ impl ThreadBuilder {
             created: SystemTime::now(),
             end: Mutex::new(None),
         });
-        let name = match &self.name {
-            Some(n) => {
-                let mut bytes: Vec<u8> = n.bytes().filter(|&b| b != 0).take(15).collect();
-                bytes.push(0);
-                Some(bytes)
-            }
-            None => None,
-        };
+        let name: Option<String> = self.name.as_ref().map(|n| n.replace('\0', ""));
         let s = shared.clone();
         let opts = self.clone();
         let run = Box::new(move || {
             s.tid.store(sys::gettid(), Ordering::Release);
             sys::futex_wake(unsafe_tid_word(&s));
             if let Some(name) = &name {
-                // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16 bytes.
-                unsafe { libc::prctl(libc::PR_SET_NAME, name.as_ptr() as libc::c_ulong, 0, 0, 0) };
+                // The kernel's 15 bytes, and the whole name for GetThreadDescription.
+                let _ = set_thread_description(sys::gettid(), name);
             }
             if let Some(p) = opts.priority {
                 let _ = set_thread_priority(0, p);

@@ -404,6 +404,25 @@ pub(crate) fn own_times() -> (std::time::Duration, std::time::Duration) {
     }
 }
 
+/// The calling thread's stack as (lowest address, highest address), from
+/// `pthread_getattr_np` (for the main thread, glibc works it out from the
+/// stack rlimit and `/proc/self/maps`).
+pub(crate) fn own_stack() -> Option<(usize, usize)> {
+    // SAFETY: pthread_getattr_np fills an attr we own and destroy; the two
+    // out-pointers are valid locals.
+    unsafe {
+        let mut attr: libc::pthread_attr_t = std::mem::zeroed();
+        if libc::pthread_getattr_np(libc::pthread_self(), &mut attr) != 0 {
+            return None;
+        }
+        let mut addr: *mut libc::c_void = ptr::null_mut();
+        let mut size: usize = 0;
+        let r = libc::pthread_attr_getstack(&attr, &mut addr, &mut size);
+        libc::pthread_attr_destroy(&mut attr);
+        (r == 0).then(|| (addr as usize, addr as usize + size))
+    }
+}
+
 /// Pre-faults the top `commit` bytes of the calling thread's stack.
 pub(crate) fn commit_own_stack(commit: usize) {
     // SAFETY: pthread_getattr_np describes our own stack; madvise on part of it.

@@ -449,3 +449,94 @@ fn a_thread_created_suspended_counts_one() {
     assert_eq!(t.join().unwrap(), 0);
     assert!(ran.load(Ordering::SeqCst));
 }
+
+#[test]
+fn descriptions_come_back_whole_while_the_kernel_keeps_fifteen_bytes() {
+    use taskloom::thread::{current_thread_id, set_thread_description, thread_description};
+    let long = "worker: parses the incoming ✓ queue";
+    let t = ThreadBuilder::new()
+        .name(long)
+        .spawn(move || {
+            let me = current_thread_id();
+            assert_eq!(thread_description(me).unwrap(), long);
+            let comm = std::fs::read_to_string(format!("/proc/self/task/{me}/comm")).unwrap();
+            // 15 bytes, cut at a character boundary.
+            assert_eq!(comm, "worker: parses \n");
+            // Renamed by other means: the kernel's name is the description.
+            std::fs::write(format!("/proc/self/task/{me}/comm"), "other").unwrap();
+            assert_eq!(thread_description(me).unwrap(), "other");
+            set_thread_description(me, "short").unwrap();
+            assert_eq!(thread_description(me).unwrap(), "short");
+            0
+        })
+        .unwrap();
+    assert_eq!(t.join().unwrap(), 0);
+    assert!(set_thread_description(current_thread_id(), "a\0b").is_err());
+}
+
+#[test]
+fn priority_and_affinity_read_back_as_windows_returns_them() {
+    use taskloom::thread::{
+        ThreadPriority, current_thread_id, set_thread_affinity, set_thread_priority,
+        thread_priority,
+    };
+    let t = ThreadBuilder::new()
+        .spawn(|| {
+            let me = current_thread_id();
+            assert_eq!(thread_priority(me).unwrap(), ThreadPriority::Normal);
+            // Lowering needs no privilege.
+            set_thread_priority(me, ThreadPriority::BelowNormal).unwrap();
+            assert_eq!(thread_priority(me).unwrap(), ThreadPriority::BelowNormal);
+            set_thread_priority(me, ThreadPriority::Idle).unwrap();
+            assert_eq!(thread_priority(me).unwrap(), ThreadPriority::Idle);
+            // SetThreadAffinityMask returns the mask before.
+            let all = taskloom::CpuSet::current().unwrap();
+            let first = all.iter().next().unwrap();
+            let mut one = taskloom::CpuSet::new();
+            one.insert(first);
+            let before = set_thread_affinity(me, &one).unwrap();
+            assert_eq!(before, all);
+            let again = set_thread_affinity(me, &all).unwrap();
+            assert_eq!(again, one);
+            0
+        })
+        .unwrap();
+    assert_eq!(t.join().unwrap(), 0);
+}
+
+#[test]
+fn stack_limits_are_the_threads_or_the_running_fibers() {
+    use taskloom::fiber::{
+        Fiber, convert_fiber_to_thread, convert_thread_to_fiber, switch_to_fiber,
+    };
+    use taskloom::thread::current_stack_limits;
+    let t = ThreadBuilder::new()
+        .stack_reserve(512 * 1024)
+        .spawn(|| {
+            let local = 0u8;
+            let here = &local as *const u8 as usize;
+            let (low, high) = current_stack_limits().unwrap();
+            assert!(low < here && here < high, "{low:#x} {here:#x} {high:#x}");
+            assert!(high - low >= 512 * 1024 - 64 * 1024, "{}", high - low);
+            // Inside a fiber: the fiber's own stack.
+            let main = convert_thread_to_fiber().unwrap();
+            let seen = std::rc::Rc::new(std::cell::Cell::new((0usize, 0usize, 0usize)));
+            let s = seen.clone();
+            let f = Fiber::new(move || {
+                let local = 0u8;
+                let (lo, hi) = current_stack_limits().unwrap();
+                s.set((lo, hi, &local as *const u8 as usize));
+                switch_to_fiber(main);
+            })
+            .unwrap();
+            switch_to_fiber(f.to_ref());
+            let (lo, hi, at) = seen.get();
+            assert!(lo < at && at < hi, "{lo:#x} {at:#x} {hi:#x}");
+            assert!(hi <= low || lo >= high, "not the thread's stack");
+            drop(f);
+            convert_fiber_to_thread().unwrap();
+            0
+        })
+        .unwrap();
+    assert_eq!(t.join().unwrap(), 0);
+}
