@@ -27,12 +27,92 @@ pub mod error;
 pub mod fiber;
 pub mod inspect;
 pub mod job;
+mod linux;
 pub mod priority;
 pub mod process;
 pub mod thread;
 pub mod units;
 
+/// The composition root's one wire: `process` starts a child outside the
+/// caller's job (`CREATE_BREAKAWAY_FROM_JOB`) where the job layer says,
+/// without depending on it (ARCHITECTURE.md, "Layers").
+pub(crate) static BREAKAWAY: process::BreakawayHook = job::breakaway;
+
 pub use cpuset::CpuSet;
 pub use error::{Error, LogonFailure, Result};
 pub use job::{Job, JobLimits};
 pub use priority::PriorityClass;
+
+/// The top-level modules' layers: each may use only the modules before it
+/// in [`LAYERS`](layers::LAYERS); the crate root wires the one exception
+/// (`BREAKAWAY`). A `use crate::x` that points up the list fails this test.
+#[cfg(test)]
+mod layers {
+    use std::collections::BTreeSet;
+    use std::path::Path;
+
+    /// Lowest first.
+    pub(super) const LAYERS: [&str; 11] = [
+        "error", "linux", "cpuset", "units", "priority", "fiber", "process", "thread", "inspect",
+        "job", "debug",
+    ];
+
+    fn sources(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+        for e in std::fs::read_dir(dir).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                sources(&p, out);
+            } else if p.extension().is_some_and(|x| x == "rs") {
+                out.push(p);
+            }
+        }
+    }
+
+    /// The top-level modules a module's files name as `crate::<module>`.
+    fn uses(src: &Path, module: &str) -> BTreeSet<String> {
+        let mut files = Vec::new();
+        let dir = src.join(module);
+        if dir.is_dir() {
+            sources(&dir, &mut files);
+        } else {
+            files.push(src.join(format!("{module}.rs")));
+        }
+        let mut out = BTreeSet::new();
+        for f in files {
+            let text = std::fs::read_to_string(&f).unwrap();
+            for (i, _) in text.match_indices("crate::") {
+                let name: String = text[i + 7..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+                    .collect();
+                if LAYERS.contains(&name.as_str()) && name != module {
+                    out.insert(name);
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn every_module_uses_only_the_layers_below_it() {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let lib = std::fs::read_to_string(src.join("lib.rs")).unwrap();
+        // Every top-level module has its place in the list.
+        for line in lib.lines() {
+            let line = line.trim_start_matches("pub ");
+            if let Some(m) = line.strip_prefix("mod ").and_then(|l| l.strip_suffix(';')) {
+                assert!(LAYERS.contains(&m), "module {m} has no layer in LAYERS");
+            }
+        }
+        let mut wrong = Vec::new();
+        for (i, module) in LAYERS.iter().enumerate() {
+            for used in uses(&src, module) {
+                let at = LAYERS.iter().position(|l| *l == used).unwrap();
+                if at > i {
+                    wrong.push(format!("{module} uses {used}, a layer above it"));
+                }
+            }
+        }
+        assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    }
+}

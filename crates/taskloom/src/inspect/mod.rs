@@ -10,15 +10,14 @@
 //! is left out and named in `denied`, never an error for the whole record.
 #![allow(unsafe_code)] // one of the fenced modules: ARCHITECTURE.md, "Invariants"
 
-pub mod bytes;
-pub mod parse;
+pub use crate::linux::{bytes, parse};
 
 use std::collections::HashMap;
 use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::sync::{Mutex, OnceLock};
+use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
 use parse::{Mapping, PF_KTHREAD, Stat, Status};
@@ -270,25 +269,7 @@ impl ProcReader {
     }
 }
 
-/// Clock ticks (the unit of `/proc` times) as a duration.
-pub(crate) fn ticks(t: u64) -> Duration {
-    let hz = crate::process::clock_ticks_per_second().max(1);
-    Duration::from_nanos(t.saturating_mul(1_000_000_000 / hz))
-}
-
-/// When the machine booted (`btime` in `/proc/stat`), read once.
-pub(crate) fn boot_time() -> SystemTime {
-    static BOOT: OnceLock<SystemTime> = OnceLock::new();
-    *BOOT.get_or_init(|| {
-        let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
-        let secs: u64 = stat
-            .lines()
-            .find_map(|l| l.strip_prefix("btime "))
-            .and_then(|s| s.trim().parse().ok())
-            .unwrap_or(0);
-        SystemTime::UNIX_EPOCH + Duration::from_secs(secs)
-    })
-}
+pub(crate) use crate::linux::{boot_time, ticks};
 
 fn page_size() -> u64 {
     // SAFETY: sysconf has no preconditions.
@@ -305,9 +286,7 @@ pub fn user_name(uid: u32) -> Option<&'static str> {
         .get_or_insert_with(HashMap::new)
         .entry(uid)
         // Leaked once per distinct uid, so callers may keep the name.
-        .or_insert_with(|| {
-            crate::process::user_name_of(uid).map(|n| &*Box::leak(n.into_boxed_str()))
-        })
+        .or_insert_with(|| crate::linux::user_name_of(uid).map(|n| &*Box::leak(n.into_boxed_str())))
 }
 
 /// Which fields a [`snapshot`] reads (each costs a file read per process).
@@ -481,7 +460,7 @@ fn push_num(s: &mut String, n: i32) {
 fn job_of(pid: i32) -> Option<String> {
     std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
         .ok()
-        .and_then(|t| crate::job::job_name_in(&t))
+        .and_then(|t| crate::linux::job_name_in(&t))
 }
 
 /// One row per thread of `pid`. The task directory has the process's owner;
@@ -928,7 +907,7 @@ pub fn inspect(pid: i32) -> Result<ProcessInfo> {
 
     let mut basic = entry_from(stat.clone(), pid, uid);
     basic.cmdline = cmdline;
-    basic.job = cgroup_text.as_deref().and_then(crate::job::job_name_in);
+    basic.job = cgroup_text.as_deref().and_then(crate::linux::job_name_in);
 
     let (classification, classification_reason) = classify(&stat, status.as_ref(), uid, &mut r, &p);
     let token = status.as_ref().map(|s| Token {

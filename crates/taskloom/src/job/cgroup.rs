@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use super::layout::{self, Controller};
 use crate::error::{Error, Result};
+use crate::linux::layout::{self, Controller};
 
 /// Reads a control file, trimmed.
 pub(crate) fn read(path: &Path) -> Result<String> {
@@ -106,15 +106,9 @@ pub(crate) struct Roots {
     pub problems: Vec<String>,
 }
 
-/// The name of the directory below our own cgroup that holds every job.
-pub(crate) const ROOT_NAME: &str = "taskloom";
-
-/// Whether a cgroup path component is a directory that holds jobs: the
-/// `taskloom` root below a cgroup, or a job's systemd scope
-/// (`taskloom-<name>.scope`, see `systemd.rs`).
-pub(crate) fn is_root_component(c: &str) -> bool {
-    c == ROOT_NAME || super::systemd::job_of_unit(c).is_some()
-}
+pub(crate) use crate::linux::{
+    JOB_ROOT_NAME as ROOT_NAME, is_job_root_component as is_root_component,
+};
 
 static ROOTS: OnceLock<Roots> = OnceLock::new();
 static HIERARCHIES: OnceLock<Vec<layout::Hierarchy>> = OnceLock::new();

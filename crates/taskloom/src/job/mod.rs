@@ -28,7 +28,6 @@ mod backend;
 mod cgroup;
 mod connector;
 mod guardian;
-pub mod layout;
 mod pgroup;
 mod systemd;
 mod watch;
@@ -41,6 +40,8 @@ use std::time::{Duration, Instant};
 
 use backend::{JobBackend, Mark, leaf_numbers, read_limits};
 
+pub use crate::linux::job_name_in;
+pub use crate::linux::layout;
 pub use cgroup::parse_keyed;
 pub use layout::Controller;
 pub use watch::{JobCounts, JobEvent, JobWatcher};
@@ -48,7 +49,7 @@ pub use watch::{JobCounts, JobEvent, JobWatcher};
 use crate::cpuset::CpuSet;
 use crate::error::{Error, Result};
 use crate::priority::PriorityClass;
-use crate::process::{CgroupPlacement, Process, ProcessBuilder, ResourceLimit};
+use crate::process::{Breakaway, CgroupPlacement, Process, ProcessBuilder, ResourceLimit};
 
 /// The longest job name accepted.
 pub const MAX_NAME_LEN: usize = 128;
@@ -839,15 +840,6 @@ impl Job {
     }
 }
 
-/// Where a child that breaks away from the caller's job goes.
-#[derive(Debug)]
-pub(crate) enum Breakaway {
-    /// Into taskloom's `@breakaway` cgroups (outside every job).
-    Cgroup(CgroupPlacement),
-    /// Into a process group of its own (process-group backend).
-    NewGroup,
-}
-
 /// `CREATE_BREAKAWAY_FROM_JOB` for the calling process: `None` when it is in
 /// no job; an error when its job does not allow breakaway.
 ///
@@ -971,34 +963,6 @@ pub fn job_of(pid: i32) -> Result<Option<String>> {
     Ok(pgroup::list()
         .into_iter()
         .find(|n| pgrp > 0 && pgroup::pgid(&pgroup::state_root().join(n)) == pgrp))
-}
-
-/// The job name in `/proc/<pid>/cgroup` text: the path after the last `taskloom` component, without the `@N` leaf.
-pub fn job_name_in(proc_cgroup: &str) -> Option<String> {
-    let members = layout::parse_proc_cgroup(proc_cgroup);
-    let pick = members
-        .iter()
-        .find(|m| m.id == 0)
-        .into_iter()
-        .chain(members.iter());
-    for m in pick {
-        let parts: Vec<String> = m
-            .path
-            .iter()
-            .map(|p| p.to_string_lossy().into_owned())
-            .collect();
-        if let Some(i) = parts.iter().rposition(|p| cgroup::is_root_component(p)) {
-            let name: Vec<&str> = parts[i + 1..]
-                .iter()
-                .map(String::as_str)
-                .filter(|p| !p.starts_with('@'))
-                .collect();
-            if !name.is_empty() {
-                return Some(name.join("/"));
-            }
-        }
-    }
-    None
 }
 
 #[cfg(test)]

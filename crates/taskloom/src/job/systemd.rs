@@ -39,15 +39,7 @@ const MANAGER: &str = "org.freedesktop.systemd1.Manager";
 /// How long one call to the manager may take.
 const CALL_TIMEOUT: Duration = Duration::from_secs(25);
 
-/// The unit of a top-level job.
-pub(crate) fn unit_name(job: &str) -> String {
-    format!("taskloom-{job}.scope")
-}
-
-/// The job a scope unit's directory name stands for (`taskloom-build.scope` → `build`).
-pub(crate) fn job_of_unit(unit: &str) -> Option<&str> {
-    unit.strip_prefix("taskloom-")?.strip_suffix(".scope")
-}
+pub(crate) use crate::linux::{job_of_scope_unit as job_of_unit, scope_unit_name as unit_name};
 
 /// Whether systemd is this machine's init (`sd_booted`).
 pub(crate) fn booted() -> bool {

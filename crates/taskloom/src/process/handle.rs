@@ -8,7 +8,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::error::{Error, Result};
-use crate::inspect::{self, parse::parse_stat};
+use crate::linux::{self as inspect, parse::parse_stat};
 
 /// How a process ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -614,11 +614,4 @@ pub(crate) fn poll_readable(
             Err(e) => return Err(Error::os("poll", e.into())),
         }
     }
-}
-
-/// Clock ticks per second (`sysconf(_SC_CLK_TCK)`).
-pub(crate) fn clock_ticks() -> i64 {
-    // SAFETY: sysconf has no memory-safety preconditions.
-    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    if ticks > 0 { ticks } else { 100 }
 }

@@ -42,10 +42,7 @@ use std::path::{Path, PathBuf};
 
 pub use cmdline::split as split_command_line;
 
-/// Clock ticks per second (`sysconf(_SC_CLK_TCK)`), the unit of /proc and cpuacct times.
-pub fn clock_ticks_per_second() -> u64 {
-    handle::clock_ticks() as u64
-}
+pub use crate::linux::clock_ticks_per_second;
 pub use handle::{
     ExitStatus, Process, ProcessAccess, ProcessTimes, ResourceUsage, signal_name, signal_number,
     wait_all, wait_any,
@@ -95,11 +92,18 @@ pub enum ProcessGroup {
     Join(i32),
 }
 
-/// The name of user `uid` through NSS, if it has one (the lookup
-/// [`Credentials::for_user`] uses).
-pub(crate) fn user_name_of(uid: u32) -> Option<String> {
-    sys::user_name_of(uid)
+/// Where a child that breaks away from the caller's job goes.
+#[derive(Debug)]
+pub(crate) enum Breakaway {
+    /// Into taskloom's `@breakaway` cgroups (outside every job).
+    Cgroup(CgroupPlacement),
+    /// Into a process group of its own (process-group backend).
+    NewGroup,
 }
+
+/// What decides a breakaway: the job layer's `job::breakaway`, handed to
+/// this layer at the crate root (`process` knows nothing of jobs).
+pub(crate) type BreakawayHook = fn() -> Result<Option<Breakaway>>;
 
 /// The user and groups a child runs as (`CreateProcessAsUser`).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -161,9 +161,9 @@ fn dev_null(write: bool) -> Result<OwnedFd> {
 
 pub(super) fn spawn(mut b: ProcessBuilder) -> Result<Process> {
     if b.breakaway {
-        match crate::job::breakaway()? {
-            Some(crate::job::Breakaway::Cgroup(p)) => b.placement = Some(p),
-            Some(crate::job::Breakaway::NewGroup) => b.group = super::ProcessGroup::NewGroup,
+        match (crate::BREAKAWAY)()? {
+            Some(super::Breakaway::Cgroup(p)) => b.placement = Some(p),
+            Some(super::Breakaway::NewGroup) => b.group = super::ProcessGroup::NewGroup,
             None => {}
         }
     }

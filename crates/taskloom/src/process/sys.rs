@@ -637,18 +637,6 @@ fn passwd_by_uid(uid: u32, pwd: &mut MaybeUninit<libc::passwd>, buf: &mut [u8]) 
     !result.is_null()
 }
 
-/// The name of user `uid` through NSS (`getpwuid_r`), if it has one.
-pub(crate) fn user_name_of(uid: u32) -> Option<String> {
-    let mut pwd = MaybeUninit::<libc::passwd>::zeroed();
-    let mut buf = vec![0u8; 16 * 1024];
-    if !passwd_by_uid(uid, &mut pwd, &mut buf) {
-        return None;
-    }
-    // SAFETY: the entry was found, so `pwd` was filled and `pw_name` points into `buf`.
-    let name = unsafe { std::ffi::CStr::from_ptr(pwd.assume_init().pw_name) };
-    Some(name.to_string_lossy().into_owned())
-}
-
 /// Resolves a user name or numeric uid with its groups (parent side, may allocate).
 pub(crate) fn lookup_user(user: &str) -> Result<Credentials> {
     let name = CString::new(user).map_err(|_| Error::NulByte {

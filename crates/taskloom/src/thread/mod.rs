@@ -554,15 +554,15 @@ impl Thread {
         }
         let stat = std::fs::read(format!("/proc/self/task/{}/stat", self.tid()))
             .map_err(|e| Error::os("read /proc/self/task/<tid>/stat", e))?;
-        let s = crate::inspect::parse::parse_stat(&stat).map_err(|e| Error::InvalidInput {
+        let s = crate::linux::parse::parse_stat(&stat).map_err(|e| Error::InvalidInput {
             what: "/proc/self/task/<tid>/stat",
             reason: e.to_string(),
         })?;
         Ok(ThreadTimes {
             creation: self.shared.created,
             exit: None,
-            user: crate::inspect::ticks(s.utime),
-            kernel: crate::inspect::ticks(s.stime),
+            user: crate::linux::ticks(s.utime),
+            kernel: crate::linux::ticks(s.stime),
         })
     }
 }

@@ -120,7 +120,7 @@ impl Format {
                 )
             }
             Format::V1 => {
-                let tick = crate::process::clock_ticks_per_second();
+                let tick = crate::linux::clock_ticks_per_second();
                 let stat = dir.join("cpuacct.stat");
                 let ms = |key| cgroup::keyed(&stat, key).unwrap_or(0) * 1000 / tick;
                 (

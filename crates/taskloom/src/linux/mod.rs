@@ -1,0 +1,94 @@
+//! The Linux facts several areas share, in one low layer that depends on
+//! nothing above it (only `error`): `/proc` formats and their parsers,
+//! clock ticks and boot time, user names, the cgroup layout, and how a
+//! cgroup path names a taskloom job. `process`, `thread`, `inspect`, `job`
+//! and `debug` read them here instead of from each other (ARCHITECTURE.md,
+//! "Layers").
+
+pub mod bytes;
+pub mod layout;
+pub mod parse;
+
+use std::sync::OnceLock;
+use std::time::{Duration, SystemTime};
+
+/// Clock ticks per second (`sysconf(_SC_CLK_TCK)`), the unit of `/proc` and cpuacct times.
+pub fn clock_ticks_per_second() -> u64 {
+    rustix::param::clock_ticks_per_second().max(1)
+}
+
+/// Clock ticks (the unit of `/proc` times) as a duration.
+pub(crate) fn ticks(t: u64) -> Duration {
+    let hz = clock_ticks_per_second();
+    Duration::from_nanos(t.saturating_mul(1_000_000_000 / hz))
+}
+
+/// When the machine booted (`btime` in `/proc/stat`), read once.
+pub(crate) fn boot_time() -> SystemTime {
+    static BOOT: OnceLock<SystemTime> = OnceLock::new();
+    *BOOT.get_or_init(|| {
+        let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+        let secs: u64 = stat
+            .lines()
+            .find_map(|l| l.strip_prefix("btime "))
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(0);
+        SystemTime::UNIX_EPOCH + Duration::from_secs(secs)
+    })
+}
+
+/// The name of user `uid` through NSS (files, LDAP, sssd ..., as the machine
+/// is set up), if it has one.
+pub(crate) fn user_name_of(uid: u32) -> Option<String> {
+    nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
+        .ok()
+        .flatten()
+        .map(|u| u.name)
+}
+
+/// The directory below a cgroup that holds taskloom's jobs.
+pub(crate) const JOB_ROOT_NAME: &str = "taskloom";
+
+/// A top-level job's systemd scope unit.
+pub(crate) fn scope_unit_name(job: &str) -> String {
+    format!("taskloom-{job}.scope")
+}
+
+/// The job a scope unit's directory name stands for (`taskloom-build.scope` → `build`).
+pub(crate) fn job_of_scope_unit(unit: &str) -> Option<&str> {
+    unit.strip_prefix("taskloom-")?.strip_suffix(".scope")
+}
+
+/// Whether a cgroup path component is a directory that holds jobs: the
+/// `taskloom` root below a cgroup, or a job's systemd scope.
+pub(crate) fn is_job_root_component(c: &str) -> bool {
+    c == JOB_ROOT_NAME || job_of_scope_unit(c).is_some()
+}
+
+/// The job name in `/proc/<pid>/cgroup` text: the path after the last `taskloom` component, without the `@N` leaf.
+pub fn job_name_in(proc_cgroup: &str) -> Option<String> {
+    let members = layout::parse_proc_cgroup(proc_cgroup);
+    let pick = members
+        .iter()
+        .find(|m| m.id == 0)
+        .into_iter()
+        .chain(members.iter());
+    for m in pick {
+        let parts: Vec<String> = m
+            .path
+            .iter()
+            .map(|p| p.to_string_lossy().into_owned())
+            .collect();
+        if let Some(i) = parts.iter().rposition(|p| is_job_root_component(p)) {
+            let name: Vec<&str> = parts[i + 1..]
+                .iter()
+                .map(String::as_str)
+                .filter(|p| !p.starts_with('@'))
+                .collect();
+            if !name.is_empty() {
+                return Some(name.join("/"));
+            }
+        }
+    }
+    None
+}
