@@ -517,10 +517,22 @@ pub fn threads_cmd(args: ThreadsArgs) -> Result<i32> {
     if args.context {
         for (t, (c, e)) in ts.iter().zip(&contexts) {
             match (c, e) {
-                (Some(c), _) => println!(
-                    "{}: rip {:#018x} rsp {:#018x} rbp {:#018x} rax {:#x} rbx {:#x} rcx {:#x} rdx {:#x} rsi {:#x} rdi {:#x} rflags {:#x}",
-                    t.tid, c.rip, c.rsp, c.rbp, c.rax, c.rbx, c.rcx, c.rdx, c.rsi, c.rdi, c.rflags
-                ),
+                (Some(c), _) => {
+                    // The first three (pc, sp, frame) in full width, as debuggers print them.
+                    let regs: Vec<String> = c
+                        .registers()
+                        .iter()
+                        .enumerate()
+                        .map(|(i, (name, v))| {
+                            if i < 3 {
+                                format!("{name} {v:#018x}")
+                            } else {
+                                format!("{name} {v:#x}")
+                            }
+                        })
+                        .collect();
+                    println!("{}: {}", t.tid, regs.join(" "))
+                }
                 (None, Some(e)) => println!("{}: no context: {e}", t.tid),
                 _ => {}
             }

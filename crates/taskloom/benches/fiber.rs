@@ -245,12 +245,12 @@ fn create_run_delete(c: &mut Criterion) {
     fiber::convert_fiber_to_thread().unwrap();
 }
 
-/// The switch's own floor: `src/fiber/x86_64.rs`, the very file the library
+/// The switch's own floor: `src/arch/x86_64/fiber.rs`, the very file the library
 /// uses, between two bare stacks with no checks, then with each piece of
 /// bookkeeping a symmetric `SwitchToFiber` needs, one at a time. Shows where
 /// the time of a symmetric switch goes (BENCHMARKS.md).
 #[allow(dead_code)]
-#[path = "../src/fiber/x86_64.rs"]
+#[path = "../src/arch/x86_64/fiber.rs"]
 mod arch;
 
 mod floor {

@@ -12,9 +12,9 @@
 //! list with what was reported.
 //!
 //! Memory is read and breakpoints written through `/proc/<pid>/mem`, which
-//! the tracer may write even on read-only text; registers through nix's
-//! `ptrace::getregs`. The breakpoint instruction and the program counter
-//! are x86_64's (`int3`, `rip`), as the crate is.
+//! the tracer may write even on read-only text. The breakpoint instruction
+//! and the program counter come from `arch` (x86_64: `int3`, `rip`); on an
+//! architecture without them only the images at start are reported.
 
 use std::collections::BTreeSet;
 use std::fs::File;
@@ -36,7 +36,6 @@ const PT_PHDR: u32 = 6;
 const DT_NULL: i64 = 0;
 const DT_DEBUG: i64 = 21;
 const RT_CONSISTENT: u32 = 0;
-const INT3: u8 = 0xcc;
 
 /// A software breakpoint: the byte it replaced.
 #[derive(Debug, Clone, Copy)]
@@ -112,10 +111,12 @@ fn auxv(pid: i32) -> Vec<(u64, u64)> {
 }
 
 impl Breakpoint {
+    /// `None` where the architecture has no breakpoint written for it.
     fn insert(f: &File, addr: u64) -> Option<Breakpoint> {
+        let insn = crate::arch::BREAKPOINT?;
         let mut b = [0u8; 1];
         f.read_exact_at(&mut b, addr).ok()?;
-        f.write_all_at(&[INT3], addr).ok()?;
+        f.write_all_at(&[insn], addr).ok()?;
         Some(Breakpoint { addr, saved: b[0] })
     }
 
@@ -250,16 +251,14 @@ impl Images {
     /// one of our breakpoints (then the thread is ready to go on as if it
     /// had not been there), `None` when it is the program's own trap.
     pub(super) fn on_trap(&mut self, pid: i32, tid: i32) -> Option<Vec<DebugEvent>> {
-        let mut regs = ptrace::getregs(Pid::from_raw(tid)).ok()?;
-        let at = regs.rip.wrapping_sub(1);
+        let at = crate::arch::breakpoint_address(tid)?;
         let hit_entry = self.entry.is_some_and(|b| b.addr == at);
         let hit_brk = self.brk.is_some_and(|b| b.addr == at);
         if !hit_entry && !hit_brk {
             return None;
         }
         let f = mem(pid)?;
-        regs.rip = at;
-        ptrace::setregs(Pid::from_raw(tid), regs).ok()?;
+        crate::arch::set_pc(tid, at)?;
         if hit_entry {
             // Once only: the loader has run.
             self.entry.take()?.remove(&f);
@@ -270,7 +269,9 @@ impl Images {
             if ptrace::step(Pid::from_raw(tid), None).is_ok() {
                 let _ = waitpid(Pid::from_raw(tid), Some(WaitPidFlag::__WALL));
             }
-            let _ = f.write_all_at(&[INT3], bp.addr);
+            if let Some(insn) = crate::arch::BREAKPOINT {
+                let _ = f.write_all_at(&[insn], bp.addr);
+            }
         }
         Some(self.sync(pid, &f))
     }

@@ -65,13 +65,7 @@
 //!   first frame is marked as the outermost one.
 #![allow(unsafe_code)] // one of the fenced modules: ARCHITECTURE.md, "Invariants"
 
-#[cfg(not(target_arch = "x86_64"))]
-compile_error!(
-    "taskloom's fibers need a hand-written context switch for each architecture; only x86_64 has one so far"
-);
-
-#[path = "x86_64.rs"]
-mod arch;
+use crate::arch::fiber as arch;
 mod overflow;
 mod stack;
 

@@ -87,7 +87,8 @@ impl Stack {
                 )
             };
         }
-        stack.valgrind_id = valgrind_request(VG_STACK_REGISTER, stack.base + page, stack.top());
+        stack.valgrind_id =
+            crate::arch::valgrind_request(VG_STACK_REGISTER, stack.base + page, stack.top());
         Ok(stack)
     }
 
@@ -109,7 +110,7 @@ impl Stack {
 
 impl Drop for Stack {
     fn drop(&mut self) {
-        valgrind_request(VG_STACK_DEREGISTER, self.valgrind_id, 0);
+        crate::arch::valgrind_request(VG_STACK_DEREGISTER, self.valgrind_id, 0);
         // SAFETY: we own the mapping and nothing runs on it any more.
         unsafe { libc::munmap(self.base as *mut libc::c_void, self.len) };
     }
@@ -117,28 +118,3 @@ impl Drop for Stack {
 
 const VG_STACK_REGISTER: usize = 0x1501;
 const VG_STACK_DEREGISTER: usize = 0x1502;
-
-/// A Valgrind client request (`VALGRIND_STACK_REGISTER` and friends), so
-/// memcheck knows fiber stacks and does not report every switch. Outside
-/// Valgrind the magic sequence does nothing and returns 0.
-#[cfg(target_arch = "x86_64")]
-fn valgrind_request(request: usize, a1: usize, a2: usize) -> usize {
-    let args: [usize; 6] = [request, a1, a2, 0, 0, 0];
-    let mut result: usize = 0;
-    // SAFETY: the rotations of rdi add up to 128 bits (no change) and
-    // `xchg rbx, rbx` is a no-op; Valgrind recognises the sequence and reads `args`.
-    unsafe {
-        std::arch::asm!(
-            "rol rdi, 3",
-            "rol rdi, 13",
-            "rol rdi, 61",
-            "rol rdi, 51",
-            "xchg rbx, rbx",
-            in("rax") args.as_ptr(),
-            inout("rdx") result,
-            out("rdi") _,
-            options(nostack),
-        );
-    }
-    result
-}

@@ -59,29 +59,7 @@ pub(crate) fn gettid() -> i32 {
     unsafe { libc::syscall(libc::SYS_gettid) as i32 }
 }
 
-/// Registers of a thread, as `GetThreadContext` returns them (x86_64).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
-#[allow(missing_docs)]
-pub struct ThreadContext {
-    pub rip: u64,
-    pub rsp: u64,
-    pub rbp: u64,
-    pub rax: u64,
-    pub rbx: u64,
-    pub rcx: u64,
-    pub rdx: u64,
-    pub rsi: u64,
-    pub rdi: u64,
-    pub r8: u64,
-    pub r9: u64,
-    pub r10: u64,
-    pub r11: u64,
-    pub r12: u64,
-    pub r13: u64,
-    pub r14: u64,
-    pub r15: u64,
-    pub rflags: u64,
-}
+pub use crate::arch::ThreadContext;
 
 /// States of a suspend request (its futex word).
 pub(crate) const REQUESTED: u32 = 0;
@@ -228,28 +206,7 @@ extern "C" fn on_suspend(_sig: i32, _info: *mut libc::siginfo_t, ctx: *mut libc:
     };
     // SAFETY: the kernel passes a valid ucontext; the record is leaked, never freed.
     unsafe {
-        let uc = &*(ctx as *const libc::ucontext_t);
-        let g = &uc.uc_mcontext.gregs;
-        *req.context.get() = ThreadContext {
-            rip: g[libc::REG_RIP as usize] as u64,
-            rsp: g[libc::REG_RSP as usize] as u64,
-            rbp: g[libc::REG_RBP as usize] as u64,
-            rax: g[libc::REG_RAX as usize] as u64,
-            rbx: g[libc::REG_RBX as usize] as u64,
-            rcx: g[libc::REG_RCX as usize] as u64,
-            rdx: g[libc::REG_RDX as usize] as u64,
-            rsi: g[libc::REG_RSI as usize] as u64,
-            rdi: g[libc::REG_RDI as usize] as u64,
-            r8: g[libc::REG_R8 as usize] as u64,
-            r9: g[libc::REG_R9 as usize] as u64,
-            r10: g[libc::REG_R10 as usize] as u64,
-            r11: g[libc::REG_R11 as usize] as u64,
-            r12: g[libc::REG_R12 as usize] as u64,
-            r13: g[libc::REG_R13 as usize] as u64,
-            r14: g[libc::REG_R14 as usize] as u64,
-            r15: g[libc::REG_R15 as usize] as u64,
-            rflags: g[libc::REG_EFL as usize] as u64,
-        };
+        *req.context.get() = crate::arch::context_from_ucontext(ctx);
         let errno = *libc::__errno_location();
         // Only from REQUESTED: a resume that came first (RESUMED) wins, and
         // the thread goes on without parking.
@@ -292,59 +249,13 @@ pub(crate) fn remote_context(tid: i32) -> io::Result<ThreadContext> {
             detach();
             return Err(e);
         }
-        let mut regs: libc::user_regs_struct = std::mem::zeroed();
-        let r = libc::ptrace(
-            libc::PTRACE_GETREGS,
-            tid,
-            0,
-            &mut regs as *mut libc::user_regs_struct,
-        );
-        let e = io::Error::last_os_error();
+        let regs = crate::arch::read_regs(tid);
         detach();
-        if r != 0 {
-            return Err(e);
-        }
-        Ok(ThreadContext {
-            rip: regs.rip,
-            rsp: regs.rsp,
-            rbp: regs.rbp,
-            rax: regs.rax,
-            rbx: regs.rbx,
-            rcx: regs.rcx,
-            rdx: regs.rdx,
-            rsi: regs.rsi,
-            rdi: regs.rdi,
-            r8: regs.r8,
-            r9: regs.r9,
-            r10: regs.r10,
-            r11: regs.r11,
-            r12: regs.r12,
-            r13: regs.r13,
-            r14: regs.r14,
-            r15: regs.r15,
-            rflags: regs.eflags,
-        })
+        regs
     }
 }
 
-/// A new thread starts with the default floating-point environment, as on
-/// Windows, whatever its creator set (pthreads copy the creator's): SSE
-/// control and status MXCSR 0x1f80 (round to nearest, every exception
-/// masked, no flush-to-zero), x87 control word 0x37f.
-fn default_float_environment() {
-    let (mxcsr, fpucw): (u32, u16) = (0x1f80, 0x037f);
-    // SAFETY: loads the two control registers from valid stack memory; only
-    // this thread's floating-point modes change, before any of its code runs.
-    unsafe {
-        std::arch::asm!(
-            "ldmxcsr [{m}]",
-            "fldcw [{c}]",
-            m = in(reg) &mxcsr,
-            c = in(reg) &fpucw,
-            options(nostack, readonly),
-        );
-    }
-}
+use crate::arch::default_float_environment;
 
 /// What the new thread needs; boxed by the creator, freed by the thread.
 pub(crate) struct Start {

@@ -1,0 +1,194 @@
+//! x86_64: the fiber switch, register contexts, the floating-point
+//! defaults of a new thread, Valgrind's client requests and the software
+//! breakpoint. Each function here is what another architecture's folder
+//! must provide (see `arch/mod.rs`).
+#![allow(unsafe_code)] // one of the fenced modules: ARCHITECTURE.md, "Invariants"
+
+pub(crate) mod fiber;
+
+use std::io;
+
+/// Registers of a thread, as `GetThreadContext` returns them (x86_64).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[allow(missing_docs)]
+pub struct ThreadContext {
+    pub rip: u64,
+    pub rsp: u64,
+    pub rbp: u64,
+    pub rax: u64,
+    pub rbx: u64,
+    pub rcx: u64,
+    pub rdx: u64,
+    pub rsi: u64,
+    pub rdi: u64,
+    pub r8: u64,
+    pub r9: u64,
+    pub r10: u64,
+    pub r11: u64,
+    pub r12: u64,
+    pub r13: u64,
+    pub r14: u64,
+    pub r15: u64,
+    pub rflags: u64,
+}
+
+impl ThreadContext {
+    /// The registers by name, program counter, stack and frame pointer
+    /// first (as `taskloom threads --context` prints them).
+    pub fn registers(&self) -> Vec<(&'static str, u64)> {
+        vec![
+            ("rip", self.rip),
+            ("rsp", self.rsp),
+            ("rbp", self.rbp),
+            ("rax", self.rax),
+            ("rbx", self.rbx),
+            ("rcx", self.rcx),
+            ("rdx", self.rdx),
+            ("rsi", self.rsi),
+            ("rdi", self.rdi),
+            ("r8", self.r8),
+            ("r9", self.r9),
+            ("r10", self.r10),
+            ("r11", self.r11),
+            ("r12", self.r12),
+            ("r13", self.r13),
+            ("r14", self.r14),
+            ("r15", self.r15),
+            ("rflags", self.rflags),
+        ]
+    }
+
+    /// The registers a signal handler's `ucontext` saved.
+    fn from_gregs(g: &[libc::greg_t]) -> ThreadContext {
+        ThreadContext {
+            rip: g[libc::REG_RIP as usize] as u64,
+            rsp: g[libc::REG_RSP as usize] as u64,
+            rbp: g[libc::REG_RBP as usize] as u64,
+            rax: g[libc::REG_RAX as usize] as u64,
+            rbx: g[libc::REG_RBX as usize] as u64,
+            rcx: g[libc::REG_RCX as usize] as u64,
+            rdx: g[libc::REG_RDX as usize] as u64,
+            rsi: g[libc::REG_RSI as usize] as u64,
+            rdi: g[libc::REG_RDI as usize] as u64,
+            r8: g[libc::REG_R8 as usize] as u64,
+            r9: g[libc::REG_R9 as usize] as u64,
+            r10: g[libc::REG_R10 as usize] as u64,
+            r11: g[libc::REG_R11 as usize] as u64,
+            r12: g[libc::REG_R12 as usize] as u64,
+            r13: g[libc::REG_R13 as usize] as u64,
+            r14: g[libc::REG_R14 as usize] as u64,
+            r15: g[libc::REG_R15 as usize] as u64,
+            rflags: g[libc::REG_EFL as usize] as u64,
+        }
+    }
+}
+
+/// The registers saved in a signal handler's context.
+///
+/// # Safety
+/// `ctx` must be the `ucontext_t` pointer the kernel passed to an
+/// `SA_SIGINFO` handler that is still running.
+pub(crate) unsafe fn context_from_ucontext(ctx: *const libc::c_void) -> ThreadContext {
+    // SAFETY: the caller passes the kernel's live ucontext.
+    let uc = unsafe { &*(ctx as *const libc::ucontext_t) };
+    ThreadContext::from_gregs(&uc.uc_mcontext.gregs)
+}
+
+/// The registers of `tid`, stopped under this thread's ptrace (`PTRACE_GETREGS`).
+pub(crate) fn read_regs(tid: i32) -> io::Result<ThreadContext> {
+    // SAFETY: PTRACE_GETREGS fills a user_regs_struct we own.
+    let regs = unsafe {
+        let mut regs: libc::user_regs_struct = std::mem::zeroed();
+        let r = libc::ptrace(
+            libc::PTRACE_GETREGS,
+            tid,
+            0,
+            &mut regs as *mut libc::user_regs_struct,
+        );
+        if r != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        regs
+    };
+    Ok(ThreadContext {
+        rip: regs.rip,
+        rsp: regs.rsp,
+        rbp: regs.rbp,
+        rax: regs.rax,
+        rbx: regs.rbx,
+        rcx: regs.rcx,
+        rdx: regs.rdx,
+        rsi: regs.rsi,
+        rdi: regs.rdi,
+        r8: regs.r8,
+        r9: regs.r9,
+        r10: regs.r10,
+        r11: regs.r11,
+        r12: regs.r12,
+        r13: regs.r13,
+        r14: regs.r14,
+        r15: regs.r15,
+        rflags: regs.eflags,
+    })
+}
+
+/// A new thread starts with the default floating-point environment, as on
+/// Windows, whatever its creator set (pthreads copy the creator's): SSE
+/// control and status MXCSR 0x1f80 (round to nearest, every exception
+/// masked, no flush-to-zero), x87 control word 0x37f.
+pub(crate) fn default_float_environment() {
+    let (mxcsr, fpucw): (u32, u16) = (0x1f80, 0x037f);
+    // SAFETY: loads the two control registers from valid stack memory; only
+    // this thread's floating-point modes change, before any of its code runs.
+    unsafe {
+        std::arch::asm!(
+            "ldmxcsr [{m}]",
+            "fldcw [{c}]",
+            m = in(reg) &mxcsr,
+            c = in(reg) &fpucw,
+            options(nostack, readonly),
+        );
+    }
+}
+
+/// A Valgrind client request (`VALGRIND_STACK_REGISTER` and friends), so
+/// memcheck knows fiber stacks and does not report every switch. Outside
+/// Valgrind the magic sequence does nothing and returns 0.
+pub(crate) fn valgrind_request(request: usize, a1: usize, a2: usize) -> usize {
+    let args: [usize; 6] = [request, a1, a2, 0, 0, 0];
+    let mut result: usize = 0;
+    // SAFETY: the rotations of rdi add up to 128 bits (no change) and
+    // `xchg rbx, rbx` is a no-op; Valgrind recognises the sequence and reads `args`.
+    unsafe {
+        std::arch::asm!(
+            "rol rdi, 3",
+            "rol rdi, 13",
+            "rol rdi, 61",
+            "rol rdi, 51",
+            "xchg rbx, rbx",
+            in("rax") args.as_ptr(),
+            inout("rdx") result,
+            out("rdi") _,
+            options(nostack),
+        );
+    }
+    result
+}
+
+/// The software breakpoint instruction (`int3`).
+pub(crate) const BREAKPOINT: Option<u8> = Some(0xcc);
+
+/// After a breakpoint trap of `tid` (stopped under ptrace): the address
+/// of the breakpoint it hit (the program counter is one past it).
+pub(crate) fn breakpoint_address(tid: i32) -> Option<u64> {
+    let regs = nix::sys::ptrace::getregs(nix::unistd::Pid::from_raw(tid)).ok()?;
+    Some(regs.rip.wrapping_sub(1))
+}
+
+/// Sets the program counter of `tid` (stopped under ptrace).
+pub(crate) fn set_pc(tid: i32, pc: u64) -> Option<()> {
+    let pid = nix::unistd::Pid::from_raw(tid);
+    let mut regs = nix::sys::ptrace::getregs(pid).ok()?;
+    regs.rip = pc;
+    nix::sys::ptrace::setregs(pid, regs).ok()
+}
