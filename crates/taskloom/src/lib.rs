@@ -15,6 +15,46 @@
 //! | `CreateThread`, `SuspendThread`, TLS | [`thread`]                         |
 //! | `DEBUG_PROCESS`, `WaitForDebugEvent` | [`debug::Debugger`]             |
 //!
+//! # Requirements
+//!
+//! Linux 5.11 or later and glibc. Jobs use whatever cgroups this process
+//! may write (cgroup2, v1 or both; on pure cgroup2 with systemd, a scope
+//! the user's manager delegates), else process groups; `job::Job::capabilities`
+//! says which limits the kernel enforces here. Fibers and thread register
+//! contexts are written for x86_64 (`arch/`); elsewhere they are absent or
+//! an error. Logon with a password is the `logon` feature (PAM).
+//!
+//! # A first example
+//!
+//! `CreateProcess`, then `WaitForSingleObject` and `GetExitCodeProcess`:
+//!
+//! ```
+//! use taskloom::process::ProcessBuilder;
+//!
+//! let mut child = ProcessBuilder::new("sh").args(["-c", "exit 3"]).spawn()?;
+//! let status = child.wait()?;
+//! assert_eq!(status.code(), Some(3));
+//! # Ok::<(), taskloom::Error>(())
+//! ```
+//!
+//! The same program in a job that no process leaves, with a memory limit
+//! the kernel enforces, killed with everything it started when the last
+//! handle closes (this needs cgroups, so it is not run as a doctest):
+//!
+//! ```no_run
+//! use taskloom::job::{Job, JobLimits};
+//! use taskloom::process::ProcessBuilder;
+//!
+//! let job = Job::builder()
+//!     .limits(JobLimits { job_memory: Some(256 << 20), ..Default::default() })
+//!     .kill_on_close(true)
+//!     .create()?;
+//! let mut child = job.spawn(ProcessBuilder::new("make").arg("-j8"))?;
+//! child.wait()?;
+//! println!("{:?}", job.info()?);
+//! # Ok::<(), taskloom::Error>(())
+//! ```
+//!
 //! The crate is Linux-only. See `ARCHITECTURE.md` in the repository for the
 //! map of the code and the invariants it keeps.
 #![deny(unsafe_code)] // allowed only in the modules ARCHITECTURE.md lists

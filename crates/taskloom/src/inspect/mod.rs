@@ -8,6 +8,22 @@
 //! Names, command lines and environments are bytes, exact. A process that
 //! vanishes during a snapshot is skipped; a section the caller may not read
 //! is left out and named in `denied`, never an error for the whole record.
+//!
+//! ```
+//! use taskloom::inspect::{self, Classification, SnapshotOptions};
+//!
+//! // Every process, with its command line (as `ps -e`).
+//! let all = inspect::snapshot(SnapshotOptions { cmdline: true, ..Default::default() })?;
+//! let me = std::process::id() as i32;
+//! assert!(all.iter().any(|p| p.pid == me));
+//!
+//! // One process in full: its image, modules, handles, token, threads.
+//! let info = inspect::inspect(me)?;
+//! assert_eq!(info.classification, Classification::Normal);
+//! assert!(info.modules.is_some_and(|m| !m.is_empty()));
+//! println!("{} threads", info.basic.threads);
+//! # Ok::<(), taskloom::Error>(())
+//! ```
 #![allow(unsafe_code)] // one of the fenced modules: ARCHITECTURE.md, "Invariants"
 
 pub use crate::linux::{bytes, parse};

@@ -14,6 +14,30 @@
 //! | `JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE` | [`JobBuilder::kill_on_close`] (a guardian process) |
 //! | job notifications                    | [`Job::watch`]                             |
 //!
+//! ```no_run
+//! use std::time::Duration;
+//! use taskloom::job::{Job, JobLimits};
+//! use taskloom::process::ProcessBuilder;
+//!
+//! // A named job others can open (`taskloom job assign build PID`), at most
+//! // 64 processes, half a CPU.
+//! let job = Job::builder()
+//!     .name("build")
+//!     .limits(JobLimits {
+//!         active_processes: Some(64),
+//!         cpu_rate_percent: Some(50),
+//!         ..Default::default()
+//!     })
+//!     .create()?;
+//! job.spawn(ProcessBuilder::new("sh").args(["-c", "sleep 1 & sleep 2 & wait"]))?;
+//! let info = Job::open("build")?.info()?;
+//! println!("{} processes, {:?} user time", info.active_processes, info.user_time);
+//! job.terminate()?; // every member, also those that double-forked
+//! assert!(job.wait(Duration::from_secs(1))?);
+//! job.delete()?;
+//! # Ok::<(), taskloom::Error>(())
+//! ```
+//!
 //! A job is a directory named after it in each cgroup hierarchy taskloom
 //! uses, below this process's own cgroup (`<own>/taskloom/<name>`). On
 //! cgroup2 its processes live in a leaf `@N` below the job directory, so
