@@ -239,7 +239,64 @@ pub enum Error {
     },
 }
 
+/// What kind of failure an [`Error`] is, for callers to match on without
+/// naming every variant (the variant still says exactly what failed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// Something named does not exist: a program, a file, a user, a job, a
+    /// process, a shell target.
+    NotFound,
+    /// It exists already (a job of that name).
+    AlreadyExists,
+    /// The kernel, PAM or a job's mode refused it for lack of a right.
+    PermissionDenied,
+    /// The caller's input is wrong (a name, a limit, a CPU list, a command line).
+    InvalidInput,
+    /// This machine cannot do it (no writable cgroup, no association, no
+    /// systemd answer).
+    Unsupported,
+    /// A program could not be started (exec refused, set-up failed in the child).
+    StartFailed,
+    /// A system call or cgroup file failed otherwise.
+    Os,
+}
+
 impl Error {
+    /// The kind of failure.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::ProgramNotFound { .. }
+            | Error::NoSuchFile { .. }
+            | Error::NoSuchUser { .. }
+            | Error::NoSuchProcess { .. }
+            | Error::NoSuchJob(_)
+            | Error::NoSuchTarget { .. } => ErrorKind::NotFound,
+            Error::JobExists(_) => ErrorKind::AlreadyExists,
+            Error::PermissionDenied { .. } => ErrorKind::PermissionDenied,
+            Error::Logon { failure, .. } => match failure {
+                LogonFailure::UnknownUser => ErrorKind::NotFound,
+                LogonFailure::Other => ErrorKind::Os,
+                _ => ErrorKind::PermissionDenied,
+            },
+            Error::IsADirectory { .. }
+            | Error::CurrentDir { .. }
+            | Error::InvalidEnvName { .. }
+            | Error::NulByte { .. }
+            | Error::CommandLine(_)
+            | Error::InvalidCpuList { .. }
+            | Error::FdCollision { .. }
+            | Error::InvalidJobName { .. }
+            | Error::DesktopEntry { .. }
+            | Error::InvalidInput { .. } => ErrorKind::InvalidInput,
+            Error::JobsUnavailable(_) | Error::NoAssociation { .. } | Error::Systemd { .. } => {
+                ErrorKind::Unsupported
+            }
+            Error::Exec { .. } | Error::ChildSetup { .. } => ErrorKind::StartFailed,
+            Error::Cgroup { .. } | Error::Os { .. } => ErrorKind::Os,
+        }
+    }
+
     /// Wraps an OS error, turning EPERM/EACCES into [`Error::PermissionDenied`].
     pub(crate) fn os(op: &'static str, source: io::Error) -> Self {
         match source.raw_os_error() {
@@ -254,5 +311,40 @@ impl Error {
     /// Wraps the calling thread's `errno`.
     pub(crate) fn last_os(op: &'static str) -> Self {
         Self::os(op, io::Error::last_os_error())
+    }
+}
+
+#[cfg(test)]
+mod kind_tests {
+    use super::*;
+
+    #[test]
+    fn kinds_group_the_variants_callers_match_on() {
+        assert_eq!(Error::NoSuchProcess { pid: 1 }.kind(), ErrorKind::NotFound);
+        assert_eq!(Error::NoSuchJob("a".into()).kind(), ErrorKind::NotFound);
+        assert_eq!(
+            Error::JobExists("a".into()).kind(),
+            ErrorKind::AlreadyExists
+        );
+        let denied = Error::os("kill", io::Error::from_raw_os_error(libc::EPERM));
+        assert_eq!(denied.kind(), ErrorKind::PermissionDenied);
+        let wrong = Error::Logon {
+            user: "u".into(),
+            failure: LogonFailure::WrongPassword,
+            detail: String::new(),
+        };
+        assert_eq!(wrong.kind(), ErrorKind::PermissionDenied);
+        assert_eq!(
+            Error::InvalidInput {
+                what: "x",
+                reason: "y".into()
+            }
+            .kind(),
+            ErrorKind::InvalidInput
+        );
+        assert_eq!(
+            Error::JobsUnavailable("no".into()).kind(),
+            ErrorKind::Unsupported
+        );
     }
 }

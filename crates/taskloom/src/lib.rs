@@ -81,7 +81,7 @@ pub mod units;
 pub(crate) static BREAKAWAY: process::BreakawayHook = job::breakaway;
 
 pub use cpuset::CpuSet;
-pub use error::{Error, LogonFailure, Result};
+pub use error::{Error, ErrorKind, LogonFailure, Result};
 pub use job::{Job, JobLimits};
 pub use priority::PriorityClass;
 
