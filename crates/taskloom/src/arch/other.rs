@@ -36,6 +36,12 @@ fn unsupported() -> io::Error {
     )
 }
 
+/// Nothing to write on this architecture.
+///
+/// # Safety
+/// None needed: nothing is written.
+pub(crate) unsafe fn write_ucontext(_ctx: *mut libc::c_void, _regs: &ThreadContext) {}
+
 pub(crate) fn read_regs(_tid: i32) -> io::Result<ThreadContext> {
     Err(unsupported())
 }

@@ -489,6 +489,11 @@ impl Thread {
         thread_context(self.tid())
     }
 
+    /// `SetThreadContext` (the thread must be suspended): [`set_thread_context`].
+    pub fn set_context(&self, context: &ThreadContext) -> Result<()> {
+        set_thread_context(self.tid(), context)
+    }
+
     /// `GetExitCodeThread`: [`STILL_ACTIVE`] while it runs.
     pub fn exit_code(&self) -> u32 {
         if self.shared.state.load(Ordering::Acquire) == ENDED {
@@ -775,6 +780,41 @@ pub fn thread_context(tid: i32) -> Result<ThreadContext> {
     }
     // SAFETY: PARKED was published after the handler wrote the context (Release/Acquire).
     Ok(unsafe { *s.request.context.get() })
+}
+
+/// `SetThreadContext` on a suspended thread of this process: when it is
+/// resumed it goes on with `context` (a redirected call runs on resume).
+/// The thread must be suspended and parked, as for [`thread_context`].
+pub fn set_thread_context(tid: i32, context: &ThreadContext) -> Result<()> {
+    if cfg!(not(target_arch = "x86_64")) {
+        return Err(Error::InvalidInput {
+            what: "thread context",
+            reason: format!(
+                "register contexts are not written for {} yet (only x86_64)",
+                std::env::consts::ARCH
+            ),
+        });
+    }
+    let guard = SUSPENDED.lock().unwrap_or_else(|e| e.into_inner());
+    let s = guard
+        .as_ref()
+        .and_then(|m| m.get(&tid))
+        .filter(|s| s.count > 0)
+        .ok_or_else(|| Error::InvalidInput {
+            what: "thread context",
+            reason: format!("thread {tid} is not suspended (SuspendThread it first)"),
+        })?;
+    if s.request.state.load(Ordering::Acquire) != sys::PARKED {
+        return Err(Error::InvalidInput {
+            what: "thread context",
+            reason: format!("thread {tid} has not parked yet"),
+        });
+    }
+    // SAFETY: the thread is parked in its handler and reads the context only
+    // after a resume, which takes this lock and publishes with Release.
+    unsafe { *s.request.context.get() = *context };
+    s.request.replace.store(true, Ordering::Release);
+    Ok(())
 }
 
 /// The registers of thread `tid` of another process, read with ptrace

@@ -75,6 +75,9 @@ pub(crate) struct Request {
     pub tid: i32,
     pub state: AtomicU32,
     pub context: std::cell::UnsafeCell<ThreadContext>,
+    /// `SetThreadContext` wrote `context` while the thread was parked: the
+    /// handler loads it into the signal frame before returning.
+    pub replace: std::sync::atomic::AtomicBool,
     /// The next record in [`RECORDS`].
     next: std::sync::atomic::AtomicPtr<Request>,
 }
@@ -91,6 +94,7 @@ pub(crate) fn new_record(tid: i32) -> &'static Request {
         tid,
         state: AtomicU32::new(RESUMED),
         context: Default::default(),
+        replace: std::sync::atomic::AtomicBool::new(false),
         next: std::sync::atomic::AtomicPtr::new(ptr::null_mut()),
     }));
     let mut head = RECORDS.load(Ordering::Acquire);
@@ -222,6 +226,11 @@ extern "C" fn on_suspend(_sig: i32, _info: *mut libc::siginfo_t, ctx: *mut libc:
         // set REQUESTED again; its signal is delivered once this handler returns).
         while req.state.load(Ordering::Acquire) == PARKED {
             futex_wait(&req.state, PARKED, None);
+        }
+        // A context set while parked is where the thread goes on: the kernel
+        // restores the registers from this frame when the handler returns.
+        if req.replace.swap(false, Ordering::Acquire) {
+            crate::arch::write_ucontext(ctx, &*req.context.get());
         }
         *libc::__errno_location() = errno;
     }

@@ -540,3 +540,60 @@ fn stack_limits_are_the_threads_or_the_running_fibers() {
         .unwrap();
     assert_eq!(t.join().unwrap(), 0);
 }
+
+static LANDED: AtomicBool = AtomicBool::new(false);
+static LANDED_ARG: AtomicU64 = AtomicU64::new(0);
+
+/// Where the redirected thread goes: it records its argument and stays
+/// (it has no frame to return to).
+extern "C" fn landing(arg: u64) -> ! {
+    LANDED_ARG.store(arg, Ordering::SeqCst);
+    LANDED.store(true, Ordering::SeqCst);
+    loop {
+        // SAFETY: pause has no preconditions; it sleeps until a signal.
+        unsafe { libc::pause() };
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn a_context_set_on_a_suspended_thread_runs_on_resume() {
+    let spinning = Arc::new(AtomicBool::new(true));
+    let s = spinning.clone();
+    let t = ThreadBuilder::new()
+        .spawn(move || {
+            while s.load(Ordering::Relaxed) {
+                std::hint::spin_loop();
+            }
+            0
+        })
+        .unwrap();
+    t.suspend().unwrap();
+    let before = t.context().unwrap();
+    // A call to `landing(0x5eed)`: rip at its entry, rdi its argument, rsp
+    // as after a call (16-byte aligned before the return address).
+    let mut ctx = before;
+    ctx.rip = landing as *const () as usize as u64;
+    ctx.rdi = 0x5eed;
+    ctx.rsp = ((before.rsp - 4096) & !15) - 8;
+    t.set_context(&ctx).unwrap();
+    assert_eq!(
+        t.context().unwrap().rip,
+        landing as *const () as usize as u64,
+        "read back"
+    );
+    t.resume().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !LANDED.load(Ordering::SeqCst) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the redirected call never ran"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert_eq!(LANDED_ARG.load(Ordering::SeqCst), 0x5eed);
+    // Not suspended any more: setting a context is refused, by name.
+    let err = t.set_context(&before).unwrap_err();
+    assert!(err.to_string().contains("not suspended"), "{err}");
+    spinning.store(false, Ordering::Relaxed);
+}

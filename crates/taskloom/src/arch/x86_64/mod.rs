@@ -94,6 +94,41 @@ pub(crate) unsafe fn context_from_ucontext(ctx: *const libc::c_void) -> ThreadCo
     ThreadContext::from_gregs(&uc.uc_mcontext.gregs)
 }
 
+/// Writes `regs` into a signal handler's saved context, so the thread goes
+/// on with them when the handler returns (`SetThreadContext`).
+///
+/// # Safety
+/// `ctx` must be the `ucontext_t` pointer the kernel passed to an
+/// `SA_SIGINFO` handler that is still running, on the calling thread.
+pub(crate) unsafe fn write_ucontext(ctx: *mut libc::c_void, regs: &ThreadContext) {
+    // SAFETY: the caller passes the kernel's live ucontext of this handler.
+    let uc = unsafe { &mut *(ctx as *mut libc::ucontext_t) };
+    let g = &mut uc.uc_mcontext.gregs;
+    let set = [
+        (libc::REG_RIP, regs.rip),
+        (libc::REG_RSP, regs.rsp),
+        (libc::REG_RBP, regs.rbp),
+        (libc::REG_RAX, regs.rax),
+        (libc::REG_RBX, regs.rbx),
+        (libc::REG_RCX, regs.rcx),
+        (libc::REG_RDX, regs.rdx),
+        (libc::REG_RSI, regs.rsi),
+        (libc::REG_RDI, regs.rdi),
+        (libc::REG_R8, regs.r8),
+        (libc::REG_R9, regs.r9),
+        (libc::REG_R10, regs.r10),
+        (libc::REG_R11, regs.r11),
+        (libc::REG_R12, regs.r12),
+        (libc::REG_R13, regs.r13),
+        (libc::REG_R14, regs.r14),
+        (libc::REG_R15, regs.r15),
+        (libc::REG_EFL, regs.rflags),
+    ];
+    for (r, v) in set {
+        g[r as usize] = v as libc::greg_t;
+    }
+}
+
 /// The registers of `tid`, stopped under this thread's ptrace (`PTRACE_GETREGS`).
 pub(crate) fn read_regs(tid: i32) -> io::Result<ThreadContext> {
     // SAFETY: PTRACE_GETREGS fills a user_regs_struct we own.
