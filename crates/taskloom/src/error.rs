@@ -121,6 +121,12 @@ pub enum Error {
         /// The descriptor number given twice.
         target: i32,
     },
+    /// The thread does not exist (any more).
+    #[error("no such thread: {tid}")]
+    NoSuchThread {
+        /// Its thread id.
+        tid: i32,
+    },
     /// A user or group name does not exist.
     #[error("{kind} not found: {name}")]
     NoSuchUser {
@@ -270,6 +276,7 @@ impl Error {
             | Error::NoSuchFile { .. }
             | Error::NoSuchUser { .. }
             | Error::NoSuchProcess { .. }
+            | Error::NoSuchThread { .. }
             | Error::NoSuchJob(_)
             | Error::NoSuchTarget { .. } => ErrorKind::NotFound,
             Error::JobExists(_) => ErrorKind::AlreadyExists,

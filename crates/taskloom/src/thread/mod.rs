@@ -106,13 +106,31 @@ pub fn set_thread_priority(tid: i32, priority: ThreadPriority) -> Result<()> {
     // SAFETY: sched_setscheduler and setpriority with a valid param, on a tid.
     unsafe {
         if libc::sched_setscheduler(tid, policy, &param) != 0 {
-            return Err(Error::last_os("sched_setscheduler"));
+            return Err(thread_error(
+                tid,
+                "sched_setscheduler",
+                std::io::Error::last_os_error(),
+            ));
         }
         if libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, priority.nice()) != 0 {
-            return Err(Error::last_os("setpriority (thread)"));
+            return Err(thread_error(
+                tid,
+                "setpriority (thread)",
+                std::io::Error::last_os_error(),
+            ));
         }
     }
     Ok(())
+}
+
+/// A call on thread `tid` failed: `NoSuchThread` when it is gone (ESRCH),
+/// else what the kernel said.
+fn thread_error(tid: i32, op: &'static str, e: std::io::Error) -> Error {
+    if e.raw_os_error() == Some(libc::ESRCH) && tid != 0 {
+        Error::NoSuchThread { tid }
+    } else {
+        Error::os(op, e)
+    }
 }
 
 /// `GetThreadPriority` of thread `tid`: `Idle` under `SCHED_IDLE`, else
@@ -123,13 +141,17 @@ pub fn thread_priority(tid: i32) -> Result<ThreadPriority> {
     // SAFETY: sched_getscheduler takes a plain id and reads nothing of ours.
     let policy = unsafe { libc::sched_getscheduler(tid) };
     if policy < 0 {
-        return Err(Error::last_os("sched_getscheduler"));
+        return Err(thread_error(
+            tid,
+            "sched_getscheduler",
+            std::io::Error::last_os_error(),
+        ));
     }
     if policy == libc::SCHED_IDLE {
         return Ok(ThreadPriority::Idle);
     }
     let nice = rustix::process::getpriority_process(id)
-        .map_err(|e| Error::os("getpriority (thread)", e.into()))?;
+        .map_err(|e| thread_error(tid, "getpriority (thread)", e.into()))?;
     let classes = [
         ThreadPriority::TimeCritical,
         ThreadPriority::Highest,
@@ -148,7 +170,7 @@ pub fn thread_priority(tid: i32) -> Result<ThreadPriority> {
 pub fn set_thread_affinity(tid: i32, cpus: &CpuSet) -> Result<CpuSet> {
     let id = rustix::process::Pid::from_raw(tid);
     let before = rustix::thread::sched_getaffinity(id)
-        .map_err(|e| Error::os("sched_getaffinity (thread)", e.into()))?;
+        .map_err(|e| thread_error(tid, "sched_getaffinity (thread)", e.into()))?;
     let mut previous = CpuSet::new();
     for cpu in 0..rustix::thread::CpuSet::MAX_CPU {
         if before.is_set(cpu) {
@@ -166,7 +188,7 @@ pub fn set_thread_affinity(tid: i32, cpus: &CpuSet) -> Result<CpuSet> {
         set.set(cpu);
     }
     rustix::thread::sched_setaffinity(id, &set)
-        .map_err(|e| Error::os("sched_setaffinity (thread)", e.into()))?;
+        .map_err(|e| thread_error(tid, "sched_setaffinity (thread)", e.into()))?;
     Ok(previous)
 }
 
@@ -209,7 +231,7 @@ pub fn set_thread_description(tid: i32, description: &str) -> Result<()> {
         kernel_name(description),
     )
     .map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => Error::NoSuchProcess { pid: tid },
+        std::io::ErrorKind::NotFound => Error::NoSuchThread { tid },
         _ => Error::os("set the thread's name", e),
     })?;
     DESCRIPTIONS
@@ -224,7 +246,7 @@ pub fn set_thread_description(tid: i32, description: &str) -> Result<()> {
 /// when it was set otherwise (or changed since).
 pub fn thread_description(tid: i32) -> Result<String> {
     let comm = std::fs::read_to_string(format!("/proc/self/task/{tid}/comm"))
-        .map_err(|_| Error::NoSuchProcess { pid: tid })?;
+        .map_err(|_| Error::NoSuchThread { tid })?;
     let comm = comm.strip_suffix('\n').unwrap_or(&comm);
     let mut map = DESCRIPTIONS.lock().unwrap_or_else(|e| e.into_inner());
     match map.get(&tid) {
@@ -637,7 +659,7 @@ static SUSPENDED: Mutex<Option<HashMap<i32, Suspension>>> = Mutex::new(None);
 /// `resume_thread` then returns 1).
 ///
 /// Errors: the thread does not exist or ended before it stopped
-/// (`NoSuchProcess` with its id); it did not stop within 10 s (it blocks the
+/// (`NoSuchThread` with its id); it did not stop within 10 s (it blocks the
 /// suspend signal, `SIGRTMIN+6`: it stops when it unblocks it, unless
 /// resumed first); the application has its own handler for that signal.
 pub fn suspend_thread(tid: i32) -> Result<u32> {
@@ -664,7 +686,7 @@ pub fn suspend_thread(tid: i32) -> Result<u32> {
         {
             request.state.store(sys::RESUMED, Ordering::Release);
             return Err(match e.raw_os_error() {
-                Some(libc::ESRCH) => Error::NoSuchProcess { pid: tid },
+                Some(libc::ESRCH) => Error::NoSuchThread { tid },
                 _ => Error::os("rt_tgsigqueueinfo", e),
             });
         }
@@ -680,7 +702,7 @@ pub fn suspend_thread(tid: i32) -> Result<u32> {
         Parked::Yes => Ok(0),
         Parked::Gone => {
             forget_suspension(tid, request);
-            Err(Error::NoSuchProcess { pid: tid })
+            Err(Error::NoSuchThread { tid })
         }
         Parked::NotYet => Err(Error::InvalidInput {
             what: "SuspendThread",
@@ -822,7 +844,7 @@ pub fn set_thread_context(tid: i32, context: &ThreadContext) -> Result<()> {
 /// a permissive `ptrace_scope`, or `CAP_SYS_PTRACE`).
 pub fn remote_thread_context(tid: i32) -> Result<ThreadContext> {
     sys::remote_context(tid).map_err(|e| match e.raw_os_error() {
-        Some(libc::ESRCH) => Error::NoSuchProcess { pid: tid },
+        Some(libc::ESRCH) => Error::NoSuchThread { tid },
         _ => Error::os("ptrace", e),
     })
 }

@@ -373,7 +373,7 @@ fn suspending_a_thread_that_ends_first_is_an_error_not_a_hang() {
     let r = taskloom::thread::suspend_thread(tid);
     t.join().unwrap();
     assert!(
-        matches!(r, Err(taskloom::Error::NoSuchProcess { pid }) if pid == tid),
+        matches!(r, Err(taskloom::Error::NoSuchThread { tid: t }) if t == tid),
         "{r:?}"
     );
     assert!(started.elapsed() < Duration::from_secs(5));
@@ -596,4 +596,26 @@ fn a_context_set_on_a_suspended_thread_runs_on_resume() {
     let err = t.set_context(&before).unwrap_err();
     assert!(err.to_string().contains("not suspended"), "{err}");
     spinning.store(false, Ordering::Relaxed);
+}
+
+#[test]
+fn a_thread_that_is_gone_is_named_as_a_thread() {
+    use taskloom::thread::{
+        ThreadPriority, set_thread_affinity, set_thread_priority, thread_priority,
+    };
+    // A thread id above any pid_max: never a stranger's.
+    let gone = i32::MAX;
+    for r in [
+        thread_priority(gone).map(drop),
+        set_thread_priority(gone, ThreadPriority::Normal),
+        set_thread_affinity(gone, &CpuSet::current().unwrap()).map(drop),
+    ] {
+        let e = r.unwrap_err();
+        assert!(
+            matches!(e, taskloom::Error::NoSuchThread { tid } if tid == gone),
+            "{e}"
+        );
+        assert_eq!(e.kind(), taskloom::ErrorKind::NotFound);
+        assert_eq!(e.to_string(), format!("no such thread: {gone}"));
+    }
 }
