@@ -196,11 +196,11 @@ fn ptrace_err(op: &'static str, e: Errno) -> Error {
     Error::os(op, std::io::Error::from_raw_os_error(e as i32))
 }
 
-fn options(mode: DebugMode) -> Options {
-    // Forks are traced in both modes: in `OnlyThisProcess` the child is
-    // detached at once, after the loader's breakpoints are taken out of its
-    // copy of the memory (else its first dlopen would die on them).
-    let _ = mode;
+/// The ptrace options of every tracee. Forks are traced in both modes: in
+/// `OnlyThisProcess` the child is detached at once, after the loader's
+/// breakpoints are taken out of its copy of the memory (else its first
+/// dlopen would die on them).
+fn options() -> Options {
     Options::PTRACE_O_TRACECLONE
         | Options::PTRACE_O_TRACEFORK
         | Options::PTRACE_O_TRACEVFORK
@@ -263,8 +263,7 @@ impl Debugger {
                 }
                 Err(e) => return Err(ptrace_err("waitpid", e)),
             }
-            ptrace::setoptions(pid(p), options(mode))
-                .map_err(|e| ptrace_err("ptrace(SETOPTIONS)", e))
+            ptrace::setoptions(pid(p), options()).map_err(|e| ptrace_err("ptrace(SETOPTIONS)", e))
         })();
         if let Err(e) = ready {
             let _ = main.terminate();
@@ -328,7 +327,7 @@ impl Debugger {
                     return Ok(());
                 }
                 for t in tids {
-                    match ptrace::seize(pid(t), options(mode)) {
+                    match ptrace::seize(pid(t), options()) {
                         Ok(()) => attached.push(t),
                         Err(Errno::ESRCH) => continue,
                         Err(e) => {

@@ -816,17 +816,22 @@ fn opt_bytes_list<S: serde::Serializer>(
     }
 }
 
+/// `<pid>/stat`, parsed: `NoSuchProcess` when it cannot be read.
+fn read_stat(r: &mut ProcReader, p: &str, pid: i32) -> Result<Stat> {
+    match r.read(&format!("{p}/stat")) {
+        Ok(b) => parse::parse_stat(b).map_err(|e| Error::InvalidInput {
+            what: "/proc/<pid>/stat",
+            reason: e.to_string(),
+        }),
+        Err(_) => Err(Error::NoSuchProcess { pid }),
+    }
+}
+
 /// Reads every section of process `pid`.
 pub fn inspect(pid: i32) -> Result<ProcessInfo> {
     let mut r = ProcReader::new()?;
     let p = pid.to_string();
-    let stat = match r.read(&format!("{p}/stat")) {
-        Ok(b) => parse::parse_stat(b).map_err(|e| Error::InvalidInput {
-            what: "/proc/<pid>/stat",
-            reason: e.to_string(),
-        })?,
-        Err(_) => return Err(Error::NoSuchProcess { pid }),
-    };
+    let stat = read_stat(&mut r, &p, pid)?;
     let uid = r.owner(&p);
     let mut denied = Vec::new();
     let mut section =
@@ -991,13 +996,7 @@ pub fn inspect(pid: i32) -> Result<ProcessInfo> {
 pub fn classification(pid: i32) -> Result<(Classification, String)> {
     let mut r = ProcReader::new()?;
     let p = pid.to_string();
-    let stat = match r.read(&format!("{p}/stat")) {
-        Ok(b) => parse::parse_stat(b).map_err(|e| Error::InvalidInput {
-            what: "/proc/<pid>/stat",
-            reason: e.to_string(),
-        })?,
-        Err(_) => return Err(Error::NoSuchProcess { pid }),
-    };
+    let stat = read_stat(&mut r, &p, pid)?;
     let uid = r.owner(&p);
     let status = r.read(&format!("{p}/status")).ok().map(parse::parse_status);
     Ok(classify(&stat, status.as_ref(), uid, &mut r, &p))

@@ -783,11 +783,13 @@ pub fn resume_thread(tid: i32) -> Result<u32> {
     Ok(previous)
 }
 
-/// `GetThreadContext` of a suspended thread of this process.
-pub fn thread_context(tid: i32) -> Result<ThreadContext> {
-    let guard = SUSPENDED.lock().unwrap_or_else(|e| e.into_inner());
-    let s = guard
-        .as_ref()
+/// The suspension record of thread `tid`, when it is suspended and parked in
+/// its handler (its registers saved): what getting and setting its context need.
+fn parked_request(
+    suspended: Option<&HashMap<i32, Suspension>>,
+    tid: i32,
+) -> Result<&'static sys::Request> {
+    let s = suspended
         .and_then(|m| m.get(&tid))
         .filter(|s| s.count > 0)
         .ok_or_else(|| Error::InvalidInput {
@@ -800,8 +802,15 @@ pub fn thread_context(tid: i32) -> Result<ThreadContext> {
             reason: format!("thread {tid} has not parked yet"),
         });
     }
+    Ok(s.request)
+}
+
+/// `GetThreadContext` of a suspended thread of this process.
+pub fn thread_context(tid: i32) -> Result<ThreadContext> {
+    let guard = SUSPENDED.lock().unwrap_or_else(|e| e.into_inner());
+    let request = parked_request(guard.as_ref(), tid)?;
     // SAFETY: PARKED was published after the handler wrote the context (Release/Acquire).
-    Ok(unsafe { *s.request.context.get() })
+    Ok(unsafe { *request.context.get() })
 }
 
 /// `SetThreadContext` on a suspended thread of this process: when it is
@@ -818,24 +827,11 @@ pub fn set_thread_context(tid: i32, context: &ThreadContext) -> Result<()> {
         });
     }
     let guard = SUSPENDED.lock().unwrap_or_else(|e| e.into_inner());
-    let s = guard
-        .as_ref()
-        .and_then(|m| m.get(&tid))
-        .filter(|s| s.count > 0)
-        .ok_or_else(|| Error::InvalidInput {
-            what: "thread context",
-            reason: format!("thread {tid} is not suspended (SuspendThread it first)"),
-        })?;
-    if s.request.state.load(Ordering::Acquire) != sys::PARKED {
-        return Err(Error::InvalidInput {
-            what: "thread context",
-            reason: format!("thread {tid} has not parked yet"),
-        });
-    }
+    let request = parked_request(guard.as_ref(), tid)?;
     // SAFETY: the thread is parked in its handler and reads the context only
     // after a resume, which takes this lock and publishes with Release.
-    unsafe { *s.request.context.get() = *context };
-    s.request.replace.store(true, Ordering::Release);
+    unsafe { *request.context.get() = *context };
+    request.replace.store(true, Ordering::Release);
     Ok(())
 }
 
