@@ -85,7 +85,10 @@ use stack::Stack;
 /// `MAP_NORESERVE` and made accessible without being touched, so pages are
 /// backed only once used: address space, not memory.
 pub const DEFAULT_STACK_SIZE: usize = 1024 * 1024;
-/// Most FLS slots a thread can hold at once (Windows' `FLS_MAXIMUM_AVAILABLE`).
+/// An FLS value and the generation of the index it was set under.
+type FlsValue = (u64, Box<dyn Any>);
+
+/// Most FLS indices the process can hold at once (Windows' `FLS_MAXIMUM_AVAILABLE`).
 pub const FLS_MAXIMUM_AVAILABLE: usize = 4080;
 /// Stacks kept per thread for reuse.
 const POOL_LIMIT: usize = 64;
@@ -138,7 +141,10 @@ struct Slot {
     /// `closure_addr::<F>(stack_top)`); `None` once the fiber took it.
     drop_closure: Cell<Option<unsafe fn(&Slot)>>,
     data: RefCell<Option<Box<dyn Any>>>,
-    fls: RefCell<Vec<Option<Box<dyn Any>>>>,
+    /// FLS values by index, each with the generation of the index it was
+    /// set under: a value whose index was freed (and perhaps handed out
+    /// again) is stale, invisible to keys and destroyed on this thread.
+    fls: RefCell<Vec<Option<FlsValue>>>,
 }
 
 impl Slot {
@@ -197,7 +203,6 @@ struct ThreadFibers {
     /// The thread's own record: its fiber once converted, its FLS home before.
     home: Cell<*const Slot>,
     all: RefCell<Vec<&'static Slot>>,
-    fls_used: RefCell<Vec<bool>>,
     /// Fibers whose handle was dropped while they ran.
     doomed: RefCell<Vec<&'static Slot>>,
 }
@@ -320,7 +325,6 @@ thread_local! {
     static THREAD: ThreadFibers = const { ThreadFibers {
         home: Cell::new(ptr::null()),
         all: RefCell::new(Vec::new()),
-        fls_used: RefCell::new(Vec::new()),
         doomed: RefCell::new(Vec::new()),
     } };
 }
@@ -364,7 +368,7 @@ pub enum FiberError {
     NotThreadFiber,
     /// No FLS slot is left (`FLS_OUT_OF_INDEXES`).
     #[error(
-        "no fiber local storage slot is left (the limit is {FLS_MAXIMUM_AVAILABLE} per thread)"
+        "no fiber local storage index is left (the limit is {FLS_MAXIMUM_AVAILABLE} per process)"
     )]
     FlsExhausted,
 }
@@ -944,14 +948,42 @@ fn fls_home() -> &'static Slot {
     }
 }
 
-/// A fiber local storage slot (`FlsAlloc`): each fiber of this thread has its
-/// own value. The value's `Drop` is the FLS destructor; it runs when the
-/// fiber is deleted, when the thread exits (for the running fiber), when the
-/// value is replaced, and for every fiber of the thread on [`FlsKey::free`].
-/// Destructors of one fiber run in slot order. Dropping the key frees the slot.
+/// The process's FLS indices (`FlsAlloc` hands out the same index to every
+/// thread): which are in use, and each index's generation, bumped when it is
+/// freed so that values set under an earlier key are never seen by a later
+/// one. Index 0 is never handed out (ported code uses 0 as "unset").
+struct FlsIndices {
+    used: Vec<bool>,
+    generation: Vec<u64>,
+}
+
+static FLS_INDICES: std::sync::Mutex<FlsIndices> = std::sync::Mutex::new(FlsIndices {
+    used: Vec::new(),
+    generation: Vec::new(),
+});
+
+fn fls_indices() -> std::sync::MutexGuard<'static, FlsIndices> {
+    FLS_INDICES.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A fiber local storage index (`FlsAlloc`): the same index on every thread
+/// of the process (the key is `Send` and `Sync`), and each fiber has its own
+/// value in it (a thread that is not a fiber has one too). The value's
+/// `Drop` is the FLS destructor; it runs when the fiber is deleted, when
+/// the thread exits (for the running fiber), when the value is replaced
+/// through [`FlsCallbackKey::set`], and on [`FlsKey::free`].
+///
+/// `FlsFree` on Windows runs the destructor of every fiber's value in the
+/// process; a value here belongs to its thread (it need not be `Send`), so
+/// `free` destroys the values of the calling thread's fibers, and each other
+/// thread destroys its own when it next uses that index, deletes the fiber
+/// or exits. Until then no key sees them: a freed index handed out again
+/// starts empty everywhere. Destructors of one fiber run in index order.
+/// Dropping the key frees the index.
 pub struct FlsKey<T: 'static> {
     index: usize,
-    _t: PhantomData<(T, *const ())>,
+    generation: u64,
+    _t: PhantomData<fn() -> T>,
 }
 
 impl<T: 'static> fmt::Debug for FlsKey<T> {
@@ -975,23 +1007,28 @@ impl<T> Drop for WithCallback<T> {
 }
 
 impl<T: 'static> FlsKey<T> {
-    /// `FlsAlloc(NULL)`: a new slot whose destructor is `T`'s `Drop`.
+    /// `FlsAlloc(NULL)`: a new index whose destructor is `T`'s `Drop`.
     pub fn new() -> Result<Self, FiberError> {
-        THREAD.with(|t| {
-            let mut used = t.fls_used.borrow_mut();
-            let index = match used.iter().position(|u| !u) {
-                Some(i) => i,
-                None if used.len() < FLS_MAXIMUM_AVAILABLE => {
-                    used.push(false);
-                    used.len() - 1
-                }
-                None => return Err(FiberError::FlsExhausted),
-            };
-            used[index] = true;
-            Ok(FlsKey {
-                index,
-                _t: PhantomData,
-            })
+        let mut t = fls_indices();
+        if t.used.is_empty() {
+            // Index 0 stays taken for good.
+            t.used.push(true);
+            t.generation.push(0);
+        }
+        let index = match t.used.iter().position(|u| !u) {
+            Some(i) => i,
+            None if t.used.len() < FLS_MAXIMUM_AVAILABLE => {
+                t.used.push(false);
+                t.generation.push(0);
+                t.used.len() - 1
+            }
+            None => return Err(FiberError::FlsExhausted),
+        };
+        t.used[index] = true;
+        Ok(FlsKey {
+            index,
+            generation: t.generation[index],
+            _t: PhantomData,
         })
     }
 
@@ -1003,19 +1040,31 @@ impl<T: 'static> FlsKey<T> {
         })
     }
 
-    /// The slot's index.
+    /// The index (never 0).
     pub fn index(&self) -> usize {
         self.index
     }
 
+    /// Sets the value; returns the old one of this key (a stale value left
+    /// by an earlier key of this index is destroyed here instead).
     fn put(&self, value: Box<dyn Any>) -> Option<Box<dyn Any>> {
         let home = fls_home();
         home.has_fls.set(true);
-        let mut fls = home.fls.borrow_mut();
-        if fls.len() <= self.index {
-            fls.resize_with(self.index + 1, || None);
+        let old = {
+            let mut fls = home.fls.borrow_mut();
+            if fls.len() <= self.index {
+                fls.resize_with(self.index + 1, || None);
+            }
+            fls[self.index].replace((self.generation, value))
+        };
+        match old {
+            Some((g, v)) if g == self.generation => Some(v),
+            stale => {
+                // Destroyed outside the borrow: its destructor may use FLS.
+                drop(stale);
+                None
+            }
         }
-        fls[self.index].replace(value)
     }
 
     /// `FlsSetValue`: sets this fiber's value; the old one is returned (not destroyed).
@@ -1032,7 +1081,13 @@ impl<T: 'static> FlsKey<T> {
             .borrow_mut()
             .get_mut(self.index)
             .and_then(Option::take);
-        old.and_then(|b| b.downcast::<T>().ok().map(|b| *b))
+        match old {
+            Some((g, v)) if g == self.generation => v.downcast::<T>().ok().map(|b| *b),
+            stale => {
+                drop(stale);
+                None
+            }
+        }
     }
 
     /// `FlsGetValue`: calls `f` with this fiber's value.
@@ -1042,7 +1097,8 @@ impl<T: 'static> FlsKey<T> {
         f(fls
             .get(self.index)
             .and_then(|v| v.as_ref())
-            .and_then(|v| v.downcast_ref::<T>()))
+            .filter(|(g, _)| *g == self.generation)
+            .and_then(|(_, v)| v.downcast_ref::<T>()))
     }
 
     /// `FlsGetValue` for `Clone` values.
@@ -1053,8 +1109,9 @@ impl<T: 'static> FlsKey<T> {
         self.with(|v| v.cloned())
     }
 
-    /// `FlsFree`: destroys the value of every fiber of this thread and frees
-    /// the slot (dropping the key does the same).
+    /// `FlsFree`: destroys the values of the calling thread's fibers and
+    /// frees the index (dropping the key does the same); see the type's docs
+    /// for other threads' values.
     pub fn free(self) {
         drop(self)
     }
@@ -1062,18 +1119,24 @@ impl<T: 'static> FlsKey<T> {
 
 impl<T: 'static> Drop for FlsKey<T> {
     fn drop(&mut self) {
+        // The index first: from here no key sees a value of this generation.
+        {
+            let mut t = fls_indices();
+            t.generation[self.index] += 1;
+            t.used[self.index] = false;
+        }
         let Ok(slots) = THREAD.try_with(|t| t.all.borrow().clone()) else {
             return;
         };
-        for s in slots {
+        let home = THREAD.try_with(|t| t.home.get()).ok().and_then(slot_ref);
+        for s in slots.into_iter().chain(home) {
             let v = s
                 .fls
                 .borrow_mut()
                 .get_mut(self.index)
-                .and_then(Option::take);
+                .and_then(|v| v.take_if(|(g, _)| *g == self.generation));
             drop(v);
         }
-        let _ = THREAD.try_with(|t| t.fls_used.borrow_mut()[self.index] = false);
     }
 }
 

@@ -229,8 +229,16 @@ impl Drop for Noisy {
     }
 }
 
+/// FLS indices are the process's: the tests that count on which index
+/// comes next take turns.
+fn fls_serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 #[test]
 fn deleting_frees_the_closure_and_fls_values() {
+    let _fls = fls_serial();
     let main = fiber::convert_thread_to_fiber().unwrap();
     let log = Rc::new(RefCell::new(Vec::new()));
     // Never started: the closure (and what it owns) is dropped on delete.
@@ -260,6 +268,7 @@ fn deleting_frees_the_closure_and_fls_values() {
 
 #[test]
 fn fls_values_are_per_fiber_and_free_destroys_them_all() {
+    let _fls = fls_serial();
     let main = fiber::convert_thread_to_fiber().unwrap();
     let log = Rc::new(RefCell::new(Vec::new()));
     // The key lives in a cell the fibers borrow briefly, so it can be freed while they are suspended.
@@ -315,6 +324,7 @@ fn fls_values_are_per_fiber_and_free_destroys_them_all() {
 
 #[test]
 fn fls_callbacks_and_thread_exit() {
+    let _fls = fls_serial();
     use std::sync::Mutex;
     static CALLED: Mutex<Vec<u32>> = Mutex::new(Vec::new());
     std::thread::spawn(|| {
@@ -595,4 +605,59 @@ fn deleting_a_suspended_fiber_never_frees_frames_others_borrow() {
         "the borrowed frame was reused"
     );
     fiber::convert_fiber_to_thread().unwrap();
+}
+
+#[test]
+fn fls_indices_are_process_wide_never_zero_and_never_show_a_freed_keys_value() {
+    let _fls = fls_serial();
+    use std::sync::Arc;
+    // One index means the same slot on every thread, each with its own value.
+    let key = Arc::new(FlsKey::<u32>::new().unwrap());
+    assert_ne!(key.index(), 0, "index 0 is never handed out");
+    key.set(1);
+    let k2 = Arc::clone(&key);
+    let seen = std::thread::spawn(move || {
+        let before = k2.get();
+        k2.set(2);
+        (before, k2.get(), k2.index())
+    })
+    .join()
+    .unwrap();
+    assert_eq!(seen, (None, Some(2), key.index()));
+    assert_eq!(key.get(), Some(1));
+    // A value left on another thread under a freed index is never seen by
+    // the next key that gets the index.
+    let (to_thread, rx) = std::sync::mpsc::channel::<Arc<FlsKey<u32>>>();
+    let (done_tx, done) = std::sync::mpsc::channel::<Option<u32>>();
+    let other = std::thread::spawn(move || {
+        let k = rx.recv().unwrap();
+        k.set(77);
+        drop(k);
+        done_tx.send(None).unwrap();
+        // Wait for the next key, which may reuse the index.
+        let next = rx.recv().unwrap();
+        done_tx.send(next.get()).unwrap();
+        next.set(5);
+        done_tx.send(next.get()).unwrap();
+    });
+    let old = Arc::new(FlsKey::<u32>::new().unwrap());
+    let old_index = old.index();
+    to_thread.send(Arc::clone(&old)).unwrap();
+    assert_eq!(done.recv().unwrap(), None);
+    drop(old); // the last handle: the index is freed
+    // The lowest free index is handed out again: ours.
+    let next = Arc::new(FlsKey::<u32>::new().unwrap());
+    assert_eq!(
+        next.index(),
+        old_index,
+        "the freed index is handed out again"
+    );
+    to_thread.send(Arc::clone(&next)).unwrap();
+    assert_eq!(
+        done.recv().unwrap(),
+        None,
+        "a freed key's value showed through"
+    );
+    assert_eq!(done.recv().unwrap(), Some(5));
+    other.join().unwrap();
 }
