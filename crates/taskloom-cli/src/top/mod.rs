@@ -161,13 +161,19 @@ fn refresh_detail(app: &mut App) {
 
 /// Carries out a confirmed action; the result is the status line.
 fn act(action: &Action) -> String {
-    use taskloom::process::Process;
+    use taskloom::process::{Process, ProcessAccess};
     let what = action.describe();
     let done = (|| -> Result<()> {
         match action {
-            Action::TerminateProcess(pid) => Ok(Process::open(*pid)?.terminate()?),
-            Action::SuspendProcess(pid) => Ok(Process::open(*pid)?.suspend()?),
-            Action::ResumeProcess(pid) => Ok(Process::open(*pid)?.resume()?),
+            Action::TerminateProcess(pid) => {
+                Ok(Process::open_with_access(*pid, ProcessAccess::TERMINATE)?.terminate()?)
+            }
+            Action::SuspendProcess(pid) => {
+                Ok(Process::open_with_access(*pid, ProcessAccess::SUSPEND_RESUME)?.suspend()?)
+            }
+            Action::ResumeProcess(pid) => {
+                Ok(Process::open_with_access(*pid, ProcessAccess::SUSPEND_RESUME)?.resume()?)
+            }
             Action::Renice(pid, by) => renice(*pid, *by),
             Action::SetAffinity(pid, cpus) => set_affinity(*pid, cpus),
             Action::TerminateJob(name) => {

@@ -45,7 +45,7 @@ use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 
 use crate::error::{Error, Result};
-use crate::process::{ExitStatus, Process, ProcessBuilder};
+use crate::process::{ExitStatus, Process, ProcessAccess, ProcessBuilder};
 
 /// Which processes a debugger follows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -311,7 +311,10 @@ impl Debugger {
     /// The first events are the process, its other threads and the images
     /// it has loaded.
     pub fn attach(target: i32, mode: DebugMode) -> Result<Debugger> {
-        let main = Process::open(target)?;
+        let main = Process::open_with_access(
+            target,
+            ProcessAccess::TERMINATE | ProcessAccess::SUSPEND_RESUME,
+        )?;
         let mut d = Debugger::new(main, mode);
         let mut attached = Vec::new();
         let result = (|| -> Result<()> {

@@ -195,8 +195,23 @@ bitflags::bitflags! {
         const TERMINATE = 2;
         /// `PROCESS_SUSPEND_RESUME`: send it SIGSTOP/SIGCONT.
         const SUSPEND_RESUME = 4;
-        /// `PROCESS_QUERY_INFORMATION`: read its private `/proc` files.
+        /// `PROCESS_QUERY_INFORMATION`: read its private `/proc` files, and its times.
         const QUERY_INFORMATION = 8;
+    }
+}
+
+impl ProcessAccess {
+    /// The Windows name of the one right in `self`, for messages.
+    fn windows_name(self) -> &'static str {
+        if self == ProcessAccess::TERMINATE {
+            "PROCESS_TERMINATE"
+        } else if self == ProcessAccess::SUSPEND_RESUME {
+            "PROCESS_SUSPEND_RESUME"
+        } else if self == ProcessAccess::QUERY_INFORMATION {
+            "PROCESS_QUERY_INFORMATION"
+        } else {
+            "SYNCHRONIZE"
+        }
     }
 }
 
@@ -221,6 +236,9 @@ pub struct Process {
     /// What a SIGKILL of this child reports instead, when its killer left an
     /// exit code (`TerminateJobObject(job, code)`): set by the job that spawned it.
     kill_code: Option<KillCodeSource>,
+    /// What this handle may do, checked at each use (a spawned child's
+    /// handle may do everything; an opened one what it was opened for).
+    access: ProcessAccess,
 }
 
 /// Where a killed child's exit code is looked up (see `Process::report_kills_as`).
@@ -260,17 +278,22 @@ impl Process {
             stdout,
             stderr,
             kill_code: None,
+            access: ProcessAccess::all(),
         }
     }
 
-    /// `OpenProcess(SYNCHRONIZE)`: a handle to an existing process by pid.
+    /// `OpenProcess(SYNCHRONIZE)`: a handle to an existing process by pid,
+    /// to wait for it (and reap it, when it is our child). Terminating,
+    /// suspending or reading its times take [`Process::open_with_access`].
     pub fn open(pid: i32) -> Result<Self> {
         Self::open_with_access(pid, ProcessAccess::SYNCHRONIZE)
     }
 
     /// `OpenProcess` with access rights: each right asked for is checked now
     /// and refused with the kernel's own error (EPERM or EACCES) if this
-    /// process may not use it.
+    /// process may not use it; each use of the handle is then checked
+    /// against the rights it was given (a handle opened to wait cannot
+    /// terminate), as on Windows.
     pub fn open_with_access(pid: i32, access: ProcessAccess) -> Result<Self> {
         if pid <= 0 {
             return Err(Error::NoSuchProcess { pid });
@@ -316,6 +339,29 @@ impl Process {
             stdout: None,
             stderr: None,
             kill_code: None,
+            access: access | ProcessAccess::SYNCHRONIZE,
+        })
+    }
+
+    /// The rights this handle was given (`GetHandleInformation`'s access mask).
+    pub fn access(&self) -> ProcessAccess {
+        self.access
+    }
+
+    /// Refuses a use this handle was not opened for, as Windows does when
+    /// the handle lacks the right (ERROR_ACCESS_DENIED), whatever the
+    /// kernel would allow.
+    fn require(&self, right: ProcessAccess, what: &str) -> Result<()> {
+        if self.access.contains(right) {
+            return Ok(());
+        }
+        Err(Error::PermissionDenied {
+            what: format!(
+                "{what} process {}: this handle was opened without {}",
+                self.pid,
+                right.windows_name()
+            ),
+            source: std::io::Error::from_raw_os_error(libc::EACCES),
         })
     }
 
@@ -332,17 +378,20 @@ impl Process {
     /// Resumes a process that was started suspended or suspended with
     /// [`suspend`](Self::suspend) (SIGCONT).
     pub fn resume(&self) -> Result<()> {
+        self.require(ProcessAccess::SUSPEND_RESUME, "resume")?;
         self.signal(libc::SIGCONT)
     }
 
     /// Suspends every thread of the process (SIGSTOP; `NtSuspendProcess`).
     pub fn suspend(&self) -> Result<()> {
+        self.require(ProcessAccess::SUSPEND_RESUME, "suspend")?;
         self.signal(libc::SIGSTOP)
     }
 
     /// `TerminateProcess`: SIGKILL. The exit status then reads "killed by SIGKILL";
     /// Linux has no way to impose an exit code from outside.
     pub fn terminate(&self) -> Result<()> {
+        self.require(ProcessAccess::TERMINATE, "terminate")?;
         if self.ended.is_some() {
             return Ok(());
         }
@@ -352,8 +401,17 @@ impl Process {
         }
     }
 
-    /// Sends any signal through the pidfd.
+    /// Sends any signal through the pidfd. Signal 0 (is it alive?) needs no
+    /// right; SIGSTOP and SIGCONT need `SUSPEND_RESUME`, every other
+    /// signal `TERMINATE`.
     pub fn signal(&self, signal: i32) -> Result<()> {
+        match signal {
+            0 => {}
+            libc::SIGSTOP | libc::SIGCONT => {
+                self.require(ProcessAccess::SUSPEND_RESUME, "signal")?
+            }
+            _ => self.require(ProcessAccess::TERMINATE, "signal")?,
+        }
         if self.ended.is_some() {
             return Err(Error::NoSuchProcess { pid: self.pid });
         }
@@ -419,6 +477,7 @@ impl Process {
 
     /// `GetProcessTimes`: from `wait4` once it ended, from `/proc/<pid>/stat` while it runs.
     pub fn times(&self) -> Result<ProcessTimes> {
+        self.require(ProcessAccess::QUERY_INFORMATION, "query the times of")?;
         if let Some((_, usage, exit)) = self.ended {
             return Ok(ProcessTimes {
                 creation: self.created,

@@ -594,6 +594,49 @@ fn open_process_by_pid() {
 }
 
 #[test]
+fn access_rights_are_checked_when_a_handle_is_used() {
+    let _g = serial();
+    let mut child = ProcessBuilder::new("sleep")
+        .arg("30")
+        .stdin(Stdio::Null)
+        .spawn()
+        .unwrap();
+    // Opened to wait only: it may wait and ask whether the process lives,
+    // never terminate, suspend, signal or read its times.
+    let waiter = Process::open(child.pid()).unwrap();
+    assert_eq!(waiter.access(), ProcessAccess::SYNCHRONIZE);
+    for (what, r) in [
+        ("terminate", waiter.terminate()),
+        ("suspend", waiter.suspend()),
+        ("resume", waiter.resume()),
+        ("signal", waiter.signal(libc::SIGTERM)),
+    ] {
+        let e = r.unwrap_err();
+        assert_eq!(
+            e.kind(),
+            taskloom::ErrorKind::PermissionDenied,
+            "{what}: {e}"
+        );
+        let text = e.to_string();
+        assert!(text.contains(&format!("process {}", child.pid())), "{text}");
+        assert!(text.contains("opened without PROCESS_"), "{text}");
+    }
+    assert!(waiter.times().is_err());
+    waiter.signal(0).unwrap();
+    // Still running: the refused calls did nothing.
+    assert_eq!(child.try_wait().unwrap(), None);
+    // Opened to suspend: suspend and resume, but not terminate.
+    let pauser = Process::open_with_access(child.pid(), ProcessAccess::SUSPEND_RESUME).unwrap();
+    pauser.suspend().unwrap();
+    pauser.resume().unwrap();
+    assert!(pauser.terminate().is_err());
+    // Opened to terminate: it may.
+    let killer = Process::open_with_access(child.pid(), ProcessAccess::TERMINATE).unwrap();
+    killer.terminate().unwrap();
+    assert_eq!(child.wait().unwrap().signal(), Some(libc::SIGKILL));
+}
+
+#[test]
 fn open_process_reports_the_kernels_refusal() {
     let _g = serial();
     // Asking to terminate pid 1 must fail with EPERM for an unprivileged user.
