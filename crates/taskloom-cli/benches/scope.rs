@@ -72,6 +72,18 @@ fn scope(c: &mut Criterion) {
     });
     g.finish();
 
+    // What containment costs (the job's cgroup namespace, and for a user
+    // the user namespace around it): the same run without it.
+    let mut g = c.benchmark_group("run /bin/true, contained or not");
+    g.sample_size(10).measurement_time(Duration::from_secs(10));
+    g.bench_function("taskloom run (contained)", |b| {
+        b.iter(|| run(tl, &["run", "-q", "--", "/bin/true"], &[]))
+    });
+    g.bench_function("taskloom run --uncontained", |b| {
+        b.iter(|| run(tl, &["run", "-q", "--uncontained", "--", "/bin/true"], &[]))
+    });
+    g.finish();
+
     let mut g = c.benchmark_group("job create + delete");
     g.sample_size(10).measurement_time(Duration::from_secs(10));
     static N: AtomicU32 = AtomicU32::new(0);

@@ -26,7 +26,9 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use rustix::event::{PollFd, PollFlags, Timespec};
 use taskloom::debug::{Continue, DebugEvent, DebugMode, Debugger};
 use taskloom::job::{Job, JobEvent, JobWatcher, process_time_secs};
-use taskloom::process::{Credentials, ExitStatus, Process, ProcessBuilder, signal_name};
+use taskloom::process::{
+    Credentials, ExitStatus, Process, ProcessAccess, ProcessBuilder, signal_name,
+};
 use taskloom::units::format_size;
 
 use crate::limits::{LimitArgs, parse_duration};
@@ -110,6 +112,14 @@ pub struct RunArgs {
     /// Run without a job: no limits, and processes PROGRAM leaves behind keep running.
     #[arg(long, conflicts_with_all = ["name", "wait_all"])]
     no_job: bool,
+    /// Let PROGRAM and its children move themselves out of the job. By
+    /// default they start in a cgroup namespace rooted at the job (for an
+    /// unprivileged user, inside a user namespace that maps only that user,
+    /// where set-user-ID programs such as sudo gain nothing), so that they
+    /// cannot leave it nor change its limits; `taskloom job caps` says
+    /// whether this machine enforces that.
+    #[arg(long, conflicts_with = "no_job")]
+    uncontained: bool,
     /// Print the summary as one JSON object on stdout instead of a line on stderr.
     #[arg(long)]
     json: bool,
@@ -176,6 +186,8 @@ pub fn failure_code(err: &anyhow::Error) -> i32 {
 #[derive(Debug, Default, serde::Serialize)]
 struct JobSummary {
     name: String,
+    /// Whether PROGRAM and its children were kept in the job by a cgroup namespace.
+    contained: bool,
     peak_processes: Option<u64>,
     /// Whether the kernel counted the peak (`pids.peak`) or taskloom sampled it (a lower bound).
     peak_processes_exact: bool,
@@ -391,7 +403,8 @@ pub fn main(args: RunArgs) -> Result<i32> {
     } else {
         let mut b = Job::builder()
             .limits(args.limits.apply_to(&Default::default()))
-            .kill_on_close(true);
+            .kill_on_close(true)
+            .contain(!args.uncontained);
         if let Some(name) = &args.name {
             b = b.name(name);
         }
@@ -549,6 +562,7 @@ fn finish(
         // Accounting first: a kill renews the job's leaves, and before Linux
         // 6.13 refused forks are counted in the leaf.
         let info = job.info()?;
+        let contained = job.is_contained();
         // An empty job needs no kill (and no fresh leaf after one).
         let killed = if info.pids.is_empty() {
             0
@@ -604,6 +618,7 @@ fn finish(
         let floor = (killed as u64 + 1).max(counts.peak_processes);
         job_summary = Some(JobSummary {
             name: info.name,
+            contained,
             peak_processes: Some(
                 info.peak_processes
                     .unwrap_or(0)
@@ -809,7 +824,7 @@ impl Supervisor<'_> {
         let Some(job) = self.job else { return };
         for pid in job.pids().unwrap_or_default() {
             // Opened by pidfd, so a pid reused since the listing is never signalled.
-            if let Ok(p) = Process::open(pid)
+            if let Ok(p) = Process::open_with_access(pid, ProcessAccess::TERMINATE)
                 && job.contains(pid).unwrap_or(false)
             {
                 let _ = p.signal(signal);

@@ -351,3 +351,151 @@ fn a_squatted_tmp_state_directory_is_never_trusted() {
     let _ = bystander.kill();
     let _ = bystander.wait();
 }
+
+/// The `job caps` row for containment: (enforced, detail).
+fn containment_caps() -> (bool, String) {
+    let o = taskloom(&["job", "caps", "--json"]);
+    let caps: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let row = caps
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["feature"] == "containment")
+        .expect("job caps has a containment row")
+        .clone();
+    (
+        row["enforced"].as_bool().unwrap(),
+        row["detail"].as_str().unwrap().to_owned(),
+    )
+}
+
+/// The cgroup2 directory of this test process (where a member that got
+/// out would go back to: its creator's cgroup).
+fn own_cgroup2_dir() -> Option<std::path::PathBuf> {
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    let mount = mounts
+        .lines()
+        .find(|l| l.contains(" - cgroup2 "))?
+        .split(' ')
+        .nth(4)?
+        .to_owned();
+    let own = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    let path = own.lines().find_map(|l| l.strip_prefix("0::"))?;
+    Some(std::path::Path::new(&mount).join(path.trim_start_matches('/')))
+}
+
+#[test]
+fn members_cannot_leave_their_job_nor_change_its_limits() {
+    if !cgroup_jobs_here() {
+        return;
+    }
+    let (enforced, detail) = containment_caps();
+    let job = name("stay");
+    let _jobs = Jobs(vec![job.clone()]);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display();
+    let back = own_cgroup2_dir().unwrap();
+    // The member tries what an escaper does: move itself back into its
+    // creator's cgroup, and lift its job's limits (its job's directory is
+    // found by name; on a delegated subtree it owns those files). Only
+    // where the kernel is said to refuse: elsewhere it would succeed, in
+    // cgroups of the machine's.
+    let attack = if enforced {
+        format!(
+            "echo $$ > '{back}/cgroup.procs' 2>/dev/null && echo moved > {d}/moved
+             for j in $(find /sys/fs/cgroup -maxdepth 9 -type d -name {job} 2>/dev/null); do
+               echo max > $j/pids.max 2>/dev/null && echo $j >> {d}/rewrote
+             done",
+            back = back.display()
+        )
+    } else {
+        String::new()
+    };
+    let script = format!("echo $$ > {d}/pid\n{attack}\ntouch {d}/done; exec sleep 60");
+    let run = Command::new(env!("CARGO_BIN_EXE_taskloom"))
+        .args(["run", "--json", "--max-processes", "40", "--name", &job])
+        .args(["--", "sh", "-c", &script])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while !dir.path().join("done").exists() && start.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let pid: i32 = std::fs::read_to_string(dir.path().join("pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
+    let moved = dir.path().join("moved").exists();
+    let rewrote = std::fs::read_to_string(dir.path().join("rewrote")).unwrap_or_default();
+    let show = taskloom(&["job", "show", &job, "--json"]);
+    let shown: serde_json::Value = serde_json::from_slice(&show.stdout).unwrap_or_default();
+    // End the run: terminating the job ends the member (if it is still in it).
+    let _ = taskloom(&["job", "terminate", &job]);
+    if moved && !cgroup.contains(job.as_str()) {
+        // It got out: the job cannot end it; this test started it, so it does.
+        let _ = rustix::process::kill_process(
+            rustix::process::Pid::from_raw(pid).unwrap(),
+            rustix::process::Signal::KILL,
+        );
+    }
+    let out = run.wait_with_output().unwrap();
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        summary["job"]["contained"], enforced,
+        "run says contained = {}, job caps says {enforced}: {detail}",
+        summary["job"]["contained"]
+    );
+    if enforced {
+        assert!(
+            cgroup.contains(job.as_str()),
+            "the member left its job (now in {cgroup:?}; moved: {moved})"
+        );
+        assert!(
+            !moved,
+            "the member's write into {} succeeded",
+            back.display()
+        );
+        assert_eq!(rewrote, "", "the member rewrote its job's pids.max");
+        assert_eq!(shown["limits"]["active_processes"], 40, "{shown}");
+    } else {
+        // Not enforced here: the caps row says why, in words a person can act on.
+        assert!(
+            detail.contains("nsdelegate") || detail.contains("user namespace"),
+            "{detail}"
+        );
+    }
+}
+
+#[test]
+fn uncontained_runs_and_breakaway_jobs_start_no_namespace() {
+    if !cgroup_jobs_here() {
+        return;
+    }
+    let o = taskloom(&["run", "--json", "--uncontained", "--", "true"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["job"]["contained"], false, "{v}");
+    // Members of a job that allows breakaway may leave it by design.
+    let o = taskloom(&["run", "--json", "--breakaway-ok", "--", "true"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["job"]["contained"], false, "{v}");
+    // Inside its namespace, a member sees its own job as the root.
+    let (enforced, _) = containment_caps();
+    let o = taskloom(&["run", "-q", "--", "cat", "/proc/self/cgroup"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let seen = String::from_utf8_lossy(&o.stdout);
+    let v2 = seen
+        .lines()
+        .find(|l| l.starts_with("0::"))
+        .unwrap_or_default();
+    if enforced {
+        assert!(v2.starts_with("0::/@"), "{seen}");
+    } else {
+        assert!(v2.contains("/taskloom/"), "{seen}");
+    }
+}

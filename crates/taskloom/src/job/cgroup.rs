@@ -116,8 +116,39 @@ static HIERARCHIES: OnceLock<Vec<layout::Hierarchy>> = OnceLock::new();
 /// The cgroup hierarchies mounted here (read once per process).
 pub(crate) fn hierarchies() -> &'static [layout::Hierarchy] {
     HIERARCHIES.get_or_init(|| {
-        layout::parse_mountinfo(&fs::read_to_string("/proc/self/mountinfo").unwrap_or_default())
+        resolved(
+            &fs::read_to_string("/proc/self/mountinfo").unwrap_or_default(),
+            &fs::read_to_string("/proc/self/cgroup").unwrap_or_default(),
+        )
     })
+}
+
+/// Whether cgroup2 here treats cgroup namespaces as delegation boundaries
+/// (mounted with `nsdelegate`): only then does a namespace rooted at a job
+/// keep its members in.
+pub(crate) fn namespaces_delegate() -> bool {
+    hierarchies().iter().any(|h| h.v2 && h.nsdelegate)
+}
+
+/// The hierarchies a mountinfo text mounts, with the root of this process's
+/// cgroup namespace found where it is below a mount's root (a member of a
+/// contained job: the kernel shows cgroup paths relative to the job). A
+/// hierarchy whose namespace root cannot be found is left out.
+fn resolved(mountinfo: &str, own: &str) -> Vec<layout::Hierarchy> {
+    let members = layout::parse_proc_cgroup(own);
+    let pid = std::process::id() as i32;
+    layout::parse_mountinfo(mountinfo)
+        .into_iter()
+        .filter_map(|mut h| {
+            if h.ns_depth > 0 {
+                let own_rel = layout::path_in(&h, &members)?;
+                if !h.resolve_namespace(&own_rel, pid) {
+                    return None;
+                }
+            }
+            Some(h)
+        })
+        .collect()
 }
 
 /// Where a process is, from its `/proc/<pid>/cgroup` text: for each mounted
@@ -227,7 +258,7 @@ fn outside_jobs(path: &Path) -> PathBuf {
 }
 
 fn detect(mountinfo: &str, own: &str, to_create: bool) -> Roots {
-    let hierarchies = layout::parse_mountinfo(mountinfo);
+    let hierarchies = resolved(mountinfo, own);
     let members = layout::parse_proc_cgroup(own);
     // A member of a job makes jobs inside its own job, in every hierarchy:
     // cgroup2 says which job it is in (it may not have joined the v1

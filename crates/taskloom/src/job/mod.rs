@@ -73,7 +73,9 @@ pub use watch::{JobCounts, JobEvent, JobWatcher};
 use crate::cpuset::CpuSet;
 use crate::error::{Error, Result};
 use crate::priority::PriorityClass;
-use crate::process::{Breakaway, CgroupPlacement, Process, ProcessBuilder, ResourceLimit};
+use crate::process::{
+    Breakaway, CgroupPlacement, Process, ProcessAccess, ProcessBuilder, ResourceLimit,
+};
 
 /// The longest job name accepted.
 pub const MAX_NAME_LEN: usize = 128;
@@ -237,6 +239,7 @@ pub struct JobBuilder {
     limits: JobLimits,
     kill_on_close: bool,
     mode: Option<u32>,
+    uncontained: bool,
 }
 
 impl JobBuilder {
@@ -273,6 +276,32 @@ impl JobBuilder {
     /// the job's metadata stay the owner's.
     pub fn mode(mut self, mode: u32) -> Self {
         self.mode = Some(mode);
+        self
+    }
+
+    /// Whether the processes this handle starts are kept in the job even
+    /// when they try to leave it (on by default).
+    ///
+    /// Each starts in a cgroup namespace rooted at the job: where cgroup2
+    /// is mounted with `nsdelegate` (systemd's default, and what a delegated
+    /// subtree needs), the kernel then refuses to move it, or anything it
+    /// starts, to a cgroup outside the job, and refuses its writes to the
+    /// job's own limits, whoever the process runs as. Without this, a
+    /// member that may write `cgroup.procs` above the job (its owner, on a
+    /// delegated subtree; root) can move itself out with one write.
+    ///
+    /// What it costs: one short-lived helper process when the job is made.
+    /// When the creator is not root, the namespace comes with a user
+    /// namespace that maps only the creator's user and group (the kernel
+    /// lets an unprivileged process make a cgroup namespace nowhere else);
+    /// inside it set-user-ID programs (`sudo`, `su`) do not gain
+    /// privileges, and files of other users show as `nobody`. Switch it off
+    /// for jobs whose members need those. A job that allows breakaway is
+    /// never contained (its members may leave by design), nor are jobs on
+    /// machines without `nsdelegate` or without cgroups; processes assigned
+    /// to a job keep their namespaces. [`Job::is_contained`] says which it is.
+    pub fn contain(mut self, yes: bool) -> Self {
+        self.uncontained = !yes;
         self
     }
 
@@ -450,15 +479,18 @@ impl Job {
         check_limits(&b.limits)?;
         check_mode(b.mode)?;
         let leaf = b.leaf_name()?;
+        // Members of a job that allows breakaway may leave it: no namespace
+        // keeps them in (a nested one stays in its parent's, if any).
+        let contain = !b.uncontained && !b.limits.breakaway_ok;
         let (name, made, waiting) = match parent {
             // A nested job sits inside its parent, whatever made the parent.
             Some(p) => {
                 let name = format!("{}/{leaf}", p.name);
-                let made = p.backend.create_nested(&name, &leaf)?;
+                let made = p.backend.create_nested(&name, &leaf, contain)?;
                 (name, made, None)
             }
             None => {
-                let (made, waiting) = backend::create(&leaf)?;
+                let (made, waiting) = backend::create(&leaf, contain)?;
                 (leaf, made, waiting)
             }
         };
@@ -514,9 +546,32 @@ impl Job {
         self.holder.is_some()
     }
 
+    /// Whether the processes this handle spawns are kept in the job by a
+    /// cgroup namespace rooted at it (or at an enclosing job):
+    /// [`JobBuilder::contain`].
+    pub fn is_contained(&self) -> bool {
+        self.backend.containment().is_some()
+    }
+
     /// `SetInformationJobObject`: applies limits, to current members too.
+    ///
+    /// Breakaway cannot be allowed later on a contained job: its members
+    /// started in a namespace rooted at it, which no child of theirs can
+    /// leave (create the job with `breakaway_ok` instead).
     pub fn set_limits(&mut self, limits: &JobLimits) -> Result<()> {
         check_limits(limits)?;
+        if limits.breakaway_ok
+            && !self.limits.breakaway_ok
+            && self.backend.containment() == Some(true)
+        {
+            return Err(Error::InvalidInput {
+                what: "breakaway_ok",
+                reason: format!(
+                    "job {} is contained: its members started in a cgroup namespace rooted at it, which their children cannot leave; create the job with breakaway allowed",
+                    self.name
+                ),
+            });
+        }
         self.backend.apply_limits(limits, &self.limits)?;
         self.limits = limits.clone();
         self.apply_to_members()
@@ -717,7 +772,7 @@ impl Job {
                 reason: format!("{pid} is not a process id"),
             });
         }
-        let process = Process::open(pid)?;
+        let process = Process::open_with_access(pid, ProcessAccess::TERMINATE)?;
         self.assign(&process)
     }
 

@@ -5,7 +5,7 @@
 //! controller-less cgroup2 at `/sys/fs/cgroup/unified`). Parsing is split from
 //! I/O so it can be tested on sample text.
 
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 /// A v1 controller taskloom uses for job limits and accounting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
@@ -64,6 +64,18 @@ pub struct Hierarchy {
     pub v2: bool,
     /// For v1: the controllers bound to it that taskloom uses.
     pub controllers: Vec<Controller>,
+    /// cgroup2 mounted with `nsdelegate`: a cgroup namespace is a
+    /// delegation boundary (no migration across it, its root's limits
+    /// read-only from inside).
+    pub nsdelegate: bool,
+    /// Inside a cgroup namespace whose root is below the mount's root: how
+    /// many levels below (the kernel shows the mount root as `/../..`).
+    pub ns_depth: usize,
+    /// Where that namespace's root is, relative to the mount's root (`/`
+    /// outside a namespace; found by [`Hierarchy::resolve_namespace`]).
+    /// Paths in `/proc/<pid>/cgroup`, which the kernel shows relative to
+    /// the reader's namespace root, are joined to it.
+    pub ns_prefix: PathBuf,
 }
 
 impl Hierarchy {
@@ -72,6 +84,46 @@ impl Hierarchy {
     pub fn dir_of(&self, cgroup_path: &Path) -> Option<PathBuf> {
         let rel = cgroup_path.strip_prefix(&self.mount_root).ok()?;
         Some(self.mount.join(rel))
+    }
+
+    /// Inside a cgroup namespace rooted below the mount's root, finds that
+    /// root: the directory `ns_depth` levels below the mount whose
+    /// `own` subpath (this process's cgroup as the namespace shows it)
+    /// holds `pid`. A process is in exactly one cgroup per hierarchy, so
+    /// one directory matches. Sets `ns_prefix`; `false` when none does.
+    pub fn resolve_namespace(&mut self, own: &Path, pid: i32) -> bool {
+        if self.ns_depth == 0 {
+            return true;
+        }
+        let rel = own.strip_prefix("/").unwrap_or(own);
+        let holds = |dir: &Path| {
+            std::fs::read_to_string(dir.join(rel).join("cgroup.procs"))
+                .is_ok_and(|t| t.lines().any(|l| l.trim().parse::<i32>().ok() == Some(pid)))
+        };
+        let mut level = vec![self.mount.clone()];
+        for _ in 0..self.ns_depth {
+            let mut next = Vec::new();
+            for dir in &level {
+                let Ok(entries) = std::fs::read_dir(dir) else {
+                    continue;
+                };
+                next.extend(
+                    entries
+                        .flatten()
+                        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                        .map(|e| e.path()),
+                );
+            }
+            level = next;
+        }
+        match level.into_iter().find(|d| holds(d)) {
+            Some(dir) => {
+                let rel = dir.strip_prefix(&self.mount).unwrap_or(&dir);
+                self.ns_prefix = Path::new("/").join(rel);
+                true
+            }
+            None => false,
+        }
     }
 }
 
@@ -94,13 +146,27 @@ pub fn parse_mountinfo(text: &str) -> Vec<Hierarchy> {
                 .replace("\\012", "\n")
                 .replace("\\134", "\\")
         };
-        let (root, mount) = (PathBuf::from(unescape(l[3])), PathBuf::from(unescape(l[4])));
+        let (mut root, mount) = (PathBuf::from(unescape(l[3])), PathBuf::from(unescape(l[4])));
+        // Seen from inside a cgroup namespace rooted below the mount's root,
+        // the kernel shows that root as `/..` once per level.
+        let ns_depth = root
+            .components()
+            .take_while(|c| matches!(c, Component::RootDir | Component::ParentDir))
+            .filter(|c| matches!(c, Component::ParentDir))
+            .count();
+        if ns_depth > 0 {
+            root = PathBuf::from("/");
+        }
+        let ns_prefix = PathBuf::from("/");
         match r[0] {
             "cgroup2" => out.push(Hierarchy {
                 mount,
                 mount_root: root,
                 v2: true,
                 controllers: Vec::new(),
+                nsdelegate: r[2].split(',').any(|o| o == "nsdelegate"),
+                ns_depth,
+                ns_prefix,
             }),
             "cgroup" => {
                 let controllers: Vec<Controller> =
@@ -111,6 +177,9 @@ pub fn parse_mountinfo(text: &str) -> Vec<Hierarchy> {
                         mount_root: root,
                         v2: false,
                         controllers,
+                        nsdelegate: false,
+                        ns_depth,
+                        ns_prefix,
                     });
                 }
             }
@@ -163,7 +232,9 @@ pub fn parse_proc_cgroup(text: &str) -> Vec<Membership> {
         .collect()
 }
 
-/// Where a hierarchy's cgroup of a process is, from its memberships.
+/// Where a hierarchy's cgroup of a process is, from its memberships (the
+/// whole path from the hierarchy's root, also when read inside a cgroup
+/// namespace whose root was resolved).
 pub fn path_in(h: &Hierarchy, members: &[Membership]) -> Option<PathBuf> {
     members.iter().find_map(|m| {
         let hit = if h.v2 {
@@ -173,7 +244,10 @@ pub fn path_in(h: &Hierarchy, members: &[Membership]) -> Option<PathBuf> {
                 .iter()
                 .all(|c| m.controllers.iter().any(|mc| mc == c.name()))
         };
-        hit.then(|| m.path.clone())
+        hit.then(|| {
+            let rel = m.path.strip_prefix("/").unwrap_or(&m.path);
+            h.ns_prefix.join(rel)
+        })
     })
 }
 
@@ -216,13 +290,40 @@ mod tests {
                 mount: "/sys/fs/cgroup".into(),
                 mount_root: "/".into(),
                 v2: true,
-                controllers: vec![]
+                controllers: vec![],
+                nsdelegate: true,
+                ns_depth: 0,
+                ns_prefix: "/".into(),
             }]
         );
         let v1 = "32 31 0:29 / /sys/fs/cgroup/cpu,cpuacct rw - cgroup cgroup rw,cpu,cpuacct\n";
         let hs = parse_mountinfo(v1);
         assert_eq!(hs[0].controllers, [Controller::Cpu, Controller::Cpuacct]);
         assert_eq!(hs[0].mount, Path::new("/sys/fs/cgroup/cpu,cpuacct"));
+    }
+
+    #[test]
+    fn a_cgroup_namespace_root_is_found_below_the_mount() {
+        let line = "32 23 0:27 /../../.. /sys/fs/cgroup rw,relatime - cgroup2 cgroup2 rw,nsdelegate,memory_recursiveprot\n";
+        let mut h = parse_mountinfo(line).remove(0);
+        assert!(h.nsdelegate);
+        assert_eq!((h.ns_depth, h.mount_root.as_path()), (3, Path::new("/")));
+        // A fixture tree: the namespace root is a/b/job, this process in its leaf @0.
+        let tmp = std::env::temp_dir().join(format!("tl-ns-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&tmp);
+        for d in ["a/b/job/@0", "a/b/other/@0", "a/c/job/@0"] {
+            std::fs::create_dir_all(tmp.join(d)).unwrap();
+        }
+        std::fs::write(tmp.join("a/b/other/@0/cgroup.procs"), "7\n").unwrap();
+        std::fs::write(tmp.join("a/c/job/@0/cgroup.procs"), "8\n").unwrap();
+        std::fs::write(tmp.join("a/b/job/@0/cgroup.procs"), "6\n42\n").unwrap();
+        h.mount = tmp.clone();
+        assert!(h.resolve_namespace(Path::new("/@0"), 42));
+        assert_eq!(h.ns_prefix, Path::new("/a/b/job"));
+        let ms = parse_proc_cgroup("0::/@0\n");
+        assert_eq!(path_in(&h, &ms).unwrap(), Path::new("/a/b/job/@0"));
+        assert!(!h.clone().resolve_namespace(Path::new("/@0"), 99));
+        std::fs::remove_dir_all(&tmp).unwrap();
     }
 
     #[test]

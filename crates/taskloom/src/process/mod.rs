@@ -37,7 +37,7 @@ mod sys;
 
 use std::collections::BTreeMap;
 use std::ffi::{OsStr, OsString};
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 
 pub use cmdline::split as split_command_line;
@@ -166,6 +166,54 @@ pub struct CgroupPlacement {
     pub v2_procs: Option<PathBuf>,
     /// `cgroup.procs` files (cgroup v1 hierarchies) the child writes itself into before `execve`.
     pub procs_files: Vec<PathBuf>,
+    /// Namespaces the child joins once placed, before anything else it does
+    /// (a contained job's: see [`Namespaces`]).
+    pub namespaces: Option<Namespaces>,
+}
+
+/// A cgroup namespace rooted at a job's cgroup, and the user namespace that
+/// owns it when the job's creator is not root (an unprivileged process may
+/// only make a cgroup namespace inside a user namespace of its own, which
+/// maps nothing but its own user and group).
+///
+/// Where cgroup2 is mounted with `nsdelegate` (systemd's default), a process
+/// in it cannot move itself, or be moved by anyone inside, to a cgroup
+/// outside the namespace's root, and cannot change the root's own limits:
+/// what keeps a member in its job (`job::JobBuilder::contain`).
+#[derive(Debug)]
+pub struct Namespaces {
+    user: Option<OwnedFd>,
+    cgroup: OwnedFd,
+}
+
+impl Namespaces {
+    /// Makes them: a helper that `place` moves (given its pid) into the
+    /// cgroup that becomes the root unshares them and hands them over.
+    pub(crate) fn rooted_by(new_user: bool, place: &dyn Fn(i32) -> Result<()>) -> Result<Self> {
+        let (user, cgroup) = sys::make_namespaces(new_user, place)?;
+        Ok(Namespaces { user, cgroup })
+    }
+
+    /// Another handle to the same namespaces.
+    pub(crate) fn try_clone(&self) -> Result<Self> {
+        let dup = |fd: &OwnedFd| fd.try_clone().map_err(|e| Error::os("dup namespace", e));
+        Ok(Namespaces {
+            user: self.user.as_ref().map(dup).transpose()?,
+            cgroup: dup(&self.cgroup)?,
+        })
+    }
+
+    /// Whether a user namespace comes with the cgroup namespace.
+    pub fn has_user_namespace(&self) -> bool {
+        self.user.is_some()
+    }
+
+    pub(crate) fn raw(&self) -> (RawFd, RawFd) {
+        (
+            self.user.as_ref().map_or(-1, |f| f.as_raw_fd()),
+            self.cgroup.as_raw_fd(),
+        )
+    }
 }
 
 /// Builds and starts a process: the options of `CreateProcess` that have a Linux meaning.

@@ -277,6 +277,10 @@ pub(super) fn spawn(mut b: ProcessBuilder) -> Result<Process> {
         None => None,
     };
 
+    let ns_fds = placement
+        .as_ref()
+        .and_then(|p| p.namespaces.as_ref())
+        .map_or((-1, -1), |n| n.raw());
     let rlimits: Vec<(i32, libc::rlimit64)> = b
         .rlimits
         .iter()
@@ -317,6 +321,8 @@ pub(super) fn spawn(mut b: ProcessBuilder) -> Result<Process> {
             .map(|c| (c.uid, c.gid, groups.as_slice())),
         procs_files: &procs_files,
         extra_procs_file: None,
+        userns: ns_fds.0,
+        cgroupns: ns_fds.1,
         traceme: b.suspended || b.debugged,
         rlimits: &rlimits,
     };

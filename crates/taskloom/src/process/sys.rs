@@ -26,7 +26,7 @@
 use std::ffi::{CStr, CString, c_void};
 use std::io;
 use std::mem::MaybeUninit;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::ptr;
 use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
 
@@ -51,11 +51,12 @@ pub(crate) enum Stage {
     Trace,
     Exec,
     Rlimit,
+    Namespace,
 }
 
 impl Stage {
     fn from_u32(v: u32) -> Stage {
-        const ALL: [Stage; 13] = [
+        const ALL: [Stage; 14] = [
             Stage::NotStarted,
             Stage::Started,
             Stage::Signals,
@@ -69,6 +70,7 @@ impl Stage {
             Stage::Trace,
             Stage::Exec,
             Stage::Rlimit,
+            Stage::Namespace,
         ];
         ALL.get(v as usize).copied().unwrap_or(Stage::Exec)
     }
@@ -77,6 +79,7 @@ impl Stage {
         match self {
             Stage::NotStarted | Stage::Started => "start",
             Stage::Signals => "reset signal dispositions",
+            Stage::Namespace => "join the job's cgroup namespace",
             Stage::Cgroup => "join the job's cgroup",
             Stage::Session => "create the process group or session",
             Stage::Priority => "set the priority class",
@@ -151,6 +154,9 @@ pub(crate) struct ChildPlan<'a> {
     pub creds: Option<(u32, u32, &'a [libc::gid_t])>,
     pub procs_files: &'a [CString],
     pub extra_procs_file: Option<&'a CStr>,
+    /// A user namespace and a cgroup namespace to join once placed (-1: none).
+    pub userns: RawFd,
+    pub cgroupns: RawFd,
     pub traceme: bool,
     pub rlimits: &'a [(i32, libc::rlimit64)],
 }
@@ -253,7 +259,13 @@ pub(crate) fn spawn(
     // SAFETY: `args` describes a stack that lives in this frame for as long as
     // the child uses it (CLONE_VFORK keeps us here until it execs or exits);
     // `child_main` never returns and touches only `arg`, which outlives the call.
-    let ret = unsafe { clone_vfork(&mut args, &arg as *const ChildArg as *mut c_void) };
+    let ret = unsafe {
+        clone_raw(
+            &mut args,
+            child_main,
+            &arg as *const ChildArg as *mut c_void,
+        )
+    };
     // SAFETY: `old` was filled by the pthread_sigmask call above.
     unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, old.as_ptr(), ptr::null_mut()) };
 
@@ -371,19 +383,25 @@ fn wait_stopped(pidfd: BorrowedFd<'_>, mut polls: u32) -> Result<()> {
     }
 }
 
-/// `clone3` into `child_main` on the stack that `args` describes.
+/// `clone3` into `entry` on the stack that `args` describes.
 ///
 /// # Safety
 /// `args.stack`/`args.stack_size` must describe writable memory that stays
 /// valid until the child execs or exits, `args.flags` must include
-/// `CLONE_VM | CLONE_VFORK`, and `arg` must point to a live `ChildArg`.
+/// `CLONE_VM`, `entry` must never return and touch only what `arg` points
+/// to (through raw syscalls: it shares this process's memory), and `arg`
+/// must stay valid until the child execs or exits.
 #[cfg(target_arch = "x86_64")]
-unsafe fn clone_vfork(args: &mut CloneArgs, arg: *mut c_void) -> isize {
+unsafe fn clone_raw(
+    args: &mut CloneArgs,
+    entry: extern "C" fn(*mut c_void) -> !,
+    arg: *mut c_void,
+) -> isize {
     let ret: isize;
     // SAFETY: the caller upholds the contract above. In the child, rax is 0 and
     // rsp is the top of the new stack (16-byte aligned, so `call` leaves the
     // ABI's alignment); r12/r13 survive the syscall and carry the argument and
-    // entry point. `child_main` never returns (`ud2` guards it).
+    // entry point. `entry` never returns (`ud2` guards it).
     unsafe {
         std::arch::asm!(
             "syscall",
@@ -398,7 +416,7 @@ unsafe fn clone_vfork(args: &mut CloneArgs, arg: *mut c_void) -> isize {
             in("rdi") args as *mut CloneArgs,
             in("rsi") std::mem::size_of::<CloneArgs>(),
             in("r12") arg,
-            in("r13") child_main as extern "C" fn(*mut c_void) -> !,
+            in("r13") entry,
             lateout("rcx") _,
             lateout("r11") _,
             options(nostack),
@@ -412,21 +430,34 @@ unsafe fn clone_vfork(args: &mut CloneArgs, arg: *mut c_void) -> isize {
 /// # Safety
 /// As for the x86_64 version.
 #[cfg(not(target_arch = "x86_64"))]
-unsafe fn clone_vfork(args: &mut CloneArgs, arg: *mut c_void) -> isize {
-    extern "C" fn trampoline(arg: *mut c_void) -> libc::c_int {
-        child_main(arg)
+unsafe fn clone_raw(
+    args: &mut CloneArgs,
+    entry: extern "C" fn(*mut c_void) -> !,
+    arg: *mut c_void,
+) -> isize {
+    struct Start {
+        entry: extern "C" fn(*mut c_void) -> !,
+        arg: *mut c_void,
+    }
+    extern "C" fn trampoline(start: *mut c_void) -> libc::c_int {
+        // SAFETY: `start` is the `Start` below, alive until the child execs or exits.
+        let start = unsafe { &*(start as *const Start) };
+        (start.entry)(start.arg)
     }
     if args.flags & CLONE_INTO_CGROUP != 0 {
         return -(libc::ENOSYS as isize);
     }
+    let mut start = Start { entry, arg };
     let top = (args.stack + args.stack_size) as *mut c_void;
-    // SAFETY: per the caller's contract; CLONE_PIDFD stores the pidfd through parent_tid.
+    // SAFETY: per the caller's contract; CLONE_PIDFD stores the pidfd through
+    // parent_tid. `start` lives in this frame, and the caller keeps us here
+    // (vfork, or a wait) until the child is done with it.
     let r = unsafe {
         libc::clone(
             trampoline,
             top,
-            args.flags as libc::c_int | libc::SIGCHLD,
-            arg,
+            args.flags as libc::c_int | args.exit_signal as libc::c_int,
+            &mut start as *mut Start as *mut c_void,
             args.pidfd as *mut libc::c_int,
         )
     };
@@ -498,6 +529,14 @@ extern "C" fn child_main(arg: *mut c_void) -> ! {
                 fail(Stage::Cgroup);
             }
             libc::close(fd);
+        }
+        // A contained job's namespaces: the user namespace first, whose
+        // capabilities the cgroup namespace's owner check then sees.
+        if plan.userns >= 0 && libc::setns(plan.userns, libc::CLONE_NEWUSER) != 0 {
+            fail(Stage::Namespace);
+        }
+        if plan.cgroupns >= 0 && libc::setns(plan.cgroupns, libc::CLONE_NEWCGROUP) != 0 {
+            fail(Stage::Namespace);
         }
         match plan.group {
             ProcessGroup::Inherit => {}
@@ -691,4 +730,180 @@ pub(crate) fn lookup_user(user: &str) -> Result<Credentials> {
         gid: pwd.pw_gid,
         groups,
     })
+}
+
+/// What the namespace helper needs and reports, shared with it (`CLONE_VM`).
+struct NsHelper {
+    /// 0 while the parent places the helper, 1 to go on, 2 to give up.
+    go: AtomicU32,
+    new_user: bool,
+    uid_map: Vec<u8>,
+    gid_map: Vec<u8>,
+    /// Descriptors the helper opened in the shared table (`CLONE_FILES`), or -1.
+    user_fd: AtomicI32,
+    cgroup_fd: AtomicI32,
+    /// The errno of the step that failed, and which (1 user, 2 maps, 3 cgroup, 4 open).
+    errno: AtomicI32,
+    step: AtomicU32,
+}
+
+const GO_WAIT: u32 = 0;
+const GO_ON: u32 = 1;
+
+/// The helper: waits until the parent has placed it, unshares, opens the
+/// namespaces into the descriptor table it shares with the parent, exits.
+/// It shares the parent's memory while the parent's other threads run, so
+/// it makes raw syscalls only (rustix's, which keep no `errno`), on memory
+/// the parent prepared.
+extern "C" fn ns_helper_main(arg: *mut c_void) -> ! {
+    // SAFETY: `arg` is the parent's `NsHelper`, alive until this child has
+    // exited (the parent waits for that before it returns).
+    let h = unsafe { &*(arg as *const NsHelper) };
+    use rustix::thread::futex;
+    while h.go.load(Ordering::Acquire) == GO_WAIT {
+        let _ = futex::wait(&h.go, futex::Flags::PRIVATE, GO_WAIT, None);
+    }
+    let fail = |step: u32, e: rustix::io::Errno| -> ! {
+        h.errno.store(e.raw_os_error(), Ordering::Relaxed);
+        h.step.store(step, Ordering::Release);
+        // SAFETY: ends this child only (it is its own thread group).
+        unsafe { libc::syscall(libc::SYS_exit_group, 1) };
+        unreachable!()
+    };
+    if h.go.load(Ordering::Acquire) == GO_ON {
+        use rustix::fs::{Mode, OFlags, open};
+        use rustix::thread::{UnshareFlags, unshare_unsafe};
+        let write_file = |path: &CStr, data: &[u8]| -> rustix::io::Result<()> {
+            let fd = open(path, OFlags::WRONLY | OFlags::CLOEXEC, Mode::empty())?;
+            rustix::io::write(&fd, data).map(drop)
+        };
+        if h.new_user {
+            // SAFETY: no descriptor-table or fs flag is unshared, so no
+            // descriptor this process holds changes owner.
+            if let Err(e) = unsafe { unshare_unsafe(UnshareFlags::NEWUSER) } {
+                fail(1, e);
+            }
+            if let Err(e) = write_file(c"/proc/self/setgroups", b"deny")
+                .and_then(|()| write_file(c"/proc/self/uid_map", &h.uid_map))
+                .and_then(|()| write_file(c"/proc/self/gid_map", &h.gid_map))
+            {
+                fail(2, e);
+            }
+        }
+        // SAFETY: as above.
+        if let Err(e) = unsafe { unshare_unsafe(UnshareFlags::NEWCGROUP) } {
+            fail(3, e);
+        }
+        let open_ns = |path: &CStr| open(path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty());
+        match open_ns(c"/proc/self/ns/cgroup") {
+            Ok(fd) => h.cgroup_fd.store(fd.into_raw_fd(), Ordering::Relaxed),
+            Err(e) => fail(4, e),
+        }
+        if h.new_user {
+            match open_ns(c"/proc/self/ns/user") {
+                Ok(fd) => h.user_fd.store(fd.into_raw_fd(), Ordering::Relaxed),
+                Err(e) => fail(4, e),
+            }
+        }
+        h.step.store(0, Ordering::Release);
+    }
+    // SAFETY: as above.
+    unsafe { libc::syscall(libc::SYS_exit_group, 0) };
+    unreachable!()
+}
+
+/// A cgroup namespace rooted at the cgroup `place` puts a helper process in
+/// (and, with `new_user`, the user namespace that owns it, mapping only this
+/// process's user and group). Returns `(user, cgroup)` namespace descriptors.
+///
+/// The helper shares this process's memory and descriptor table, waits on a
+/// futex until `place(pid)` has moved it, unshares, opens both namespaces
+/// into the shared table and exits; this thread waits for its end.
+pub(crate) fn make_namespaces(
+    new_user: bool,
+    place: &dyn Fn(i32) -> Result<()>,
+) -> Result<(Option<OwnedFd>, OwnedFd)> {
+    let uid = rustix::process::geteuid().as_raw();
+    let gid = rustix::process::getegid().as_raw();
+    let helper = NsHelper {
+        go: AtomicU32::new(GO_WAIT),
+        new_user,
+        uid_map: format!("{uid} {uid} 1\n").into_bytes(),
+        gid_map: format!("{gid} {gid} 1\n").into_bytes(),
+        user_fd: AtomicI32::new(-1),
+        cgroup_fd: AtomicI32::new(-1),
+        errno: AtomicI32::new(0),
+        step: AtomicU32::new(u32::MAX),
+    };
+    let mut stack = MaybeUninit::<ChildStack>::uninit();
+    let mut pidfd: RawFd = -1;
+    let all: libc::sigset_t = sigset_full();
+    let mut old = MaybeUninit::<libc::sigset_t>::uninit();
+    // SAFETY: both pointers are valid sigset_t storage. Every signal stays
+    // blocked in the helper: no handler of ours may run on its stack.
+    unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &all, old.as_mut_ptr()) };
+    let mut args = CloneArgs {
+        flags: (libc::CLONE_VM | libc::CLONE_FILES | libc::CLONE_PIDFD) as u64
+            | if KERNEL_CLEARS_HANDLERS {
+                CLONE_CLEAR_SIGHAND
+            } else {
+                0
+            },
+        pidfd: &mut pidfd as *mut RawFd as u64,
+        exit_signal: libc::SIGCHLD as u64,
+        stack: stack.as_mut_ptr() as u64,
+        stack_size: CHILD_STACK_SIZE as u64,
+        ..Default::default()
+    };
+    // SAFETY: the stack and `helper` live in this frame, and this function
+    // does not return before the helper has exited (the wait below);
+    // `ns_helper_main` never returns and uses raw syscalls only.
+    let ret = unsafe {
+        clone_raw(
+            &mut args,
+            ns_helper_main,
+            &helper as *const NsHelper as *mut c_void,
+        )
+    };
+    // SAFETY: `old` was filled above.
+    unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, old.as_ptr(), ptr::null_mut()) };
+    if ret < 0 {
+        return Err(Error::os(
+            "clone3 (cgroup namespace helper)",
+            io::Error::from_raw_os_error((-ret) as i32),
+        ));
+    }
+    // SAFETY: CLONE_PIDFD stored a fresh descriptor that nothing else owns.
+    let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
+    let placed = place(ret as i32);
+    helper.go.store(
+        if placed.is_ok() { GO_ON } else { GO_ON + 1 },
+        Ordering::Release,
+    );
+    let _ = rustix::thread::futex::wake(&helper.go, rustix::thread::futex::Flags::PRIVATE, 1);
+    // The helper is gone (reaped here, or by an application's own wait) once this returns.
+    reap_blocking(&pidfd);
+    // SAFETY: the helper opened these in our shared table and handed them
+    // over; nothing else owns them.
+    let take = |fd: i32| (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd) });
+    let user = take(helper.user_fd.load(Ordering::Acquire));
+    let cgroup = take(helper.cgroup_fd.load(Ordering::Acquire));
+    placed?;
+    let step = helper.step.load(Ordering::Acquire);
+    match cgroup {
+        Some(cgroup) if step == 0 => Ok((user, cgroup)),
+        _ => {
+            let what = match step {
+                1 => "make a user namespace for the job",
+                2 => "map this user into the job's user namespace",
+                3 => "make a cgroup namespace for the job",
+                4 => "open the job's namespaces",
+                _ => "make the job's namespaces (the helper ended early)",
+            };
+            Err(Error::os(
+                what,
+                io::Error::from_raw_os_error(helper.errno.load(Ordering::Acquire)),
+            ))
+        }
+    }
 }

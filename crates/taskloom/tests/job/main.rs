@@ -1111,3 +1111,86 @@ fn members_report_the_code_a_job_was_terminated_with() {
     job.job().terminate().unwrap();
     assert_eq!(next.wait().unwrap().signal(), Some(libc::SIGKILL));
 }
+
+#[test]
+fn containment_follows_breakaway_and_cannot_be_loosened_later() {
+    let _serial = serial();
+    if !jobs_available("containment_follows_breakaway_and_cannot_be_loosened_later") {
+        return;
+    }
+    let enforced = has("containment");
+    let mut outer = Cleanup::new(Job::builder().name(&name("cont")).create().unwrap());
+    assert_eq!(outer.job().is_contained(), enforced);
+    // A job nested in it that allows breakaway keeps its members in the
+    // outer job's namespace (they may leave the inner job, not the outer).
+    let inner = Job::builder()
+        .name("free")
+        .limits(JobLimits {
+            breakaway_ok: true,
+            ..Default::default()
+        })
+        .create_in(outer.job())
+        .unwrap();
+    assert_eq!(inner.is_contained(), enforced);
+    inner.delete().unwrap();
+    // Breakaway cannot be allowed after the fact on a contained job.
+    let loosen = JobLimits {
+        breakaway_ok: true,
+        ..Default::default()
+    };
+    let r = outer.job_mut().set_limits(&loosen);
+    if enforced {
+        let e = r.unwrap_err();
+        assert_eq!(e.kind(), taskloom::ErrorKind::InvalidInput, "{e}");
+        assert!(e.to_string().contains("contained"), "{e}");
+        assert!(!outer.job().limits().breakaway_ok);
+    } else {
+        r.unwrap();
+    }
+    // A top-level job that allows breakaway, or asked not to, is not contained.
+    let free = Cleanup::new(Job::builder().limits(loosen).create().unwrap());
+    assert!(!free.job().is_contained());
+    let off = Cleanup::new(Job::builder().contain(false).create().unwrap());
+    assert!(!off.job().is_contained());
+}
+
+#[test]
+fn every_enclosing_watcher_sees_a_nested_members_events() {
+    let _g = serial();
+    if !jobs_available("every_enclosing_watcher_sees_a_nested_members_events") {
+        return;
+    }
+    let outer = Cleanup::new(Job::create(Some(&name("wouter"))).unwrap());
+    let inner = Job::builder()
+        .name("winner")
+        .create_in(outer.job())
+        .unwrap();
+    let inner = Cleanup::new(inner);
+    let mut outer_w = outer.job().watch(Duration::from_millis(10)).unwrap();
+    let mut inner_w = inner.job().watch(Duration::from_millis(10)).unwrap();
+    let mut p = inner
+        .job()
+        .spawn(ProcessBuilder::new("sleep").arg("30").stdin(Stdio::Null))
+        .unwrap();
+    let pid = p.pid();
+    // Innermost first, as Windows posts them: the inner job's watcher, then the outer's.
+    assert_eq!(
+        inner_w.next().unwrap().unwrap(),
+        JobEvent::NewProcess { pid }
+    );
+    assert_eq!(
+        outer_w.next().unwrap().unwrap(),
+        JobEvent::NewProcess { pid }
+    );
+    p.terminate().unwrap();
+    p.wait().unwrap();
+    for w in [&mut inner_w, &mut outer_w] {
+        match w.next().unwrap().unwrap() {
+            JobEvent::ProcessExited { pid: gone, .. } => assert_eq!(gone, pid),
+            e => panic!("unexpected {e:?}"),
+        }
+        assert_eq!(w.next().unwrap().unwrap(), JobEvent::JobEmpty);
+    }
+    assert_eq!(inner_w.counts().total_processes, 1);
+    assert_eq!(outer_w.counts().total_processes, 1);
+}

@@ -13,6 +13,7 @@
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
@@ -25,7 +26,7 @@ use crate::error::{Error, Result};
 use crate::job::{
     Capability, JobLimits, cgroup, guardian, job_name_in, job_of, layout::Controller,
 };
-use crate::process::{CgroupPlacement, Process, ProcessBuilder};
+use crate::process::{CgroupPlacement, Namespaces, Process, ProcessBuilder};
 
 /// `Direct::leaf_hint` when no leaf number is known.
 const UNKNOWN_LEAF: u32 = u32::MAX;
@@ -42,6 +43,21 @@ pub(crate) struct Direct {
     /// when unknown: the next spawn opens `@N` by name and lists the
     /// directory only when that fails (after a terminate renewed the leaves).
     leaf_hint: AtomicU32,
+    /// The cgroup namespace rooted at this job (or at the nearest enclosing
+    /// contained job) that every process this handle spawns joins: what
+    /// keeps a member from moving itself out. `None`: not contained.
+    ns: Option<Arc<Namespaces>>,
+    /// Whether `ns` is rooted at this job (made when it was created).
+    ns_here: bool,
+}
+
+/// Moves a process into a cgroup directory: a write of its `cgroup.procs`,
+/// or, from outside a systemd scope, the manager's hand.
+pub(crate) type Mover<'a> = &'a dyn Fn(&Path, i32) -> Result<()>;
+
+/// The [`Mover`] for cgroups this process may write.
+pub(crate) fn write_procs(dir: &Path, pid: i32) -> Result<()> {
+    cgroup::write(&dir.join("cgroup.procs"), &pid.to_string())
 }
 
 /// How a hierarchy spells a controller's files.
@@ -141,14 +157,21 @@ impl Direct {
             v2,
             v1,
             leaf_hint: UNKNOWN_LEAF.into(),
+            ns: None,
+            ns_here: false,
         }
     }
 
-    /// A new top-level job below `roots`.
-    pub(crate) fn create(name: &str, roots: &cgroup::Roots) -> Result<Direct> {
+    /// A new top-level job below `roots`; `contain` moves the helper that
+    /// makes its cgroup namespace (`None`: no namespace).
+    pub(crate) fn create(
+        name: &str,
+        roots: &cgroup::Roots,
+        contain: Option<Mover<'_>>,
+    ) -> Result<Direct> {
         let v2 = roots.v2.as_ref().map(|r| r.join(name));
         let v1 = roots.v1.iter().map(|(c, r)| (*c, r.join(name))).collect();
-        Direct::make(name.to_owned(), v2, v1, Some(roots))
+        Direct::make(name.to_owned(), v2, v1, Some(roots), contain, None)
     }
 
     /// Makes the directories of job `name` (`roots` for a top-level job,
@@ -159,6 +182,8 @@ impl Direct {
         v2: Option<PathBuf>,
         v1: Vec<(Controller, PathBuf)>,
         roots: Option<&cgroup::Roots>,
+        contain: Option<Mover<'_>>,
+        enclosing_ns: Option<Arc<Namespaces>>,
     ) -> Result<Direct> {
         // Roots may have been removed by the last job's deletion (here, or by
         // another process's guardian, even between these steps): make them again.
@@ -200,12 +225,25 @@ impl Direct {
                 Err(e) => return Err(Error::os("create job cgroup", e)),
             }
         }
-        let job = Direct {
+        let mut job = Direct {
             name,
             v2,
             v1,
             leaf_hint: UNKNOWN_LEAF.into(),
+            ns: enclosing_ns,
+            ns_here: false,
         };
+        // The namespace is rooted while the job's cgroup is still empty and
+        // hands nothing down (its helper has to be placed in it). Where it
+        // cannot be made the job stays uncontained, as `job caps` says.
+        if let (Some(v2), Some(mover)) = (&job.v2, contain)
+            && cgroup::namespaces_delegate()
+            && let Ok(ns) =
+                Namespaces::rooted_by(!rustix::process::geteuid().is_root(), &|pid| mover(v2, pid))
+        {
+            job.ns = Some(Arc::new(ns));
+            job.ns_here = true;
+        }
         // Only what this creation made (or took over empty) is removed on failure.
         let mut made: Vec<PathBuf> = vec![primary];
         let result = (|| -> Result<()> {
@@ -296,25 +334,47 @@ impl Direct {
             v2,
             v1: v1.into_iter().filter(|(_, d)| d.is_dir()).collect(),
             leaf_hint: UNKNOWN_LEAF.into(),
+            ns: None,
+            ns_here: false,
         };
         Ok((job, limits))
     }
 
-    /// Makes a job nested in this one: `name` is its full name, `leaf` its own.
-    pub(crate) fn nested(&self, name: &str, leaf: &str) -> Result<Direct> {
+    /// Makes a job nested in this one: `name` is its full name, `leaf` its
+    /// own. Contained with a namespace of its own when `contain` moves the
+    /// helper, else in this job's namespace (if any).
+    pub(crate) fn nested(
+        &self,
+        name: &str,
+        leaf: &str,
+        contain: Option<Mover<'_>>,
+    ) -> Result<Direct> {
         let v2 = self.v2.as_ref().map(|d| d.join(leaf));
         let v1 = self.v1.iter().map(|(c, d)| (*c, d.join(leaf))).collect();
-        Direct::make(name.to_owned(), v2, v1, None)
+        Direct::make(name.to_owned(), v2, v1, None, contain, self.ns.clone())
     }
 
-    /// Another object for the same directories.
+    /// Another object for the same directories (and namespace).
     pub(crate) fn clone_dirs(&self) -> Direct {
         Direct {
             name: self.name.clone(),
             v2: self.v2.clone(),
             v1: self.v1.clone(),
             leaf_hint: UNKNOWN_LEAF.into(),
+            ns: self.ns.clone(),
+            ns_here: self.ns_here,
         }
+    }
+
+    /// Another handle to the namespace members of this job start in.
+    pub(crate) fn namespaces(&self) -> Result<Option<Namespaces>> {
+        self.ns.as_deref().map(Namespaces::try_clone).transpose()
+    }
+
+    /// Whether processes this handle spawns start in a namespace, and
+    /// whether it is rooted here: [`JobBackend::containment`].
+    pub(crate) fn containment(&self) -> Option<bool> {
+        self.ns.as_ref().map(|_| self.ns_here)
     }
 
     pub(crate) fn name(&self) -> &str {
@@ -397,6 +457,7 @@ impl Direct {
             p.v2_dir = Some(dir.into());
             p.v2_procs = Some(leaf.join("cgroup.procs"));
         }
+        p.namespaces = self.namespaces()?;
         let active = self.active_controllers(limits);
         p.procs_files = self
             .v1
@@ -582,8 +643,11 @@ impl Direct {
     fn wait_populated_0(&self, v2: &Path, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
         loop {
-            if cgroup::keyed(&v2.join("cgroup.events"), "populated") == Some(0) {
-                return true;
+            match cgroup::keyed(&v2.join("cgroup.events"), "populated") {
+                Some(0) => return true,
+                // Removed meanwhile (its owner deleted it once it emptied).
+                None if !v2.exists() => return true,
+                _ => {}
             }
             if Instant::now() >= deadline {
                 return false;
@@ -594,8 +658,17 @@ impl Direct {
 }
 
 impl JobBackend for Direct {
-    fn create_nested(&self, name: &str, leaf: &str) -> Result<Box<dyn JobBackend>> {
-        Ok(Box::new(self.nested(name, leaf)?))
+    fn create_nested(&self, name: &str, leaf: &str, contain: bool) -> Result<Box<dyn JobBackend>> {
+        let mover: Mover<'_> = &write_procs;
+        Ok(Box::new(self.nested(
+            name,
+            leaf,
+            contain.then_some(mover),
+        )?))
+    }
+
+    fn containment(&self) -> Option<bool> {
+        Direct::containment(self)
     }
 
     fn secure(&self, mode: u32) -> Result<()> {
@@ -744,6 +817,10 @@ impl JobBackend for Direct {
                     op: format!("terminate job {}", self.name),
                     source: std::io::Error::from_raw_os_error(libc::ETIMEDOUT),
                 });
+            }
+            if !v2.exists() {
+                // Its owner removed it once it was empty: nothing to renew.
+                return Ok(before);
             }
             // Spawning into a cgroup after cgroup.kill hits a kernel bug
             // (ARCHITECTURE.md): move on to a fresh leaf created after the kill.
@@ -894,6 +971,47 @@ fn share_files(dir: &Path, mode: u32) -> Result<()> {
         let _ = fs::set_permissions(dir.join(f), fs::Permissions::from_mode(file_mode));
     }
     Ok(())
+}
+
+/// Whether members started by a job's handle are kept in (a cgroup
+/// namespace per job), and what a member can still do.
+fn containment_capability(has_v2: bool) -> (bool, String) {
+    let still = "still possible: processes put in with `job assign` keep the namespaces they had; a member running as root in the machine's own user namespace can enter another cgroup namespace (setns) and leave, and can signal the guardian and the owner";
+    if !has_v2 {
+        return (
+            false,
+            "needs cgroup2: a member that may write cgroup.procs above its job (root; the owner of a delegated subtree) can move itself out".into(),
+        );
+    }
+    if !cgroup::namespaces_delegate() {
+        return (
+            false,
+            "cgroup2 is not mounted with nsdelegate here, so a cgroup namespace does not bound migration: a member that may write cgroup.procs above its job (root; the owner of a delegated subtree) can move itself out".into(),
+        );
+    }
+    if rustix::process::geteuid().is_root() {
+        return (
+            true,
+            format!(
+                "each process a job's handle starts (`run`, `Job::spawn`) is in a cgroup namespace rooted at its job: it cannot move itself or its children out, nor change the job's limits (`run --uncontained` turns this off); {still}"
+            ),
+        );
+    }
+    // Unprivileged: the cgroup namespace needs a user namespace of our own.
+    match Namespaces::rooted_by(true, &|_| Ok(())) {
+        Ok(_) => (
+            true,
+            format!(
+                "each process a job's handle starts (`run`, `Job::spawn`) is in a cgroup namespace rooted at its job, inside a user namespace that maps only you: it cannot move itself or its children out, nor change the job's limits; set-user-ID programs (sudo) gain nothing there (`run --uncontained` turns this off); {still}"
+            ),
+        ),
+        Err(e) => (
+            false,
+            format!(
+                "an unprivileged cgroup namespace needs a user namespace, and this machine refuses one ({e}); the owner of the delegated subtree can move a member out"
+            ),
+        ),
+    }
 }
 
 /// Hands every controller a cgroup has on to its children (those taskloom uses).
@@ -1095,12 +1213,6 @@ pub(crate) fn capabilities(roots: &cgroup::Roots, manager: Option<&str>) -> Vec<
             "cgroup.events, pids.events, memory events and member scans, polled".into(),
         ),
     );
-    push(
-        "root-members",
-        (
-            false,
-            "a member that may write cgroup.procs above the job (root; on a delegated subtree, the user who owns it) can move itself out to any cgroup it may write, and can signal the guardian and the owner; a cgroup or PID namespace per job would stop that and is not used yet. Members running as any other user cannot leave".into(),
-        ),
-    );
+    push("containment", containment_capability(roots.v2.is_some()));
     caps
 }

@@ -68,7 +68,12 @@ impl Group {
 }
 
 impl JobBackend for Group {
-    fn create_nested(&self, _name: &str, _leaf: &str) -> Result<Box<dyn JobBackend>> {
+    fn create_nested(
+        &self,
+        _name: &str,
+        _leaf: &str,
+        _contain: bool,
+    ) -> Result<Box<dyn JobBackend>> {
         Err(Error::JobsUnavailable(format!(
             "nested jobs need cgroups, and none is writable here ({})",
             cgroup::roots().problems.join("; ")

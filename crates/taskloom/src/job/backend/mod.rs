@@ -38,7 +38,14 @@ use crate::process::{Process, ProcessBuilder};
 pub(crate) trait JobBackend: std::fmt::Debug + Send + Sync {
     /// Makes a job nested in this one: `name` is its full name (`a/b`),
     /// `leaf` its own. On failure nothing of it is left.
-    fn create_nested(&self, name: &str, leaf: &str) -> Result<Box<dyn JobBackend>>;
+    fn create_nested(&self, name: &str, leaf: &str, contain: bool) -> Result<Box<dyn JobBackend>>;
+
+    /// Whether the processes this handle spawns start in a cgroup namespace
+    /// that keeps them in: `Some(true)` rooted at this job, `Some(false)`
+    /// at an enclosing job, `None` in none.
+    fn containment(&self) -> Option<bool> {
+        None
+    }
 
     /// Applies a security descriptor given as permission bits (see
     /// [`JobBuilder::mode`](super::JobBuilder::mode)).
@@ -222,14 +229,21 @@ pub(crate) fn kind() -> Kind {
 
 /// A new top-level job named `name`, and the guardian it already has (the
 /// scoped backend starts its scope with one). On failure nothing is left.
-pub(crate) fn create(name: &str) -> Result<(Box<dyn JobBackend>, Option<guardian::Waiting>)> {
+pub(crate) fn create(
+    name: &str,
+    contain: bool,
+) -> Result<(Box<dyn JobBackend>, Option<guardian::Waiting>)> {
     match kind() {
         Kind::Group => Ok((Box::new(group::Group::create(name)?), None)),
         Kind::Scoped => {
-            let (job, waiting) = scoped::Scoped::create(name)?;
+            let (job, waiting) = scoped::Scoped::create(name, contain)?;
             Ok((Box::new(job), Some(waiting)))
         }
-        Kind::Direct => Ok((Box::new(Direct::create(name, cgroup::roots())?), None)),
+        Kind::Direct => {
+            let mover: direct::Mover<'_> = &direct::write_procs;
+            let job = Direct::create(name, cgroup::roots(), contain.then_some(mover))?;
+            Ok((Box::new(job), None))
+        }
     }
 }
 

@@ -12,11 +12,11 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use super::direct::{Direct, enable_controllers, walk};
+use super::direct::{Direct, Mover, enable_controllers, walk, write_procs};
 use super::{Accounting, JobBackend, Marks};
 use crate::error::{Error, Result};
 use crate::job::{JobLimits, cgroup, guardian, systemd};
-use crate::process::{Process, ProcessBuilder};
+use crate::process::{CgroupPlacement, Process, ProcessBuilder};
 
 /// A job inside a systemd scope (a top-level job's own, or its top-level
 /// job's for a nested one).
@@ -32,7 +32,7 @@ impl Scoped {
     /// to us, holding the job's guardian (returned waiting for its plan),
     /// with the job below it. On failure the scope is stopped (systemd
     /// kills the guardian and removes what was made).
-    pub(crate) fn create(name: &str) -> Result<(Scoped, guardian::Waiting)> {
+    pub(crate) fn create(name: &str, contain: bool) -> Result<(Scoped, guardian::Waiting)> {
         let unit = systemd::unit_name(name);
         // The guardian first: a scope starts with a process in it.
         let waiting = guardian::spawn()?;
@@ -59,8 +59,20 @@ impl Scoped {
                 v1: Vec::new(),
                 problems: Vec::new(),
             };
+            // The namespace helper is moved in as any process is: from
+            // outside the scope, by the manager.
+            let inside = inside_scope(&roots.v2);
+            let attach = |dir: &Path, pid: i32| {
+                if inside {
+                    return write_procs(dir, pid);
+                }
+                let scope = roots.v2.as_deref().unwrap_or(dir);
+                let sub = Path::new("/").join(dir.strip_prefix(scope).unwrap_or(dir));
+                systemd::with_manager(|m| m.attach(&unit, &sub.to_string_lossy(), pid as u32))
+            };
+            let mover: Mover<'_> = &attach;
             Ok(Scoped {
-                inner: Direct::create(name, &roots)?,
+                inner: Direct::create(name, &roots, contain.then_some(mover))?,
                 unit: unit.clone(),
             })
         })();
@@ -93,11 +105,7 @@ impl Scoped {
             .ancestors()
             .find(|a| a.file_name().is_some_and(|n| n == self.unit.as_str()))?
             .to_owned();
-        let own = fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
-        let inside = cgroup::placement_of(&own)
-            .iter()
-            .any(|(h, _, dir)| h.v2 && dir.starts_with(&scope));
-        (!inside).then_some(scope)
+        (!inside_scope(&Some(scope.clone()))).then_some(scope)
     }
 
     /// Has the manager move `pid` into `leaf`, a cgroup below `scope`.
@@ -113,11 +121,21 @@ impl Scoped {
 }
 
 impl JobBackend for Scoped {
-    fn create_nested(&self, name: &str, leaf: &str) -> Result<Box<dyn JobBackend>> {
+    fn create_nested(&self, name: &str, leaf: &str, contain: bool) -> Result<Box<dyn JobBackend>> {
+        let outside = self.outside();
+        let mover = |dir: &Path, pid: i32| match &outside {
+            Some(scope) => self.attach(scope, dir, pid),
+            None => write_procs(dir, pid),
+        };
+        let mover: Mover<'_> = &mover;
         Ok(Box::new(Scoped {
-            inner: self.inner.nested(name, leaf)?,
+            inner: self.inner.nested(name, leaf, contain.then_some(mover))?,
             unit: self.unit.clone(),
         }))
+    }
+
+    fn containment(&self) -> Option<bool> {
+        self.inner.containment()
     }
 
     fn secure(&self, mode: u32) -> Result<()> {
@@ -140,6 +158,15 @@ impl JobBackend for Scoped {
         let leaf = match self.inner.open_leaf()? {
             Some((leaf, _)) => leaf,
             None => return Err(Error::NoSuchJob(self.inner.name().to_owned())),
+        };
+        // A contained job's namespace is joined before `execve`, while the
+        // child is still outside; the manager then moves it below the root.
+        let builder = match self.inner.namespaces()? {
+            Some(ns) => builder.cgroup_placement(CgroupPlacement {
+                namespaces: Some(ns),
+                ..Default::default()
+            }),
+            None => builder,
         };
         let mut child = builder.suspended(true).spawn()?;
         if let Err(e) = self.attach(&scope, &leaf, child.pid()) {
@@ -205,6 +232,15 @@ impl JobBackend for Scoped {
             unit: self.unit.clone(),
         })
     }
+}
+
+/// Whether this process is inside the scope whose directory is `scope`.
+fn inside_scope(scope: &Option<PathBuf>) -> bool {
+    let Some(scope) = scope else { return false };
+    let own = fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+    cgroup::placement_of(&own)
+        .iter()
+        .any(|(h, _, dir)| h.v2 && dir.starts_with(scope))
 }
 
 /// Roots whose only hierarchy is a scope's cgroup2 directory.
