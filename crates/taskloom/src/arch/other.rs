@@ -46,6 +46,10 @@ pub(crate) fn read_regs(_tid: i32) -> io::Result<ThreadContext> {
     Err(unsupported())
 }
 
+pub(crate) fn write_regs(_tid: i32, _regs: &ThreadContext) -> io::Result<()> {
+    Err(unsupported())
+}
+
 pub(crate) fn default_float_environment() {}
 
 pub(crate) const BREAKPOINT: Option<u8> = None;

@@ -25,6 +25,7 @@
 //! 10 s, then says so (the suspension stays requested unless resumed).
 #![allow(unsafe_code)] // one of the fenced modules: ARCHITECTURE.md, "Invariants"
 
+mod remote;
 mod sys;
 pub mod tls;
 
@@ -843,6 +844,194 @@ pub fn remote_thread_context(tid: i32) -> Result<ThreadContext> {
         Some(libc::ESRCH) => Error::NoSuchThread { tid },
         _ => Error::os("ptrace", e),
     })
+}
+
+bitflags::bitflags! {
+    /// Access rights asked of [`ThreadHandle::open`] (`OpenThread`'s `dwDesiredAccess`).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+    pub struct ThreadAccess: u32 {
+        /// `SYNCHRONIZE`: always granted.
+        const SYNCHRONIZE = 1;
+        /// `THREAD_SUSPEND_RESUME`.
+        const SUSPEND_RESUME = 2;
+        /// `THREAD_GET_CONTEXT`.
+        const GET_CONTEXT = 4;
+        /// `THREAD_SET_CONTEXT`.
+        const SET_CONTEXT = 8;
+        /// `THREAD_QUERY_INFORMATION`: its priority.
+        const QUERY_INFORMATION = 16;
+        /// `THREAD_SET_INFORMATION`: set its priority.
+        const SET_INFORMATION = 32;
+    }
+}
+
+impl ThreadAccess {
+    fn windows_name(self) -> &'static str {
+        if self == ThreadAccess::SUSPEND_RESUME {
+            "THREAD_SUSPEND_RESUME"
+        } else if self == ThreadAccess::GET_CONTEXT {
+            "THREAD_GET_CONTEXT"
+        } else if self == ThreadAccess::SET_CONTEXT {
+            "THREAD_SET_CONTEXT"
+        } else if self == ThreadAccess::QUERY_INFORMATION {
+            "THREAD_QUERY_INFORMATION"
+        } else if self == ThreadAccess::SET_INFORMATION {
+            "THREAD_SET_INFORMATION"
+        } else {
+            "SYNCHRONIZE"
+        }
+    }
+}
+
+/// `OpenThread`: a handle to any thread by id, of this process or another,
+/// with access rights checked when it is opened (as far as Linux can tell
+/// then) and again at each use (a handle opened to read the context cannot
+/// suspend).
+///
+/// A thread of this process is suspended as [`suspend_thread`] does (its
+/// handler parks it; the suspend counts are the same ones). A thread of
+/// another process is held through ptrace by taskloom's tracer thread:
+/// the first suspension stops it where it is while the rest of its process
+/// runs on, the last resume lets it go, and its registers can be read and,
+/// while it is suspended, written (`SetThreadContext`: a new program counter
+/// is where it goes on when resumed). That needs ptrace permission over it
+/// (same user and a permissive `kernel.yama.ptrace_scope`, or
+/// `CAP_SYS_PTRACE`), checked when the handle is opened; the thread is held
+/// only while this process lives (the kernel lets it go when its tracer
+/// exits, where Windows would keep it suspended).
+#[derive(Debug)]
+pub struct ThreadHandle {
+    tid: i32,
+    pid: i32,
+    access: ThreadAccess,
+}
+
+impl ThreadHandle {
+    /// `OpenThread(access, FALSE, tid)`.
+    pub fn open(tid: i32, access: ThreadAccess) -> Result<ThreadHandle> {
+        if tid <= 0 {
+            return Err(Error::NoSuchThread { tid });
+        }
+        // `/proc/<tid>` exists for every thread id (hidden from listings).
+        let status = std::fs::read_to_string(format!("/proc/{tid}/status"))
+            .map_err(|_| Error::NoSuchThread { tid })?;
+        let pid: i32 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("Tgid:"))
+            .and_then(|v| v.trim().parse().ok())
+            .ok_or(Error::NoSuchThread { tid })?;
+        let remote = pid != std::process::id() as i32;
+        let needs_ptrace =
+            ThreadAccess::SUSPEND_RESUME | ThreadAccess::GET_CONTEXT | ThreadAccess::SET_CONTEXT;
+        if remote && access.intersects(needs_ptrace) {
+            // The kernel's ptrace-attach check, without attaching: opening
+            // the thread's memory asks the same question.
+            std::fs::File::open(format!("/proc/{pid}/task/{tid}/mem")).map_err(|source| {
+                match source.raw_os_error() {
+                    Some(libc::ENOENT) | Some(libc::ESRCH) => Error::NoSuchThread { tid },
+                    _ => Error::PermissionDenied {
+                        what: format!(
+                            "open thread {tid} of process {pid} to suspend or read it (ptrace permission)"
+                        ),
+                        source,
+                    },
+                }
+            })?;
+        }
+        Ok(ThreadHandle {
+            tid,
+            pid,
+            access: access | ThreadAccess::SYNCHRONIZE,
+        })
+    }
+
+    /// The thread id.
+    pub fn tid(&self) -> i32 {
+        self.tid
+    }
+
+    /// The id of its process (`GetProcessIdOfThread`).
+    pub fn process_id(&self) -> i32 {
+        self.pid
+    }
+
+    /// The rights this handle was given.
+    pub fn access(&self) -> ThreadAccess {
+        self.access
+    }
+
+    fn is_remote(&self) -> bool {
+        self.pid != std::process::id() as i32
+    }
+
+    fn require(&self, right: ThreadAccess, what: &str) -> Result<()> {
+        if self.access.contains(right) {
+            return Ok(());
+        }
+        Err(Error::PermissionDenied {
+            what: format!(
+                "{what} thread {}: this handle was opened without {}",
+                self.tid,
+                right.windows_name()
+            ),
+            source: std::io::Error::from_raw_os_error(libc::EACCES),
+        })
+    }
+
+    /// `SuspendThread`: the previous suspend count.
+    pub fn suspend(&self) -> Result<u32> {
+        self.require(ThreadAccess::SUSPEND_RESUME, "suspend")?;
+        if self.is_remote() {
+            remote::suspend(self.tid)
+        } else {
+            suspend_thread(self.tid)
+        }
+    }
+
+    /// `ResumeThread`: the previous suspend count; at zero it runs again.
+    pub fn resume(&self) -> Result<u32> {
+        self.require(ThreadAccess::SUSPEND_RESUME, "resume")?;
+        if self.is_remote() {
+            remote::resume(self.tid)
+        } else {
+            resume_thread(self.tid)
+        }
+    }
+
+    /// `GetThreadContext`. A thread of this process must be suspended; one
+    /// of another process is read where it is (stopped for the read when
+    /// it is not suspended).
+    pub fn context(&self) -> Result<ThreadContext> {
+        self.require(ThreadAccess::GET_CONTEXT, "get the context of")?;
+        if self.is_remote() {
+            remote::context(self.tid)
+        } else {
+            thread_context(self.tid)
+        }
+    }
+
+    /// `SetThreadContext` on a suspended thread: it goes on with `context`
+    /// when resumed.
+    pub fn set_context(&self, context: &ThreadContext) -> Result<()> {
+        self.require(ThreadAccess::SET_CONTEXT, "set the context of")?;
+        if self.is_remote() {
+            remote::set_context(self.tid, context)
+        } else {
+            set_thread_context(self.tid, context)
+        }
+    }
+
+    /// `GetThreadPriority`.
+    pub fn priority(&self) -> Result<ThreadPriority> {
+        self.require(ThreadAccess::QUERY_INFORMATION, "query")?;
+        thread_priority(self.tid)
+    }
+
+    /// `SetThreadPriority`.
+    pub fn set_priority(&self, priority: ThreadPriority) -> Result<()> {
+        self.require(ThreadAccess::SET_INFORMATION, "set the priority of")?;
+        set_thread_priority(self.tid, priority)
+    }
 }
 
 /// The calling thread's id.

@@ -619,3 +619,97 @@ fn a_thread_that_is_gone_is_named_as_a_thread() {
         assert_eq!(e.to_string(), format!("no such thread: {gone}"));
     }
 }
+
+/// The state letter of a thread (`/proc/<tid>/stat`).
+fn thread_state(tid: i32) -> char {
+    let stat = std::fs::read_to_string(format!("/proc/{tid}/stat")).unwrap_or_default();
+    stat.rfind(')')
+        .and_then(|i| stat[i + 2..].chars().next())
+        .unwrap_or('?')
+}
+
+#[test]
+fn open_thread_of_another_process_suspends_reads_and_redirects_it() {
+    use taskloom::process::{ExitStatus, ProcessBuilder, Stdio};
+    use taskloom::thread::{ThreadAccess, ThreadHandle};
+    // A child that burns CPU: its main thread id is its pid.
+    let mut child = ProcessBuilder::new("sh")
+        .arg("-c")
+        .arg("while :; do :; done")
+        .stdin(Stdio::Null)
+        .spawn()
+        .unwrap();
+    let tid = child.pid();
+    let all = ThreadAccess::SUSPEND_RESUME | ThreadAccess::GET_CONTEXT | ThreadAccess::SET_CONTEXT;
+    let t = ThreadHandle::open(tid, all).unwrap();
+    assert_eq!(t.process_id(), child.pid());
+    // Suspend counts as SuspendThread returns them.
+    assert_eq!(t.suspend().unwrap(), 0);
+    assert_eq!(thread_state(tid), 't', "held in a ptrace stop");
+    assert_eq!(t.suspend().unwrap(), 1);
+    // Stopped: its CPU time does not move.
+    let cpu = || child.times().map(|t| t.user + t.kernel).unwrap();
+    let before = cpu();
+    std::thread::sleep(std::time::Duration::from_millis(150));
+    assert_eq!(cpu(), before);
+    // Another handle (any thread) sees and changes the same count.
+    let other = std::thread::spawn(move || {
+        let h = ThreadHandle::open(tid, ThreadAccess::SUSPEND_RESUME).unwrap();
+        h.resume().unwrap()
+    })
+    .join()
+    .unwrap();
+    assert_eq!(other, 2);
+    let ctx = t.context().unwrap();
+    assert_ne!(ctx.registers()[0].1, 0, "a program counter");
+    // A handle without the right is refused, whatever ptrace would allow.
+    let reader = ThreadHandle::open(tid, ThreadAccess::GET_CONTEXT).unwrap();
+    let e = reader.suspend().unwrap_err();
+    assert!(e.to_string().contains("THREAD_SUSPEND_RESUME"), "{e}");
+    assert!(reader.set_context(&ctx).is_err());
+    assert_eq!(t.resume().unwrap(), 1);
+    assert_eq!(t.resume().unwrap(), 0, "not suspended any more");
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    assert!(cpu() > before, "it runs again");
+    // SetThreadContext: suspended, sent to address 0, resumed: it faults there.
+    t.suspend().unwrap();
+    let mut bad = t.context().unwrap();
+    bad.rip = 0;
+    t.set_context(&bad).unwrap();
+    assert_eq!(t.context().unwrap().rip, 0);
+    t.resume().unwrap();
+    let status: ExitStatus = child.wait().unwrap();
+    assert_eq!(status.signal(), Some(libc::SIGSEGV), "{status:?}");
+}
+
+#[test]
+fn open_thread_of_this_process_shares_the_suspend_counts() {
+    use taskloom::thread::{ThreadAccess, ThreadHandle};
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let s = stop.clone();
+    let worker = std::thread::spawn(move || {
+        tx.send(taskloom::thread::current_thread_id()).unwrap();
+        while !s.load(std::sync::atomic::Ordering::Relaxed) {
+            std::hint::spin_loop();
+        }
+    });
+    let tid = rx.recv().unwrap();
+    let h = ThreadHandle::open(
+        tid,
+        ThreadAccess::SUSPEND_RESUME | ThreadAccess::GET_CONTEXT,
+    )
+    .unwrap();
+    assert_eq!(h.process_id(), std::process::id() as i32);
+    assert_eq!(h.suspend().unwrap(), 0);
+    assert_eq!(taskloom::thread::suspend_thread(tid).unwrap(), 1);
+    assert!(h.context().is_ok());
+    assert_eq!(h.resume().unwrap(), 2);
+    assert_eq!(taskloom::thread::resume_thread(tid).unwrap(), 1);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    worker.join().unwrap();
+    assert!(matches!(
+        ThreadHandle::open(i32::MAX - 1, ThreadAccess::SYNCHRONIZE),
+        Err(taskloom::Error::NoSuchThread { .. })
+    ));
+}

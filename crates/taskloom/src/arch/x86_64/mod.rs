@@ -167,6 +167,37 @@ pub(crate) fn read_regs(tid: i32) -> io::Result<ThreadContext> {
     })
 }
 
+/// Loads `regs` into `tid` (stopped under this thread's ptrace): the
+/// general registers and flags; segment and FS/GS bases stay as they are.
+pub(crate) fn write_regs(tid: i32, regs: &ThreadContext) -> io::Result<()> {
+    let pid = nix::unistd::Pid::from_raw(tid);
+    let mut r = nix::sys::ptrace::getregs(pid).map_err(io::Error::from)?;
+    if r.rip != regs.rip {
+        // Moved elsewhere: not back into a system call it was stopped in
+        // (the kernel would rewind the new pc to restart it), as gdb does.
+        r.orig_rax = u64::MAX;
+    }
+    r.rip = regs.rip;
+    r.rsp = regs.rsp;
+    r.rbp = regs.rbp;
+    r.rax = regs.rax;
+    r.rbx = regs.rbx;
+    r.rcx = regs.rcx;
+    r.rdx = regs.rdx;
+    r.rsi = regs.rsi;
+    r.rdi = regs.rdi;
+    r.r8 = regs.r8;
+    r.r9 = regs.r9;
+    r.r10 = regs.r10;
+    r.r11 = regs.r11;
+    r.r12 = regs.r12;
+    r.r13 = regs.r13;
+    r.r14 = regs.r14;
+    r.r15 = regs.r15;
+    r.eflags = regs.rflags;
+    nix::sys::ptrace::setregs(pid, r).map_err(io::Error::from)
+}
+
 /// A new thread starts with the default floating-point environment, as on
 /// Windows, whatever its creator set (pthreads copy the creator's): SSE
 /// control and status MXCSR 0x1f80 (round to nearest, every exception
