@@ -13,6 +13,7 @@
 //! | fiber, FLS                    | [`fiber`]                                 |
 //! | PEB/TEB/EPROCESS view         | [`inspect`]                               |
 //! | `CreateThread`, `SuspendThread`, TLS | [`thread`]                         |
+//! | `OpenThread`                  | [`thread::ThreadHandle::open`]            |
 //! | `DEBUG_PROCESS`, `WaitForDebugEvent` | [`debug::Debugger`]             |
 //!
 //! # Requirements
