@@ -513,8 +513,13 @@ impl Thread {
     }
 
     /// `SetThreadContext` (the thread must be suspended): [`set_thread_context`].
-    pub fn set_context(&self, context: &ThreadContext) -> Result<()> {
-        set_thread_context(self.tid(), context)
+    ///
+    /// # Safety
+    /// As for [`set_thread_context`]: the thread resumes with these
+    /// registers, in this process's memory.
+    pub unsafe fn set_context(&self, context: &ThreadContext) -> Result<()> {
+        // SAFETY: the caller upholds set_thread_context's contract.
+        unsafe { set_thread_context(self.tid(), context) }
     }
 
     /// `GetExitCodeThread`: [`STILL_ACTIVE`] while it runs.
@@ -817,7 +822,17 @@ pub fn thread_context(tid: i32) -> Result<ThreadContext> {
 /// `SetThreadContext` on a suspended thread of this process: when it is
 /// resumed it goes on with `context` (a redirected call runs on resume).
 /// The thread must be suspended and parked, as for [`thread_context`].
-pub fn set_thread_context(tid: i32, context: &ThreadContext) -> Result<()> {
+///
+/// # Safety
+/// The thread resumes with exactly these registers, in this process's
+/// memory: the program counter must point at code that may run there, the
+/// stack pointer at stack that code may use, and every register the code
+/// relies on must hold what it expects (a context read with
+/// [`thread_context`] and changed as a call would change it, as Windows
+/// debuggers and hot-patchers do). Anything else is undefined behaviour.
+/// (A thread of another process is not this process's memory:
+/// [`ThreadHandle::set_context`] is safe.)
+pub unsafe fn set_thread_context(tid: i32, context: &ThreadContext) -> Result<()> {
     if cfg!(not(target_arch = "x86_64")) {
         return Err(Error::InvalidInput {
             what: "thread context",
@@ -1010,15 +1025,22 @@ impl ThreadHandle {
         }
     }
 
-    /// `SetThreadContext` on a suspended thread: it goes on with `context`
-    /// when resumed.
+    /// `SetThreadContext` on a suspended thread of another process: it
+    /// goes on with `context` when resumed. For a thread of this process
+    /// that would let safe code run anything: it is refused here, and
+    /// [`set_thread_context`] (unsafe) does it.
     pub fn set_context(&self, context: &ThreadContext) -> Result<()> {
         self.require(ThreadAccess::SET_CONTEXT, "set the context of")?;
-        if self.is_remote() {
-            remote::set_context(self.tid, context)
-        } else {
-            set_thread_context(self.tid, context)
+        if !self.is_remote() {
+            return Err(Error::InvalidInput {
+                what: "thread context",
+                reason: format!(
+                    "thread {} is one of this process's: its registers are set with the unsafe set_thread_context",
+                    self.tid
+                ),
+            });
         }
+        remote::set_context(self.tid, context)
     }
 
     /// `GetThreadPriority`.

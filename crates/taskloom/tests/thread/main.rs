@@ -576,7 +576,10 @@ fn a_context_set_on_a_suspended_thread_runs_on_resume() {
     ctx.rip = landing as *const () as usize as u64;
     ctx.rdi = 0x5eed;
     ctx.rsp = ((before.rsp - 4096) & !15) - 8;
-    t.set_context(&ctx).unwrap();
+    // SAFETY: `landing` never returns and uses only statics; its stack is
+    // 4 KiB below where the suspended thread's own was, in the same
+    // (otherwise unused from here) stack, aligned as after a call.
+    unsafe { t.set_context(&ctx) }.unwrap();
     assert_eq!(
         t.context().unwrap().rip,
         landing as *const () as usize as u64,
@@ -593,7 +596,8 @@ fn a_context_set_on_a_suspended_thread_runs_on_resume() {
     }
     assert_eq!(LANDED_ARG.load(Ordering::SeqCst), 0x5eed);
     // Not suspended any more: setting a context is refused, by name.
-    let err = t.set_context(&before).unwrap_err();
+    // SAFETY: refused before anything is written (the thread is not suspended).
+    let err = unsafe { t.set_context(&before) }.unwrap_err();
     assert!(err.to_string().contains("not suspended"), "{err}");
     spinning.store(false, Ordering::Relaxed);
 }
@@ -618,6 +622,23 @@ fn a_thread_that_is_gone_is_named_as_a_thread() {
         assert_eq!(e.kind(), taskloom::ErrorKind::NotFound);
         assert_eq!(e.to_string(), format!("no such thread: {gone}"));
     }
+}
+
+/// Some register context (its values do not matter: it is refused).
+fn me_ctx() -> taskloom::thread::ThreadContext {
+    let mut child = taskloom::process::ProcessBuilder::new("sleep")
+        .arg("5")
+        .spawn()
+        .unwrap();
+    let h = taskloom::thread::ThreadHandle::open(
+        child.pid(),
+        taskloom::thread::ThreadAccess::GET_CONTEXT,
+    )
+    .unwrap();
+    let ctx = h.context().unwrap();
+    child.terminate().unwrap();
+    child.wait().unwrap();
+    ctx
 }
 
 /// The state letter of a thread (`/proc/<tid>/stat`).
@@ -646,6 +667,9 @@ fn open_thread_of_another_process_suspends_reads_and_redirects_it() {
     // Suspend counts as SuspendThread returns them.
     assert_eq!(t.suspend().unwrap(), 0);
     assert_eq!(thread_state(tid), 't', "held in a ptrace stop");
+    // This process's own threads are not given registers by safe code.
+    let me = ThreadHandle::open(taskloom::thread::current_thread_id(), all).unwrap();
+    assert!(me.set_context(&me_ctx()).is_err());
     assert_eq!(t.suspend().unwrap(), 1);
     // Stopped: its CPU time does not move.
     let cpu = || child.times().map(|t| t.user + t.kernel).unwrap();
