@@ -16,8 +16,33 @@ use clap::{Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "taskloom", version, about, propagate_version = true)]
 struct Cli {
+    /// Say more on stderr: what taskloom let go (clean-ups that failed,
+    /// best-effort settings refused), `-vv` for everything. `TASKLOOM_LOG`
+    /// takes a filter instead (e.g. `taskloom=debug`, `trace`).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
     #[command(subcommand)]
     command: Command,
+}
+
+/// Sends the library's trace events to stderr, as `-v` or `TASKLOOM_LOG` asks.
+fn init_logging(verbose: u8) {
+    use tracing_subscriber::EnvFilter;
+    let filter = match std::env::var("TASKLOOM_LOG") {
+        Ok(spec) if !spec.is_empty() => EnvFilter::new(spec),
+        _ => EnvFilter::new(match verbose {
+            0 => "off",
+            1 => "taskloom=debug",
+            _ => "trace",
+        }),
+    };
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi)
+        .without_time()
+        .init();
 }
 
 #[derive(Debug, Subcommand)]
@@ -56,6 +81,7 @@ fn main() {
         }
         err.exit()
     });
+    init_logging(cli.verbose);
     let code = match cli.command {
         Command::Run(args) => run::main(args),
         Command::Job(args) => job::main(args),

@@ -450,3 +450,23 @@ fn jobs_on_a_cgroup2_only_machine() {
     );
     assert_eq!(leftovers(&name), "", "the run removed its job");
 }
+
+#[test]
+fn verbose_logging_goes_to_stderr_and_leaves_json_alone() {
+    // -vv and TASKLOOM_LOG turn the library's traces on; stdout stays data.
+    let o = taskloom(&["-vv", "run", "--json", "--", "true"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["exit_code"], 0);
+    let o = Command::new(env!("CARGO_BIN_EXE_taskloom"))
+        .args(["ps", "--json", "--name", "no-such-process-name"])
+        .env("TASKLOOM_LOG", "trace")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v, serde_json::json!([]));
+    // -v is an option of every command, after it too.
+    let o = taskloom(&["job", "caps", "-v", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}

@@ -321,6 +321,25 @@ impl Error {
     }
 }
 
+/// A step whose failure is not the caller's error: a clean-up after
+/// another failure, a best-effort setting, a kill of something that may
+/// already be gone. Its failure is traced (target `taskloom`, level
+/// `debug`; the binary shows it with `-v` or `TASKLOOM_LOG=debug`) and
+/// otherwise let go.
+pub(crate) trait OrLog {
+    /// Traces a failure, saying what was attempted (`what` is only
+    /// formatted when there is a failure).
+    fn or_log(self, what: impl FnOnce() -> String);
+}
+
+impl<T, E: std::fmt::Display> OrLog for std::result::Result<T, E> {
+    fn or_log(self, what: impl FnOnce() -> String) {
+        if let Err(e) = self {
+            tracing::debug!(target: "taskloom", "{}: {e}", what());
+        }
+    }
+}
+
 #[cfg(test)]
 mod kind_tests {
     use super::*;
@@ -353,5 +372,53 @@ mod kind_tests {
             Error::JobsUnavailable("no".into()).kind(),
             ErrorKind::Unsupported
         );
+    }
+
+    /// Collects the messages of the events it is given.
+    struct Collect(std::sync::Mutex<Vec<String>>);
+
+    impl tracing::Subscriber for Collect {
+        fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+            true
+        }
+        fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+            tracing::span::Id::from_u64(1)
+        }
+        fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+        fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+        fn event(&self, event: &tracing::Event<'_>) {
+            struct Message<'a>(&'a mut String);
+            impl tracing::field::Visit for Message<'_> {
+                fn record_debug(&mut self, _: &tracing::field::Field, v: &dyn std::fmt::Debug) {
+                    self.0.push_str(&format!("{v:?}"));
+                }
+            }
+            let mut text = format!(
+                "{} {}: ",
+                event.metadata().level(),
+                event.metadata().target()
+            );
+            event.record(&mut Message(&mut text));
+            self.0.lock().unwrap().push(text);
+        }
+        fn enter(&self, _: &tracing::span::Id) {}
+        fn exit(&self, _: &tracing::span::Id) {}
+    }
+
+    #[test]
+    fn failures_let_go_are_traced_with_what_was_attempted() {
+        let collect = std::sync::Arc::new(Collect(Default::default()));
+        tracing::subscriber::with_default(collect.clone(), || {
+            Err::<(), _>(io::Error::from_raw_os_error(libc::EBUSY))
+                .or_log(|| "remove the job root /x".into());
+            Ok::<(), io::Error>(()).or_log(|| unreachable!("formatted only on failure"));
+        });
+        let seen = collect.0.lock().unwrap().clone();
+        assert_eq!(seen.len(), 1, "{seen:?}");
+        assert!(
+            seen[0].starts_with("DEBUG taskloom: remove the job root /x: "),
+            "{seen:?}"
+        );
+        assert!(seen[0].contains("busy"), "{seen:?}");
     }
 }

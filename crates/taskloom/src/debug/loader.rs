@@ -25,6 +25,7 @@ use nix::sys::wait::{WaitPidFlag, waitpid};
 use nix::unistd::Pid;
 
 use super::DebugEvent;
+use crate::error::OrLog;
 
 const AT_PHDR: u64 = 3;
 const AT_PHNUM: u64 = 5;
@@ -121,7 +122,8 @@ impl Breakpoint {
     }
 
     fn remove(&self, f: &File) {
-        let _ = f.write_all_at(&[self.saved], self.addr);
+        f.write_all_at(&[self.saved], self.addr)
+            .or_log(|| format!("restore the byte under a breakpoint at {:#x}", self.addr));
     }
 }
 
@@ -267,10 +269,12 @@ impl Images {
             let bp = self.brk?;
             bp.remove(&f);
             if ptrace::step(Pid::from_raw(tid), None).is_ok() {
-                let _ = waitpid(Pid::from_raw(tid), Some(WaitPidFlag::__WALL));
+                waitpid(Pid::from_raw(tid), Some(WaitPidFlag::__WALL))
+                    .or_log(|| format!("wait for thread {tid} to stop"));
             }
             if let Some(insn) = crate::arch::BREAKPOINT {
-                let _ = f.write_all_at(&[insn], bp.addr);
+                f.write_all_at(&[insn], bp.addr)
+                    .or_log(|| format!("write a breakpoint at {:#x}", bp.addr));
             }
         }
         Some(self.sync(pid, &f))

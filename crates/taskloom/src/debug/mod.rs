@@ -44,7 +44,7 @@ use nix::sys::signal::Signal;
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, OrLog, Result};
 use crate::process::{ExitStatus, Process, ProcessAccess, ProcessBuilder};
 
 /// Which processes a debugger follows.
@@ -266,8 +266,10 @@ impl Debugger {
             ptrace::setoptions(pid(p), options()).map_err(|e| ptrace_err("ptrace(SETOPTIONS)", e))
         })();
         if let Err(e) = ready {
-            let _ = main.terminate();
-            let _ = main.wait();
+            main.terminate()
+                .or_log(|| format!("kill debuggee {}", main.pid()));
+            main.wait()
+                .or_log(|| format!("reap debuggee {}", main.pid()));
             return Err(e);
         }
         let mut d = Debugger::new(main, mode);
@@ -340,15 +342,16 @@ impl Debugger {
                             });
                         }
                     }
-                    let _ = ptrace::interrupt(pid(t));
+                    ptrace::interrupt(pid(t)).or_log(|| format!("interrupt thread {t}"));
                     // The interrupt's stop.
-                    let _ = waitpid(pid(t), Some(WaitPidFlag::__WALL));
+                    waitpid(pid(t), Some(WaitPidFlag::__WALL))
+                        .or_log(|| format!("wait for thread {t} to stop"));
                 }
             }
         })();
         if let Err(e) = result {
             for t in attached {
-                let _ = ptrace::detach(pid(t), None);
+                ptrace::detach(pid(t), None).or_log(|| format!("detach thread {t}"));
             }
             return Err(e);
         }
@@ -493,12 +496,12 @@ impl Debugger {
                 };
                 // A thread killed meanwhile (SIGKILL) cannot be resumed: its
                 // end is the next event.
-                let _ = ptrace::cont(pid(tid), sig);
+                ptrace::cont(pid(tid), sig).or_log(|| format!("continue thread {tid}"));
             }
             Resume::Threads(tids) => {
                 for t in tids {
                     self.held.remove(&t);
-                    let _ = ptrace::cont(pid(t), None);
+                    ptrace::cont(pid(t), None).or_log(|| format!("continue thread {t}"));
                 }
             }
         }
@@ -512,7 +515,7 @@ impl Debugger {
             WaitStatus::PtraceEvent(p, _, ev) => self.event(p.as_raw(), ev),
             WaitStatus::Stopped(p, sig) => self.stopped(p.as_raw(), sig),
             WaitStatus::PtraceSyscall(p) => {
-                let _ = ptrace::cont(p, None);
+                ptrace::cont(p, None).or_log(|| format!("continue thread {p}"));
             }
             WaitStatus::Continued(_) | WaitStatus::StillAlive => {}
         }
@@ -617,7 +620,7 @@ impl Debugger {
     /// before or after its creator's event.
     fn expect_first_stop(&mut self, new: i32) {
         if self.early.remove(&new) {
-            let _ = ptrace::cont(pid(new), None);
+            ptrace::cont(pid(new), None).or_log(|| format!("continue new thread {new}"));
         } else {
             self.expected.insert(new);
         }
@@ -637,12 +640,12 @@ impl Debugger {
         if !vfork && let Some(images) = self.images.get(&parent) {
             images.remove_breakpoints(child);
         }
-        let _ = ptrace::detach(pid(child), None);
+        ptrace::detach(pid(child), None).or_log(|| format!("let child {child} go"));
     }
 
     fn stopped(&mut self, tid: i32, sig: Signal) {
         if sig == Signal::SIGSTOP && self.expected.remove(&tid) {
-            let _ = ptrace::cont(pid(tid), None);
+            ptrace::cont(pid(tid), None).or_log(|| format!("continue thread {tid}"));
             return;
         }
         if sig == Signal::SIGSTOP && !self.threads.contains_key(&tid) {
@@ -662,7 +665,7 @@ impl Debugger {
             Ok(info) => info,
             Err(_) => {
                 // A group-stop (SIGSTOP and friends took effect): go on.
-                let _ = ptrace::cont(pid(tid), None);
+                ptrace::cont(pid(tid), None).or_log(|| format!("continue thread {tid}"));
                 return;
             }
         };
@@ -739,7 +742,7 @@ impl Debugger {
                         pending.insert(tid, other);
                     }
                     Ok(WaitStatus::PtraceEvent(..)) => {
-                        let _ = ptrace::cont(pid(tid), None);
+                        ptrace::cont(pid(tid), None).or_log(|| format!("continue thread {tid}"));
                     }
                     Err(Errno::EINTR) => {}
                     _ => break,
@@ -750,7 +753,8 @@ impl Debugger {
             images.remove_breakpoints(*tgid);
         }
         for (tid, _) in tids {
-            let _ = ptrace::detach(pid(tid), pending.get(&tid).copied());
+            ptrace::detach(pid(tid), pending.get(&tid).copied())
+                .or_log(|| format!("detach thread {tid}"));
         }
         self.threads.clear();
         self.current = None;
@@ -769,14 +773,14 @@ impl Drop for Debugger {
     fn drop(&mut self) {
         let tgids: HashSet<i32> = self.threads.values().copied().collect();
         for &g in &tgids {
-            let _ = nix::sys::signal::kill(pid(g), Signal::SIGKILL);
+            nix::sys::signal::kill(pid(g), Signal::SIGKILL).or_log(|| format!("kill debuggee {g}"));
         }
         for tid in self.threads.keys().copied().collect::<Vec<_>>() {
             loop {
                 match waitpid(pid(tid), Some(WaitPidFlag::__WALL)) {
                     Ok(WaitStatus::Exited(..)) | Ok(WaitStatus::Signaled(..)) => break,
                     Ok(_) => {
-                        let _ = ptrace::cont(pid(tid), None);
+                        ptrace::cont(pid(tid), None).or_log(|| format!("continue thread {tid}"));
                     }
                     Err(Errno::EINTR) => {}
                     Err(_) => break,

@@ -602,6 +602,8 @@ impl Drop for Fiber {
             // Deleted once it is no longer running: at the next create or delete on this thread.
             // References to it fail from now on, as for any deleted fiber.
             s.generation.set(s.generation.get() + 1);
+            // During thread exit the list is gone, and so is every record
+            // of the thread with it: nothing left to reap.
             let _ = THREAD.try_with(|t| t.doomed.borrow_mut().push(s));
             DOOMED_PENDING.with(|p| p.set(true));
             return;

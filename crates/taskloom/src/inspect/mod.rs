@@ -470,6 +470,7 @@ fn cmdline_of(r: &mut ProcReader, pid: i32, path: &mut String) -> Vec<Vec<u8>> {
 
 fn push_num(s: &mut String, n: i32) {
     use std::fmt::Write;
+    // Writing to a String cannot fail.
     let _ = write!(s, "{n}");
 }
 

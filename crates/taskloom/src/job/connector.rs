@@ -139,6 +139,7 @@ pub(crate) fn parse_messages(mut b: &[u8], out: &mut Vec<ProcEvent>) {
                     u32_at(ev, d + 12),
                 ) && cpid == ctgid
                 {
+                    // The parent thread's id is not needed: the parent process is.
                     let _ = ppid;
                     out.push(ProcEvent::Fork {
                         parent: ptgid as i32,

@@ -71,7 +71,7 @@ pub use layout::Controller;
 pub use watch::{JobCounts, JobEvent, JobWatcher};
 
 use crate::cpuset::CpuSet;
-use crate::error::{Error, Result};
+use crate::error::{Error, OrLog, Result};
 use crate::priority::PriorityClass;
 use crate::process::{
     Breakaway, CgroupPlacement, Process, ProcessAccess, ProcessBuilder, ResourceLimit,
@@ -504,7 +504,9 @@ impl Job {
             job.arm_guardian(waiting, b.kill_on_close)
         })();
         if let Err(e) = finished {
-            let _ = job.backend.remove();
+            job.backend
+                .remove()
+                .or_log(|| format!("remove job {} after a failed creation", job.name));
             return Err(e);
         }
         Ok(job)

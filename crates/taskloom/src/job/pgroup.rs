@@ -28,7 +28,7 @@ use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, OrLog, Result};
 
 /// Whether the process-group backend is in use.
 pub(crate) fn forced() -> bool {
@@ -188,7 +188,7 @@ pub(crate) fn remove_empty_roots() {
         && std::env::var_os("XDG_RUNTIME_DIR").is_none_or(|d| d.is_empty())
         && let Some(parent) = root.parent()
     {
-        let _ = fs::remove_dir(parent);
+        fs::remove_dir(parent).or_log(|| format!("remove {}", parent.display()));
     }
 }
 

@@ -31,7 +31,7 @@ use dbus::blocking::stdintf::org_freedesktop_dbus::Properties;
 use dbus::blocking::{Connection, Proxy};
 use dbus::message::MatchRule;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, OrLog, Result};
 
 const DEST: &str = "org.freedesktop.systemd1";
 const PATH: &str = "/org/freedesktop/systemd1";
@@ -216,7 +216,9 @@ impl Manager {
                 }
             }
         };
-        let _ = self.conn.remove_match(token);
+        self.conn
+            .remove_match(token)
+            .or_log(|| "unsubscribe from systemd's JobRemoved".into());
         result
     }
 

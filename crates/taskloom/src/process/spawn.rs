@@ -13,7 +13,7 @@ use std::time::SystemTime;
 use super::handle::Process;
 use super::sys::{self, ChildPlan, FdMove, Stage};
 use super::{ProcessBuilder, Stdio};
-use crate::error::{Error, Result};
+use crate::error::{Error, OrLog, Result};
 
 const DEFAULT_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
 
@@ -348,8 +348,12 @@ pub(super) fn spawn(mut b: ProcessBuilder) -> Result<Process> {
         && let Err(e) = sys::hand_over_exec_stop(pid, process.pidfd())
     {
         // Still alive (a failed detach): kill it; the wait reaps whatever is left.
-        let _ = process.terminate();
-        let _ = process.try_wait();
+        process
+            .terminate()
+            .or_log(|| format!("kill process {} after a failed start", process.pid()));
+        process
+            .try_wait()
+            .or_log(|| format!("reap process {} after a failed start", process.pid()));
         return Err(e);
     }
     Ok(process)

@@ -32,7 +32,7 @@ use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
 
 use super::{Credentials, ProcessGroup};
 use crate::cpuset::CpuSet;
-use crate::error::{Error, Result};
+use crate::error::{Error, OrLog, Result};
 
 /// A step of the child's set-up, reported when it fails.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -761,6 +761,8 @@ extern "C" fn ns_helper_main(arg: *mut c_void) -> ! {
     let h = unsafe { &*(arg as *const NsHelper) };
     use rustix::thread::futex;
     while h.go.load(Ordering::Acquire) == GO_WAIT {
+        // Woken, interrupted or already changed: the loop looks again (the
+        // helper may not log: it shares the parent's memory and allocator).
         let _ = futex::wait(&h.go, futex::Flags::PRIVATE, GO_WAIT, None);
     }
     let fail = |step: u32, e: rustix::io::Errno| -> ! {
@@ -880,7 +882,8 @@ pub(crate) fn make_namespaces(
         if placed.is_ok() { GO_ON } else { GO_ON + 1 },
         Ordering::Release,
     );
-    let _ = rustix::thread::futex::wake(&helper.go, rustix::thread::futex::Flags::PRIVATE, 1);
+    rustix::thread::futex::wake(&helper.go, rustix::thread::futex::Flags::PRIVATE, 1)
+        .or_log(|| "wake the namespace helper".into());
     // The helper is gone (reaped here, or by an application's own wait) once this returns.
     reap_blocking(&pidfd);
     // SAFETY: the helper opened these in our shared table and handed them

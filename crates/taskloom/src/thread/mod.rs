@@ -41,7 +41,7 @@ pub use sys::ThreadContext;
 pub use tls::{TlsExhausted, TlsIndex};
 
 use crate::cpuset::CpuSet;
-use crate::error::{Error, Result};
+use crate::error::{Error, OrLog, Result};
 
 /// `STILL_ACTIVE`: the exit code Windows reports for a running thread.
 pub const STILL_ACTIVE: u32 = 259;
@@ -371,13 +371,15 @@ impl ThreadBuilder {
             sys::futex_wake(unsafe_tid_word(&s));
             if let Some(name) = &name {
                 // The kernel's 15 bytes, and the whole name for GetThreadDescription.
-                let _ = set_thread_description(sys::gettid(), name);
+                set_thread_description(sys::gettid(), name)
+                    .or_log(|| format!("name the new thread {name:?}"));
             }
             if let Some(p) = opts.priority {
-                let _ = set_thread_priority(0, p);
+                set_thread_priority(0, p).or_log(|| format!("give the new thread priority {p:?}"));
             }
             if let Some(cpus) = &opts.affinity {
-                let _ = set_thread_affinity(0, cpus);
+                set_thread_affinity(0, cpus)
+                    .or_log(|| format!("give the new thread the CPUs {cpus}"));
             }
             if opts.commit > 0 {
                 sys::commit_own_stack(opts.commit);

@@ -27,7 +27,7 @@ use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 
 use super::ThreadContext;
-use crate::error::{Error, Result};
+use crate::error::{Error, OrLog, Result};
 
 enum Request {
     Suspend,
@@ -115,7 +115,7 @@ fn hold(tid: i32) -> Result<()> {
     ptrace::seize(pid, ptrace::Options::empty())
         .map_err(|e| ptrace_error(tid, "ptrace(PTRACE_SEIZE)", e))?;
     if let Err(e) = ptrace::interrupt(pid) {
-        let _ = ptrace::detach(pid, None);
+        ptrace::detach(pid, None).or_log(|| format!("detach thread {tid}"));
         return Err(ptrace_error(tid, "ptrace(PTRACE_INTERRUPT)", e));
     }
     loop {
@@ -126,7 +126,7 @@ fn hold(tid: i32) -> Result<()> {
             }
             Ok(_) | Err(nix::Error::EINTR) => continue,
             Err(e) => {
-                let _ = ptrace::detach(pid, None);
+                ptrace::detach(pid, None).or_log(|| format!("detach thread {tid}"));
                 return Err(ptrace_error(tid, "waitpid", e));
             }
         }
@@ -160,7 +160,8 @@ fn tracer(rx: Receiver<Work>) {
                 if count == 1 {
                     held.remove(&tid);
                     // It runs again where it stopped (a pending signal included).
-                    let _ = ptrace::detach(Pid::from_raw(tid), None);
+                    ptrace::detach(Pid::from_raw(tid), None)
+                        .or_log(|| format!("let thread {tid} go"));
                 } else {
                     held.insert(tid, count - 1);
                 }
@@ -171,7 +172,7 @@ fn tracer(rx: Receiver<Work>) {
                 .map_err(|e| io_error(tid, "ptrace(PTRACE_GETREGS)", e)),
             Request::Context => hold(tid).and_then(|()| {
                 let regs = crate::arch::read_regs(tid);
-                let _ = ptrace::detach(Pid::from_raw(tid), None);
+                ptrace::detach(Pid::from_raw(tid), None).or_log(|| format!("let thread {tid} go"));
                 regs.map(|c| Reply::Context(Box::new(c)))
                     .map_err(|e| io_error(tid, "ptrace(PTRACE_GETREGS)", e))
             }),
@@ -183,6 +184,7 @@ fn tracer(rx: Receiver<Work>) {
                 .map(|()| Reply::Done)
                 .map_err(|e| io_error(tid, "ptrace(PTRACE_SETREGS)", e)),
         };
+        // The asker stopped waiting (it panicked): nobody to tell.
         let _ = reply.send(answer);
     }
 }

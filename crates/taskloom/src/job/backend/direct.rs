@@ -22,7 +22,7 @@ use super::{
     unavailable,
 };
 use crate::cpuset::CpuSet;
-use crate::error::{Error, Result};
+use crate::error::{Error, OrLog, Result};
 use crate::job::{
     Capability, JobLimits, cgroup, guardian, job_name_in, job_of, layout::Controller,
 };
@@ -200,8 +200,8 @@ impl Direct {
                 // down first (pure cgroup2, when our own cgroup holds processes).
                 for dir in roots.v2_enable_in.iter().chain([root]) {
                     for c in &roots.v2_controllers {
-                        let _ =
-                            cgroup::write(&dir.join("cgroup.subtree_control"), &format!("+{c}"));
+                        cgroup::write(&dir.join("cgroup.subtree_control"), &format!("+{c}"))
+                            .or_log(|| format!("enable {c} in {}", dir.display()));
                     }
                 }
             }
@@ -285,10 +285,11 @@ impl Direct {
         })();
         if let Err(e) = result {
             for dir in &made {
-                let _ = cgroup::remove_tree(dir);
+                cgroup::remove_tree(dir)
+                    .or_log(|| format!("remove {} after a failed creation", dir.display()));
             }
             for dir in job.shared_roots() {
-                let _ = fs::remove_dir(dir);
+                remove_shared_root(&dir);
             }
             return Err(e);
         }
@@ -506,7 +507,8 @@ impl Direct {
                 let Ok(Some(name)) = job_of(pid) else {
                     continue;
                 };
-                let _ = cgroup::write(&root.join(&name).join("cgroup.procs"), &pid.to_string());
+                cgroup::write(&root.join(&name).join("cgroup.procs"), &pid.to_string())
+                    .or_log(|| format!("move process {pid} into the {} hierarchy", c.name()));
             }
         }
         Ok(())
@@ -591,8 +593,9 @@ impl Direct {
         }
         if let Some(root) = &cgroup::roots().v2 {
             let out = root.join("@breakaway");
-            let _ = cgroup::ensure_dir(&out);
-            let _ = cgroup::write(&out.join("cgroup.procs"), &pid.to_string());
+            cgroup::ensure_dir(&out).or_log(|| format!("create {}", out.display()));
+            cgroup::write(&out.join("cgroup.procs"), &pid.to_string())
+                .or_log(|| format!("move newcomer {pid} out of job {}", self.name));
         }
     }
 
@@ -613,12 +616,14 @@ impl Direct {
             let Some(name) = name.to_str() else { continue };
             if let Some(n) = name.strip_prefix('@').and_then(|n| n.parse::<u32>().ok()) {
                 let next = dir.join(format!("@{}", n + 1));
-                let _ = cgroup::ensure_dir(&next);
+                cgroup::ensure_dir(&next).or_log(|| format!("create leaf {}", next.display()));
                 // The new leaf is shared as the old one was.
                 if let Ok(meta) = fs::metadata(e.path().join("cgroup.procs")) {
-                    let _ = share_files(&next, meta.permissions().mode() & 0o022);
+                    share_files(&next, meta.permissions().mode() & 0o022)
+                        .or_log(|| format!("share leaf {}", next.display()));
                 }
-                let _ = fs::remove_dir(e.path());
+                fs::remove_dir(e.path())
+                    .or_log(|| format!("remove old leaf {}", e.path().display()));
             } else if e.file_type().is_ok_and(|t| t.is_dir()) {
                 self.renew_leaves(&e.path())?;
             }
@@ -698,7 +703,8 @@ impl JobBackend for Direct {
             cgroup::write(&dir.join(file), &value)?;
             if format == Format::V1 {
                 // Keep the OOM killer on, confined to the group.
-                let _ = cgroup::write(&dir.join("memory.oom_control"), "0");
+                cgroup::write(&dir.join("memory.oom_control"), "0")
+                    .or_log(|| format!("keep the OOM killer on in {}", dir.display()));
             }
         } else if limits.job_memory.is_some() {
             return Err(unavailable("job memory limit", Controller::Memory));
@@ -724,12 +730,13 @@ impl JobBackend for Direct {
             return Err(unavailable("CPU rate limit", Controller::Cpu));
         }
         if let Some(primary) = self.primary_dir() {
-            let _ = rustix::fs::setxattr(
+            rustix::fs::setxattr(
                 primary,
                 LIMITS_XATTR,
                 limits_to_json(limits).as_bytes(),
                 rustix::fs::XattrFlags::empty(),
-            );
+            )
+            .or_log(|| format!("record the limits of job {} (others opening it will not know its per-process limits)", self.name));
         }
         let was = self.active_controllers(before);
         for c in self.active_controllers(limits) {
@@ -839,7 +846,9 @@ impl JobBackend for Direct {
             let pids = self.pids()?;
             for &pid in &pids {
                 if let Some(pid) = rustix::process::Pid::from_raw(pid) {
-                    let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+                    // Gone already is the goal.
+                    rustix::process::kill_process(pid, rustix::process::Signal::KILL)
+                        .or_log(|| format!("kill member {}", pid.as_raw_nonzero()));
                 }
             }
             if let Some(f) = &freezer {
@@ -912,7 +921,7 @@ impl JobBackend for Direct {
         }
         // The shared roots go too once no job is left in them (a busy root stays).
         for dir in self.shared_roots() {
-            let _ = fs::remove_dir(dir);
+            remove_shared_root(&dir);
         }
         Ok(())
     }
@@ -956,6 +965,18 @@ fn check_cpus_allowed(set: &CpuSet, parent: &Path) -> Result<()> {
     })
 }
 
+/// Removes a shared root (`taskloom`, `@breakaway`) if it is empty now:
+/// absent, or still holding another job (busy), is as expected.
+fn remove_shared_root(dir: &Path) {
+    match fs::remove_dir(dir) {
+        Ok(()) => {}
+        Err(e)
+            if e.kind() == std::io::ErrorKind::NotFound
+                || matches!(e.raw_os_error(), Some(libc::EBUSY) | Some(libc::ENOTEMPTY)) => {}
+        Err(e) => tracing::debug!(target: "taskloom", "remove the job root {}: {e}", dir.display()),
+    }
+}
+
 /// Lets others write the files that assign, terminate and freeze, as `mode`'s
 /// group and other write bits say (`cgroup.procs`, and where this user may
 /// change them, `cgroup.kill`, `cgroup.freeze`, `freezer.state`).
@@ -968,7 +989,8 @@ fn share_files(dir: &Path, mode: u32) -> Result<()> {
     .map_err(|e| Error::os("chmod job", e))?;
     for f in ["cgroup.kill", "cgroup.freeze", "freezer.state"] {
         // Owned by root unless we are root: best effort, as the kernel allows.
-        let _ = fs::set_permissions(dir.join(f), fs::Permissions::from_mode(file_mode));
+        fs::set_permissions(dir.join(f), fs::Permissions::from_mode(file_mode))
+            .or_log(|| format!("share {}", dir.join(f).display()));
     }
     Ok(())
 }
@@ -1021,7 +1043,8 @@ pub(crate) fn enable_controllers(dir: &Path) {
         .split_whitespace()
         .filter(|c| ["pids", "memory", "cpu", "cpuset"].contains(c))
     {
-        let _ = cgroup::write(&dir.join("cgroup.subtree_control"), &format!("+{c}"));
+        cgroup::write(&dir.join("cgroup.subtree_control"), &format!("+{c}"))
+            .or_log(|| format!("enable {c} in {}", dir.display()));
     }
 }
 

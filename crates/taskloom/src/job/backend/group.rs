@@ -7,7 +7,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 
 use super::{Accounting, JobBackend, Marks, limits_from_json, limits_to_json};
-use crate::error::{Error, Result};
+use crate::error::{Error, OrLog, Result};
 use crate::job::{Capability, JobLimits, cgroup, guardian, pgroup};
 use crate::process::{Process, ProcessBuilder, ProcessGroup};
 
@@ -199,14 +199,31 @@ impl JobBackend for Group {
             } else {
                 rustix::process::Signal::CONT
             };
-            let _ = rustix::process::kill_process_group(group, sig);
+            match rustix::process::kill_process_group(group, sig) {
+                // No member left: nothing to stop or start.
+                Ok(()) | Err(rustix::io::Errno::SRCH) => {}
+                Err(e) => {
+                    return Err(Error::os(
+                        if frozen {
+                            "freeze job (SIGSTOP to its group)"
+                        } else {
+                            "thaw job (SIGCONT to its group)"
+                        },
+                        e.into(),
+                    ));
+                }
+            }
         }
         let flag = self.dir.join("frozen");
-        let _ = if frozen {
+        if frozen {
             fs::write(&flag, "1")
         } else {
-            fs::remove_file(&flag)
-        };
+            fs::remove_file(&flag).or_else(|e| match e.kind() {
+                std::io::ErrorKind::NotFound => Ok(()),
+                _ => Err(e),
+            })
+        }
+        .or_log(|| format!("record the frozen state in {}", flag.display()));
         Ok(())
     }
 

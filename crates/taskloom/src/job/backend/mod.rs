@@ -30,7 +30,7 @@ use std::time::Duration;
 pub(crate) use direct::Direct;
 
 use super::{Capability, JobLimits, cgroup, guardian, layout::Controller, pgroup, systemd};
-use crate::error::{Error, Result};
+use crate::error::{Error, OrLog, Result};
 use crate::process::{Process, ProcessBuilder};
 
 /// The operations a job's backend carries out; [`Job`](super::Job) adds
@@ -148,16 +148,20 @@ impl Marks {
     pub fn set(&self, mark: Mark, value: Option<&[u8]>) {
         match (self, value) {
             (Marks::Xattr(dir), Some(v)) => {
-                let _ = rustix::fs::setxattr(dir, mark.xattr(), v, rustix::fs::XattrFlags::empty());
+                rustix::fs::setxattr(dir, mark.xattr(), v, rustix::fs::XattrFlags::empty())
+                    .or_log(|| format!("set {} on {}", mark.xattr(), dir.display()));
             }
             (Marks::Xattr(dir), None) => {
-                let _ = rustix::fs::removexattr(dir, mark.xattr());
+                rustix::fs::removexattr(dir, mark.xattr())
+                    .or_log(|| format!("clear {} on {}", mark.xattr(), dir.display()));
             }
             (Marks::Files(dir), Some(v)) => {
-                let _ = fs::write(dir.join(mark.file()), v);
+                fs::write(dir.join(mark.file()), v)
+                    .or_log(|| format!("write {}", dir.join(mark.file()).display()));
             }
             (Marks::Files(dir), None) => {
-                let _ = fs::remove_file(dir.join(mark.file()));
+                fs::remove_file(dir.join(mark.file()))
+                    .or_log(|| format!("remove {}", dir.join(mark.file()).display()));
             }
         }
     }

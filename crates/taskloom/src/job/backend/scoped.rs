@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use super::direct::{Direct, Mover, enable_controllers, walk, write_procs};
 use super::{Accounting, JobBackend, Marks};
-use crate::error::{Error, Result};
+use crate::error::{Error, OrLog, Result};
 use crate::job::{JobLimits, cgroup, guardian, systemd};
 use crate::process::{CgroupPlacement, Process, ProcessBuilder};
 
@@ -79,7 +79,8 @@ impl Scoped {
         match made {
             Ok(job) => Ok((job, waiting)),
             Err(e) => {
-                let _ = systemd::with_manager(|mgr| mgr.stop(&unit));
+                systemd::with_manager(|mgr| mgr.stop(&unit))
+                    .or_log(|| format!("stop scope {unit} after a failed creation"));
                 Err(e)
             }
         }
@@ -170,8 +171,12 @@ impl JobBackend for Scoped {
         };
         let mut child = builder.suspended(true).spawn()?;
         if let Err(e) = self.attach(&scope, &leaf, child.pid()) {
-            let _ = child.terminate();
-            let _ = child.wait();
+            child
+                .terminate()
+                .or_log(|| format!("kill process {} the manager did not move", child.pid()));
+            child
+                .wait()
+                .or_log(|| format!("reap process {}", child.pid()));
             return Err(e);
         }
         if resume {
@@ -221,7 +226,8 @@ impl JobBackend for Scoped {
         let removed = self.inner.remove();
         // The scope goes with its top-level job (systemd ends the guardian).
         if self.owns_scope() {
-            let _ = systemd::with_manager(|m| m.stop(&self.unit));
+            systemd::with_manager(|m| m.stop(&self.unit))
+                .or_log(|| format!("stop scope {}", self.unit));
         }
         removed
     }
