@@ -104,7 +104,7 @@ impl CpuSet {
     /// The CPUs this process may run on now (`sched_getaffinity`).
     pub fn current() -> Result<Self> {
         let set = rustix::thread::sched_getaffinity(None)
-            .map_err(|e| Error::os("sched_getaffinity", e.into()))?;
+            .map_err(|e| Error::os("sched_getaffinity of this process", e.into()))?;
         let mut out = CpuSet::new();
         for cpu in 0..MAX_CPUS {
             if set.is_set(cpu) {

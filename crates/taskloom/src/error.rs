@@ -237,8 +237,8 @@ pub enum Error {
     /// Any other system call failure.
     #[error("{op} failed: {source}")]
     Os {
-        /// The operation, e.g. `"pidfd_open"`.
-        op: &'static str,
+        /// The operation and what it was done to, e.g. `"pidfd_open of process 42"`.
+        op: String,
         /// The kernel's error.
         #[source]
         source: io::Error,
@@ -305,18 +305,16 @@ impl Error {
     }
 
     /// Wraps an OS error, turning EPERM/EACCES into [`Error::PermissionDenied`].
-    pub(crate) fn os(op: &'static str, source: io::Error) -> Self {
+    pub(crate) fn os(op: impl Into<String>, source: io::Error) -> Self {
+        let op = op.into();
         match source.raw_os_error() {
-            Some(libc::EPERM) | Some(libc::EACCES) => Error::PermissionDenied {
-                what: op.to_string(),
-                source,
-            },
+            Some(libc::EPERM) | Some(libc::EACCES) => Error::PermissionDenied { what: op, source },
             _ => Error::Os { op, source },
         }
     }
 
     /// Wraps the calling thread's `errno`.
-    pub(crate) fn last_os(op: &'static str) -> Self {
+    pub(crate) fn last_os(op: impl Into<String>) -> Self {
         Self::os(op, io::Error::last_os_error())
     }
 }

@@ -616,7 +616,7 @@ impl Job {
                 maximum: Some(bytes),
             };
             rustix::process::prlimit(Some(rpid), rustix::process::Resource::As, lim)
-                .map_err(|e| Error::os("prlimit(RLIMIT_AS)", e.into()))?;
+                .map_err(|e| Error::os(format!("set RLIMIT_AS of member {pid}"), e.into()))?;
         }
         if let Some(t) = self.limits.process_time {
             let secs = process_time_secs(t);
@@ -625,11 +625,11 @@ impl Job {
                 maximum: Some(secs),
             };
             rustix::process::prlimit(Some(rpid), rustix::process::Resource::Cpu, lim)
-                .map_err(|e| Error::os("prlimit(RLIMIT_CPU)", e.into()))?;
+                .map_err(|e| Error::os(format!("set RLIMIT_CPU of member {pid}"), e.into()))?;
         }
         if let Some(class) = self.limits.priority {
             rustix::process::setpriority_process(Some(rpid), class.nice())
-                .map_err(|e| Error::os("setpriority", e.into()))?;
+                .map_err(|e| Error::os(format!("set the priority of member {pid}"), e.into()))?;
         }
         Ok(())
     }
@@ -661,10 +661,13 @@ impl Job {
 
     /// `DuplicateHandle`: another handle to the same job (another kill-on-close holder).
     pub fn duplicate(&self) -> Result<Job> {
-        let holder = match &self.holder {
-            Some(h) => Some(h.try_clone().map_err(|e| Error::os("dup", e))?),
-            None => None,
-        };
+        let holder =
+            match &self.holder {
+                Some(h) => Some(h.try_clone().map_err(|e| {
+                    Error::os(format!("duplicate the handle of job {}", self.name), e)
+                })?),
+                None => None,
+            };
         Ok(Job {
             name: self.name.clone(),
             limits: self.limits.clone(),
@@ -997,8 +1000,9 @@ pub(crate) fn breakaway() -> Result<Option<Breakaway>> {
                 let root: PathBuf = parts[..=i].iter().collect();
                 let Some(dir) = h.dir_of(&root) else { continue };
                 let dir = dir.join("@breakaway");
-                cgroup::ensure_dir(&dir)
-                    .map_err(|e| Error::os("create the breakaway cgroup", e))?;
+                cgroup::ensure_dir(&dir).map_err(|e| {
+                    Error::os(format!("create the breakaway cgroup {}", dir.display()), e)
+                })?;
                 if !h.v2 && dir.join("cpuset.cpus").exists() {
                     cgroup::inherit_cpuset(&dir)?;
                 }
@@ -1006,8 +1010,9 @@ pub(crate) fn breakaway() -> Result<Option<Breakaway>> {
             }
         };
         if h.v2 {
-            let f =
-                fs::File::open(&target).map_err(|e| Error::os("open the breakaway cgroup", e))?;
+            let f = fs::File::open(&target).map_err(|e| {
+                Error::os(format!("open the breakaway cgroup {}", target.display()), e)
+            })?;
             p.v2_dir = Some(f.into());
             p.v2_procs = Some(target.join("cgroup.procs"));
         } else {
@@ -1031,7 +1036,7 @@ fn no_breakaway(name: &str) -> Error {
 pub fn job_of(pid: i32) -> Result<Option<String>> {
     let text = fs::read_to_string(format!("/proc/{pid}/cgroup")).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => Error::NoSuchProcess { pid },
-        _ => Error::os("read /proc/<pid>/cgroup", e),
+        _ => Error::os(format!("read /proc/{pid}/cgroup"), e),
     })?;
     if let Some(name) = job_name_in(&text) {
         return Ok(Some(name));

@@ -50,8 +50,8 @@ pub(crate) fn state_root() -> PathBuf {
 /// Checks that `dir` is a directory (not a link to one) that this user owns
 /// and no one else may enter: job state is trusted only there.
 pub(crate) fn check_private(dir: &Path) -> Result<()> {
-    let meta =
-        fs::symlink_metadata(dir).map_err(|e| Error::os("inspect job state directory", e))?;
+    let meta = fs::symlink_metadata(dir)
+        .map_err(|e| Error::os(format!("inspect {}", dir.display()), e))?;
     let me = rustix::process::getuid().as_raw();
     let problem = if !meta.file_type().is_dir() {
         Some("is not a directory (a link, or a file)".to_string())
@@ -83,7 +83,7 @@ fn ensure_private(dir: &Path) -> Result<()> {
     match fs::DirBuilder::new().mode(0o700).create(dir) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-        Err(e) => return Err(Error::os("create job state directory", e)),
+        Err(e) => return Err(Error::os(format!("create {}", dir.display()), e)),
     }
     check_private(dir)
 }
@@ -111,9 +111,10 @@ pub(crate) fn create_state(name: &str) -> Result<PathBuf> {
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
             return Err(Error::JobExists(name.to_owned()));
         }
-        Err(e) => return Err(Error::os("create job state directory", e)),
+        Err(e) => return Err(Error::os(format!("create {}", dir.display()), e)),
     }
-    fs::write(dir.join("pgid"), "0").map_err(|e| Error::os("write job state", e))?;
+    fs::write(dir.join("pgid"), "0")
+        .map_err(|e| Error::os(format!("write {}", dir.join("pgid").display()), e))?;
     Ok(dir)
 }
 
@@ -141,7 +142,8 @@ pub(crate) fn pgid(dir: &Path) -> i32 {
 }
 
 pub(crate) fn set_pgid(dir: &Path, pgid: i32) -> Result<()> {
-    fs::write(dir.join("pgid"), pgid.to_string()).map_err(|e| Error::os("write job state", e))
+    fs::write(dir.join("pgid"), pgid.to_string())
+        .map_err(|e| Error::os(format!("write {}", dir.join("pgid").display()), e))
 }
 
 /// Live members: every process whose process group is the job's.

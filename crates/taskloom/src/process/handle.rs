@@ -304,7 +304,7 @@ impl Process {
         )
         .map_err(|e| match e {
             rustix::io::Errno::SRCH => Error::NoSuchProcess { pid },
-            e => Error::os("pidfd_open", e.into()),
+            e => Error::os(format!("pidfd_open of process {pid}"), e.into()),
         })?;
         if access.intersects(ProcessAccess::TERMINATE | ProcessAccess::SUSPEND_RESUME) {
             send_signal(pidfd.as_fd(), 0).map_err(|e| match e {
@@ -419,6 +419,14 @@ impl Process {
             Error::Os { source, .. } if source.raw_os_error() == Some(libc::ESRCH) => {
                 Error::NoSuchProcess { pid: self.pid }
             }
+            Error::Os { source, .. } => Error::Os {
+                op: format!("send signal {signal} to process {}", self.pid),
+                source,
+            },
+            Error::PermissionDenied { source, .. } => Error::PermissionDenied {
+                what: format!("send signal {signal} to process {}", self.pid),
+                source,
+            },
             e => e,
         })
     }
@@ -487,7 +495,7 @@ impl Process {
             });
         }
         let stat = std::fs::read(format!("/proc/{}/stat", self.pid))
-            .map_err(|e| Error::os("read /proc/<pid>/stat", e))?;
+            .map_err(|e| Error::os(format!("read /proc/{}/stat", self.pid), e))?;
         // The pid may have been recycled between our last look and the read:
         // the pidfd still polls unreadable only while our process lives.
         if self.has_ended(Some(Duration::ZERO))? && !self.is_child {
@@ -552,7 +560,7 @@ impl Process {
                 ));
                 return Ok(ExitStatus::Unknown);
             }
-            return Err(Error::os("waitid(P_PIDFD)", err));
+            return Err(Error::os(format!("wait for process {}", self.pid), err));
         }
         // SAFETY: waitid succeeded and filled `usage` and `info`.
         let (ru, info) = unsafe { (usage.assume_init(), info.assume_init()) };

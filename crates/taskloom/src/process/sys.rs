@@ -335,7 +335,9 @@ pub(crate) fn hand_over_exec_stop(pid: i32, pidfd: BorrowedFd<'_>) -> Result<()>
         )
     };
     if r < 0 {
-        return Err(Error::last_os("ptrace(PTRACE_DETACH)"));
+        return Err(Error::last_os(format!(
+            "let process {pid} go into its stop before its first instruction (ptrace detach)"
+        )));
     }
     // The group-stop that SIGSTOP starts: once reported, /proc shows state T.
     // The child only has to take the signal, so poll a little first.
@@ -706,7 +708,10 @@ pub(crate) fn lookup_user(user: &str) -> Result<Credentials> {
                 });
             }
         } else if r != 0 && r != libc::ENOENT {
-            return Err(Error::os("getpwnam_r", io::Error::from_raw_os_error(r)));
+            return Err(Error::os(
+                format!("look up user {user} (getpwnam_r)"),
+                io::Error::from_raw_os_error(r),
+            ));
         } else {
             return Err(Error::NoSuchUser {
                 kind: "user",

@@ -130,7 +130,7 @@ fn thread_error(tid: i32, op: &'static str, e: std::io::Error) -> Error {
     if e.raw_os_error() == Some(libc::ESRCH) && tid != 0 {
         Error::NoSuchThread { tid }
     } else {
-        Error::os(op, e)
+        Error::os(format!("{op} (thread {tid})"), e)
     }
 }
 
@@ -233,7 +233,7 @@ pub fn set_thread_description(tid: i32, description: &str) -> Result<()> {
     )
     .map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => Error::NoSuchThread { tid },
-        _ => Error::os("set the thread's name", e),
+        _ => Error::os(format!("set the name of thread {tid}"), e),
     })?;
     DESCRIPTIONS
         .lock()
@@ -589,7 +589,7 @@ impl Thread {
             });
         }
         let stat = std::fs::read(format!("/proc/self/task/{}/stat", self.tid()))
-            .map_err(|e| Error::os("read /proc/self/task/<tid>/stat", e))?;
+            .map_err(|e| Error::os(format!("read /proc/self/task/{}/stat", self.tid()), e))?;
         let s = crate::linux::parse::parse_stat(&stat).map_err(|e| Error::InvalidInput {
             what: "/proc/self/task/<tid>/stat",
             reason: e.to_string(),
@@ -695,14 +695,15 @@ pub fn suspend_thread(tid: i32) -> Result<u32> {
             request.state.store(sys::RESUMED, Ordering::Release);
             return Err(match e.raw_os_error() {
                 Some(libc::ESRCH) => Error::NoSuchThread { tid },
-                _ => Error::os("rt_tgsigqueueinfo", e),
+                _ => Error::os(format!("signal thread {tid} to suspend"), e),
             });
         }
         entry.count = 1;
         request
     };
     if tid == me {
-        sys::send_suspend(tid, request).map_err(|e| Error::os("rt_tgsigqueueinfo", e))?;
+        sys::send_suspend(tid, request)
+            .map_err(|e| Error::os(format!("signal thread {tid} to suspend"), e))?;
         return Ok(0);
     }
     // Outside the lock: others may suspend and resume meanwhile.
@@ -859,7 +860,7 @@ pub unsafe fn set_thread_context(tid: i32, context: &ThreadContext) -> Result<()
 pub fn remote_thread_context(tid: i32) -> Result<ThreadContext> {
     sys::remote_context(tid).map_err(|e| match e.raw_os_error() {
         Some(libc::ESRCH) => Error::NoSuchThread { tid },
-        _ => Error::os("ptrace", e),
+        _ => Error::os(format!("read the registers of thread {tid} (ptrace)"), e),
     })
 }
 

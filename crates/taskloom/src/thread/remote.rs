@@ -105,7 +105,7 @@ pub(crate) fn set_context(tid: i32, context: &ThreadContext) -> Result<()> {
 fn ptrace_error(tid: i32, what: &'static str, e: nix::Error) -> Error {
     match e {
         nix::Error::ESRCH => Error::NoSuchThread { tid },
-        e => Error::os(what, io::Error::from(e)),
+        e => Error::os(format!("{what} on thread {tid}"), io::Error::from(e)),
     }
 }
 
@@ -192,7 +192,7 @@ fn tracer(rx: Receiver<Work>) {
 fn io_error(tid: i32, what: &'static str, e: io::Error) -> Error {
     match e.raw_os_error() {
         Some(libc::ESRCH) => Error::NoSuchThread { tid },
-        _ => Error::os(what, e),
+        _ => Error::os(format!("{what} on thread {tid}"), e),
     }
 }
 

@@ -190,7 +190,9 @@ impl Direct {
         let ensure_roots = || -> Result<()> {
             let Some(roots) = roots else { return Ok(()) };
             for root in roots.v2.iter().chain(roots.v1.iter().map(|(_, r)| r)) {
-                cgroup::ensure_dir(root).map_err(|e| Error::os("create job root cgroup", e))?;
+                cgroup::ensure_dir(root).map_err(|e| {
+                    Error::os(format!("create the job root cgroup {}", root.display()), e)
+                })?;
             }
             if let Some((_, root)) = roots.v1.iter().find(|(c, _)| *c == Controller::Cpuset) {
                 cgroup::inherit_cpuset(root)?;
@@ -222,7 +224,12 @@ impl Direct {
                     return Err(Error::JobExists(name));
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound && attempts < 3 => continue,
-                Err(e) => return Err(Error::os("create job cgroup", e)),
+                Err(e) => {
+                    return Err(Error::os(
+                        format!("create the cgroup {} of job {name}", primary.display()),
+                        e,
+                    ));
+                }
             }
         }
         let mut job = Direct {
@@ -249,8 +256,9 @@ impl Direct {
         let result = (|| -> Result<()> {
             if let Some(v2) = &job.v2 {
                 enable_controllers(v2);
-                fs::create_dir(v2.join("@0"))
-                    .map_err(|e| Error::os("create job leaf cgroup", e))?;
+                fs::create_dir(v2.join("@0")).map_err(|e| {
+                    Error::os(format!("create the leaf cgroup {}/@0", v2.display()), e)
+                })?;
             }
             for (c, dir) in &job.v1 {
                 // Co-mounted controllers (cpu,cpuacct) share one directory.
@@ -273,7 +281,12 @@ impl Direct {
                                 return Err(Error::JobExists(job.name.clone()));
                             }
                         }
-                        Err(e) => return Err(Error::os("create job cgroup", e)),
+                        Err(e) => {
+                            return Err(Error::os(
+                                format!("create the cgroup {} of job {}", dir.display(), job.name),
+                                e,
+                            ));
+                        }
                     }
                     made.push(dir.clone());
                 }
@@ -446,7 +459,8 @@ impl Direct {
             return Ok(None);
         };
         let leaf = v2.join(format!("@{n}"));
-        let f = fs::File::open(&leaf).map_err(|e| Error::os("open job cgroup", e))?;
+        let f = fs::File::open(&leaf)
+            .map_err(|e| Error::os(format!("open the leaf cgroup {}", leaf.display()), e))?;
         self.leaf_hint.store(n, Ordering::Relaxed);
         Ok(Some((leaf, f)))
     }
@@ -679,8 +693,9 @@ impl JobBackend for Direct {
     fn secure(&self, mode: u32) -> Result<()> {
         let dir_mode = 0o700 | (mode & 0o055);
         for dir in self.dirs() {
-            fs::set_permissions(dir, fs::Permissions::from_mode(dir_mode))
-                .map_err(|e| Error::os("chmod job", e))?;
+            fs::set_permissions(dir, fs::Permissions::from_mode(dir_mode)).map_err(|e| {
+                Error::os(format!("chmod {} (job {})", dir.display(), self.name), e)
+            })?;
             share_files(dir, mode)?;
             for n in leaf_numbers(dir).collect::<Vec<_>>() {
                 share_files(&dir.join(format!("@{n}")), mode)?;
@@ -986,7 +1001,7 @@ fn share_files(dir: &Path, mode: u32) -> Result<()> {
         dir.join("cgroup.procs"),
         fs::Permissions::from_mode(file_mode),
     )
-    .map_err(|e| Error::os("chmod job", e))?;
+    .map_err(|e| Error::os(format!("chmod {}", dir.join("cgroup.procs").display()), e))?;
     for f in ["cgroup.kill", "cgroup.freeze", "freezer.state"] {
         // Owned by root unless we are root: best effort, as the kernel allows.
         fs::set_permissions(dir.join(f), fs::Permissions::from_mode(file_mode))

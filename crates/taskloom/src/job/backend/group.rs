@@ -91,7 +91,7 @@ impl JobBackend for Group {
             });
         }
         fs::set_permissions(&self.dir, fs::Permissions::from_mode(0o700))
-            .map_err(|e| Error::os("chmod job", e))
+            .map_err(|e| Error::os(format!("chmod {}", self.dir.display()), e))
     }
 
     fn apply_limits(&self, limits: &JobLimits, _before: &JobLimits) -> Result<()> {
@@ -109,8 +109,12 @@ impl JobBackend for Group {
                 ),
             });
         }
-        fs::write(self.dir.join("limits.json"), limits_to_json(limits))
-            .map_err(|e| Error::os("write job state", e))
+        fs::write(self.dir.join("limits.json"), limits_to_json(limits)).map_err(|e| {
+            Error::os(
+                format!("write {}", self.dir.join("limits.json").display()),
+                e,
+            )
+        })
     }
 
     fn spawn(&self, builder: ProcessBuilder, _limits: &JobLimits) -> Result<Process> {
@@ -238,7 +242,7 @@ impl JobBackend for Group {
     fn remove(&self) -> Result<()> {
         match fs::remove_dir_all(&self.dir) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                Err(Error::os("remove job state", e))
+                Err(Error::os(format!("remove {}", self.dir.display()), e))
             }
             _ => {
                 pgroup::remove_empty_roots();

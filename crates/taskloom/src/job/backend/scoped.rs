@@ -48,8 +48,12 @@ impl Scoped {
             // No process may stay in a cgroup that hands controllers down:
             // the guardian moves to a leaf of its own.
             let keeper = scope.join("@keeper");
-            fs::create_dir(&keeper)
-                .map_err(|e| Error::os("create the scope's guardian cgroup", e))?;
+            fs::create_dir(&keeper).map_err(|e| {
+                Error::os(
+                    format!("create the guardian's cgroup {}", keeper.display()),
+                    e,
+                )
+            })?;
             cgroup::write(&keeper.join("cgroup.procs"), &waiting.pid.to_string())?;
             enable_controllers(&scope);
             let roots = cgroup::Roots {

@@ -444,10 +444,11 @@ fn classify(target: &OsStr) -> Result<Classified> {
 }
 
 fn classify_path(path: &Path) -> Result<Classified> {
-    let abs = std::path::absolute(path).map_err(|e| Error::os("resolve the target path", e))?;
+    let abs = std::path::absolute(path)
+        .map_err(|e| Error::os(format!("resolve the target path {}", path.display()), e))?;
     let meta = std::fs::metadata(&abs).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => Error::NoSuchTarget { path: abs.clone() },
-        _ => Error::os("look at the target", e),
+        _ => Error::os(format!("look at the target {}", abs.display()), e),
     })?;
     if meta.is_dir() {
         return Ok(Classified::Folder(abs));
