@@ -73,9 +73,7 @@ pub use watch::{JobCounts, JobEvent, JobWatcher};
 use crate::cpuset::CpuSet;
 use crate::error::{Error, OrLog, Result};
 use crate::priority::PriorityClass;
-use crate::process::{
-    Breakaway, CgroupPlacement, Process, ProcessAccess, ProcessBuilder, ResourceLimit,
-};
+use crate::process::{Breakaway, CgroupPlacement, Process, ProcessBuilder, ResourceLimit};
 
 /// The longest job name accepted.
 pub const MAX_NAME_LEN: usize = 128;
@@ -777,7 +775,9 @@ impl Job {
                 reason: format!("{pid} is not a process id"),
             });
         }
-        let process = Process::open_with_access(pid, ProcessAccess::TERMINATE)?;
+        // Opened to wait only: assign checks what it is (a kernel thread, a
+        // zombie) before the kernel is asked to move it.
+        let process = Process::open(pid)?;
         self.assign(&process)
     }
 
