@@ -499,3 +499,33 @@ fn uncontained_runs_and_breakaway_jobs_start_no_namespace() {
         assert!(v2.contains("/taskloom/"), "{seen}");
     }
 }
+
+#[test]
+fn a_member_assigns_itself_to_a_job_it_made_as_ported_programs_do() {
+    // The Windows 8 pattern: a process that runs in a job (here `run`'s)
+    // makes a job of its own and assigns itself to it; the new job is
+    // nested in the one it is in, so it never leaves that one.
+    if !cgroup_jobs_here() {
+        return;
+    }
+    let outer = name("port");
+    let _jobs = Jobs(vec![outer.clone()]);
+    let tl = env!("CARGO_BIN_EXE_taskloom");
+    let script = format!(
+        "{tl} job create mine --max-processes 30 >/dev/null && \
+         {tl} job assign mine $$ >/dev/null && \
+         {tl} job show mine --json"
+    );
+    let o = taskloom(&["run", "-q", "--name", &outer, "--", "sh", "-c", &script]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let shown: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let pids: Vec<i64> = shown["pids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_i64().unwrap())
+        .collect();
+    assert!(!pids.is_empty(), "the shell is in its own job: {shown}");
+    assert_eq!(shown["limits"]["active_processes"], 30, "{shown}");
+    assert_eq!(leftovers(&outer), "");
+}

@@ -123,6 +123,43 @@ pub(crate) fn hierarchies() -> &'static [layout::Hierarchy] {
     })
 }
 
+/// For a process inside a job: the roots of the enclosing levels, innermost
+/// first, where the jobs around its own live (its own job among them). Its
+/// own roots sit in its job's directory (`<job>/taskloom`); every
+/// `taskloom` (or scope) directory above that is the root one level out,
+/// and each hierarchy's root is that many components shorter. Empty outside
+/// every job.
+pub(crate) fn enclosing_roots(own: &Roots) -> Vec<Roots> {
+    let Some(primary) = own.v2.as_ref().or_else(|| own.v1.first().map(|(_, p)| p)) else {
+        return Vec::new();
+    };
+    let parts: Vec<&std::ffi::OsStr> = primary.iter().collect();
+    let mut out = Vec::new();
+    // Skip the own root (the last component) and look at its ancestors.
+    for up in 1..parts.len() {
+        let i = parts.len() - 1 - up;
+        if !parts[i].to_str().is_some_and(is_root_component) {
+            continue;
+        }
+        let shorten = |p: &PathBuf| -> Option<PathBuf> {
+            let n = p.iter().count();
+            (n > up).then(|| p.iter().take(n - up).collect())
+        };
+        out.push(Roots {
+            v2: own.v2.as_ref().and_then(shorten),
+            v2_controllers: own.v2_controllers.clone(),
+            v2_enable_in: None,
+            v1: own
+                .v1
+                .iter()
+                .filter_map(|(c, p)| shorten(p).map(|p| (*c, p)))
+                .collect(),
+            problems: Vec::new(),
+        });
+    }
+    out
+}
+
 /// Whether cgroup2 here treats cgroup namespaces as delegation boundaries
 /// (mounted with `nsdelegate`): only then does a namespace rooted at a job
 /// keep its members in.
@@ -546,6 +583,48 @@ mod tests {
         assert_eq!(ctx("/user.slice"), None);
         assert_eq!(outside_jobs(Path::new("/m/taskloom/a/@0")), Path::new("/m"));
         assert_eq!(outside_jobs(Path::new("/")), Path::new("/"));
+    }
+
+    #[test]
+    fn a_member_finds_the_jobs_around_its_own_one_level_out_at_a_time() {
+        let own = Roots {
+            v2: Some("/sys/fs/cgroup/u/taskloom/outer/taskloom/mine/taskloom".into()),
+            v2_controllers: vec!["pids".into()],
+            v2_enable_in: None,
+            v1: vec![(
+                Controller::Memory,
+                "/sys/fs/cgroup/memory/m/taskloom/outer/taskloom/mine/taskloom".into(),
+            )],
+            problems: Vec::new(),
+        };
+        let levels = enclosing_roots(&own);
+        let v2: Vec<_> = levels.iter().map(|r| r.v2.clone().unwrap()).collect();
+        assert_eq!(
+            v2,
+            [
+                PathBuf::from("/sys/fs/cgroup/u/taskloom/outer/taskloom"),
+                PathBuf::from("/sys/fs/cgroup/u/taskloom"),
+            ]
+        );
+        assert_eq!(
+            levels[1].v1,
+            [(
+                Controller::Memory,
+                PathBuf::from("/sys/fs/cgroup/memory/m/taskloom")
+            )]
+        );
+        // Outside every job there is no level out.
+        let top = Roots {
+            v2: Some("/sys/fs/cgroup/u/taskloom".into()),
+            ..own
+        };
+        assert!(
+            enclosing_roots(&Roots {
+                v1: Vec::new(),
+                ..top
+            })
+            .is_empty()
+        );
     }
 
     #[test]

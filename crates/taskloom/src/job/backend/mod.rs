@@ -270,7 +270,17 @@ pub(crate) fn open(name: &str) -> Result<(Box<dyn JobBackend>, JobLimits)> {
             Ok((Box::new(s), limits))
         }
         Kind::Direct => {
-            let (d, limits) = Direct::open(name, cgroup::roots())?;
+            // A member names the jobs around its own too (its own among
+            // them, once it is in a job it made): the nearest level first.
+            let own = cgroup::roots();
+            let mut found = Direct::open(name, own);
+            for level in cgroup::enclosing_roots(own) {
+                if !matches!(found, Err(Error::NoSuchJob(_))) {
+                    break;
+                }
+                found = Direct::open(name, &level);
+            }
+            let (d, limits) = found?;
             Ok((Box::new(d), limits))
         }
     }
