@@ -245,11 +245,19 @@ impl Direct {
         // cannot be made the job stays uncontained, as `job caps` says.
         if let (Some(v2), Some(mover)) = (&job.v2, contain)
             && cgroup::namespaces_delegate()
-            && let Ok(ns) =
-                Namespaces::rooted_by(!rustix::process::geteuid().is_root(), &|pid| mover(v2, pid))
         {
-            job.ns = Some(Arc::new(ns));
-            job.ns_here = true;
+            let unprivileged = !rustix::process::geteuid().is_root();
+            match Namespaces::rooted_by(unprivileged, &|pid| mover(v2, pid)) {
+                Ok(ns) => {
+                    job.ns = Some(Arc::new(ns));
+                    job.ns_here = true;
+                }
+                Err(e) => tracing::debug!(
+                    target: "taskloom",
+                    "job {} is not contained: {e}",
+                    job.name
+                ),
+            }
         }
         // Only what this creation made (or took over empty) is removed on failure.
         let mut made: Vec<PathBuf> = vec![primary];
