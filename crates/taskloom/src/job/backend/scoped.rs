@@ -40,7 +40,12 @@ impl Scoped {
             mgr.start_scope(&unit, waiting.pid as u32, &format!("taskloom job {name}"))
         })?;
         let made = (|| -> Result<Scoped> {
-            let scope = systemd::with_manager(|mgr| mgr.unit_dir(&unit))?;
+            // The guardian is the scope's one process: its cgroup is the
+            // scope's (one file read instead of two calls to the manager).
+            let scope = match guardian_cgroup(waiting.pid, &unit) {
+                Some(dir) => Some(dir),
+                None => systemd::with_manager(|mgr| mgr.unit_dir(&unit))?,
+            };
             let scope = scope.ok_or_else(|| Error::Systemd {
                 what: format!("start the scope {unit}"),
                 reason: "it has no cgroup".into(),
@@ -242,6 +247,17 @@ impl JobBackend for Scoped {
             unit: self.unit.clone(),
         })
     }
+}
+
+/// The cgroup2 directory of process `pid` when it is the scope `unit`'s
+/// (its last component is the unit's name).
+fn guardian_cgroup(pid: i32, unit: &str) -> Option<PathBuf> {
+    let text = fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
+    cgroup::placement_of(&text)
+        .into_iter()
+        .find(|(h, _, _)| h.v2)
+        .map(|(_, _, dir)| dir)
+        .filter(|dir| dir.file_name().is_some_and(|n| n == unit))
 }
 
 /// Whether this process is inside the scope whose directory is `scope`.
