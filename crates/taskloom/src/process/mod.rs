@@ -423,3 +423,77 @@ impl ProcessBuilder {
         spawn::spawn(self)
     }
 }
+
+#[cfg(test)]
+mod namespace_tests {
+    use super::*;
+    use std::io::Read;
+    use std::os::fd::AsFd;
+
+    fn inode(fd: std::os::fd::BorrowedFd<'_>) -> u64 {
+        rustix::fs::fstat(fd).unwrap().st_ino
+    }
+
+    fn output_of(ns: &Namespaces, program: &str, args: &[&str]) -> String {
+        let mut child = ProcessBuilder::new(program)
+            .args(args)
+            .stdin(Stdio::Null)
+            .stdout(Stdio::Piped)
+            .cgroup_placement(CgroupPlacement {
+                namespaces: Some(ns.try_clone().unwrap()),
+                ..Default::default()
+            })
+            .spawn()
+            .unwrap();
+        let mut out = String::new();
+        child
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut out)
+            .unwrap();
+        assert!(child.wait().unwrap().success());
+        out.trim().to_owned()
+    }
+
+    #[test]
+    fn the_namespace_helper_roots_namespaces_that_spawns_join() {
+        // With a user namespace: what an ordinary user's job gets (root may too).
+        let ns = match Namespaces::rooted_by(true, &|_| Ok(())) {
+            Ok(ns) => ns,
+            Err(e) => {
+                // Some machines refuse unprivileged user namespaces; root is never refused.
+                assert!(
+                    !rustix::process::geteuid().is_root() && std::env::var_os("CI").is_none(),
+                    "{e}"
+                );
+                eprintln!("not run: this machine refuses a user namespace: {e}");
+                return;
+            }
+        };
+        assert!(ns.has_user_namespace());
+        let own = std::fs::File::open("/proc/self/ns/cgroup").unwrap();
+        assert_ne!(
+            inode(ns.cgroup.as_fd()),
+            inode(own.as_fd()),
+            "a new namespace"
+        );
+        // A spawned child is in it, with our own user id (the map holds only ours).
+        let link = output_of(&ns, "readlink", &["/proc/self/ns/cgroup"]);
+        assert_eq!(link, format!("cgroup:[{}]", inode(ns.cgroup.as_fd())));
+        let uid = output_of(&ns, "id", &["-u"]);
+        assert_eq!(uid, rustix::process::geteuid().as_raw().to_string());
+        // A placement that fails: its error, and the helper is gone.
+        let e = Namespaces::rooted_by(true, &|_| {
+            Err(Error::InvalidInput {
+                what: "test",
+                reason: "refused".into(),
+            })
+        })
+        .unwrap_err();
+        assert_eq!(e.kind(), crate::ErrorKind::InvalidInput, "{e}");
+        // A placement that panics: the panic goes on, after the helper was stopped.
+        let r = std::panic::catch_unwind(|| Namespaces::rooted_by(true, &|_| panic!("placement")));
+        assert!(r.is_err());
+    }
+}

@@ -882,9 +882,15 @@ pub(crate) fn make_namespaces(
     }
     // SAFETY: CLONE_PIDFD stored a fresh descriptor that nothing else owns.
     let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
-    let placed = place(ret as i32);
+    // A panic in `place` must not leave the helper waiting on memory this
+    // frame is about to give back: it is told to stop and reaped first.
+    let placed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| place(ret as i32)));
     helper.go.store(
-        if placed.is_ok() { GO_ON } else { GO_ON + 1 },
+        if matches!(placed, Ok(Ok(()))) {
+            GO_ON
+        } else {
+            GO_ON + 1
+        },
         Ordering::Release,
     );
     rustix::thread::futex::wake(&helper.go, rustix::thread::futex::Flags::PRIVATE, 1)
@@ -896,6 +902,7 @@ pub(crate) fn make_namespaces(
     let take = |fd: i32| (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd) });
     let user = take(helper.user_fd.load(Ordering::Acquire));
     let cgroup = take(helper.cgroup_fd.load(Ordering::Acquire));
+    let placed = placed.unwrap_or_else(|panic| std::panic::resume_unwind(panic));
     placed?;
     let step = helper.step.load(Ordering::Acquire);
     match cgroup {
