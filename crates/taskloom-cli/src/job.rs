@@ -260,20 +260,35 @@ pub fn main(args: JobArgs) -> Result<i32> {
             if json {
                 println!("{}", serde_json::to_string(&caps)?);
             } else {
-                let rows: Vec<Vec<String>> = caps
+                // On a terminal the HOW column wraps under itself, as
+                // `systemctl` and `apt` wrap long descriptions.
+                let indent = caps
                     .iter()
-                    .map(|c| {
-                        vec![
-                            c.feature.to_string(),
-                            if c.enforced {
-                                "yes".into()
-                            } else {
-                                "no".into()
-                            },
-                            c.detail.clone(),
-                        ]
-                    })
-                    .collect();
+                    .map(|c| c.feature.len())
+                    .chain(["FEATURE".len()])
+                    .max()
+                    .unwrap_or(0)
+                    + 2
+                    + "ENFORCED".len()
+                    + 2;
+                let how_width = output::stdout_width()
+                    .map(|w| w.saturating_sub(indent))
+                    .filter(|&w| w >= 30);
+                let mut rows: Vec<Vec<String>> = Vec::new();
+                for c in &caps {
+                    let enforced = if c.enforced { "yes" } else { "no" };
+                    let lines = match how_width {
+                        Some(w) => output::wrap(&c.detail, w),
+                        None => vec![c.detail.clone()],
+                    };
+                    for (i, line) in lines.into_iter().enumerate() {
+                        rows.push(if i == 0 {
+                            vec![c.feature.to_string(), enforced.into(), line]
+                        } else {
+                            vec![String::new(), String::new(), line]
+                        });
+                    }
+                }
                 print!(
                     "{}",
                     table(

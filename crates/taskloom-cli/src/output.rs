@@ -30,9 +30,56 @@ pub fn error_chain(err: &anyhow::Error) -> String {
     text
 }
 
+/// The width of the terminal standard output is, when it is one.
+pub fn stdout_width() -> Option<usize> {
+    use std::io::IsTerminal;
+    if !std::io::stdout().is_terminal() {
+        return None;
+    }
+    ratatui::crossterm::terminal::size()
+        .ok()
+        .map(|(w, _)| usize::from(w))
+}
+
+/// Splits `text` at spaces into lines of at most `width` terminal columns
+/// (a word longer than that stays whole on its own line).
+pub fn wrap(text: &str, width: usize) -> Vec<String> {
+    let cols = |s: &str| unicode_width::UnicodeWidthStr::width(s);
+    let mut lines: Vec<String> = Vec::new();
+    let mut line = String::new();
+    for word in text.split(' ').filter(|w| !w.is_empty()) {
+        if !line.is_empty() && cols(&line) + 1 + cols(word) > width {
+            lines.push(std::mem::take(&mut line));
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    if !line.is_empty() || lines.is_empty() {
+        lines.push(line);
+    }
+    lines
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_text_wraps_at_spaces_to_the_width() {
+        assert_eq!(
+            wrap("a cgroup namespace rooted at its job", 12),
+            ["a cgroup", "namespace", "rooted at", "its job"]
+        );
+        assert_eq!(
+            wrap("unbreakable-word-longer x", 5),
+            ["unbreakable-word-longer", "x"]
+        );
+        assert_eq!(wrap("", 10), [""]);
+        // Columns, not bytes: wide characters take two.
+        assert_eq!(wrap("漢字 漢字", 5), ["漢字", "漢字"]);
+    }
 
     #[test]
     fn durations_read_like_time() {

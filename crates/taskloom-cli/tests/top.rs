@@ -213,3 +213,61 @@ fn top_is_restored_on_sigterm_and_refuses_a_pipe() {
         "0"
     );
 }
+
+#[test]
+fn job_caps_wraps_its_explanations_to_the_terminal() {
+    // `job caps` on an 80-column terminal: the HOW column wraps under itself
+    // (words longer than a line stay whole); piped, each feature is one line.
+    let session = format!("tl-caps-{}", std::process::id());
+    let dir = std::env::temp_dir().join(format!("taskloom-caps-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let _guard = Cleanup {
+        session: session.clone(),
+        probe: None,
+        job: None,
+        dir: dir.clone(),
+    };
+    let done = dir.join("done");
+    let cmd = format!(
+        "{} job caps; touch {}; sleep 30",
+        env!("CARGO_BIN_EXE_taskloom"),
+        done.display()
+    );
+    tmux(&[
+        "new-session",
+        "-d",
+        "-s",
+        &session,
+        "-x",
+        "80",
+        "-y",
+        "60",
+        &cmd,
+    ]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !done.exists() {
+        assert!(Instant::now() < deadline, "job caps did not finish");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let screen = tmux(&["capture-pane", "-p", "-t", &session, "-J"]);
+    let piped = taskloom(&["job", "caps"]);
+    let piped = String::from_utf8_lossy(&piped.stdout).into_owned();
+    let features = piped.lines().count();
+    let lines: Vec<&str> = screen.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(lines.len() > features, "nothing wrapped:\n{screen}");
+    let indent = lines[0].find("HOW").unwrap();
+    for l in &lines[1..] {
+        let (lead, text) = l.split_at(indent.min(l.len()));
+        // A continuation line starts with blanks up to the HOW column.
+        if lead.trim().is_empty() {
+            assert!(!text.starts_with(' '), "{l:?}");
+        }
+        // Whole words only: a line is longer than the terminal only for one word.
+        if l.chars().count() > 80 {
+            assert!(
+                !text.trim().contains(' '),
+                "{l:?} is longer than 80 columns"
+            );
+        }
+    }
+}
