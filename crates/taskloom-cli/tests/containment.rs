@@ -529,3 +529,21 @@ fn a_member_assigns_itself_to_a_job_it_made_as_ported_programs_do() {
     assert_eq!(shown["limits"]["active_processes"], 30, "{shown}");
     assert_eq!(leftovers(&outer), "");
 }
+
+#[test]
+fn a_member_sees_its_own_job_by_name() {
+    // Inside its job's namespace the kernel shows cgroup paths relative to
+    // the job; `inspect` and `ps` still name the job, as from outside.
+    if !cgroup_jobs_here() {
+        return;
+    }
+    let job = name("seen");
+    let _jobs = Jobs(vec![job.clone()]);
+    let tl = env!("CARGO_BIN_EXE_taskloom");
+    let script = format!("{tl} inspect $$ --json");
+    let o = taskloom(&["run", "-q", "--name", &job, "--", "sh", "-c", &script]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let seen = v["job"].as_str().or_else(|| v["basic"]["job"].as_str());
+    assert_eq!(seen, Some(job.as_str()), "{}", &v["cgroups"]);
+}

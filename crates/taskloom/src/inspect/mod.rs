@@ -477,7 +477,7 @@ fn push_num(s: &mut String, n: i32) {
 fn job_of(pid: i32) -> Option<String> {
     std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
         .ok()
-        .and_then(|t| crate::linux::job_name_in(&t))
+        .and_then(|t| crate::linux::job_name_seen_here(&t))
 }
 
 /// One row per thread of `pid`. The task directory has the process's owner;
@@ -929,7 +929,9 @@ pub fn inspect(pid: i32) -> Result<ProcessInfo> {
 
     let mut basic = entry_from(stat.clone(), pid, uid);
     basic.cmdline = cmdline;
-    basic.job = cgroup_text.as_deref().and_then(crate::linux::job_name_in);
+    basic.job = cgroup_text
+        .as_deref()
+        .and_then(crate::linux::job_name_seen_here);
 
     let (classification, classification_reason) = classify(&stat, status.as_ref(), uid, &mut r, &p);
     let token = status.as_ref().map(|s| Token {

@@ -1038,7 +1038,7 @@ pub fn job_of(pid: i32) -> Result<Option<String>> {
         std::io::ErrorKind::NotFound => Error::NoSuchProcess { pid },
         _ => Error::os(format!("read /proc/{pid}/cgroup"), e),
     })?;
-    if let Some(name) = job_name_in(&text) {
+    if let Some(name) = crate::linux::job_name_seen_here(&text) {
         return Ok(Some(name));
     }
     // Jobs of the process-group backend: match the process's group.

@@ -65,6 +65,45 @@ pub(crate) fn is_job_root_component(c: &str) -> bool {
     c == JOB_ROOT_NAME || job_of_scope_unit(c).is_some()
 }
 
+/// Where this process's cgroup namespace is rooted, relative to the cgroup2
+/// mount's root: `/` unless it runs in a namespace rooted below it (a
+/// member of a contained job), found once (`Hierarchy::resolve_namespace`).
+pub(crate) fn own_cgroup_ns_prefix() -> &'static std::path::Path {
+    static PREFIX: OnceLock<std::path::PathBuf> = OnceLock::new();
+    PREFIX.get_or_init(|| {
+        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        let own = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+        let members = layout::parse_proc_cgroup(&own);
+        layout::parse_mountinfo(&mountinfo)
+            .into_iter()
+            .find(|h| h.v2 && h.ns_depth > 0)
+            .and_then(|mut h| {
+                let rel = layout::path_in(&h, &members)?;
+                h.resolve_namespace(&rel, std::process::id() as i32)
+                    .then_some(h.ns_prefix)
+            })
+            .unwrap_or_else(|| "/".into())
+    })
+}
+
+/// [`job_name_in`] for text this process read from `/proc/<pid>/cgroup`:
+/// inside a cgroup namespace the kernel shows paths relative to its root,
+/// so the root's own path is put back in front first.
+pub(crate) fn job_name_seen_here(proc_cgroup: &str) -> Option<String> {
+    let prefix = own_cgroup_ns_prefix();
+    if prefix == std::path::Path::new("/") {
+        return job_name_in(proc_cgroup);
+    }
+    let text: String = proc_cgroup
+        .lines()
+        .map(|l| match l.strip_prefix("0::") {
+            Some(p) => format!("0::{}\n", prefix.join(p.trim_start_matches('/')).display()),
+            None => format!("{l}\n"),
+        })
+        .collect();
+    job_name_in(&text)
+}
+
 /// The job name in `/proc/<pid>/cgroup` text: the path after the last `taskloom` component, without the `@N` leaf.
 pub fn job_name_in(proc_cgroup: &str) -> Option<String> {
     let members = layout::parse_proc_cgroup(proc_cgroup);
