@@ -187,7 +187,7 @@ impl Direct {
     ) -> Result<Direct> {
         // Roots may have been removed by the last job's deletion (here, or by
         // another process's guardian, even between these steps): make them again.
-        let ensure_roots = || -> Result<()> {
+        let ensure_roots_once = || -> Result<()> {
             let Some(roots) = roots else { return Ok(()) };
             for root in roots.v2.iter().chain(roots.v1.iter().map(|(_, r)| r)) {
                 cgroup::ensure_dir(root).map_err(|e| {
@@ -208,6 +208,19 @@ impl Direct {
                 }
             }
             Ok(())
+        };
+        // A root removed again while it was being filled in (its
+        // `cpuset.cpus` written) is made again, a few times.
+        let ensure_roots = || -> Result<()> {
+            let mut tries = 0;
+            loop {
+                tries += 1;
+                match ensure_roots_once() {
+                    Err(Error::Cgroup { source, .. })
+                        if source.kind() == std::io::ErrorKind::NotFound && tries < 5 => {}
+                    r => return r,
+                }
+            }
         };
         // Create the primary directory first: its existence is the name's claim.
         let primary = v2
@@ -272,10 +285,13 @@ impl Direct {
                 // Co-mounted controllers (cpu,cpuacct) share one directory.
                 if !made.contains(dir) {
                     let mut r = fs::create_dir(dir);
-                    if roots.is_some()
+                    let mut tries = 0;
+                    while roots.is_some()
+                        && tries < 5
                         && matches!(&r, Err(e) if e.kind() == std::io::ErrorKind::NotFound)
                     {
                         // The root went with another job in the meantime.
+                        tries += 1;
                         ensure_roots()?;
                         r = fs::create_dir(dir);
                     }
