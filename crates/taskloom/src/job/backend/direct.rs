@@ -1037,7 +1037,7 @@ fn share_files(dir: &Path, mode: u32) -> Result<()> {
 /// Whether members started by a job's handle are kept in (a cgroup
 /// namespace per job), and what a member can still do.
 fn containment_capability(has_v2: bool) -> (bool, String) {
-    let still = "still possible: processes put in with `job assign` keep the namespaces they had; a member running as root in the machine's own user namespace can enter another cgroup namespace (setns) and leave, and can signal the guardian and the owner";
+    let still = "still possible: processes put in with `job assign`, or started through a handle opened by name (`Job::open`), keep the namespaces they had; a member running as root in the machine's own user namespace can enter another cgroup namespace (setns) and leave, and can signal the guardian and the owner";
     if !has_v2 {
         return (
             false,
