@@ -111,16 +111,10 @@ pub(crate) use crate::linux::{
 };
 
 static ROOTS: OnceLock<Roots> = OnceLock::new();
-static HIERARCHIES: OnceLock<Vec<layout::Hierarchy>> = OnceLock::new();
-
-/// The cgroup hierarchies mounted here (read once per process).
+/// The cgroup hierarchies mounted here (read once per process; see
+/// [`crate::linux::hierarchies`]).
 pub(crate) fn hierarchies() -> &'static [layout::Hierarchy] {
-    HIERARCHIES.get_or_init(|| {
-        resolved(
-            &fs::read_to_string("/proc/self/mountinfo").unwrap_or_default(),
-            &fs::read_to_string("/proc/self/cgroup").unwrap_or_default(),
-        )
-    })
+    crate::linux::hierarchies()
 }
 
 /// For a process inside a job: the roots of the enclosing levels, innermost
@@ -167,27 +161,6 @@ pub(crate) fn namespaces_delegate() -> bool {
     hierarchies().iter().any(|h| h.v2 && h.nsdelegate)
 }
 
-/// The hierarchies a mountinfo text mounts, with the root of this process's
-/// cgroup namespace found where it is below a mount's root (a member of a
-/// contained job: the kernel shows cgroup paths relative to the job). A
-/// hierarchy whose namespace root cannot be found is left out.
-fn resolved(mountinfo: &str, own: &str) -> Vec<layout::Hierarchy> {
-    let members = layout::parse_proc_cgroup(own);
-    let pid = std::process::id() as i32;
-    layout::parse_mountinfo(mountinfo)
-        .into_iter()
-        .filter_map(|mut h| {
-            if h.ns_depth > 0 {
-                let own_rel = layout::path_in(&h, &members)?;
-                if !h.resolve_namespace(&own_rel, pid) {
-                    return None;
-                }
-            }
-            Some(h)
-        })
-        .collect()
-}
-
 /// Where a process is, from its `/proc/<pid>/cgroup` text: for each mounted
 /// hierarchy, the hierarchy, the cgroup path and its directory here.
 pub(crate) fn placement_of(
@@ -231,8 +204,8 @@ pub(crate) fn job_chain(path: &Path) -> Vec<PathBuf> {
 /// make jobs.
 pub(crate) fn roots() -> &'static Roots {
     ROOTS.get_or_init(|| {
-        detect(
-            &fs::read_to_string("/proc/self/mountinfo").unwrap_or_default(),
+        detect_in(
+            hierarchies(),
             &fs::read_to_string("/proc/self/cgroup").unwrap_or_default(),
             true,
         )
@@ -245,8 +218,8 @@ pub(crate) fn roots() -> &'static Roots {
 pub(crate) fn visible_roots() -> &'static Roots {
     static VISIBLE: OnceLock<Roots> = OnceLock::new();
     VISIBLE.get_or_init(|| {
-        detect(
-            &fs::read_to_string("/proc/self/mountinfo").unwrap_or_default(),
+        detect_in(
+            hierarchies(),
             &fs::read_to_string("/proc/self/cgroup").unwrap_or_default(),
             false,
         )
@@ -294,8 +267,19 @@ fn outside_jobs(path: &Path) -> PathBuf {
     out
 }
 
+/// [`detect_in`] on a mountinfo text (for tests on made-up layouts).
+#[cfg(test)]
 fn detect(mountinfo: &str, own: &str, to_create: bool) -> Roots {
-    let hierarchies = resolved(mountinfo, own);
+    detect_in(
+        &crate::linux::resolve_hierarchies(mountinfo, own),
+        own,
+        to_create,
+    )
+}
+
+/// The roots in `hierarchies` where a process whose `/proc/self/cgroup`
+/// text is `own` may make (or, without `to_create`, see) jobs.
+fn detect_in(hierarchies: &[layout::Hierarchy], own: &str, to_create: bool) -> Roots {
     let members = layout::parse_proc_cgroup(own);
     // A member of a job makes jobs inside its own job, in every hierarchy:
     // cgroup2 says which job it is in (it may not have joined the v1
@@ -316,7 +300,7 @@ fn detect(mountinfo: &str, own: &str, to_create: bool) -> Roots {
         v1: Vec::new(),
         problems: Vec::new(),
     };
-    for h in &hierarchies {
+    for h in hierarchies {
         let kind = if h.v2 {
             "cgroup2".to_string()
         } else {

@@ -65,25 +65,48 @@ pub(crate) fn is_job_root_component(c: &str) -> bool {
     c == JOB_ROOT_NAME || job_of_scope_unit(c).is_some()
 }
 
-/// Where this process's cgroup namespace is rooted, relative to the cgroup2
-/// mount's root: `/` unless it runs in a namespace rooted below it (a
-/// member of a contained job), found once (`Hierarchy::resolve_namespace`).
-pub(crate) fn own_cgroup_ns_prefix() -> &'static std::path::Path {
-    static PREFIX: OnceLock<std::path::PathBuf> = OnceLock::new();
-    PREFIX.get_or_init(|| {
-        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-        let own = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
-        let members = layout::parse_proc_cgroup(&own);
-        layout::parse_mountinfo(&mountinfo)
-            .into_iter()
-            .find(|h| h.v2 && h.ns_depth > 0)
-            .and_then(|mut h| {
-                let rel = layout::path_in(&h, &members)?;
-                h.resolve_namespace(&rel, std::process::id() as i32)
-                    .then_some(h.ns_prefix)
-            })
-            .unwrap_or_else(|| "/".into())
+/// The cgroup hierarchies a mountinfo text mounts, as a process whose
+/// `/proc/self/cgroup` text is `own` sees them: where it runs in a cgroup
+/// namespace rooted below a mount's root (a member of a contained job: the
+/// kernel shows cgroup paths relative to the job), the namespace root is
+/// found (`Hierarchy::resolve_namespace`); a hierarchy whose root cannot be
+/// found is left out.
+pub(crate) fn resolve_hierarchies(mountinfo: &str, own: &str) -> Vec<layout::Hierarchy> {
+    let members = layout::parse_proc_cgroup(own);
+    let pid = std::process::id() as i32;
+    layout::parse_mountinfo(mountinfo)
+        .into_iter()
+        .filter_map(|mut h| {
+            if h.ns_depth > 0 {
+                let own_rel = layout::path_in(&h, &members)?;
+                if !h.resolve_namespace(&own_rel, pid) {
+                    return None;
+                }
+            }
+            Some(h)
+        })
+        .collect()
+}
+
+/// The cgroup hierarchies mounted here, as this process sees them (read
+/// and resolved once per process: a namespace's root does not move).
+pub(crate) fn hierarchies() -> &'static [layout::Hierarchy] {
+    static HIERARCHIES: OnceLock<Vec<layout::Hierarchy>> = OnceLock::new();
+    HIERARCHIES.get_or_init(|| {
+        resolve_hierarchies(
+            &std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default(),
+            &std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default(),
+        )
     })
+}
+
+/// Where this process's cgroup namespace is rooted, relative to the cgroup2
+/// mount's root: `/` unless it runs in a namespace rooted below it.
+pub(crate) fn own_cgroup_ns_prefix() -> &'static std::path::Path {
+    hierarchies()
+        .iter()
+        .find(|h| h.v2)
+        .map_or(std::path::Path::new("/"), |h| h.ns_prefix.as_path())
 }
 
 /// [`job_name_in`] for text this process read from `/proc/<pid>/cgroup`:
