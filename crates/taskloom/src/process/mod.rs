@@ -167,8 +167,9 @@ pub struct CgroupPlacement {
     /// `cgroup.procs` files (cgroup v1 hierarchies) the child writes itself into before `execve`.
     pub procs_files: Vec<PathBuf>,
     /// Namespaces the child joins once placed, before anything else it does
-    /// (a contained job's: see [`Namespaces`]).
-    pub namespaces: Option<Namespaces>,
+    /// (a contained job's: see [`Namespaces`]); shared, not copied, by the
+    /// spawns of a job.
+    pub namespaces: Option<std::sync::Arc<Namespaces>>,
 }
 
 /// A cgroup namespace rooted at a job's cgroup, and the user namespace that
@@ -192,15 +193,6 @@ impl Namespaces {
     pub(crate) fn rooted_by(new_user: bool, place: &dyn Fn(i32) -> Result<()>) -> Result<Self> {
         let (user, cgroup) = sys::make_namespaces(new_user, place)?;
         Ok(Namespaces { user, cgroup })
-    }
-
-    /// Another handle to the same namespaces.
-    pub(crate) fn try_clone(&self) -> Result<Self> {
-        let dup = |fd: &OwnedFd| fd.try_clone().map_err(|e| Error::os("dup namespace", e));
-        Ok(Namespaces {
-            user: self.user.as_ref().map(dup).transpose()?,
-            cgroup: dup(&self.cgroup)?,
-        })
     }
 
     /// Whether a user namespace comes with the cgroup namespace.
@@ -434,13 +426,13 @@ mod namespace_tests {
         rustix::fs::fstat(fd).unwrap().st_ino
     }
 
-    fn output_of(ns: &Namespaces, program: &str, args: &[&str]) -> String {
+    fn output_of(ns: &std::sync::Arc<Namespaces>, program: &str, args: &[&str]) -> String {
         let mut child = ProcessBuilder::new(program)
             .args(args)
             .stdin(Stdio::Null)
             .stdout(Stdio::Piped)
             .cgroup_placement(CgroupPlacement {
-                namespaces: Some(ns.try_clone().unwrap()),
+                namespaces: Some(ns.clone()),
                 ..Default::default()
             })
             .spawn()
@@ -460,7 +452,7 @@ mod namespace_tests {
     fn the_namespace_helper_roots_namespaces_that_spawns_join() {
         // With a user namespace: what an ordinary user's job gets (root may too).
         let ns = match Namespaces::rooted_by(true, &|_| Ok(())) {
-            Ok(ns) => ns,
+            Ok(ns) => std::sync::Arc::new(ns),
             Err(e) => {
                 // Some machines refuse unprivileged user namespaces; root is never refused.
                 assert!(

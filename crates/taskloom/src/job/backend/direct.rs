@@ -404,9 +404,9 @@ impl Direct {
         }
     }
 
-    /// Another handle to the namespace members of this job start in.
-    pub(crate) fn namespaces(&self) -> Result<Option<Namespaces>> {
-        self.ns.as_deref().map(Namespaces::try_clone).transpose()
+    /// The namespaces members of this job start in.
+    pub(crate) fn namespaces(&self) -> Option<Arc<Namespaces>> {
+        self.ns.clone()
     }
 
     /// Whether processes this handle spawns start in a namespace, and
@@ -496,7 +496,7 @@ impl Direct {
             p.v2_dir = Some(dir.into());
             p.v2_procs = Some(leaf.join("cgroup.procs"));
         }
-        p.namespaces = self.namespaces()?;
+        p.namespaces = self.namespaces();
         let active = self.active_controllers(limits);
         p.procs_files = self
             .v1

@@ -171,7 +171,7 @@ impl JobBackend for Scoped {
         };
         // A contained job's namespace is joined before `execve`, while the
         // child is still outside; the manager then moves it below the root.
-        let builder = match self.inner.namespaces()? {
+        let builder = match self.inner.namespaces() {
             Some(ns) => builder.cgroup_placement(CgroupPlacement {
                 namespaces: Some(ns),
                 ..Default::default()
