@@ -230,54 +230,19 @@ pub(crate) fn spawn(
         report: &report,
     };
     let mut stack = MaybeUninit::<ChildStack>::uninit();
-    let mut pidfd: RawFd = -1;
-
-    // Block every signal so that no handler runs in the child, which shares our memory.
-    let all: libc::sigset_t = sigset_full();
-    let mut old = MaybeUninit::<libc::sigset_t>::uninit();
-    // SAFETY: both pointers are valid sigset_t storage.
-    unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &all, old.as_mut_ptr()) };
-
-    let stack_base = stack.as_mut_ptr() as u64;
-    let mut args = CloneArgs {
-        flags: (libc::CLONE_VM | libc::CLONE_VFORK | libc::CLONE_PIDFD) as u64
-            | if KERNEL_CLEARS_HANDLERS {
-                CLONE_CLEAR_SIGHAND
-            } else {
-                0
-            },
-        pidfd: &mut pidfd as *mut RawFd as u64,
-        exit_signal: libc::SIGCHLD as u64,
-        stack: stack_base,
-        stack_size: CHILD_STACK_SIZE as u64,
-        ..Default::default()
-    };
-    if let Some(cg) = v2_cgroup {
-        args.flags |= CLONE_INTO_CGROUP;
-        args.cgroup = cg.as_raw_fd() as u64;
-    }
-    // SAFETY: `args` describes a stack that lives in this frame for as long as
-    // the child uses it (CLONE_VFORK keeps us here until it execs or exits);
-    // `child_main` never returns and touches only `arg`, which outlives the call.
-    let ret = unsafe {
-        clone_raw(
-            &mut args,
+    // SAFETY: the stack lives in this frame for as long as the child uses it
+    // (CLONE_VFORK keeps us here until it execs or exits); `child_main`
+    // never returns and touches only `arg`, which outlives the call.
+    let (pid, pidfd) = unsafe {
+        clone_child(
+            libc::CLONE_VFORK as u64,
+            v2_cgroup.map(|cg| cg.as_raw_fd()),
+            &mut stack,
             child_main,
             &arg as *const ChildArg as *mut c_void,
         )
-    };
-    // SAFETY: `old` was filled by the pthread_sigmask call above.
-    unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, old.as_ptr(), ptr::null_mut()) };
-
-    if ret < 0 {
-        return Err(SpawnError::Os(
-            "clone3",
-            io::Error::from_raw_os_error((-ret) as i32),
-        ));
     }
-    let pid = ret as i32;
-    // SAFETY: CLONE_PIDFD stored a fresh descriptor that nothing else owns.
-    let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
+    .map_err(|e| SpawnError::Os("clone3", e))?;
     let stage = Stage::from_u32(report.stage.load(Ordering::Acquire));
     let errno = report.errno.load(Ordering::Acquire);
     if errno == 0 && stage != Stage::NotStarted {
@@ -289,6 +254,57 @@ pub(crate) fn spawn(
         return Err(SpawnError::KilledBeforeStart);
     }
     Err(SpawnError::Child { stage, errno })
+}
+
+/// Starts a child sharing our memory (`CLONE_VM` and `extra` flags, a
+/// pidfd, SIGCHLD at its end, caught signals reset), running `entry(arg)` on
+/// `stack`, placed in the cgroup `cgroup` when given; its pid and pidfd.
+/// Every signal is blocked around the clone, so no handler of ours ever
+/// runs on the child's stack (it keeps the full mask until it sets its own).
+///
+/// # Safety
+/// As for [`clone_raw`]: `stack` and what `arg` points to stay valid, and
+/// the caller does not return, until the child has exec'd or exited, and
+/// `entry` never returns and makes raw syscalls only.
+unsafe fn clone_child(
+    extra: u64,
+    cgroup: Option<RawFd>,
+    stack: &mut MaybeUninit<ChildStack>,
+    entry: extern "C" fn(*mut c_void) -> !,
+    arg: *mut c_void,
+) -> io::Result<(i32, OwnedFd)> {
+    let mut pidfd: RawFd = -1;
+    let all: libc::sigset_t = sigset_full();
+    let mut old = MaybeUninit::<libc::sigset_t>::uninit();
+    // SAFETY: both pointers are valid sigset_t storage.
+    unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &all, old.as_mut_ptr()) };
+    let mut args = CloneArgs {
+        flags: (libc::CLONE_VM | libc::CLONE_PIDFD) as u64
+            | extra
+            | if KERNEL_CLEARS_HANDLERS {
+                CLONE_CLEAR_SIGHAND
+            } else {
+                0
+            },
+        pidfd: &mut pidfd as *mut RawFd as u64,
+        exit_signal: libc::SIGCHLD as u64,
+        stack: stack.as_mut_ptr() as u64,
+        stack_size: CHILD_STACK_SIZE as u64,
+        ..Default::default()
+    };
+    if let Some(cg) = cgroup {
+        args.flags |= CLONE_INTO_CGROUP;
+        args.cgroup = cg as u64;
+    }
+    // SAFETY: the caller upholds clone_raw's contract.
+    let ret = unsafe { clone_raw(&mut args, entry, arg) };
+    // SAFETY: `old` was filled by the pthread_sigmask call above.
+    unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, old.as_ptr(), ptr::null_mut()) };
+    if ret < 0 {
+        return Err(io::Error::from_raw_os_error((-ret) as i32));
+    }
+    // SAFETY: CLONE_PIDFD stored a fresh descriptor that nothing else owns.
+    Ok((ret as i32, unsafe { OwnedFd::from_raw_fd(pidfd) }))
 }
 
 fn sigset_full() -> libc::sigset_t {
@@ -843,48 +859,22 @@ pub(crate) fn make_namespaces(
         step: AtomicU32::new(u32::MAX),
     };
     let mut stack = MaybeUninit::<ChildStack>::uninit();
-    let mut pidfd: RawFd = -1;
-    let all: libc::sigset_t = sigset_full();
-    let mut old = MaybeUninit::<libc::sigset_t>::uninit();
-    // SAFETY: both pointers are valid sigset_t storage. Every signal stays
-    // blocked in the helper: no handler of ours may run on its stack.
-    unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &all, old.as_mut_ptr()) };
-    let mut args = CloneArgs {
-        flags: (libc::CLONE_VM | libc::CLONE_FILES | libc::CLONE_PIDFD) as u64
-            | if KERNEL_CLEARS_HANDLERS {
-                CLONE_CLEAR_SIGHAND
-            } else {
-                0
-            },
-        pidfd: &mut pidfd as *mut RawFd as u64,
-        exit_signal: libc::SIGCHLD as u64,
-        stack: stack.as_mut_ptr() as u64,
-        stack_size: CHILD_STACK_SIZE as u64,
-        ..Default::default()
-    };
     // SAFETY: the stack and `helper` live in this frame, and this function
     // does not return before the helper has exited (the wait below);
     // `ns_helper_main` never returns and uses raw syscalls only.
-    let ret = unsafe {
-        clone_raw(
-            &mut args,
+    let (pid, pidfd) = unsafe {
+        clone_child(
+            libc::CLONE_FILES as u64,
+            None,
+            &mut stack,
             ns_helper_main,
             &helper as *const NsHelper as *mut c_void,
         )
-    };
-    // SAFETY: `old` was filled above.
-    unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, old.as_ptr(), ptr::null_mut()) };
-    if ret < 0 {
-        return Err(Error::os(
-            "clone3 (cgroup namespace helper)",
-            io::Error::from_raw_os_error((-ret) as i32),
-        ));
     }
-    // SAFETY: CLONE_PIDFD stored a fresh descriptor that nothing else owns.
-    let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
+    .map_err(|e| Error::os("clone3 (cgroup namespace helper)", e))?;
     // A panic in `place` must not leave the helper waiting on memory this
     // frame is about to give back: it is told to stop and reaped first.
-    let placed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| place(ret as i32)));
+    let placed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| place(pid)));
     helper.go.store(
         if matches!(placed, Ok(Ok(()))) {
             GO_ON
