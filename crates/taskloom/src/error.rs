@@ -314,6 +314,21 @@ impl Error {
     }
 
     /// Wraps the calling thread's `errno`.
+    /// A use of a handle it was not opened for, as Windows refuses it
+    /// (ERROR_ACCESS_DENIED) whatever the kernel would allow: `what` says
+    /// the use and the object, `right` is the missing access flag's name
+    /// in a `PROCESS` or `THREAD` access mask (`kind`).
+    pub(crate) fn not_granted(what: String, kind: &str, right: &str) -> Self {
+        let right = match right {
+            "SYNCHRONIZE" => right.to_owned(),
+            _ => format!("{kind}_{right}"),
+        };
+        Error::PermissionDenied {
+            what: format!("{what}: this handle was opened without {right}"),
+            source: io::Error::from_raw_os_error(libc::EACCES),
+        }
+    }
+
     pub(crate) fn last_os(op: impl Into<String>) -> Self {
         Self::os(op, io::Error::last_os_error())
     }

@@ -200,21 +200,6 @@ bitflags::bitflags! {
     }
 }
 
-impl ProcessAccess {
-    /// The Windows name of the one right in `self`, for messages.
-    fn windows_name(self) -> &'static str {
-        if self == ProcessAccess::TERMINATE {
-            "PROCESS_TERMINATE"
-        } else if self == ProcessAccess::SUSPEND_RESUME {
-            "PROCESS_SUSPEND_RESUME"
-        } else if self == ProcessAccess::QUERY_INFORMATION {
-            "PROCESS_QUERY_INFORMATION"
-        } else {
-            "SYNCHRONIZE"
-        }
-    }
-}
-
 /// A handle to a process, holding a pidfd (immune to pid reuse).
 ///
 /// Dropping the handle neither kills nor waits for the process (as closing
@@ -355,14 +340,12 @@ impl Process {
         if self.access.contains(right) {
             return Ok(());
         }
-        Err(Error::PermissionDenied {
-            what: format!(
-                "{what} process {}: this handle was opened without {}",
-                self.pid,
-                right.windows_name()
-            ),
-            source: std::io::Error::from_raw_os_error(libc::EACCES),
-        })
+        let name = right.iter_names().next().map_or("", |(n, _)| n);
+        Err(Error::not_granted(
+            format!("{what} process {}", self.pid),
+            "PROCESS",
+            name,
+        ))
     }
 
     /// The process id.

@@ -883,24 +883,6 @@ bitflags::bitflags! {
     }
 }
 
-impl ThreadAccess {
-    fn windows_name(self) -> &'static str {
-        if self == ThreadAccess::SUSPEND_RESUME {
-            "THREAD_SUSPEND_RESUME"
-        } else if self == ThreadAccess::GET_CONTEXT {
-            "THREAD_GET_CONTEXT"
-        } else if self == ThreadAccess::SET_CONTEXT {
-            "THREAD_SET_CONTEXT"
-        } else if self == ThreadAccess::QUERY_INFORMATION {
-            "THREAD_QUERY_INFORMATION"
-        } else if self == ThreadAccess::SET_INFORMATION {
-            "THREAD_SET_INFORMATION"
-        } else {
-            "SYNCHRONIZE"
-        }
-    }
-}
-
 /// `OpenThread`: a handle to any thread by id, of this process or another,
 /// with access rights checked when it is opened (as far as Linux can tell
 /// then) and again at each use (a handle opened to read the context cannot
@@ -986,14 +968,12 @@ impl ThreadHandle {
         if self.access.contains(right) {
             return Ok(());
         }
-        Err(Error::PermissionDenied {
-            what: format!(
-                "{what} thread {}: this handle was opened without {}",
-                self.tid,
-                right.windows_name()
-            ),
-            source: std::io::Error::from_raw_os_error(libc::EACCES),
-        })
+        let name = right.iter_names().next().map_or("", |(n, _)| n);
+        Err(Error::not_granted(
+            format!("{what} thread {}", self.tid),
+            "THREAD",
+            name,
+        ))
     }
 
     /// `SuspendThread`: the previous suspend count.
