@@ -70,7 +70,7 @@ impl Scoped {
             };
             // The namespace helper is moved in as any process is: from
             // outside the scope, by the manager.
-            let inside = inside_scope(&roots.v2);
+            let inside = roots.v2.as_deref().is_some_and(inside_scope);
             let attach = |dir: &Path, pid: i32| {
                 if inside {
                     return write_procs(dir, pid);
@@ -115,7 +115,7 @@ impl Scoped {
             .ancestors()
             .find(|a| a.file_name().is_some_and(|n| n == self.unit.as_str()))?
             .to_owned();
-        (!inside_scope(&Some(scope.clone()))).then_some(scope)
+        (!inside_scope(&scope)).then_some(scope)
     }
 
     /// Has the manager move `pid` into `leaf`, a cgroup below `scope`.
@@ -261,8 +261,7 @@ fn guardian_cgroup(pid: i32, unit: &str) -> Option<PathBuf> {
 }
 
 /// Whether this process is inside the scope whose directory is `scope`.
-fn inside_scope(scope: &Option<PathBuf>) -> bool {
-    let Some(scope) = scope else { return false };
+fn inside_scope(scope: &Path) -> bool {
     let own = fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
     cgroup::placement_of(&own)
         .iter()
