@@ -203,7 +203,7 @@ pub fn main(args: JobArgs) -> Result<i32> {
                 let rows: Vec<serde_json::Value> = results
                     .iter()
                     .map(|(pid, r)| match r {
-                        Ok(()) => serde_json::json!({"pid": pid, "assigned": true}),
+                        Ok(()) => serde_json::json!({"pid": pid, "assigned": true, "job": job.name()}),
                         Err(e) => serde_json::json!({"pid": pid, "assigned": false, "error": e.to_string()}),
                     })
                     .collect();
@@ -215,6 +215,13 @@ pub fn main(args: JobArgs) -> Result<i32> {
                         Err(e) => eprintln!("taskloom: job {name}: not assigned {pid}: {e}"),
                     }
                 }
+            }
+            // Assigning a member of another job nested this one in it.
+            let now = job.name();
+            if now != name {
+                eprintln!(
+                    "taskloom: job {name} was nested in the job of the process assigned to it: it is job {now} now"
+                );
             }
             if failed > 0 {
                 return Ok(1);

@@ -81,10 +81,12 @@ fn assignment_never_takes_a_process_out_of_its_job() {
     if !cgroup_jobs_here() {
         return;
     }
-    let (p, j) = (name("p"), name("j"));
+    let (p, q, j) = (name("p"), name("q"), name("j"));
     let inner = format!("{p}/inner");
-    let _jobs = Jobs(vec![p.clone(), j.clone()]);
-    for (job, parent) in [(&p, None), (&j, None), (&"inner".to_string(), Some(&p))] {
+    // The job a member is nested in is its innermost one (p/inner, below).
+    let nested = format!("{inner}/{j}");
+    let _jobs = Jobs(vec![p.clone(), q.clone(), j.clone()]);
+    for (job, parent) in [(&p, None), (&q, None), (&"inner".to_string(), Some(&p))] {
         let mut args = vec!["job", "create", job.as_str()];
         if let Some(parent) = parent {
             args.extend(["--parent", parent.as_str()]);
@@ -92,20 +94,29 @@ fn assignment_never_takes_a_process_out_of_its_job() {
         let o = taskloom(&args);
         assert!(o.status.success(), "{}", stderr(&o));
     }
+    let o = taskloom(&["job", "create", &j, "--max-processes", "7", "--mode", "750"]);
+    assert!(o.status.success(), "{}", stderr(&o));
     let s = Sleeper::start();
     let pid: i64 = s.pid().parse().unwrap();
     let o = taskloom(&["job", "assign", &p, &s.pid()]);
     assert!(o.status.success(), "{}", stderr(&o));
-    // Into an unrelated job: refused, and the process stays in p.
-    let o = taskloom(&["job", "assign", &j, &s.pid()]);
+    // Into an unrelated job that has processes: refused, and the process
+    // stays in p.
+    let other = Sleeper::start();
+    assert!(
+        taskloom(&["job", "assign", &q, &other.pid()])
+            .status
+            .success()
+    );
+    let o = taskloom(&["job", "assign", &q, &s.pid()]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert!(
-        stderr(&o).contains("never leaves its job"),
+        stderr(&o).contains("never leaves its job") && stderr(&o).contains("has processes"),
         "{}",
         stderr(&o)
     );
     assert!(members(&p).contains(&pid));
-    assert!(!members(&j).contains(&pid));
+    assert!(!members(&q).contains(&pid));
     // Into a job nested in p: allowed, and it is still in p.
     let o = taskloom(&["job", "assign", &inner, &s.pid()]);
     assert!(o.status.success(), "{}", stderr(&o));
@@ -115,6 +126,50 @@ fn assignment_never_takes_a_process_out_of_its_job() {
     let o = taskloom(&["job", "assign", &p, &s.pid()]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(members(&inner).contains(&pid));
+    // Into an empty top-level job: as on Windows, that job is nested in the
+    // process's innermost job first (with its limits and mode), and the
+    // process is in all three.
+    let o = taskloom(&["job", "assign", &j, &s.pid(), "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let rows: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(rows[0]["job"], nested.as_str(), "{rows}");
+    assert!(
+        stderr(&o).contains(&format!("it is job {nested} now")),
+        "{}",
+        stderr(&o)
+    );
+    assert!(members(&nested).contains(&pid));
+    assert!(members(&inner).contains(&pid));
+    assert!(members(&p).contains(&pid));
+    let shown = taskloom(&["job", "show", &nested, "--json"]);
+    let shown: serde_json::Value = serde_json::from_slice(&shown.stdout).unwrap();
+    assert_eq!(shown["limits"]["active_processes"], 7, "{shown}");
+    let o = taskloom(&["job", "show", &j]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("no such job"),
+        "{}",
+        stderr(&o)
+    );
+    let list = String::from_utf8_lossy(&taskloom(&["job", "list"]).stdout).into_owned();
+    let names: Vec<&str> = list
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert!(names.contains(&nested.as_str()), "{list}");
+    assert!(!names.contains(&j.as_str()), "{list}");
+    // Its directories are where the job is now (the old ones are gone),
+    // secured as it was made (group may read, others nothing).
+    let dirs = leftovers(&j);
+    assert!(!dirs.trim().is_empty());
+    for dir in dirs.lines() {
+        assert!(dir.contains("/inner/"), "left at its old place: {dir}");
+        let mode = std::fs::metadata(dir).unwrap().permissions();
+        assert_eq!(
+            std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
+            0o750,
+            "{dir}"
+        );
+    }
 }
 
 #[test]

@@ -75,10 +75,17 @@ impl Plan {
             v1_procs: Vec::new(),
             remove: vec![c(dir.to_owned())],
             pg_file: Some(c(dir.join("pgid"))),
-            unlink: ["pgid", "limits.json", "frozen", "terminated", "exit_code"]
-                .into_iter()
-                .map(|f| c(dir.join(f)))
-                .collect(),
+            unlink: [
+                "pgid",
+                "limits.json",
+                "frozen",
+                "terminated",
+                "exit_code",
+                "kill_on_close",
+            ]
+            .into_iter()
+            .map(|f| c(dir.join(f)))
+            .collect(),
             remove_if_empty: Vec::new(),
         }
     }
@@ -207,8 +214,21 @@ pub(crate) struct Waiting {
     /// The guardian's pid (what a systemd scope is started with).
     #[allow(dead_code)]
     pub pid: i32,
-    holder: OwnedFd,
+    /// The write end of its pipe (`None` when it watches an older guardian's pipe).
+    holder: Option<OwnedFd>,
+    /// A copy of the read end the guardian waits on.
+    holder_rx: OwnedFd,
     plan_tx: OwnedFd,
+}
+
+/// A kill-on-close guardian's pipe as its job's handles keep it.
+#[derive(Debug)]
+pub(crate) struct Armed {
+    /// The write end: when every copy of it is closed, the guardian acts.
+    pub holder: OwnedFd,
+    /// A copy of the read end the guardian waits on, so that another
+    /// guardian can wait on the same write ends ([`watch_same`]).
+    pub holder_rx: OwnedFd,
 }
 
 fn pipe() -> Result<(OwnedFd, OwnedFd)> {
@@ -226,6 +246,11 @@ fn pipe() -> Result<(OwnedFd, OwnedFd)> {
 /// end-of-file, does nothing and exits.
 pub(crate) fn spawn() -> Result<Waiting> {
     let (holder_rx, holder) = pipe()?;
+    spawn_on(holder_rx, Some(holder))
+}
+
+/// Starts a guardian that waits on the read end `holder_rx` (and for its plan).
+fn spawn_on(holder_rx: OwnedFd, holder: Option<OwnedFd>) -> Result<Waiting> {
     let (plan_rx, plan_tx) = pipe()?;
     let (pid_rx, pid_tx) = pipe()?;
     // SAFETY: after fork the child runs only `guardian_main`/`_exit` and raw
@@ -248,7 +273,7 @@ pub(crate) fn spawn() -> Result<Waiting> {
             libc::_exit(0);
         }
     }
-    drop((holder_rx, plan_rx, pid_tx));
+    drop((plan_rx, pid_tx));
     let mut status = 0;
     // SAFETY: waiting for the intermediate child we just forked.
     while unsafe { libc::waitpid(pid, &mut status, 0) } < 0 {
@@ -269,6 +294,7 @@ pub(crate) fn spawn() -> Result<Waiting> {
     Ok(Waiting {
         pid: gpid,
         holder,
+        holder_rx,
         plan_tx,
     })
 }
@@ -278,7 +304,7 @@ impl Waiting {
     /// holder end (close-on-exec): when every copy of it is closed, the
     /// guardian carries the plan out. Without, the guardian only stays (it
     /// keeps a systemd scope alive) until it is killed.
-    pub fn arm(self, plan: &Plan, kill_on_close: bool) -> Result<Option<OwnedFd>> {
+    pub fn arm(self, plan: &Plan, kill_on_close: bool) -> Result<Option<Armed>> {
         let bytes = plan.encode(!kill_on_close);
         if bytes.len() > MAX_PLAN {
             return Err(Error::InvalidInput {
@@ -289,14 +315,34 @@ impl Waiting {
         let mut tx = std::fs::File::from(self.plan_tx);
         io::Write::write_all(&mut tx, &bytes).map_err(|e| Error::os("arm the guardian", e))?;
         drop(tx);
-        Ok(kill_on_close.then_some(self.holder))
+        Ok(match (kill_on_close, self.holder) {
+            (true, Some(holder)) => Some(Armed {
+                holder,
+                holder_rx: self.holder_rx,
+            }),
+            _ => None,
+        })
     }
 }
 
-/// Starts a guardian for `plan`; returns the holder end (close-on-exec).
-pub(crate) fn start(plan: &Plan) -> Result<OwnedFd> {
-    let holder = spawn()?.arm(plan, true)?;
-    Ok(holder.expect("armed for kill-on-close"))
+/// Starts a guardian for `plan`; returns its pipe (close-on-exec).
+pub(crate) fn start(plan: &Plan) -> Result<Armed> {
+    let armed = spawn()?.arm(plan, true)?;
+    Ok(armed.expect("armed for kill-on-close"))
+}
+
+/// Starts a second guardian for `plan` on the pipe of an armed one
+/// (`holder_rx`, its read end): it acts when the same write ends are all
+/// closed, whatever handles or children hold them. For a job that moved
+/// (nested on assignment): the first guardian's plan names the old place.
+pub(crate) fn watch_same(holder_rx: &OwnedFd, plan: &Plan) -> Result<()> {
+    let rx = holder_rx
+        .try_clone()
+        .map_err(|e| Error::os("duplicate the guardian's pipe", e))?;
+    // Kill-on-close: the plan is carried out on end-of-file (no write end
+    // of its own: the old guardian's holders are its holders).
+    spawn_on(rx, None)?.arm(plan, true)?;
+    Ok(())
 }
 
 /// The guardian. Never returns.

@@ -60,6 +60,7 @@ use std::collections::VecDeque;
 use std::fs;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock, RwLockReadGuard};
 use std::time::{Duration, Instant};
 
 use backend::{JobBackend, Mark, leaf_numbers, read_limits};
@@ -342,18 +343,30 @@ impl JobBuilder {
 /// process is gone without a guardian, which is what kill-on-close is.
 #[derive(Debug)]
 pub struct Job {
-    name: String,
+    /// Where the job is: shared by the handle, its duplicates and its
+    /// watchers, so that all of them follow it when an assignment nests it
+    /// in another job ([`Job::assign`]).
+    site: Arc<RwLock<Site>>,
     limits: JobLimits,
     holder: Option<OwnedFd>,
-    /// How the job is kept on this machine (cgroup directories, a systemd
-    /// scope, a process group): `backend/mod.rs`.
-    backend: Box<dyn JobBackend>,
     /// Pids this handle (and its duplicates) spawned, for watchers to recognise
     /// their fork events even when they end before a scan.
     spawned: Spawned,
     /// The exit code of the last `terminate_with` through this handle (or a
     /// duplicate), for the members it spawned to report.
     kill_code: KillCode,
+}
+
+/// Where a job is kept, and what its handles share about it.
+#[derive(Debug)]
+struct Site {
+    name: String,
+    /// How the job is kept on this machine (cgroup directories, a systemd
+    /// scope, a process group): `backend/mod.rs`.
+    backend: Box<dyn JobBackend>,
+    /// The read end of the kill-on-close guardian's pipe, kept so that a
+    /// second guardian can watch the same write ends when the job moves.
+    guard_rx: Option<OwnedFd>,
 }
 
 /// An exit code set by [`Job::terminate_with`], shared by a handle, its
@@ -465,10 +478,13 @@ impl Job {
     /// A handle over a backend object (made or opened).
     fn with_backend(name: String, limits: JobLimits, backend: Box<dyn JobBackend>) -> Job {
         Job {
-            name,
+            site: Arc::new(RwLock::new(Site {
+                name,
+                backend,
+                guard_rx: None,
+            })),
             limits,
             holder: None,
-            backend,
             spawned: Spawned::default(),
             kill_code: KillCode::default(),
         }
@@ -485,8 +501,9 @@ impl Job {
         let (name, made, waiting) = match parent {
             // A nested job sits inside its parent, whatever made the parent.
             Some(p) => {
-                let name = format!("{}/{leaf}", p.name);
-                let made = p.backend.create_nested(&name, &leaf, contain)?;
+                let parent = p.site();
+                let name = format!("{}/{leaf}", parent.name);
+                let made = parent.backend.create_nested(&name, &leaf, contain)?;
                 (name, made, None)
             }
             None => {
@@ -498,15 +515,16 @@ impl Job {
         // Security, limits, kill-on-close; on any failure the job goes again.
         let finished = (|| -> Result<()> {
             if let Some(mode) = b.mode {
-                job.backend.secure(mode)?;
+                job.site().backend.secure(mode)?;
             }
             job.set_limits(&b.limits)?;
             job.arm_guardian(waiting, b.kill_on_close)
         })();
         if let Err(e) = finished {
-            job.backend
+            let site = job.site();
+            site.backend
                 .remove()
-                .or_log(|| format!("remove job {} after a failed creation", job.name));
+                .or_log(|| format!("remove job {} after a failed creation", site.name));
             return Err(e);
         }
         Ok(job)
@@ -532,9 +550,16 @@ impl Job {
         backend::list()
     }
 
-    /// The job's name.
-    pub fn name(&self) -> &str {
-        &self.name
+    /// The job's name (`a/b` for a nested one). It changes when an
+    /// assignment nests the job in another ([`Job::assign`]).
+    pub fn name(&self) -> String {
+        self.site().name.clone()
+    }
+
+    /// Where the job is now (the guard lives for one statement: never
+    /// hold it across another call that reads the site).
+    fn site(&self) -> RwLockReadGuard<'_, Site> {
+        self.site.read().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The limits in force.
@@ -552,7 +577,7 @@ impl Job {
     /// cgroup namespace rooted at it (or at an enclosing job):
     /// [`JobBuilder::contain`].
     pub fn is_contained(&self) -> bool {
-        self.backend.containment().is_some()
+        self.site().backend.containment().is_some()
     }
 
     /// `SetInformationJobObject`: applies limits, to current members too.
@@ -564,17 +589,17 @@ impl Job {
         check_limits(limits)?;
         if limits.breakaway_ok
             && !self.limits.breakaway_ok
-            && self.backend.containment() == Some(true)
+            && self.site().backend.containment() == Some(true)
         {
             return Err(Error::InvalidInput {
                 what: "breakaway_ok",
                 reason: format!(
                     "job {} is contained: its members started in a cgroup namespace rooted at it, which their children cannot leave; create the job with breakaway allowed",
-                    self.name
+                    self.name()
                 ),
             });
         }
-        self.backend.apply_limits(limits, &self.limits)?;
+        self.site().backend.apply_limits(limits, &self.limits)?;
         self.limits = limits.clone();
         self.apply_to_members()
     }
@@ -598,7 +623,7 @@ impl Job {
             Some((pid, e)) => Err(Error::PermissionDenied {
                 what: format!(
                     "apply the limits of job {} to its member {pid} (the job keeps them; new members get them)",
-                    self.name
+                    self.name()
                 ),
                 source: std::io::Error::other(e.to_string()),
             }),
@@ -645,12 +670,23 @@ impl Job {
         if self.holder.is_some() {
             return Ok(());
         }
-        let plan = self.backend.guardian_plan();
-        self.holder = match waiting {
+        let plan = self.site().backend.guardian_plan();
+        let armed = match waiting {
             Some(w) => w.arm(&plan, kill_on_close)?,
             None if kill_on_close => Some(guardian::start(&plan)?),
             None => None,
         };
+        if let Some(armed) = armed {
+            self.site()
+                .backend
+                .marks()
+                .set(Mark::KillOnClose, Some(b"1"));
+            self.holder = Some(armed.holder);
+            self.site
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .guard_rx = Some(armed.holder_rx);
+        }
         Ok(())
     }
 
@@ -661,18 +697,16 @@ impl Job {
 
     /// `DuplicateHandle`: another handle to the same job (another kill-on-close holder).
     pub fn duplicate(&self) -> Result<Job> {
-        let holder =
-            match &self.holder {
-                Some(h) => Some(h.try_clone().map_err(|e| {
-                    Error::os(format!("duplicate the handle of job {}", self.name), e)
-                })?),
-                None => None,
-            };
+        let holder = match &self.holder {
+            Some(h) => Some(h.try_clone().map_err(|e| {
+                Error::os(format!("duplicate the handle of job {}", self.name()), e)
+            })?),
+            None => None,
+        };
         Ok(Job {
-            name: self.name.clone(),
+            site: self.site.clone(),
             limits: self.limits.clone(),
             holder,
-            backend: self.backend.duplicate(),
             spawned: self.spawned.clone(),
             kill_code: self.kill_code.clone(),
         })
@@ -682,7 +716,7 @@ impl Job {
     /// first instruction, with the job's per-process limits.
     pub fn spawn(&self, builder: ProcessBuilder) -> Result<Process> {
         let builder = self.with_process_limits(builder);
-        let mut child = self.backend.spawn(builder, &self.limits)?;
+        let mut child = self.site().backend.spawn(builder, &self.limits)?;
         self.remember_spawn(child.pid());
         self.report_kills(&mut child);
         Ok(child)
@@ -708,8 +742,10 @@ impl Job {
     /// is killed.
     fn report_kills(&self, child: &mut Process) {
         let code = self.kill_code.clone();
-        let marks = self.backend.marks();
-        let name = self.name.clone();
+        let (marks, name) = {
+            let site = self.site();
+            (site.backend.marks(), site.name.clone())
+        };
         child.report_kills_as(move || {
             code.get()
                 .or_else(|| marks.get(Mark::ExitCode, &name).ok()??.trim().parse().ok())
@@ -729,10 +765,17 @@ impl Job {
     /// children follow) into the job.
     ///
     /// As on Windows, a process never leaves a job: one that is in job P
-    /// may be assigned to P itself or a job nested in P (it stays in P); to
-    /// a job outside P's subtree the call fails with a permission error and
-    /// the process stays where it was. A process already in this job (or a
-    /// job nested in it) stays where it is.
+    /// may be assigned to P itself or a job nested in P (it stays in P). If
+    /// this job is empty, top-level and has no nested jobs, it is nested in
+    /// P's innermost job first — made again there as `P/<name>` with its
+    /// limits, security, containment and kill-on-close, its old place
+    /// removed — and the process is then in both; every handle in this
+    /// process to it (this one, duplicates, watchers) follows, and
+    /// [`Job::name`] says the new name (handles other processes opened by
+    /// the old name lose it; a job whose kill-on-close another process
+    /// holds is not moved). To any other job outside P's subtree the call
+    /// fails with a permission error and the process stays where it was. A
+    /// process already in this job (or a job nested in it) stays where it is.
     ///
     /// The pidfd proves the identity: the pid is written only while the
     /// process is known to hold it, and if it ended during the write (so
@@ -764,8 +807,91 @@ impl Job {
                 reason: format!("process {pid} is a kernel thread: it belongs to no job"),
             });
         }
-        self.backend.assign(pid, &self.limits, &alive)?;
+        let foreign = self.site().backend.foreign_job_of(pid)?;
+        match foreign {
+            Some(theirs) => self.nest_and_assign(pid, &theirs, &alive)?,
+            None => self.site().backend.assign(pid, &self.limits, &alive)?,
+        }
         self.apply_process_limits(pid)
+    }
+
+    /// `AssignProcessToJobObject` of a member of job `theirs` that this job
+    /// is not nested in. As on Windows, an empty top-level job is nested in
+    /// `theirs` first: it is made again as `theirs/<name>` with the same
+    /// limits, security, containment and kill-on-close, the process is moved
+    /// in, the old place is removed, and every handle to it (this one, its
+    /// duplicates, its watchers) follows. Anything else is refused, and the
+    /// process stays where it was.
+    fn nest_and_assign(&self, pid: i32, theirs: &str, alive: &dyn Fn() -> bool) -> Result<()> {
+        let mut site = self.site.write().unwrap_or_else(|e| e.into_inner());
+        let name = site.name.clone();
+        let refuse = |why: String| Error::PermissionDenied {
+            what: format!(
+                "assign process {pid} to job {name}: it is in job {theirs}, which job {name} is not nested in, and a process never leaves its job; {why}"
+            ),
+            source: std::io::Error::from_raw_os_error(libc::EACCES),
+        };
+        if name.contains('/') {
+            return Err(refuse(format!(
+                "{name} has a parent already, so it cannot be nested in {theirs} (make the job inside {theirs} instead)"
+            )));
+        }
+        if !site.backend.is_empty()? {
+            return Err(refuse(format!(
+                "{name} has processes, and only an empty job is nested in the process's job"
+            )));
+        }
+        if site.guard_rx.is_none()
+            && site
+                .backend
+                .marks()
+                .get(Mark::KillOnClose, &name)?
+                .is_some()
+        {
+            return Err(refuse(format!(
+                "{name} is kill-on-close, held by another handle, whose guardian could not follow it (nest it through the handle that created it)"
+            )));
+        }
+        let prefix = format!("{name}/");
+        if backend::list()?.iter().any(|n| n.starts_with(&prefix)) {
+            return Err(refuse(format!(
+                "{name} has nested jobs, and only a job without any is nested in the process's job"
+            )));
+        }
+        let (parent, _) = backend::open(theirs).map_err(|e| {
+            refuse(format!(
+                "{name} could not be nested in {theirs}, which this process cannot open: {e}"
+            ))
+        })?;
+        let new_name = format!("{theirs}/{name}");
+        let contain = site.backend.containment() == Some(true);
+        let made = parent
+            .create_nested(&new_name, &name, contain)
+            .map_err(|e| refuse(format!("{name} could not be nested in {theirs}: {e}")))?;
+        let finished = (|| -> Result<()> {
+            if let Some(mode) = site.backend.mode() {
+                made.secure(mode)?;
+            }
+            made.apply_limits(&self.limits, &JobLimits::default())?;
+            // Kill-on-close moves with the job: a second guardian waits on the
+            // same holders (this handle's, its duplicates', its children's).
+            if let Some(rx) = &site.guard_rx {
+                guardian::watch_same(rx, &made.guardian_plan())?;
+            }
+            made.assign(pid, &self.limits, alive)
+        })();
+        if let Err(e) = finished {
+            made.remove()
+                .or_log(|| format!("remove job {new_name} after a failed nesting"));
+            return Err(e);
+        }
+        let old = std::mem::replace(&mut site.backend, made);
+        site.name = new_name;
+        // Someone may have put a process into the old place meanwhile: it
+        // stays there, a job of its own for whoever holds it.
+        old.remove()
+            .or_log(|| format!("remove job {name}'s old place after nesting it in {theirs}"));
+        Ok(())
     }
 
     /// Assigns a process by pid: opens a pidfd first, so the process meant is
@@ -785,7 +911,7 @@ impl Job {
 
     /// The pids of every process in the job (nested jobs included).
     pub fn pids(&self) -> Result<Vec<i32>> {
-        self.backend.pids()
+        self.site().backend.pids()
     }
 
     /// `IsProcessInJob(process, job)`.
@@ -795,9 +921,12 @@ impl Job {
 
     /// `QueryInformationJobObject`: accounting and the limits in force.
     pub fn info(&self) -> Result<JobInfo> {
-        let a = self.backend.accounting(&self.limits)?;
+        let (a, name) = {
+            let site = self.site();
+            (site.backend.accounting(&self.limits)?, site.name.clone())
+        };
         Ok(JobInfo {
-            name: self.name.clone(),
+            name,
             active_processes: a.pids.len(),
             pids: a.pids,
             peak_processes: a.peak_processes,
@@ -820,7 +949,8 @@ impl Job {
     /// those spawned through other handles. Returns how many were killed.
     pub fn terminate_with(&self, code: i32) -> Result<usize> {
         self.kill_code.set(Some(code));
-        self.backend
+        self.site()
+            .backend
             .marks()
             .set(Mark::ExitCode, Some(code.to_string().as_bytes()));
         self.kill_members()
@@ -831,24 +961,28 @@ impl Job {
     pub fn terminate(&self) -> Result<usize> {
         // Killed members report SIGKILL (no code of an earlier terminate_with).
         self.kill_code.set(None);
-        self.backend.marks().set(Mark::ExitCode, None);
+        self.site().backend.marks().set(Mark::ExitCode, None);
         self.kill_members()
     }
 
     /// Kills every member until none is left; the job is signalled.
     pub(crate) fn kill_members(&self) -> Result<usize> {
         // The job's object is signalled from now on (`Job::wait`).
-        self.backend.marks().set(Mark::Terminated, Some(b"1"));
-        self.backend.kill_all()
+        self.site()
+            .backend
+            .marks()
+            .set(Mark::Terminated, Some(b"1"));
+        self.site().backend.kill_all()
     }
 
     /// Whether the job has been terminated ([`Job::terminate`], or its job
     /// time limit), by any handle in any process.
     pub fn is_terminated(&self) -> Result<bool> {
-        Ok(self
+        let site = self.site();
+        Ok(site
             .backend
             .marks()
-            .get(Mark::Terminated, &self.name)?
+            .get(Mark::Terminated, &site.name)?
             .is_some())
     }
 
@@ -877,7 +1011,7 @@ impl Job {
     pub fn wait_empty(&self, timeout: Duration) -> Result<bool> {
         let deadline = Instant::now() + timeout;
         loop {
-            if self.backend.is_empty()? {
+            if self.site().backend.is_empty()? {
                 return Ok(true);
             }
             if Instant::now() >= deadline {
@@ -889,23 +1023,24 @@ impl Job {
 
     /// Freezes every process of the job (they stop; even SIGKILL waits for the thaw on v1).
     pub fn freeze(&self) -> Result<()> {
-        self.backend.set_frozen(true)
+        self.site().backend.set_frozen(true)
     }
 
     /// Thaws a frozen job.
     pub fn thaw(&self) -> Result<()> {
-        self.backend.set_frozen(false)
+        self.site().backend.set_frozen(false)
     }
 
     /// Watches the job: new and ended processes, limits hit, job empty; and
     /// enforces the job time limit while it runs.
     pub fn watch(&self, interval: Duration) -> Result<JobWatcher> {
-        let mut job = Job::with_backend(
-            self.name.clone(),
-            self.limits.clone(),
-            self.backend.duplicate(),
-        );
-        job.spawned = self.spawned.clone();
+        let job = Job {
+            site: self.site.clone(),
+            limits: self.limits.clone(),
+            holder: None,
+            spawned: self.spawned.clone(),
+            kill_code: self.kill_code.clone(),
+        };
         JobWatcher::new(job, interval)
     }
 
@@ -916,7 +1051,7 @@ impl Job {
         } else {
             self.kill_members()?
         };
-        self.backend.remove()?;
+        self.site().backend.remove()?;
         Ok(killed)
     }
 
@@ -1324,7 +1459,7 @@ mod tests {
         for f in ["cgroup.kill", "cgroup.freeze", "@0/cgroup.kill"] {
             fs::write(dir.join(f), "").unwrap();
         }
-        job.backend.secure(0o777).unwrap();
+        job.site().backend.secure(0o777).unwrap();
         let mode = |p: PathBuf| {
             use std::os::unix::fs::PermissionsExt;
             fs::metadata(p).unwrap().permissions().mode() & 0o7777
@@ -1333,7 +1468,7 @@ mod tests {
         assert_eq!(mode(dir.join("cgroup.procs")), 0o666);
         assert_eq!(mode(dir.join("cgroup.kill")), 0o666);
         assert_eq!(mode(dir.join("@0/cgroup.procs")), 0o666);
-        job.backend.secure(0o700).unwrap();
+        job.site().backend.secure(0o700).unwrap();
         assert_eq!(mode(dir.clone()), 0o700);
         assert_eq!(mode(dir.join("@0/cgroup.procs")), 0o644);
     }

@@ -123,7 +123,8 @@ impl JobWatcher {
     fn is_member(&self, pid: i32) -> bool {
         match super::job_of(pid) {
             Ok(Some(name)) => {
-                name == self.job.name || name.starts_with(&format!("{}/", self.job.name))
+                let job = self.job.name();
+                name == job || name.starts_with(&format!("{job}/"))
             }
             _ => false,
         }

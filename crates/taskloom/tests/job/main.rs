@@ -442,7 +442,7 @@ fn spawning_into_a_terminated_job_works() {
     }
     // Another handle terminates the job: this handle's remembered leaf is
     // gone, and its next spawn still lands in the job and runs normally.
-    let other = Job::open(job.job().name()).unwrap();
+    let other = Job::open(&job.job().name()).unwrap();
     let mut p = job
         .job()
         .spawn(ProcessBuilder::new("sleep").arg("30"))
@@ -476,7 +476,10 @@ fn nested_jobs_roll_up_and_terminate_together() {
         .spawn(ProcessBuilder::new("sleep").arg("30"))
         .unwrap();
     let mut b = inner.spawn(ProcessBuilder::new("sleep").arg("30")).unwrap();
-    assert_eq!(job::job_of(b.pid()).unwrap().as_deref(), Some(inner.name()));
+    assert_eq!(
+        job::job_of(b.pid()).unwrap().as_deref(),
+        Some(inner.name().as_str())
+    );
     let mut all = outer.job().pids().unwrap();
     all.sort();
     let mut want = vec![a.pid(), b.pid()];
@@ -553,7 +556,7 @@ fn limits_reach_members() {
         "19"
     );
     // Another handle sees the limits in force.
-    assert_eq!(Job::open(job.job().name()).unwrap().limits(), &relaxed);
+    assert_eq!(Job::open(&job.job().name()).unwrap().limits(), &relaxed);
     assert_eq!(job.job().info().unwrap().limits, relaxed);
     p.terminate().unwrap();
     p.wait().unwrap();
@@ -923,7 +926,7 @@ fn breakaway_only_where_the_job_allows_it() {
         return;
     }
     let strict = Cleanup::new(Job::create(Some(&name("strict"))).unwrap());
-    let out = breakaway_from(strict.job().name());
+    let out = breakaway_from(&strict.job().name());
     assert!(
         out.starts_with("err not permitted to break away from job"),
         "{out}"
@@ -938,7 +941,7 @@ fn breakaway_only_where_the_job_allows_it() {
             .create()
             .unwrap(),
     );
-    let out = breakaway_from(open.job().name());
+    let out = breakaway_from(&open.job().name());
     assert_eq!(out, "ok -", "the child must be in no job");
 }
 
@@ -959,7 +962,7 @@ fn breakaway_stops_at_the_first_job_that_keeps_its_processes() {
         .limits(allow.clone())
         .create_in(outer.job())
         .unwrap();
-    let out = breakaway_from(inner.name());
+    let out = breakaway_from(&inner.name());
     assert_eq!(out, format!("ok {}", outer.job().name()));
     drop(inner);
     // Both let them go: the child leaves both.
@@ -975,7 +978,7 @@ fn breakaway_stops_at_the_first_job_that_keeps_its_processes() {
         .limits(allow)
         .create_in(outer2.job())
         .unwrap();
-    assert_eq!(breakaway_from(inner2.name()), "ok -");
+    assert_eq!(breakaway_from(&inner2.name()), "ok -");
 }
 
 #[test]
@@ -997,7 +1000,7 @@ fn a_job_is_signalled_when_terminated_not_when_empty() {
         .spawn(ProcessBuilder::new("sleep").arg("30"))
         .unwrap();
     // Another handle, in another thread, terminates it.
-    let other = Job::open(job.job().name()).unwrap();
+    let other = Job::open(&job.job().name()).unwrap();
     let t = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(50));
         other.terminate().unwrap();
@@ -1082,7 +1085,7 @@ fn assigning_a_handle_whose_pid_was_reused_moves_no_stranger() {
         return;
     }
     let job = Cleanup::new(Job::create(Some(&name("reuse"))).unwrap());
-    let out = assign_after_pid_reuse(job.job().name());
+    let out = assign_after_pid_reuse(&job.job().name());
     assert_eq!(out, "refused");
 }
 
@@ -1093,7 +1096,7 @@ fn members_report_the_code_a_job_was_terminated_with() {
         return;
     }
     let job = Cleanup::new(Job::create(Some(&name("code"))).unwrap());
-    let other = Job::open(job.job().name()).unwrap();
+    let other = Job::open(&job.job().name()).unwrap();
     let mut mine = job
         .job()
         .spawn(ProcessBuilder::new("sleep").arg("30"))
@@ -1193,4 +1196,95 @@ fn every_enclosing_watcher_sees_a_nested_members_events() {
     }
     assert_eq!(inner_w.counts().total_processes, 1);
     assert_eq!(outer_w.counts().total_processes, 1);
+}
+
+#[test]
+fn assigning_a_member_to_an_empty_job_nests_that_job_in_the_members_job() {
+    let _g = serial();
+    if !jobs_available("nest_on_assign") {
+        return;
+    }
+    // P holds the member; J is made afterwards, empty, top-level, with a
+    // limit, kill-on-close and a duplicate handle.
+    let p = Cleanup::new(Job::create(Some(&name("nest-p"))).unwrap());
+    let jn = name("nest-j");
+    let limits = JobLimits {
+        active_processes: Some(16),
+        ..Default::default()
+    };
+    let j = Job::builder()
+        .name(&jn)
+        .limits(limits.clone())
+        .kill_on_close(true)
+        .create()
+        .unwrap();
+    let dup = j.duplicate().unwrap();
+    let mut member = p.job().spawn(sh("sleep 300")).unwrap();
+    let pid = member.pid();
+
+    j.assign(&member).unwrap();
+    // As on Windows: J is nested in P, and the member is in both.
+    let nested = format!("{}/{jn}", p.job().name());
+    assert_eq!(j.name(), nested);
+    assert_eq!(dup.name(), nested, "a duplicate follows the job");
+    assert!(j.contains(pid).unwrap());
+    assert!(p.job().contains(pid).unwrap());
+    assert_eq!(job::job_of(pid).unwrap(), Some(nested.clone()));
+    let list = Job::list().unwrap();
+    assert!(list.contains(&nested), "{list:?}");
+    assert!(!list.contains(&jn), "the old place is gone: {list:?}");
+    assert!(matches!(Job::open(&jn), Err(Error::NoSuchJob(_))));
+    // Its limits moved with it.
+    assert_eq!(Job::open(&nested).unwrap().limits(), &limits);
+    assert_eq!(j.info().unwrap().limits, limits);
+
+    // Kill-on-close moved too: once both handles are gone, the member dies
+    // (it was in J's new place) and P stays.
+    drop(j);
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(alive(pid), "one handle is left");
+    drop(dup);
+    wait_until("the member to be killed", Duration::from_secs(10), || {
+        !alive(pid)
+    });
+    let _ = member.wait();
+    wait_until(
+        "the nested job to be removed",
+        Duration::from_secs(10),
+        || !Job::list().unwrap().contains(&nested),
+    );
+    assert!(Job::list().unwrap().contains(&p.job().name()));
+}
+
+#[test]
+fn a_job_that_cannot_be_nested_refuses_the_member_of_another_job() {
+    let _g = serial();
+    if !jobs_available("nest_refused") {
+        return;
+    }
+    let p = Cleanup::new(Job::create(Some(&name("nr-p"))).unwrap());
+    let busy = Cleanup::new(Job::create(Some(&name("nr-busy"))).unwrap());
+    let parent = Cleanup::new(Job::create(Some(&name("nr-parent"))).unwrap());
+    let child = Job::builder()
+        .name("inner")
+        .create_in(parent.job())
+        .unwrap();
+    let child = Cleanup::new(child);
+    let mut member = p.job().spawn(sh("sleep 300")).unwrap();
+    let mut other = busy.job().spawn(sh("sleep 300")).unwrap();
+    // J has a process: refused, and the member stays in P only.
+    let e = busy.job().assign(&member).unwrap_err().to_string();
+    assert!(e.contains("has processes"), "{e}");
+    // J has a parent: refused.
+    let e = child.job().assign(&member).unwrap_err().to_string();
+    assert!(e.contains("has a parent"), "{e}");
+    // J has a nested job: refused.
+    let e = parent.job().assign(&member).unwrap_err().to_string();
+    assert!(e.contains("nested jobs"), "{e}");
+    assert_eq!(job::job_of(member.pid()).unwrap(), Some(p.job().name()));
+    assert_eq!(busy.job().name(), name("nr-busy"));
+    for c in [&mut member, &mut other] {
+        c.terminate().unwrap();
+        c.wait().unwrap();
+    }
 }

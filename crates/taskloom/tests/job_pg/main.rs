@@ -199,7 +199,7 @@ fn breakaway_leaves_the_group_only_when_allowed() {
                 .create()
                 .unwrap(),
         ));
-        let out = common::breakaway_from(job.0.as_ref().unwrap().name());
+        let out = common::breakaway_from(&job.0.as_ref().unwrap().name());
         if allowed {
             assert_eq!(out, "ok -", "{tag}");
         } else {

@@ -392,18 +392,6 @@ impl Direct {
         Direct::make(name.to_owned(), v2, v1, None, contain, self.ns.clone())
     }
 
-    /// Another object for the same directories (and namespace).
-    pub(crate) fn clone_dirs(&self) -> Direct {
-        Direct {
-            name: self.name.clone(),
-            v2: self.v2.clone(),
-            v1: self.v1.clone(),
-            leaf_hint: UNKNOWN_LEAF.into(),
-            ns: self.ns.clone(),
-            ns_here: self.ns_here,
-        }
-    }
-
     /// The namespaces members of this job start in.
     pub(crate) fn namespaces(&self) -> Option<Arc<Namespaces>> {
         self.ns.clone()
@@ -596,21 +584,10 @@ impl Direct {
     /// job this one is nested in, and a permission error when it is in a job
     /// this one is not nested in (it would leave that job).
     fn may_assign(&self, pid: i32) -> Result<bool> {
-        let text = fs::read_to_string(format!("/proc/{pid}/cgroup"))
-            .map_err(|_| Error::NoSuchProcess { pid })?;
-        let mine = self
-            .primary_dir()
-            .ok_or_else(|| Error::NoSuchJob(self.name.clone()))?;
-        let Some((_, Some(theirs))) = current_job_dir(&text, Some(mine)) else {
-            return Ok(true);
+        let (moves, foreign) = self.relation_to(pid)?;
+        let Some(their_name) = foreign else {
+            return Ok(moves);
         };
-        if theirs.starts_with(mine) {
-            return Ok(false);
-        }
-        if mine.starts_with(&theirs) {
-            return Ok(true);
-        }
-        let their_name = job_name_in(&text).unwrap_or_else(|| theirs.display().to_string());
         Err(Error::PermissionDenied {
             what: format!(
                 "assign process {pid} to job {}: it is in job {their_name}, which job {} is not nested in, and a process never leaves its job (make the job inside {their_name} instead)",
@@ -618,6 +595,47 @@ impl Direct {
             ),
             source: std::io::Error::from_raw_os_error(libc::EACCES),
         })
+    }
+
+    /// Where `pid` is, seen from this job: whether assigning it moves it
+    /// (it is not in this job or one nested in it), and the name of the job
+    /// it is in when this job is not nested in that one (`None` when it is
+    /// in no job, or in this job's chain).
+    fn relation_to(&self, pid: i32) -> Result<(bool, Option<String>)> {
+        let text = fs::read_to_string(format!("/proc/{pid}/cgroup"))
+            .map_err(|_| Error::NoSuchProcess { pid })?;
+        let mine = self
+            .primary_dir()
+            .ok_or_else(|| Error::NoSuchJob(self.name.clone()))?;
+        let Some((_, Some(theirs))) = current_job_dir(&text, Some(mine)) else {
+            return Ok((true, None));
+        };
+        if theirs.starts_with(mine) {
+            return Ok((false, None));
+        }
+        if mine.starts_with(&theirs) {
+            return Ok((true, None));
+        }
+        let their_name = job_name_in(&text).unwrap_or_else(|| theirs.display().to_string());
+        Ok((true, Some(their_name)))
+    }
+
+    /// The job `pid` is in, by name, when it is a job this one is not nested
+    /// in: [`JobBackend::foreign_job_of`].
+    pub(crate) fn foreign_job_of(&self, pid: i32) -> Result<Option<String>> {
+        Ok(self.relation_to(pid)?.1)
+    }
+
+    /// The job's security as [`JobBackend::secure`] takes it, read back.
+    pub(crate) fn mode(&self) -> Option<u32> {
+        let dir = self.primary_dir()?;
+        let dir_mode = fs::metadata(dir).ok()?.permissions().mode();
+        let procs = self
+            .leaf_or_first()
+            .map(|l| l.join("cgroup.procs"))
+            .unwrap_or_else(|| dir.join("cgroup.procs"));
+        let file_mode = fs::metadata(procs).map_or(0, |m| m.permissions().mode());
+        Some(0o700 | (dir_mode & 0o055) | (file_mode & 0o022))
     }
 
     /// After a write that may have moved a newcomer that took `pid`'s number:
@@ -712,6 +730,14 @@ impl JobBackend for Direct {
 
     fn containment(&self) -> Option<bool> {
         Direct::containment(self)
+    }
+
+    fn foreign_job_of(&self, pid: i32) -> Result<Option<String>> {
+        Direct::foreign_job_of(self, pid)
+    }
+
+    fn mode(&self) -> Option<u32> {
+        Direct::mode(self)
     }
 
     fn secure(&self, mode: u32) -> Result<()> {
@@ -963,10 +989,6 @@ impl JobBackend for Direct {
             remove_shared_root(&dir);
         }
         Ok(())
-    }
-
-    fn duplicate(&self) -> Box<dyn JobBackend> {
-        Box::new(self.clone_dirs())
     }
 }
 

@@ -250,13 +250,6 @@ impl JobBackend for Group {
             }
         }
     }
-
-    fn duplicate(&self) -> Box<dyn JobBackend> {
-        Box::new(Group {
-            name: self.name.clone(),
-            dir: self.dir.clone(),
-        })
-    }
 }
 
 /// What a process group can and cannot enforce.

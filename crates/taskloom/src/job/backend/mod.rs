@@ -47,6 +47,20 @@ pub(crate) trait JobBackend: std::fmt::Debug + Send + Sync {
         None
     }
 
+    /// The job `pid` is in, by name (as [`open`] finds it), when that is a
+    /// job this one is not nested in: assigning `pid` here would take it
+    /// out of that job. `None` when it is in no job, in this job's chain,
+    /// or this backend cannot tell (its `assign` decides then).
+    fn foreign_job_of(&self, _pid: i32) -> Result<Option<String>> {
+        Ok(None)
+    }
+
+    /// The job's security as [`JobBackend::secure`] takes it (permission
+    /// bits), read back; `None` where this backend keeps none.
+    fn mode(&self) -> Option<u32> {
+        None
+    }
+
     /// Applies a security descriptor given as permission bits (see
     /// [`JobBuilder::mode`](super::JobBuilder::mode)).
     fn secure(&self, mode: u32) -> Result<()>;
@@ -89,9 +103,6 @@ pub(crate) trait JobBackend: std::fmt::Debug + Send + Sync {
 
     /// Removes the job (its members are gone already) and what only it used.
     fn remove(&self) -> Result<()>;
-
-    /// Another backend object for the same job (for a duplicated handle).
-    fn duplicate(&self) -> Box<dyn JobBackend>;
 }
 
 /// What [`JobBackend::accounting`] reports; the front adds the name, the
@@ -116,6 +127,9 @@ pub(crate) enum Mark {
     Terminated,
     /// The exit code of a `terminate_with`, for members to report.
     ExitCode,
+    /// A kill-on-close guardian watches the job (from the handle that armed
+    /// it): a handle without it may not move the job.
+    KillOnClose,
 }
 
 impl Mark {
@@ -123,6 +137,7 @@ impl Mark {
         match self {
             Mark::Terminated => "user.taskloom.terminated",
             Mark::ExitCode => "user.taskloom.exit_code",
+            Mark::KillOnClose => "user.taskloom.kill_on_close",
         }
     }
 
@@ -130,6 +145,7 @@ impl Mark {
         match self {
             Mark::Terminated => "terminated",
             Mark::ExitCode => "exit_code",
+            Mark::KillOnClose => "kill_on_close",
         }
     }
 }

@@ -148,6 +148,14 @@ impl JobBackend for Scoped {
         self.inner.containment()
     }
 
+    fn foreign_job_of(&self, pid: i32) -> Result<Option<String>> {
+        self.inner.foreign_job_of(pid)
+    }
+
+    fn mode(&self) -> Option<u32> {
+        self.inner.mode()
+    }
+
     fn secure(&self, mode: u32) -> Result<()> {
         self.inner.secure(mode)
     }
@@ -239,13 +247,6 @@ impl JobBackend for Scoped {
                 .or_log(|| format!("stop scope {}", self.unit));
         }
         removed
-    }
-
-    fn duplicate(&self) -> Box<dyn JobBackend> {
-        Box::new(Scoped {
-            inner: self.inner.clone_dirs(),
-            unit: self.unit.clone(),
-        })
     }
 }
 
