@@ -298,9 +298,11 @@ impl JobBuilder {
     /// for jobs whose members need those. A job that allows breakaway is
     /// never contained (its members may leave by design), nor are jobs on
     /// machines without `nsdelegate` or without cgroups; processes assigned
-    /// to a job keep their namespaces, and so do the processes a handle from
-    /// [`Job::open`] starts (the namespace belongs to the handle that made
-    /// the job and its duplicates). [`Job::is_contained`] says which it is.
+    /// to a job keep their namespaces. A handle from [`Job::open`] starts
+    /// its processes in the namespaces of a member it finds in the job
+    /// (one a handle of the job started), so a job with no such member
+    /// gets its first process from an opened handle uncontained.
+    /// [`Job::is_contained`] says which it is.
     pub fn contain(mut self, yes: bool) -> Self {
         self.uncontained = !yes;
         self

@@ -195,6 +195,50 @@ impl Namespaces {
         Ok(Namespaces { user, cgroup })
     }
 
+    /// The namespaces member `pid` started in, when a job's handle made them
+    /// for it: a cgroup namespace other than ours, owned by a user namespace
+    /// that is ours, or one this user made right below ours (so never one
+    /// the member made itself, where it could be root). `None` when the
+    /// member is in ours (it was assigned, or the job is not contained) or
+    /// they are not such. The process is held by a pidfd while they are
+    /// opened, so they are its own even if its number is reused.
+    pub(crate) fn of_member(pid: i32) -> Option<Self> {
+        use rustix::fs::{Mode, OFlags, fstat, open};
+        use std::os::fd::AsFd;
+        let process = Process::open(pid).ok()?;
+        let ns = |who: &str, kind: &str| {
+            open(
+                format!("/proc/{who}/ns/{kind}").as_str(),
+                OFlags::RDONLY | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+            .ok()
+        };
+        let ino = |fd: &OwnedFd| fstat(fd).ok().map(|s| (s.st_dev, s.st_ino));
+        let pid_s = pid.to_string();
+        let (cgroup, user) = (ns(&pid_s, "cgroup")?, ns(&pid_s, "user")?);
+        // Still the process the pidfd holds: the descriptors are its.
+        process.signal(0).ok()?;
+        let (own_cgroup, own_user) = (ns("self", "cgroup")?, ns("self", "user")?);
+        if ino(&cgroup)? == ino(&own_cgroup)? {
+            return None;
+        }
+        let owner = sys::namespace_relative(cgroup.as_fd(), false).ok()?;
+        if ino(&owner)? != ino(&user)? {
+            return None;
+        }
+        if ino(&user)? == ino(&own_user)? {
+            return Some(Namespaces { user: None, cgroup });
+        }
+        let parent = sys::namespace_relative(user.as_fd(), true).ok()?;
+        let ours = ino(&parent)? == ino(&own_user)?
+            && sys::namespace_owner(user.as_fd()).ok()? == rustix::process::geteuid().as_raw();
+        ours.then_some(Namespaces {
+            user: Some(user),
+            cgroup,
+        })
+    }
+
     /// Whether a user namespace comes with the cgroup namespace.
     pub fn has_user_namespace(&self) -> bool {
         self.user.is_some()

@@ -912,3 +912,33 @@ pub(crate) fn make_namespaces(
         }
     }
 }
+
+/// `NS_GET_USERNS`, `NS_GET_PARENT`, `NS_GET_OWNER_UID` (linux/nsfs.h): `_IO(0xb7, n)`.
+const NS_GET_USERNS: libc::c_ulong = 0xb701;
+const NS_GET_PARENT: libc::c_ulong = 0xb702;
+const NS_GET_OWNER_UID: libc::c_ulong = 0xb704;
+
+/// The user namespace that owns namespace `ns` (`NS_GET_USERNS`), or the
+/// parent of user namespace `ns` (`NS_GET_PARENT`): a new descriptor.
+pub(crate) fn namespace_relative(ns: BorrowedFd<'_>, parent: bool) -> io::Result<OwnedFd> {
+    let request = if parent { NS_GET_PARENT } else { NS_GET_USERNS };
+    // SAFETY: both requests take no argument and return a new descriptor
+    // (or -1), which nothing else owns.
+    let fd = unsafe { libc::ioctl(ns.as_raw_fd(), request as _) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a fresh descriptor the kernel just returned.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// The uid that owns user namespace `ns` (`NS_GET_OWNER_UID`).
+pub(crate) fn namespace_owner(ns: BorrowedFd<'_>) -> io::Result<u32> {
+    let mut uid: libc::uid_t = 0;
+    // SAFETY: NS_GET_OWNER_UID writes one uid_t to the pointer, which points
+    // at a live local.
+    if unsafe { libc::ioctl(ns.as_raw_fd(), NS_GET_OWNER_UID as _, &mut uid) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(uid)
+}

@@ -1288,3 +1288,46 @@ fn a_job_that_cannot_be_nested_refuses_the_member_of_another_job() {
         c.wait().unwrap();
     }
 }
+
+/// The cgroup namespace a process is in (device and inode of its ns file).
+fn cgroup_ns(pid: &str) -> (u64, u64) {
+    let m = std::fs::metadata(format!("/proc/{pid}/ns/cgroup")).unwrap();
+    (
+        std::os::unix::fs::MetadataExt::dev(&m),
+        std::os::unix::fs::MetadataExt::ino(&m),
+    )
+}
+
+#[test]
+fn a_handle_opened_by_name_starts_processes_in_the_members_namespace() {
+    let _serial = serial();
+    if !jobs_available("a_handle_opened_by_name_starts_processes_in_the_members_namespace") {
+        return;
+    }
+    let enforced = has("containment");
+    let jn = name("opened-ns");
+    let made = Cleanup::new(Job::builder().name(&jn).create().unwrap());
+    let mut first = made.job().spawn(sh("sleep 300")).unwrap();
+    // Another handle to the job, as another part of the program (or another
+    // program) gets it: by name.
+    let opened = Job::open(&jn).unwrap();
+    assert_eq!(opened.is_contained(), enforced);
+    let mut second = opened.spawn(sh("sleep 300")).unwrap();
+    let (a, b) = (first.pid().to_string(), second.pid().to_string());
+    assert_eq!(
+        cgroup_ns(&a),
+        cgroup_ns(&b),
+        "the same namespace as the first member"
+    );
+    if enforced {
+        assert_ne!(
+            cgroup_ns(&b),
+            cgroup_ns("self"),
+            "kept in by a namespace of the job's"
+        );
+    }
+    for c in [&mut first, &mut second] {
+        c.terminate().unwrap();
+        c.wait().unwrap();
+    }
+}

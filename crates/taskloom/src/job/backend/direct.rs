@@ -13,8 +13,8 @@
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use super::{
@@ -49,6 +49,11 @@ pub(crate) struct Direct {
     ns: Option<Arc<Namespaces>>,
     /// Whether `ns` is rooted at this job (made when it was created).
     ns_here: bool,
+    /// For a handle opened by name (which did not make the namespace): the
+    /// namespaces a member of the job's own leaf started in, found at the
+    /// first spawn that needs them ([`Namespaces::of_member`]).
+    opened: bool,
+    borrowed: OnceLock<Arc<Namespaces>>,
 }
 
 /// Moves a process into a cgroup directory: a write of its `cgroup.procs`,
@@ -159,6 +164,8 @@ impl Direct {
             leaf_hint: UNKNOWN_LEAF.into(),
             ns: None,
             ns_here: false,
+            opened: false,
+            borrowed: OnceLock::new(),
         }
     }
 
@@ -252,6 +259,8 @@ impl Direct {
             leaf_hint: UNKNOWN_LEAF.into(),
             ns: enclosing_ns,
             ns_here: false,
+            opened: false,
+            borrowed: OnceLock::new(),
         };
         // The namespace is rooted while the job's cgroup is still empty and
         // hands nothing down (its helper has to be placed in it). Where it
@@ -374,6 +383,8 @@ impl Direct {
             leaf_hint: UNKNOWN_LEAF.into(),
             ns: None,
             ns_here: false,
+            opened: true,
+            borrowed: OnceLock::new(),
         };
         Ok((job, limits))
     }
@@ -392,15 +403,35 @@ impl Direct {
         Direct::make(name.to_owned(), v2, v1, None, contain, self.ns.clone())
     }
 
-    /// The namespaces members of this job start in.
+    /// The namespaces members of this job start in: the ones made with it
+    /// (or with an enclosing job); for a handle opened by name, those a
+    /// member of the job's own leaf started in, if one did.
     pub(crate) fn namespaces(&self) -> Option<Arc<Namespaces>> {
-        self.ns.clone()
+        if let Some(ns) = &self.ns {
+            return Some(ns.clone());
+        }
+        if !self.opened {
+            return None;
+        }
+        if let Some(ns) = self.borrowed.get() {
+            return Some(ns.clone());
+        }
+        let procs = cgroup::read(&self.leaf_or_first()?.join("cgroup.procs")).ok()?;
+        let found = procs
+            .lines()
+            .filter_map(|l| l.trim().parse::<i32>().ok())
+            .find_map(Namespaces::of_member)?;
+        Some(self.borrowed.get_or_init(|| Arc::new(found)).clone())
     }
 
     /// Whether processes this handle spawns start in a namespace, and
-    /// whether it is rooted here: [`JobBackend::containment`].
+    /// whether it is rooted here: [`JobBackend::containment`]. A handle
+    /// opened by name counts the namespaces of a member as rooted here.
     pub(crate) fn containment(&self) -> Option<bool> {
-        self.ns.as_ref().map(|_| self.ns_here)
+        match &self.ns {
+            Some(_) => Some(self.ns_here),
+            None => self.namespaces().map(|_| true),
+        }
     }
 
     pub(crate) fn name(&self) -> &str {
@@ -1059,7 +1090,7 @@ fn share_files(dir: &Path, mode: u32) -> Result<()> {
 /// Whether members started by a job's handle are kept in (a cgroup
 /// namespace per job), and what a member can still do.
 fn containment_capability(has_v2: bool) -> (bool, String) {
-    let still = "still possible: processes put in with `job assign`, or started through a handle opened by name (`Job::open`), keep the namespaces they had; a member running as root in the machine's own user namespace can enter another cgroup namespace (setns) and leave, and can signal the guardian and the owner";
+    let still = "still possible: processes put in with `job assign` keep the namespaces they had, and so does the first process a handle opened by name (`Job::open`) starts in a job without a member to take the namespace from; a member running as root in the machine's own user namespace can enter another cgroup namespace (setns) and leave, and can signal the guardian and the owner";
     if !has_v2 {
         return (
             false,
