@@ -341,9 +341,12 @@ fn show(i: &JobInfo) -> String {
     ));
     s.push_str(&format!("  limits       {}\n", describe(&i.limits)));
     s.push_str(&format!(
-        "  processes    {} now, peak {}\n",
+        "  processes    {} now, peak {}, {} in all\n",
         i.active_processes,
         i.peak_processes
+            .map(|p| p.to_string())
+            .unwrap_or_else(|| "-".into()),
+        i.total_processes
             .map(|p| p.to_string())
             .unwrap_or_else(|| "-".into())
     ));

@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{jobs_here, leftovers, stderr, taskloom};
+use common::{cgroup_jobs_here, jobs_here, leftovers, stderr, taskloom};
 use std::process::{Command, Output};
 
 #[test]
@@ -194,6 +194,53 @@ fn job_commands_round_trip() {
         "{}",
         stderr(&o)
     );
+}
+
+#[test]
+fn a_job_made_by_one_command_counts_its_processes_for_the_next() {
+    if !cgroup_jobs_here() {
+        return;
+    }
+    let caps: serde_json::Value =
+        serde_json::from_slice(&taskloom(&["job", "caps", "--json"]).stdout).unwrap();
+    let counted = cap(&caps, "total-processes")["enforced"] == true;
+    let name = format!("cli-total-{}", std::process::id());
+    let o = taskloom(&["job", "create", &name]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // `job create` has ended; the job counts on. A shell that waits for a
+    // line, is assigned, then starts three programs.
+    let mut sh = Command::new("sh")
+        .args(["-c", "read x; /bin/true; /bin/true; sleep 300; exit 0"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = sh.id().to_string();
+    let o = taskloom(&["job", "assign", &name, &pid]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    std::io::Write::write_all(sh.stdin.as_mut().unwrap(), b"go\n").unwrap();
+    let total = || {
+        let v: serde_json::Value =
+            serde_json::from_slice(&taskloom(&["job", "show", &name, "--json"]).stdout).unwrap();
+        v["total_processes"].clone()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let want = if counted {
+        serde_json::json!(4)
+    } else {
+        serde_json::Value::Null
+    };
+    while total() != want && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let got = total();
+    let shown = String::from_utf8_lossy(&taskloom(&["job", "show", &name]).stdout).into_owned();
+    let _ = taskloom(&["job", "delete", &name]);
+    let _ = sh.kill();
+    let _ = sh.wait();
+    assert_eq!(got, want, "the shell and its three programs");
+    let line = shown.lines().find(|l| l.contains("processes")).unwrap();
+    let all = if counted { "4 in all" } else { "- in all" };
+    assert!(line.ends_with(all), "{line}");
 }
 
 #[test]

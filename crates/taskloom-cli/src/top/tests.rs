@@ -38,6 +38,7 @@ fn job(name: &str, procs: usize, limit: Option<u64>) -> JobRow {
             active_processes: procs,
             pids: Vec::new(),
             peak_processes: None,
+            total_processes: None,
             user_time: Duration::from_millis(1500),
             kernel_time: Duration::ZERO,
             memory_current: Some(48 << 20),

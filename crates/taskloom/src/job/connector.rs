@@ -1,11 +1,16 @@
 //! The kernel's process events connector (netlink `NETLINK_CONNECTOR`,
 //! `CN_IDX_PROC`): every fork and exit on the machine, with exit statuses.
-//! Listening needs `CAP_NET_ADMIN` (root); without it the job watcher falls
-//! back to scanning members and reports exits without a status.
+//! Listening needs `CAP_NET_ADMIN` (root) before Linux 6.6; since 6.6
+//! ("connector/cn_proc: Allow non-root users access") any user may listen,
+//! from the initial user and pid namespaces only (elsewhere the kernel
+//! ignores the subscription without an error). Where it is not available
+//! the job watcher falls back to scanning members and reports exits
+//! without a status, and jobs keep no total process count.
 #![allow(unsafe_code)] // one of the fenced modules: ARCHITECTURE.md, "Invariants"
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::fs::MetadataExt;
 
 const CN_IDX_PROC: u32 = 1;
 const CN_VAL_PROC: u32 = 1;
@@ -31,15 +36,17 @@ pub(crate) struct Connector {
 }
 
 impl Connector {
-    /// Subscribes to process events; fails without `CAP_NET_ADMIN`.
+    /// Subscribes to process events: with `CAP_NET_ADMIN`, or on Linux 6.6
+    /// and later as any user; in both cases only from the initial user and
+    /// pid namespaces.
     ///
-    /// The kernel refuses an unprivileged subscription silently (the send
-    /// succeeds, no event ever comes), so the capability is checked first.
+    /// Outside them the kernel ignores the subscription silently (the send
+    /// succeeds, no event ever comes), so that is checked first; an older
+    /// kernel refuses an unprivileged one at `bind` (EPERM).
     pub fn open() -> io::Result<Connector> {
-        const CAP_NET_ADMIN: u32 = 12;
-        let status = std::fs::read("/proc/self/status")?;
-        let eff = crate::inspect::parse::parse_status(&status).cap_eff;
-        if eff & (1 << CAP_NET_ADMIN) == 0 {
+        // PROC_USER_INIT_INO and PROC_PID_INIT_INO (include/linux/proc_ns.h).
+        let ino = |ns: &str| std::fs::metadata(format!("/proc/self/ns/{ns}")).map(|m| m.ino());
+        if ino("user")? != 0xEFFF_FFFD || ino("pid")? != 0xEFFF_FFFC {
             return Err(io::Error::from_raw_os_error(libc::EPERM));
         }
         // SAFETY: creating a socket; the result is checked.
@@ -86,6 +93,11 @@ impl Connector {
             return Err(io::Error::last_os_error());
         }
         Ok(Connector { fd })
+    }
+
+    /// The subscribed socket (for the job's process counter).
+    pub fn into_fd(self) -> OwnedFd {
+        self.fd
     }
 
     /// Every event received so far, without waiting. `Err` with ENOBUFS means

@@ -51,6 +51,7 @@
 mod backend;
 mod cgroup;
 mod connector;
+mod counter;
 mod guardian;
 mod pgroup;
 mod systemd;
@@ -119,6 +120,10 @@ pub struct JobInfo {
     pub pids: Vec<i32>,
     /// Most tasks alive at once (`pids.peak`), when the kernel keeps it.
     pub peak_processes: Option<u64>,
+    /// `TotalProcesses`: every process the job (nested jobs included) has
+    /// had, ended ones too, counted by the job's process counter; `None`
+    /// where none runs (see `taskloom job caps`, `total-processes`).
+    pub total_processes: Option<u64>,
     /// User CPU time of every process that ever ran in the job.
     #[serde(with = "crate::units::serde_secs", rename = "user_seconds")]
     pub user_time: Duration,
@@ -522,6 +527,9 @@ impl Job {
             job.set_limits(&b.limits)?;
             job.arm_guardian(waiting, b.kill_on_close)
         })();
+        // The job's process counter, for an outermost job (a nested one is
+        // counted by its top job's).
+        let finished = finished.map(|()| job.start_counter());
         if let Err(e) = finished {
             let site = job.site();
             site.backend
@@ -530,6 +538,34 @@ impl Job {
             return Err(e);
         }
         Ok(job)
+    }
+
+    /// Starts the process counter of an outermost cgroup job; where this
+    /// machine gives no process events it does not run (`info` then has no
+    /// total), and a failure to start it is traced, not fatal.
+    fn start_counter(&self) {
+        let chain = self.site().backend.chain();
+        let [top] = chain.as_slice() else { return };
+        let Some(shown) = cgroup::hierarchies()
+            .iter()
+            .find(|h| h.v2)
+            .and_then(|h| h.shown_path(top))
+        else {
+            return;
+        };
+        match counter::start(top, &shown) {
+            Ok(true) => {}
+            Ok(false) => tracing::debug!(
+                target: "taskloom",
+                "job {}: no process events here: no total process count",
+                self.name()
+            ),
+            Err(e) => tracing::warn!(
+                target: "taskloom",
+                "job {}: its process counter did not start: {e}",
+                self.name()
+            ),
+        }
     }
 
     /// `OpenJobObject`: a handle to an existing job by name (`a` or `a/b` for a nested one).
@@ -718,7 +754,14 @@ impl Job {
     /// first instruction, with the job's per-process limits.
     pub fn spawn(&self, builder: ProcessBuilder) -> Result<Process> {
         let builder = self.with_process_limits(builder);
-        let mut child = self.site().backend.spawn(builder, &self.limits)?;
+        let (mut child, chain) = {
+            let site = self.site();
+            (
+                site.backend.spawn(builder, &self.limits)?,
+                site.backend.chain(),
+            )
+        };
+        counter::count_entered(&chain, own_v2_dir().as_deref());
         self.remember_spawn(child.pid());
         self.report_kills(&mut child);
         Ok(child)
@@ -810,9 +853,18 @@ impl Job {
             });
         }
         let foreign = self.site().backend.foreign_job_of(pid)?;
+        let came_from = v2_dir_of(pid);
         match foreign {
             Some(theirs) => self.nest_and_assign(pid, &theirs, &alive)?,
-            None => self.site().backend.assign(pid, &self.limits, &alive)?,
+            None => {
+                let site = self.site();
+                let chain = site.backend.chain();
+                counter::assigning(&chain);
+                let moved = site.backend.assign(pid, &self.limits, &alive);
+                counter::assigning(&chain);
+                moved?;
+                counter::count_entered(&chain, came_from.as_deref());
+            }
         }
         self.apply_process_limits(pid)
     }
@@ -880,7 +932,14 @@ impl Job {
             if let Some(rx) = &site.guard_rx {
                 guardian::watch_same(rx, &made.guardian_plan())?;
             }
-            made.assign(pid, &self.limits, alive)
+            let chain = made.chain();
+            counter::assigning(&chain);
+            let came_from = v2_dir_of(pid);
+            let moved = made.assign(pid, &self.limits, alive);
+            counter::assigning(&chain);
+            moved?;
+            counter::count_entered(&chain, came_from.as_deref());
+            Ok(())
         })();
         if let Err(e) = finished {
             made.remove()
@@ -923,15 +982,17 @@ impl Job {
 
     /// `QueryInformationJobObject`: accounting and the limits in force.
     pub fn info(&self) -> Result<JobInfo> {
-        let (a, name) = {
+        let (a, name, chain) = {
             let site = self.site();
-            (site.backend.accounting(&self.limits)?, site.name.clone())
+            let a = site.backend.accounting(&self.limits)?;
+            (a, site.name.clone(), site.backend.chain())
         };
         Ok(JobInfo {
             name,
             active_processes: a.pids.len(),
             pids: a.pids,
             peak_processes: a.peak_processes,
+            total_processes: counter::total(&chain),
             user_time: a.user_time,
             kernel_time: a.kernel_time,
             memory_current: a.memory_current,
@@ -1061,6 +1122,20 @@ impl Job {
     pub fn capabilities() -> Vec<Capability> {
         backend::capabilities()
     }
+}
+
+/// The cgroup2 directory process `pid` is in (`None` when gone or unseen).
+fn v2_dir_of(pid: i32) -> Option<PathBuf> {
+    let text = fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
+    cgroup::placement_of(&text)
+        .into_iter()
+        .find(|(h, _, _)| h.v2)
+        .map(|(_, _, dir)| dir)
+}
+
+/// This process's cgroup2 directory.
+fn own_v2_dir() -> Option<PathBuf> {
+    v2_dir_of(std::process::id() as i32)
 }
 
 /// `CREATE_BREAKAWAY_FROM_JOB` for the calling process: `None` when it is in

@@ -86,6 +86,15 @@ impl Hierarchy {
         Some(self.mount.join(rel))
     }
 
+    /// The path `/proc/<pid>/cgroup` shows this process for the cgroup
+    /// directory `dir` of this mount (the inverse of [`path_in`] and
+    /// [`Hierarchy::dir_of`]); `None` when `dir` is outside what it shows.
+    pub fn shown_path(&self, dir: &Path) -> Option<PathBuf> {
+        let full = self.mount_root.join(dir.strip_prefix(&self.mount).ok()?);
+        let shown = full.strip_prefix(&self.ns_prefix).ok()?;
+        Some(Path::new("/").join(shown))
+    }
+
     /// Inside a cgroup namespace rooted below the mount's root, finds that
     /// root: the directory `ns_depth` levels below the mount whose
     /// `own` subpath (this process's cgroup as the namespace shows it)
@@ -296,6 +305,8 @@ mod tests {
                 ns_prefix: "/".into(),
             }]
         );
+        let shown = hs[0].shown_path(Path::new("/sys/fs/cgroup/user.slice/taskloom/j"));
+        assert_eq!(shown.unwrap(), Path::new("/user.slice/taskloom/j"));
         let v1 = "32 31 0:29 / /sys/fs/cgroup/cpu,cpuacct rw - cgroup cgroup rw,cpu,cpuacct\n";
         let hs = parse_mountinfo(v1);
         assert_eq!(hs[0].controllers, [Controller::Cpu, Controller::Cpuacct]);
@@ -322,6 +333,14 @@ mod tests {
         assert_eq!(h.ns_prefix, Path::new("/a/b/job"));
         let ms = parse_proc_cgroup("0::/@0\n");
         assert_eq!(path_in(&h, &ms).unwrap(), Path::new("/a/b/job/@0"));
+        // And back: the directory shows as the namespace shows it.
+        let dir = h.dir_of(&path_in(&h, &ms).unwrap()).unwrap();
+        assert_eq!(h.shown_path(&dir).unwrap(), Path::new("/@0"));
+        assert_eq!(
+            h.shown_path(&tmp.join("a/c/job")),
+            None,
+            "outside the namespace"
+        );
         assert!(!h.clone().resolve_namespace(Path::new("/@0"), 99));
         std::fs::remove_dir_all(&tmp).unwrap();
     }

@@ -771,6 +771,13 @@ impl JobBackend for Direct {
         Direct::mode(self)
     }
 
+    fn chain(&self) -> Vec<PathBuf> {
+        self.v2
+            .as_deref()
+            .map(cgroup::job_chain)
+            .unwrap_or_default()
+    }
+
     fn secure(&self, mode: u32) -> Result<()> {
         let dir_mode = 0o700 | (mode & 0o055);
         for dir in self.dirs() {
@@ -1329,5 +1336,33 @@ pub(crate) fn capabilities(roots: &cgroup::Roots, manager: Option<&str>) -> Vec<
         ),
     );
     push("containment", containment_capability(roots.v2.is_some()));
+    push(
+        "total-processes",
+        total_processes_capability(roots.v2.is_some()),
+    );
     caps
+}
+
+/// Whether jobs keep `TotalProcesses` here (a counter process per job,
+/// listening to the kernel's process events).
+fn total_processes_capability(has_v2: bool) -> (bool, String) {
+    if !has_v2 {
+        return (
+            false,
+            "not counted: the job's counter needs cgroup2 (a watcher, `job watch`, counts while it runs)"
+                .into(),
+        );
+    }
+    match crate::job::counter::available() {
+        Ok(()) => (
+            true,
+            "a counter process per job counts every process its members start, from the kernel's process events".into(),
+        ),
+        Err(e) => (
+            false,
+            format!(
+                "not counted: the kernel's process events are not available to this process ({e}; any user on Linux 6.6 and later, root before, outside user and pid namespaces); a watcher (`job watch`) counts while it runs, less exactly"
+            ),
+        ),
+    }
 }

@@ -305,5 +305,6 @@ pub(crate) fn capabilities() -> Vec<Capability> {
         ),
         yes("notifications", "member scans, polled"),
         no("nesting"),
+        no("total-processes"),
     ]
 }

@@ -55,6 +55,12 @@ pub(crate) trait JobBackend: std::fmt::Debug + Send + Sync {
         Ok(None)
     }
 
+    /// The cgroup2 directories of the jobs this one is in, outermost first,
+    /// its own last (where process counts are kept); empty without cgroup2.
+    fn chain(&self) -> Vec<std::path::PathBuf> {
+        Vec::new()
+    }
+
     /// The job's security as [`JobBackend::secure`] takes it (permission
     /// bits), read back; `None` where this backend keeps none.
     fn mode(&self) -> Option<u32> {

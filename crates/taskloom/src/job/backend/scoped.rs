@@ -156,6 +156,10 @@ impl JobBackend for Scoped {
         self.inner.mode()
     }
 
+    fn chain(&self) -> Vec<PathBuf> {
+        JobBackend::chain(&self.inner)
+    }
+
     fn secure(&self, mode: u32) -> Result<()> {
         self.inner.secure(mode)
     }
