@@ -165,18 +165,37 @@ pub(crate) fn total(chain: &[PathBuf]) -> Option<u64> {
 
 /// Counts a process a handle put in (spawned or assigned) in every job of
 /// `chain` that did not hold it already: those that do not contain
-/// `came_from`, the cgroup2 directory the process (or, for a spawn, its
-/// spawner) was in. Only where the top job has a counter.
-pub(crate) fn count_entered(chain: &[PathBuf], came_from: Option<&Path>) {
+/// `came_from()`, the cgroup2 directory the process (or, for a spawn, its
+/// spawner) was in. Only where the top job has a counter (one attribute
+/// read otherwise).
+pub(crate) fn count_entered(chain: &[PathBuf], came_from: impl FnOnce() -> Option<PathBuf>) {
     let Some(top) = chain.first() else { return };
     if xattr(top, COUNTER).is_none() {
         return;
     }
+    let came_from = came_from();
+    let came_from = came_from.as_deref();
     for dir in chain {
         if came_from.is_some_and(|from| from.starts_with(dir)) {
             continue;
         }
         bump(dir, ENTERED).or_log(|| format!("count a process entering {}", dir.display()));
+    }
+}
+
+/// A job moved (nested on assignment) from directory `from` to the fresh
+/// directory `to`: the processes counted at its old place go with it.
+pub(crate) fn carry_over(from: &Path, to: &Path) {
+    let n = |name| xattr(from, name).and_then(|v| v.trim().parse::<u64>().ok());
+    let had = n(FORKS).unwrap_or(0) + n(ENTERED).unwrap_or(0);
+    if had > 0 {
+        rustix::fs::setxattr(
+            to,
+            ENTERED,
+            had.to_string().as_bytes(),
+            rustix::fs::XattrFlags::empty(),
+        )
+        .or_log(|| format!("carry the process count over to {}", to.display()));
     }
 }
 

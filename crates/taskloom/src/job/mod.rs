@@ -761,7 +761,7 @@ impl Job {
                 site.backend.chain(),
             )
         };
-        counter::count_entered(&chain, own_v2_dir().as_deref());
+        counter::count_entered(&chain, own_v2_dir);
         self.remember_spawn(child.pid());
         self.report_kills(&mut child);
         Ok(child)
@@ -863,7 +863,7 @@ impl Job {
                 let moved = site.backend.assign(pid, &self.limits, &alive);
                 counter::assigning(&chain);
                 moved?;
-                counter::count_entered(&chain, came_from.as_deref());
+                counter::count_entered(&chain, || came_from);
             }
         }
         self.apply_process_limits(pid)
@@ -933,12 +933,17 @@ impl Job {
                 guardian::watch_same(rx, &made.guardian_plan())?;
             }
             let chain = made.chain();
+            // Its count so far goes with it (it had no counter of its own
+            // there once nested: its new top job's counts on).
+            if let (Some(from), Some(to)) = (site.backend.chain().last(), chain.last()) {
+                counter::carry_over(from, to);
+            }
             counter::assigning(&chain);
             let came_from = v2_dir_of(pid);
             let moved = made.assign(pid, &self.limits, alive);
             counter::assigning(&chain);
             moved?;
-            counter::count_entered(&chain, came_from.as_deref());
+            counter::count_entered(&chain, || came_from);
             Ok(())
         })();
         if let Err(e) = finished {

@@ -1224,7 +1224,15 @@ fn assigning_a_member_to_an_empty_job_nests_that_job_in_the_members_job() {
         .create()
         .unwrap();
     let dup = j.duplicate().unwrap();
-    let mut member = p.job().spawn(sh("sleep 300")).unwrap();
+    // J has had a process already (it ended): its count goes with it.
+    j.spawn(ProcessBuilder::new("/bin/true"))
+        .unwrap()
+        .wait()
+        .unwrap();
+    let mut member = p
+        .job()
+        .spawn(ProcessBuilder::new("sleep").arg("300").stdin(Stdio::Null))
+        .unwrap();
     let pid = member.pid();
 
     j.assign(&member).unwrap();
@@ -1239,9 +1247,13 @@ fn assigning_a_member_to_an_empty_job_nests_that_job_in_the_members_job() {
     assert!(list.contains(&nested), "{list:?}");
     assert!(!list.contains(&jn), "the old place is gone: {list:?}");
     assert!(matches!(Job::open(&jn), Err(Error::NoSuchJob(_))));
-    // Its limits moved with it.
+    // Its limits moved with it, and its count (the ended one and the member).
     assert_eq!(Job::open(&nested).unwrap().limits(), &limits);
     assert_eq!(j.info().unwrap().limits, limits);
+    if has("total-processes") {
+        assert_eq!(j.info().unwrap().total_processes, Some(2));
+        assert_eq!(p.job().info().unwrap().total_processes, Some(1));
+    }
 
     // Kill-on-close moved too: once both handles are gone, the member dies
     // (it was in J's new place) and P stays.
