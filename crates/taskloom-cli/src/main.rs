@@ -25,6 +25,22 @@ struct Cli {
     command: Command,
 }
 
+/// What the binary lets go (a clean-up after a failure, a signal to a
+/// process that may have ended, a terminal setting) is traced as the
+/// library's is: target `taskloom`, level `debug`, shown with `-v`.
+pub(crate) trait OrTrace {
+    /// Traces a failure, saying what was attempted.
+    fn or_trace(self, what: impl FnOnce() -> String);
+}
+
+impl<T, E: std::fmt::Display> OrTrace for Result<T, E> {
+    fn or_trace(self, what: impl FnOnce() -> String) {
+        if let Err(e) = self {
+            tracing::debug!(target: "taskloom", "{}: {e}", what());
+        }
+    }
+}
+
 /// Sends the library's trace events to stderr, as `-v` or `TASKLOOM_LOG` asks.
 fn init_logging(verbose: u8) {
     use tracing_subscriber::EnvFilter;

@@ -19,6 +19,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use crate::OrTrace;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use nix::sys::signal::{SigSet, Signal};
@@ -238,7 +239,9 @@ struct JobGuard(Option<Job>);
 impl Drop for JobGuard {
     fn drop(&mut self) {
         if let Some(job) = self.0.take() {
-            let _ = job.delete();
+            let name = job.name();
+            job.delete()
+                .or_trace(|| format!("delete job {name} after a failed run"));
         }
     }
 }
@@ -721,8 +724,13 @@ impl Supervisor<'_> {
                 ended_by = Some(EndedBy::Timeout);
                 if status.is_none() {
                     // A suspended program is resumed, or it could not act on the signal.
-                    let _ = child.signal(signal);
-                    let _ = child.resume();
+                    let pid = child.pid();
+                    child.signal(signal).or_trace(|| {
+                        format!("send signal {signal} to process {pid} at the time-out")
+                    });
+                    child
+                        .resume()
+                        .or_trace(|| format!("resume process {pid} at the time-out"));
                 }
                 kill_at = Some(now + kill_after);
             }
@@ -827,7 +835,8 @@ impl Supervisor<'_> {
             if let Ok(p) = Process::open_with_access(pid, ProcessAccess::TERMINATE)
                 && job.contains(pid).unwrap_or(false)
             {
-                let _ = p.signal(signal);
+                p.signal(signal)
+                    .or_trace(|| format!("forward signal {signal} to member {pid}"));
             }
         }
     }

@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
 
+use crate::OrTrace;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use ratatui::crossterm::event::{
@@ -97,10 +98,12 @@ pub fn main(args: TopArgs) -> Result<i32> {
         })
         .context("start the input thread")?;
     let mut terminal = ratatui::init();
-    let _ = execute!(std::io::stdout(), EnableMouseCapture);
+    execute!(std::io::stdout(), EnableMouseCapture)
+        .or_trace(|| "turn on the terminal's mouse reports".into());
     let result = ui_loop(&mut terminal, &rx, &stop, interval);
     done.store(true, Ordering::Relaxed);
-    let _ = execute!(std::io::stdout(), DisableMouseCapture);
+    execute!(std::io::stdout(), DisableMouseCapture)
+        .or_trace(|| "turn off the terminal's mouse reports".into());
     ratatui::restore();
     result.map(|()| 0)
 }
