@@ -1,9 +1,11 @@
 //! The job's process counter: `TotalProcesses` kept by the job itself.
 //!
 //! Linux keeps no count of the processes a cgroup ever had. Every
-//! top-level cgroup job gets a tiny resident process, forked twice like the
-//! guardian (nobody's zombie, `setsid`, terminal signals ignored), that
-//! listens to the kernel's process events ([`Connector`]: any user since
+//! outermost cgroup job gets a counter: its guardian, which then polls the
+//! holders' pipe and the events socket together ([`count_until`]), or,
+//! for a job without one, a tiny resident process of its own, forked twice
+//! like the guardian (nobody's zombie, `setsid`, terminal signals ignored).
+//! It listens to the kernel's process events ([`Connector`]: any user since
 //! Linux 6.6, root before) and counts each process a member starts, in the
 //! member's job and every enclosing job up to the top, as the extended
 //! attribute `user.taskloom.forks` of each job's cgroup2 directory.
@@ -60,32 +62,19 @@ const GONE: i32 = -1;
 /// the job. `Ok(false)` when this machine gives this process no process
 /// events (see [`available`]).
 pub(crate) fn start(dir: &Path, shown: &Path) -> Result<bool> {
-    let Ok(conn) = Connector::open() else {
+    let Some(mut counter) = prepare() else {
         return Ok(false);
     };
-    let sock = conn.into_fd();
-    let c = |b: &[u8]| {
-        CString::new(b).map_err(|_| Error::InvalidInput {
-            what: "job directory",
-            reason: format!("{} holds a NUL byte", dir.display()),
-        })
-    };
-    let mut top_shown = shown.as_os_str().as_bytes().to_vec();
-    if top_shown.len() > 1 && top_shown.ends_with(b"/") {
-        top_shown.pop();
+    let top = CString::new(dir.as_os_str().as_bytes()).map_err(|_| Error::InvalidInput {
+        what: "job directory",
+        reason: format!("{} holds a NUL byte", dir.display()),
+    })?;
+    if !counter.state.set_paths(&top, shown.as_os_str().as_bytes()) {
+        return Ok(false);
     }
-    let state = State {
-        top_dir: c(dir.as_os_str().as_bytes())?,
-        top_shown,
-        members: Table::new(),
-        outsiders: Table::new(),
-        scratch: vec![EMPTY; TABLE],
-        path: vec![0u8; 8192],
-        fresh_until: 0,
-    };
     let (pid_rx, pid_tx) = pipe()?;
-    // SAFETY: after fork the child runs only `counter_main`/`_exit` and raw
-    // writes, on memory prepared before the fork (see the module docs).
+    // SAFETY: after fork the child runs only `standalone_main`/`_exit` and
+    // raw writes, on memory prepared before the fork (see the module docs).
     let pid = unsafe { libc::fork() };
     if pid < 0 {
         return Err(Error::last_os("fork the job's process counter"));
@@ -96,15 +85,14 @@ pub(crate) fn start(dir: &Path, shown: &Path) -> Result<bool> {
         unsafe {
             let g = libc::fork();
             if g == 0 {
-                drop(pid_rx);
-                counter_main(sock.as_raw_fd(), state);
+                standalone_main(counter);
             }
             let bytes = g.to_ne_bytes();
             libc::write(pid_tx.as_raw_fd(), bytes.as_ptr().cast(), bytes.len());
             libc::_exit(0);
         }
     }
-    drop((pid_tx, sock, state));
+    drop((pid_tx, counter));
     let mut status = 0;
     // SAFETY: waiting for the intermediate child we just forked.
     while unsafe { libc::waitpid(pid, &mut status, 0) } < 0 {
@@ -123,7 +111,55 @@ pub(crate) fn start(dir: &Path, shown: &Path) -> Result<bool> {
             io::Error::from_raw_os_error(libc::EAGAIN),
         ));
     }
-    let record = format!("{gpid} {}", start_time(gpid).unwrap_or(0));
+    record(dir, gpid).inspect_err(|_| {
+        // SAFETY: killing the counter we just started, by pid.
+        unsafe { libc::kill(gpid, libc::SIGKILL) };
+    })?;
+    Ok(true)
+}
+
+/// What a counter needs, made before the fork of the process that runs it
+/// (this module's own, or a job's guardian): the subscribed socket and the
+/// tables. `None` where this process gets no process events.
+#[derive(Debug)]
+pub(crate) struct Prepared {
+    sock: OwnedFd,
+    state: State,
+}
+
+pub(crate) fn prepare() -> Option<Prepared> {
+    let sock = Connector::open().ok()?.into_fd();
+    Some(Prepared {
+        sock,
+        state: State {
+            top_dir: vec![0u8; PATH_BUF],
+            top_dir_len: 0,
+            top_shown: vec![0u8; PATH_BUF],
+            top_shown_len: 0,
+            members: Table::new(),
+            outsiders: Table::new(),
+            scratch: vec![EMPTY; TABLE],
+            path: vec![0u8; 2 * PATH_BUF],
+            fresh_until: 0,
+        },
+    })
+}
+
+impl Prepared {
+    /// The socket, for a forked process to keep open.
+    pub(crate) fn raw_sock(&self) -> RawFd {
+        self.sock.as_raw_fd()
+    }
+
+    /// Names the job to count: [`State::set_paths`].
+    pub(crate) fn set_paths(&mut self, dir: &std::ffi::CStr, shown: &[u8]) -> bool {
+        self.state.set_paths(dir, shown)
+    }
+}
+
+/// Records on the top job's directory that process `pid` counts for it.
+pub(crate) fn record(dir: &Path, pid: i32) -> Result<()> {
+    let record = format!("{pid} {}", start_time(pid).unwrap_or(0));
     rustix::fs::setxattr(
         dir,
         COUNTER,
@@ -131,14 +167,97 @@ pub(crate) fn start(dir: &Path, shown: &Path) -> Result<bool> {
         rustix::fs::XattrFlags::empty(),
     )
     .map_err(|e| {
-        // SAFETY: killing the counter we just started, by pid.
-        unsafe { libc::kill(gpid, libc::SIGKILL) };
         Error::os(
             format!("record the process counter on {}", dir.display()),
             e.into(),
         )
-    })?;
-    Ok(true)
+    })
+}
+
+/// How [`count_until`] ended.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Ended {
+    /// Every write end of the holder pipe is closed (kill-on-close is due).
+    HolderClosed,
+    /// The job's directory is gone: nothing is left to count.
+    JobGone,
+}
+
+/// Counts for the job whose paths `p` holds (set with
+/// [`State::set_paths`]) until its directory is gone or, with a `holder`
+/// read end (not -1), until every write end of it is closed.
+///
+/// # Safety
+/// Raw syscalls only, on memory prepared before the fork; callable in a
+/// forked child.
+pub(crate) unsafe fn count_until(p: &mut Prepared, holder: RawFd) -> Ended {
+    let sock = p.sock.as_raw_fd();
+    let st = &mut p.state;
+    let top = st.top_dir.as_ptr().cast::<libc::c_char>();
+    // SAFETY: raw syscalls on the prepared buffers (NUL-terminated paths).
+    unsafe {
+        let mut generation = get_xattr_u64(top, b"user.taskloom.assigning\0");
+        let mut checked = now_ms();
+        let mut buf = [0u8; 32 * 1024];
+        loop {
+            let mut pfds = [
+                libc::pollfd {
+                    fd: sock,
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+                libc::pollfd {
+                    fd: holder,
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+            ];
+            let nfds = if holder >= 0 { 2 } else { 1 };
+            let ready = libc::poll(pfds.as_mut_ptr(), nfds, 500);
+            let now = now_ms();
+            if ready == 0 || now.wrapping_sub(checked) >= 500 {
+                checked = now;
+                let mut s = std::mem::MaybeUninit::<libc::stat>::uninit();
+                if libc::stat(top, s.as_mut_ptr()) != 0 {
+                    return Ended::JobGone;
+                }
+            }
+            if ready <= 0 {
+                continue;
+            }
+            if holder >= 0 && pfds[1].revents != 0 {
+                let mut byte = [0u8; 64];
+                let n = libc::read(holder, byte.as_mut_ptr().cast(), byte.len());
+                if n == 0 || (n < 0 && *libc::__errno_location() != libc::EINTR) {
+                    return Ended::HolderClosed;
+                }
+            }
+            if pfds[0].revents == 0 {
+                continue;
+            }
+            loop {
+                let n = libc::recv(sock, buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT);
+                if n < 0 {
+                    match *libc::__errno_location() {
+                        libc::EINTR => continue,
+                        libc::ENOBUFS => {
+                            set_xattr_u64(top, b"user.taskloom.count_lost\0", 1);
+                            continue;
+                        }
+                        _ => break,
+                    }
+                }
+                // An assignment may have moved an outsider in: forget them.
+                let g = get_xattr_u64(top, b"user.taskloom.assigning\0");
+                if g != generation {
+                    generation = g;
+                    st.outsiders.clear();
+                    st.fresh_until = now_ms().wrapping_add(1000);
+                }
+                handle_messages(st, buf.get(..n as usize).unwrap_or(&[]));
+            }
+        }
+    }
 }
 
 /// Whether this process may receive process events here (what a counter
@@ -270,6 +389,12 @@ struct Table {
     used: usize,
 }
 
+impl std::fmt::Debug for Table {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Table").field("used", &self.used).finish()
+    }
+}
+
 impl Table {
     fn new() -> Table {
         Table {
@@ -371,11 +496,18 @@ impl Table {
     }
 }
 
+/// The longest path a counter takes (longer job paths are not counted).
+const PATH_BUF: usize = 4096;
+
 /// Everything the counter works on, prepared before the fork.
-struct State {
-    top_dir: CString,
+#[derive(Debug)]
+pub(crate) struct State {
+    /// The top job's cgroup2 directory, NUL-terminated.
+    top_dir: Vec<u8>,
+    top_dir_len: usize,
     /// The top job's cgroup path as `/proc/<pid>/cgroup` shows it here.
     top_shown: Vec<u8>,
+    top_shown_len: usize,
     members: Table,
     outsiders: Table,
     scratch: Vec<i32>,
@@ -384,6 +516,33 @@ struct State {
     /// Until when (monotonic ms) no outsider is remembered: an assignment
     /// announced itself and its process may not have moved yet.
     fresh_until: u64,
+}
+
+impl State {
+    /// Sets the top job's directory and its path as `/proc` shows it,
+    /// copying into the prepared buffers (no allocation: callable in a
+    /// forked child). `false` when they do not fit.
+    pub(crate) fn set_paths(&mut self, dir: &std::ffi::CStr, shown: &[u8]) -> bool {
+        let dir = dir.to_bytes();
+        let mut shown = shown;
+        if shown.len() > 1 && shown.ends_with(b"/") {
+            shown = shown.get(..shown.len() - 1).unwrap_or(shown);
+        }
+        let (Some(d), Some(s)) = (
+            self.top_dir.get_mut(..dir.len() + 1),
+            self.top_shown.get_mut(..shown.len()),
+        ) else {
+            return false;
+        };
+        if let Some((nul, body)) = d.split_last_mut() {
+            body.copy_from_slice(dir);
+            *nul = 0;
+        }
+        s.copy_from_slice(shown);
+        self.top_dir_len = dir.len();
+        self.top_shown_len = shown.len();
+        true
+    }
 }
 
 /// Whether `path` (a cgroup path from `/proc`) is `top` or below it.
@@ -506,11 +665,12 @@ unsafe fn cgroup_of(pid: i32, out: &mut [u8; 4096]) -> Option<usize> {
     None
 }
 
-/// The counter. Never returns.
+/// The standalone counter (a job without a guardian). Never returns.
 ///
 /// # Safety
 /// Must only run in a freshly forked child.
-unsafe fn counter_main(sock: RawFd, mut st: State) -> ! {
+unsafe fn standalone_main(mut counter: Prepared) -> ! {
+    let sock = counter.sock.as_raw_fd();
     // SAFETY: raw syscalls and async-signal-safe libc calls on stack memory
     // and memory prepared before the fork.
     unsafe {
@@ -541,52 +701,8 @@ unsafe fn counter_main(sock: RawFd, mut st: State) -> ! {
         let mut none = std::mem::MaybeUninit::<libc::sigset_t>::uninit();
         libc::sigemptyset(none.as_mut_ptr());
         libc::sigprocmask(libc::SIG_SETMASK, none.as_ptr(), std::ptr::null_mut());
-
-        let top = st.top_dir.as_ptr();
-        let mut generation = get_xattr_u64(top, b"user.taskloom.assigning\0");
-        let mut checked = now_ms();
-        let mut buf = [0u8; 32 * 1024];
-        loop {
-            let mut pfd = libc::pollfd {
-                fd: sock,
-                events: libc::POLLIN,
-                revents: 0,
-            };
-            let ready = libc::poll(&mut pfd, 1, 500);
-            let now = now_ms();
-            if ready == 0 || now.wrapping_sub(checked) >= 500 {
-                checked = now;
-                let mut s = std::mem::MaybeUninit::<libc::stat>::uninit();
-                if libc::stat(top, s.as_mut_ptr()) != 0 {
-                    // The job is gone.
-                    libc::_exit(0);
-                }
-            }
-            if ready <= 0 {
-                continue;
-            }
-            loop {
-                let n = libc::recv(sock, buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT);
-                if n < 0 {
-                    match *libc::__errno_location() {
-                        libc::EINTR => continue,
-                        libc::ENOBUFS => {
-                            set_xattr_u64(top, b"user.taskloom.count_lost\0", 1);
-                            continue;
-                        }
-                        _ => break,
-                    }
-                }
-                // An assignment may have moved an outsider in: forget them.
-                let g = get_xattr_u64(top, b"user.taskloom.assigning\0");
-                if g != generation {
-                    generation = g;
-                    st.outsiders.clear();
-                    st.fresh_until = now_ms().wrapping_add(1000);
-                }
-                handle_messages(&mut st, buf.get(..n as usize).unwrap_or(&[]));
-            }
-        }
+        count_until(&mut counter, -1);
+        libc::_exit(0)
     }
 }
 
@@ -658,7 +774,8 @@ unsafe fn on_fork(st: &mut State, parent: i32, child: i32) {
     let (pp, cp) = unsafe { (cgroup_of(parent, &mut pbuf), cgroup_of(child, &mut cbuf)) };
     let pp = pp.and_then(|n| pbuf.get(..n));
     let cp = cp.and_then(|n| cbuf.get(..n));
-    let top = st.top_shown.as_slice();
+    let top_len = st.top_shown_len;
+    let top = st.top_shown.get(..top_len).unwrap_or(&[]);
     let parent_in = match pp {
         Some(p) => below(p, top),
         None => known,
@@ -675,7 +792,7 @@ unsafe fn on_fork(st: &mut State, parent: i32, child: i32) {
             // counted as a member's (a spawner rarely ends that fast).
             st.members.insert(child, &mut st.scratch);
             // SAFETY: as above.
-            unsafe { count(st.top_dir.as_bytes(), top.len(), &mut st.path, c) };
+            unsafe { count(&st.top_dir, st.top_dir_len, top_len, &mut st.path, c) };
         }
         return;
     }
@@ -690,7 +807,7 @@ unsafe fn on_fork(st: &mut State, parent: i32, child: i32) {
     };
     if below(path, top) {
         // SAFETY: as above.
-        unsafe { count(st.top_dir.as_bytes(), top.len(), &mut st.path, path) };
+        unsafe { count(&st.top_dir, st.top_dir_len, top_len, &mut st.path, path) };
     }
 }
 
@@ -699,7 +816,10 @@ unsafe fn on_fork(st: &mut State, parent: i32, child: i32) {
 ///
 /// # Safety
 /// Raw syscalls only; callable from the counter.
-unsafe fn count(top_dir: &[u8], top_len: usize, buf: &mut [u8], path: &[u8]) {
+unsafe fn count(top_dir: &[u8], dir_len: usize, top_len: usize, buf: &mut [u8], path: &[u8]) {
+    let Some(top_dir) = top_dir.get(..dir_len) else {
+        return;
+    };
     let Some(suffix) = path.get(top_len..) else {
         return;
     };

@@ -20,6 +20,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 use std::ptr;
 
+use super::counter;
 use crate::error::{Error, Result};
 
 /// What the guardian does when the last handle is gone, prepared before the fork.
@@ -42,6 +43,10 @@ pub(crate) struct Plan {
     /// Directories removed after `remove` when they are empty then (the
     /// shared `taskloom` roots, which the last job takes with it); a busy one stays.
     pub remove_if_empty: Vec<CString>,
+    /// For an outermost job: its cgroup2 directory and its path as `/proc`
+    /// shows it, for the guardian to count its processes too
+    /// (`job/counter.rs`), when it was started with a counter.
+    pub count: Option<(CString, CString)>,
 }
 
 impl Plan {
@@ -62,6 +67,7 @@ impl Plan {
             pg_file: None,
             unlink: Vec::new(),
             remove_if_empty: remove_if_empty.iter().cloned().map(c).collect(),
+            count: None,
         }
     }
 
@@ -87,7 +93,15 @@ impl Plan {
             .map(|f| c(dir.join(f)))
             .collect(),
             remove_if_empty: Vec::new(),
+            count: None,
         }
+    }
+
+    /// Has the guardian count the processes of the outermost job whose
+    /// cgroup2 directory is `dir` (shown by `/proc` as `shown`).
+    pub fn count(&mut self, dir: &std::path::Path, shown: &std::path::Path) {
+        let c = |p: &std::path::Path| CString::new(p.as_os_str().as_bytes()).ok();
+        self.count = c(dir).zip(c(shown));
     }
 }
 
@@ -120,6 +134,10 @@ impl Plan {
                 put(tag, s);
             }
         }
+        if let Some((dir, shown)) = &self.count {
+            put(b'T', dir);
+            put(b'S', shown);
+        }
         if keep {
             put(b'K', &CString::default());
         }
@@ -142,6 +160,8 @@ struct Parsed {
     remove: List,
     unlink: List,
     remove_if_empty: List,
+    count_top: *const libc::c_char,
+    count_shown: *const libc::c_char,
     keep: bool,
 }
 
@@ -180,6 +200,8 @@ fn parse_plan(buf: &[u8]) -> Parsed {
         remove: List::EMPTY,
         unlink: List::EMPTY,
         remove_if_empty: List::EMPTY,
+        count_top: ptr::null(),
+        count_shown: ptr::null(),
         keep: false,
     };
     let mut at = 0;
@@ -199,6 +221,8 @@ fn parse_plan(buf: &[u8]) -> Parsed {
             b'r' => p.remove.push(s),
             b'u' => p.unlink.push(s),
             b'x' => p.remove_if_empty.push(s),
+            b'T' => p.count_top = s,
+            b'S' => p.count_shown = s,
             b'K' => p.keep = true,
             _ => {}
         }
@@ -219,6 +243,8 @@ pub(crate) struct Waiting {
     /// A copy of the read end the guardian waits on.
     holder_rx: OwnedFd,
     plan_tx: OwnedFd,
+    /// Whether it was started with a counter (process events are available).
+    counting: bool,
 }
 
 /// A kill-on-close guardian's pipe as its job's handles keep it.
@@ -229,6 +255,8 @@ pub(crate) struct Armed {
     /// A copy of the read end the guardian waits on, so that another
     /// guardian can wait on the same write ends ([`watch_same`]).
     pub holder_rx: OwnedFd,
+    /// The guardian's pid.
+    pub pid: i32,
 }
 
 fn pipe() -> Result<(OwnedFd, OwnedFd)> {
@@ -244,13 +272,23 @@ fn pipe() -> Result<(OwnedFd, OwnedFd)> {
 /// Starts a guardian that waits for its plan ([`Waiting::arm`]). Should the
 /// caller never arm it (it failed, or it died), the guardian reads
 /// end-of-file, does nothing and exits.
-pub(crate) fn spawn() -> Result<Waiting> {
+///
+/// With `counting` (and where this process gets process events) the
+/// guardian also counts the job's processes once its plan names the job
+/// (`Plan::count`): one process instead of two per job.
+pub(crate) fn spawn(counting: bool) -> Result<Waiting> {
     let (holder_rx, holder) = pipe()?;
-    spawn_on(holder_rx, Some(holder))
+    let counter = if counting { counter::prepare() } else { None };
+    spawn_on(holder_rx, Some(holder), counter)
 }
 
 /// Starts a guardian that waits on the read end `holder_rx` (and for its plan).
-fn spawn_on(holder_rx: OwnedFd, holder: Option<OwnedFd>) -> Result<Waiting> {
+fn spawn_on(
+    holder_rx: OwnedFd,
+    holder: Option<OwnedFd>,
+    counter: Option<counter::Prepared>,
+) -> Result<Waiting> {
+    let counting = counter.is_some();
     let (plan_rx, plan_tx) = pipe()?;
     let (pid_rx, pid_tx) = pipe()?;
     // SAFETY: after fork the child runs only `guardian_main`/`_exit` and raw
@@ -266,14 +304,14 @@ fn spawn_on(holder_rx: OwnedFd, holder: Option<OwnedFd>) -> Result<Waiting> {
         unsafe {
             let g = libc::fork();
             if g == 0 {
-                guardian_main(holder_rx.as_raw_fd(), plan_rx.as_raw_fd());
+                guardian_main(holder_rx.as_raw_fd(), plan_rx.as_raw_fd(), counter);
             }
             let bytes = g.to_ne_bytes();
             libc::write(pid_tx.as_raw_fd(), bytes.as_ptr().cast(), bytes.len());
             libc::_exit(0);
         }
     }
-    drop((plan_rx, pid_tx));
+    drop((plan_rx, pid_tx, counter));
     let mut status = 0;
     // SAFETY: waiting for the intermediate child we just forked.
     while unsafe { libc::waitpid(pid, &mut status, 0) } < 0 {
@@ -296,6 +334,7 @@ fn spawn_on(holder_rx: OwnedFd, holder: Option<OwnedFd>) -> Result<Waiting> {
         holder,
         holder_rx,
         plan_tx,
+        counting,
     })
 }
 
@@ -319,16 +358,26 @@ impl Waiting {
             (true, Some(holder)) => Some(Armed {
                 holder,
                 holder_rx: self.holder_rx,
+                pid: self.pid,
             }),
             _ => None,
         })
     }
+
+    /// Whether the guardian counts processes once its plan names the job.
+    pub fn counting(&self) -> bool {
+        self.counting
+    }
 }
 
-/// Starts a guardian for `plan`; returns its pipe (close-on-exec).
-pub(crate) fn start(plan: &Plan) -> Result<Armed> {
-    let armed = spawn()?.arm(plan, true)?;
-    Ok(armed.expect("armed for kill-on-close"))
+/// Starts a guardian for `plan`; returns its pipe (close-on-exec) and
+/// whether it counts the job's processes (the plan asks, and this process
+/// gets process events).
+pub(crate) fn start(plan: &Plan) -> Result<(Armed, bool)> {
+    let waiting = spawn(plan.count.is_some())?;
+    let counting = waiting.counting();
+    let armed = waiting.arm(plan, true)?;
+    Ok((armed.expect("armed for kill-on-close"), counting))
 }
 
 /// Starts a second guardian for `plan` on the pipe of an armed one
@@ -341,7 +390,7 @@ pub(crate) fn watch_same(holder_rx: &OwnedFd, plan: &Plan) -> Result<()> {
         .map_err(|e| Error::os("duplicate the guardian's pipe", e))?;
     // Kill-on-close: the plan is carried out on end-of-file (no write end
     // of its own: the old guardian's holders are its holders).
-    spawn_on(rx, None)?.arm(plan, true)?;
+    spawn_on(rx, None, None)?.arm(plan, true)?;
     Ok(())
 }
 
@@ -349,24 +398,34 @@ pub(crate) fn watch_same(holder_rx: &OwnedFd, plan: &Plan) -> Result<()> {
 ///
 /// # Safety
 /// Must only run in a freshly forked child.
-unsafe fn guardian_main(holder: RawFd, plan_fd: RawFd) -> ! {
-    // SAFETY: raw syscalls and async-signal-safe libc calls on stack memory.
+unsafe fn guardian_main(
+    holder: RawFd,
+    plan_fd: RawFd,
+    mut counter: Option<counter::Prepared>,
+) -> ! {
+    // SAFETY: raw syscalls and async-signal-safe libc calls on stack memory
+    // and memory prepared before the fork (the counter's).
     unsafe {
         libc::setsid();
-        // Keep nothing but the two pipes: above all no write end of any job.
-        let (lo, hi) = (holder.min(plan_fd), holder.max(plan_fd));
-        if lo > 0 {
-            libc::syscall(libc::SYS_close_range, 0u32, (lo - 1) as u32, 0u32);
+        // Keep nothing but the two pipes and the counter's socket: above all
+        // no write end of any job.
+        let mut keep = [
+            holder,
+            plan_fd,
+            counter.as_ref().map_or(-1, |c| c.raw_sock()),
+        ];
+        keep.sort_unstable();
+        let mut from: RawFd = 0;
+        for fd in keep {
+            if fd < 0 {
+                continue;
+            }
+            if fd > from {
+                libc::syscall(libc::SYS_close_range, from as u32, (fd - 1) as u32, 0u32);
+            }
+            from = fd + 1;
         }
-        if hi > lo + 1 {
-            libc::syscall(
-                libc::SYS_close_range,
-                (lo + 1) as u32,
-                (hi - 1) as u32,
-                0u32,
-            );
-        }
-        libc::syscall(libc::SYS_close_range, (hi + 1) as u32, u32::MAX, 0u32);
+        libc::syscall(libc::SYS_close_range, from as u32, u32::MAX, 0u32);
         libc::prctl(
             libc::PR_SET_NAME,
             c"taskloom-guard".as_ptr() as libc::c_ulong,
@@ -408,6 +467,27 @@ unsafe fn guardian_main(holder: RawFd, plan_fd: RawFd) -> ! {
             libc::_exit(0);
         }
         let plan = parse_plan(&buf[..len]);
+        // Counting, where the plan names the job and a counter was prepared:
+        // until the job is gone, or (kill-on-close) until the holders are.
+        let mut holders_gone = false;
+        if let Some(c) = counter.as_mut()
+            && !plan.count_top.is_null()
+            && !plan.count_shown.is_null()
+            && c.set_paths(
+                std::ffi::CStr::from_ptr(plan.count_top),
+                std::ffi::CStr::from_ptr(plan.count_shown).to_bytes(),
+            )
+        {
+            let ended = counter::count_until(c, if plan.keep { -1 } else { holder });
+            if plan.keep {
+                // A scope's keeper whose job is gone.
+                libc::_exit(0);
+            }
+            holders_gone = ended == counter::Ended::HolderClosed;
+        }
+        if let Some(c) = &counter {
+            libc::close(c.raw_sock());
+        }
         if plan.keep {
             // Only keeps its scope alive; ends when the scope is stopped.
             loop {
@@ -416,10 +496,12 @@ unsafe fn guardian_main(holder: RawFd, plan_fd: RawFd) -> ! {
         }
         // Wait for end-of-file: every holder is gone.
         let mut byte = [0u8; 64];
-        loop {
-            let n = libc::read(holder, byte.as_mut_ptr().cast(), byte.len());
-            if n == 0 || (n < 0 && *libc::__errno_location() != libc::EINTR) {
-                break;
+        if !holders_gone {
+            loop {
+                let n = libc::read(holder, byte.as_mut_ptr().cast(), byte.len());
+                if n == 0 || (n < 0 && *libc::__errno_location() != libc::EINTR) {
+                    break;
+                }
             }
         }
         kill_job(&plan);

@@ -527,9 +527,6 @@ impl Job {
             job.set_limits(&b.limits)?;
             job.arm_guardian(waiting, b.kill_on_close)
         })();
-        // The job's process counter, for an outermost job (a nested one is
-        // counted by its top job's).
-        let finished = finished.map(|()| job.start_counter());
         if let Err(e) = finished {
             let site = job.site();
             site.backend
@@ -538,34 +535,6 @@ impl Job {
             return Err(e);
         }
         Ok(job)
-    }
-
-    /// Starts the process counter of an outermost cgroup job; where this
-    /// machine gives no process events it does not run (`info` then has no
-    /// total), and a failure to start it is traced, not fatal.
-    fn start_counter(&self) {
-        let chain = self.site().backend.chain();
-        let [top] = chain.as_slice() else { return };
-        let Some(shown) = cgroup::hierarchies()
-            .iter()
-            .find(|h| h.v2)
-            .and_then(|h| h.shown_path(top))
-        else {
-            return;
-        };
-        match counter::start(top, &shown) {
-            Ok(true) => {}
-            Ok(false) => tracing::debug!(
-                target: "taskloom",
-                "job {}: no process events here: no total process count",
-                self.name()
-            ),
-            Err(e) => tracing::warn!(
-                target: "taskloom",
-                "job {}: its process counter did not start: {e}",
-                self.name()
-            ),
-        }
     }
 
     /// `OpenJobObject`: a handle to an existing job by name (`a` or `a/b` for a nested one).
@@ -708,11 +677,55 @@ impl Job {
         if self.holder.is_some() {
             return Ok(());
         }
-        let plan = self.site().backend.guardian_plan();
+        let (mut plan, chain) = {
+            let site = self.site();
+            (site.backend.guardian_plan(), site.backend.chain())
+        };
+        // An outermost cgroup job counts its processes (a nested one is
+        // counted by its top job's): its guardian does, or a counter of its
+        // own where it has none. Where this machine gives no process events
+        // nothing counts (`info` then has no total); a counter that does not
+        // start is traced, not fatal.
+        let count = match chain.as_slice() {
+            [top] => cgroup::hierarchies()
+                .iter()
+                .find(|h| h.v2)
+                .and_then(|h| h.shown_path(top))
+                .map(|shown| (top.clone(), shown)),
+            _ => None,
+        };
+        if let Some((top, shown)) = &count {
+            plan.count(top, shown);
+        }
+        let recorded = |pid: i32| {
+            if let Some((top, _)) = &count {
+                counter::record(top, pid)
+                    .or_log(|| format!("count the processes of job {}", self.name()));
+            }
+        };
         let armed = match waiting {
-            Some(w) => w.arm(&plan, kill_on_close)?,
-            None if kill_on_close => Some(guardian::start(&plan)?),
-            None => None,
+            Some(w) => {
+                let (pid, counting) = (w.pid, w.counting());
+                let armed = w.arm(&plan, kill_on_close)?;
+                if counting {
+                    recorded(pid);
+                }
+                armed
+            }
+            None if kill_on_close => {
+                let (armed, counting) = guardian::start(&plan)?;
+                if counting {
+                    recorded(armed.pid);
+                }
+                Some(armed)
+            }
+            None => {
+                if let Some((top, shown)) = &count {
+                    counter::start(top, shown)
+                        .or_log(|| format!("start the process counter of job {}", self.name()));
+                }
+                None
+            }
         };
         if let Some(armed) = armed {
             self.site()

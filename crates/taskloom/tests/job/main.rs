@@ -1355,8 +1355,19 @@ fn a_job_counts_every_process_it_ever_had_without_a_watcher() {
     if !jobs_available("a_job_counts_every_process_it_ever_had_without_a_watcher") {
         return;
     }
+    // Counted by a counter of the job's own, and by its kill-on-close guardian.
+    counts_every_process("total", false);
+    counts_every_process("total-koc", true);
+}
+
+fn counts_every_process(tag: &str, kill_on_close: bool) {
     let counted = has("total-processes");
-    let outer = Cleanup::new(Job::create(Some(&name("total"))).unwrap());
+    let outer = Job::builder()
+        .name(&name(tag))
+        .kill_on_close(kill_on_close)
+        .create()
+        .unwrap();
+    let outer = Cleanup::new(outer);
     let inner = Cleanup::new(Job::builder().name("in").create_in(outer.job()).unwrap());
     // No watcher runs. A shell and its ten short-lived children...
     let mut p = outer

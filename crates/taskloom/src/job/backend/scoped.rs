@@ -35,7 +35,8 @@ impl Scoped {
     pub(crate) fn create(name: &str, contain: bool) -> Result<(Scoped, guardian::Waiting)> {
         let unit = systemd::unit_name(name);
         // The guardian first: a scope starts with a process in it.
-        let waiting = guardian::spawn()?;
+        // The scope's keeper also counts the job's processes (it is outermost).
+        let waiting = guardian::spawn(true)?;
         systemd::with_manager(|mgr| {
             mgr.start_scope(&unit, waiting.pid as u32, &format!("taskloom job {name}"))
         })?;
