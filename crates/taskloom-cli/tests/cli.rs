@@ -372,6 +372,15 @@ fn open_resolves_through_the_xdg_tree_it_is_given() {
 /// Runs `script` with `sh` in a private mount namespace, `$TL` naming the
 /// binary: how the tests below show taskloom a machine with another cgroup
 /// layout. `None` (with the reason printed) where that cannot be done.
+/// The super options of this machine's cgroup2 (`nsdelegate`, …), which
+/// hold for every mount of it.
+fn cgroup2_options() -> Option<String> {
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .find_map(|l| Some(l.split_once(" - cgroup2 ")?.1.split(' ').nth(1)?.to_owned()))
+}
+
 fn in_mount_namespace(script: &str) -> Option<Output> {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
@@ -454,14 +463,25 @@ fn jobs_on_a_cgroup_v1_only_machine() {
 #[test]
 fn jobs_on_a_cgroup2_only_machine() {
     let name = format!("cli-v2only-{}", std::process::id());
+    // The new mount takes the machine's cgroup2 options: a cgroup2 mount in
+    // the initial cgroup namespace sets them for the whole machine (one
+    // without `nsdelegate` would switch containment off everywhere, also
+    // outside this mount namespace, until the next mount with it).
     let script = format!(
-        "umount -l /sys/fs/cgroup && mount -t cgroup2 none /sys/fs/cgroup && \
+        "opts=$(sed -n 's/.* - cgroup2 [^ ]* \\([^ ]*\\)$/\\1/p' /proc/self/mountinfo | head -n 1) && \
+         umount -l /sys/fs/cgroup && mount -t cgroup2 -o \"${{opts:-rw}}\" none /sys/fs/cgroup && \
          cat /sys/fs/cgroup/cgroup.controllers && \"$TL\" job caps --json && \
          \"$TL\" run --name {name} -- cat /proc/self/cgroup"
     );
+    let before = cgroup2_options();
     let Some(o) = in_mount_namespace(&script) else {
         return;
     };
+    assert_eq!(
+        cgroup2_options(),
+        before,
+        "the machine's cgroup2 options are as they were"
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     let out = String::from_utf8_lossy(&o.stdout);
     let mut lines = out.splitn(3, '\n');
@@ -489,10 +509,18 @@ fn jobs_on_a_cgroup2_only_machine() {
             "{feature} with controllers {controllers:?}: {caps}"
         );
     }
+    // Below our own cgroup, or in a scope of its own where systemd
+    // delegates; a contained program sees its job's leaf from inside the
+    // job's cgroup namespace.
+    let direct = format!("/taskloom/{name}/@0");
+    let scoped = format!("/taskloom-{name}.scope/{name}/@0");
+    let contained = cap(&caps, "containment")["enforced"] == true;
     assert!(
-        cgroups
-            .lines()
-            .any(|l| l.starts_with("0::") && l.ends_with(&format!("/taskloom/{name}/@0"))),
+        cgroups.lines().any(|l| match l.strip_prefix("0::") {
+            Some(path) if contained => path == "/@0",
+            Some(path) => path.ends_with(&direct) || path.ends_with(&scoped),
+            None => false,
+        }),
         "{cgroups}"
     );
     assert_eq!(leftovers(&name), "", "the run removed its job");
