@@ -55,8 +55,32 @@ pub(crate) fn reachable() -> bool {
     if rustix::process::geteuid().is_root() {
         return Path::new("/run/dbus/system_bus_socket").exists();
     }
-    std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_some_and(|a| !a.is_empty())
-        || std::env::var_os("XDG_RUNTIME_DIR").is_some_and(|d| Path::new(&d).join("bus").exists())
+    // The user's own bus: a socket of another user's (an environment
+    // carried over by `setpriv`, `sudo -E`) is no manager of ours.
+    let ours = |path: &Path| {
+        std::fs::metadata(path).is_ok_and(|m| {
+            std::os::unix::fs::MetadataExt::uid(&m) == rustix::process::geteuid().as_raw()
+        })
+    };
+    let from_address = std::env::var("DBUS_SESSION_BUS_ADDRESS")
+        .ok()
+        .filter(|a| !a.is_empty())
+        .map(|a| {
+            // `unix:path=/run/user/1000/bus[,guid=…]`; other transports are trusted.
+            match a.split(';').next().and_then(|t| t.strip_prefix("unix:")) {
+                Some(params) => params
+                    .split(',')
+                    .find_map(|kv| kv.strip_prefix("path="))
+                    .is_none_or(|p| ours(Path::new(p))),
+                None => true,
+            }
+        });
+    match from_address {
+        Some(usable) => usable,
+        None => {
+            std::env::var_os("XDG_RUNTIME_DIR").is_some_and(|d| ours(&Path::new(&d).join("bus")))
+        }
+    }
 }
 
 fn bus_error(what: String) -> impl FnOnce(dbus::Error) -> Error {
