@@ -3,8 +3,7 @@
 //! Linux keeps no count of the processes a cgroup ever had. Every
 //! outermost cgroup job gets a counter: its guardian, which then polls the
 //! holders' pipe and the events socket together ([`count_until`]), or,
-//! for a job without one, a tiny resident process of its own, forked twice
-//! like the guardian (nobody's zombie, `setsid`, terminal signals ignored).
+//! for a job without one, a guardian that only counts ([`start`]).
 //! It listens to the kernel's process events ([`Connector`]: any user since
 //! Linux 6.6, root before) and counts each process a member starts, in the
 //! member's job and every enclosing job up to the top, as the extended
@@ -31,14 +30,13 @@
 //! unsafe modules.
 #![allow(unsafe_code)] // one of the fenced modules: ARCHITECTURE.md, "Invariants"
 
-use std::ffi::CString;
 use std::fs;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::os::unix::ffi::OsStrExt;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 
 use super::connector::Connector;
+use super::guardian;
 use crate::error::{Error, OrLog, Result};
 
 /// Processes members started, per job (written by the counter only).
@@ -62,58 +60,19 @@ const GONE: i32 = -1;
 /// the job. `Ok(false)` when this machine gives this process no process
 /// events (see [`available`]).
 pub(crate) fn start(dir: &Path, shown: &Path) -> Result<bool> {
-    let Some(mut counter) = prepare() else {
+    let Some(counter) = prepare() else {
         return Ok(false);
     };
-    let top = CString::new(dir.as_os_str().as_bytes()).map_err(|_| Error::InvalidInput {
-        what: "job directory",
-        reason: format!("{} holds a NUL byte", dir.display()),
-    })?;
-    if !counter.state.set_paths(&top, shown.as_os_str().as_bytes()) {
-        return Ok(false);
-    }
-    let (pid_rx, pid_tx) = pipe()?;
-    // SAFETY: after fork the child runs only `standalone_main`/`_exit` and
-    // raw writes, on memory prepared before the fork (see the module docs).
-    let pid = unsafe { libc::fork() };
-    if pid < 0 {
-        return Err(Error::last_os("fork the job's process counter"));
-    }
-    if pid == 0 {
-        // SAFETY: as above; the intermediate child forks the counter, reports
-        // its pid and exits at once, so the counter is nobody's zombie.
-        unsafe {
-            let g = libc::fork();
-            if g == 0 {
-                standalone_main(counter);
-            }
-            let bytes = g.to_ne_bytes();
-            libc::write(pid_tx.as_raw_fd(), bytes.as_ptr().cast(), bytes.len());
-            libc::_exit(0);
-        }
-    }
-    drop((pid_tx, counter));
-    let mut status = 0;
-    // SAFETY: waiting for the intermediate child we just forked.
-    while unsafe { libc::waitpid(pid, &mut status, 0) } < 0 {
-        if io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
-            return Err(Error::last_os("wait for the counter's parent"));
-        }
-    }
-    let mut bytes = [0u8; 4];
-    let mut file = fs::File::from(pid_rx);
-    io::Read::read_exact(&mut file, &mut bytes)
-        .map_err(|e| Error::os("start the job's process counter", e))?;
-    let gpid = i32::from_ne_bytes(bytes);
-    if gpid <= 0 {
-        return Err(Error::os(
-            "fork the job's process counter",
-            io::Error::from_raw_os_error(libc::EAGAIN),
-        ));
-    }
-    record(dir, gpid).inspect_err(|_| {
-        // SAFETY: killing the counter we just started, by pid.
-        unsafe { libc::kill(gpid, libc::SIGKILL) };
+    // A guardian that only keeps count: no kill-on-close, and it ends once
+    // the job's directory is gone.
+    let waiting = guardian::spawn_with(Some(counter))?;
+    let pid = waiting.pid;
+    let mut plan = guardian::Plan::new(None, None, &[], &[], &[]);
+    plan.count(dir, shown);
+    waiting.arm(&plan, false)?;
+    record(dir, pid).inspect_err(|_| {
+        // SAFETY: killing the process we just started, by pid.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
     })?;
     Ok(true)
 }
@@ -370,16 +329,6 @@ fn start_time(pid: i32) -> Option<u64> {
     crate::inspect::parse::parse_stat(&stat)
         .ok()
         .map(|s| s.starttime)
-}
-
-fn pipe() -> Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [0 as RawFd; 2];
-    // SAFETY: `fds` has room for the two descriptors pipe2 returns.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return Err(Error::last_os("pipe2"));
-    }
-    // SAFETY: pipe2 returned two fresh descriptors that nothing else owns.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
 /// A set of pids, open addressing with linear probing, that never allocates.
@@ -663,47 +612,6 @@ unsafe fn cgroup_of(pid: i32, out: &mut [u8; 4096]) -> Option<usize> {
         }
     }
     None
-}
-
-/// The standalone counter (a job without a guardian). Never returns.
-///
-/// # Safety
-/// Must only run in a freshly forked child.
-unsafe fn standalone_main(mut counter: Prepared) -> ! {
-    let sock = counter.sock.as_raw_fd();
-    // SAFETY: raw syscalls and async-signal-safe libc calls on stack memory
-    // and memory prepared before the fork.
-    unsafe {
-        libc::setsid();
-        if sock > 0 {
-            libc::syscall(libc::SYS_close_range, 0u32, (sock - 1) as u32, 0u32);
-        }
-        libc::syscall(libc::SYS_close_range, (sock + 1) as u32, u32::MAX, 0u32);
-        libc::prctl(
-            libc::PR_SET_NAME,
-            c"taskloom-count".as_ptr() as libc::c_ulong,
-            0,
-            0,
-            0,
-        );
-        for sig in [
-            libc::SIGHUP,
-            libc::SIGINT,
-            libc::SIGQUIT,
-            libc::SIGTERM,
-            libc::SIGPIPE,
-            libc::SIGTSTP,
-            libc::SIGTTIN,
-            libc::SIGTTOU,
-        ] {
-            libc::signal(sig, libc::SIG_IGN);
-        }
-        let mut none = std::mem::MaybeUninit::<libc::sigset_t>::uninit();
-        libc::sigemptyset(none.as_mut_ptr());
-        libc::sigprocmask(libc::SIG_SETMASK, none.as_ptr(), std::ptr::null_mut());
-        count_until(&mut counter, -1);
-        libc::_exit(0)
-    }
 }
 
 fn now_ms() -> u64 {

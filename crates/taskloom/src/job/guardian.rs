@@ -277,8 +277,12 @@ fn pipe() -> Result<(OwnedFd, OwnedFd)> {
 /// guardian also counts the job's processes once its plan names the job
 /// (`Plan::count`): one process instead of two per job.
 pub(crate) fn spawn(counting: bool) -> Result<Waiting> {
+    spawn_with(if counting { counter::prepare() } else { None })
+}
+
+/// [`spawn`] with a counter already prepared (or none).
+pub(crate) fn spawn_with(counter: Option<counter::Prepared>) -> Result<Waiting> {
     let (holder_rx, holder) = pipe()?;
-    let counter = if counting { counter::prepare() } else { None };
     spawn_on(holder_rx, Some(holder), counter)
 }
 
