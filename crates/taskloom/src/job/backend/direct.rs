@@ -1356,7 +1356,7 @@ fn total_processes_capability(has_v2: bool) -> (bool, String) {
     match crate::job::counter::available() {
         Ok(()) => (
             true,
-            "the job's guardian (or a counter process of its own) counts every process its members start, from the kernel's process events".into(),
+            "the job's guardian (or one that only counts) counts every process its members start, from the kernel's process events".into(),
         ),
         Err(e) => (
             false,
