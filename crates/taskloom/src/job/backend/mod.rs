@@ -274,8 +274,27 @@ pub(crate) fn create(
 }
 
 /// `OpenJobObject`: the job named `name` (`a/b` for a nested one) and the
-/// limits recorded with it.
+/// limits recorded with it. Where systemd keeps jobs, one another user (or
+/// root) made is found too: told "permission denied" when its mode keeps
+/// this user out, opened when it is shared.
 pub(crate) fn open(name: &str) -> Result<(Box<dyn JobBackend>, JobLimits)> {
+    match open_here(name) {
+        // Not among ours, or our manager cannot be asked (no session bus).
+        Err(e @ (Error::NoSuchJob(_) | Error::Systemd { .. })) if systemd::booted() => {
+            match scoped::open_elsewhere(name) {
+                Some(found) => {
+                    let (d, limits) = found?;
+                    Ok((Box::new(d), limits))
+                }
+                None => Err(e),
+            }
+        }
+        found => found,
+    }
+}
+
+/// [`open`] among the jobs of the backend in use.
+fn open_here(name: &str) -> Result<(Box<dyn JobBackend>, JobLimits)> {
     match kind() {
         Kind::Group => match group::Group::open(name)? {
             Some((g, limits)) => Ok((Box::new(g), limits)),

@@ -275,6 +275,34 @@ fn inside_scope(scope: &Path) -> bool {
 }
 
 /// Roots whose only hierarchy is a scope's cgroup2 directory.
+/// `OpenJobObject` of a job another manager made: root's (the system
+/// manager's `system.slice`) or another user's (their manager's
+/// `app.slice`). Found on the file system, since no manager but our own
+/// answers us; opened as plain directories (what this user may then do
+/// with it the kernel checks against its mode). `None` when there is none.
+pub(crate) fn open_elsewhere(name: &str) -> Option<Result<(Direct, JobLimits)>> {
+    let top = name.split('/').next().unwrap_or(name);
+    let unit = systemd::unit_name(top);
+    let mount = systemd::cgroup2_mount();
+    let mut scopes = vec![mount.join("system.slice").join(&unit)];
+    let mut users: Vec<PathBuf> = fs::read_dir(mount.join("user.slice"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .flat_map(|slice| fs::read_dir(slice.path()).into_iter().flatten().flatten())
+        .filter(|e| {
+            e.file_name()
+                .to_str()
+                .is_some_and(|n| n.starts_with("user@"))
+        })
+        .map(|service| service.path().join("app.slice").join(&unit))
+        .collect();
+    users.sort();
+    scopes.extend(users);
+    let scope = scopes.into_iter().find(|s| s.is_dir())?;
+    Some(Direct::open(name, &scope_roots(scope)))
+}
+
 fn scope_roots(scope: PathBuf) -> cgroup::Roots {
     cgroup::Roots {
         v2: Some(scope),
