@@ -182,7 +182,17 @@ fn bad_pids_get_clear_errors_and_a_report_per_pid() {
     assert!(taskloom(&["job", "create", &j]).status.success());
     // A zombie: our child that has exited and that we do not reap yet.
     let mut zombie = Command::new("true").spawn().unwrap();
-    std::thread::sleep(Duration::from_millis(200));
+    let state = |pid: u32| {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        stat.rfind(')')
+            .and_then(|i| stat[i + 1..].trim_start().chars().next())
+    };
+    // Until it has ended (an emulated guest may take a while to run `true`).
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while state(zombie.id()) != Some('Z') && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(state(zombie.id()), Some('Z'), "`true` did not end");
     let good = Sleeper::start();
     let zpid = zombie.id().to_string();
     let o = taskloom(&["job", "assign", &j, "0", &zpid, "2", &good.pid(), "--json"]);
