@@ -236,7 +236,6 @@ fn parse_plan(buf: &[u8]) -> Parsed {
 #[derive(Debug)]
 pub(crate) struct Waiting {
     /// The guardian's pid (what a systemd scope is started with).
-    #[allow(dead_code)]
     pub pid: i32,
     /// The write end of its pipe (`None` when it watches an older guardian's pipe).
     holder: Option<OwnedFd>,
