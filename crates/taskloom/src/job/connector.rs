@@ -133,7 +133,13 @@ fn u32_at(b: &[u8], o: usize) -> Option<u32> {
 }
 
 /// Parses netlink messages carrying `proc_event`s (bytes only; tested on made-up input).
-pub(crate) fn parse_messages(mut b: &[u8], out: &mut Vec<ProcEvent>) {
+pub(crate) fn parse_messages(b: &[u8], out: &mut Vec<ProcEvent>) {
+    for_each_event(b, |e| out.push(e));
+}
+
+/// Hands each process event in `b` to `f`, allocating nothing (the job's
+/// counter calls it in a forked child).
+pub(crate) fn for_each_event(mut b: &[u8], mut f: impl FnMut(ProcEvent)) {
     while b.len() >= NLMSG_HDRLEN {
         let len = u32_at(b, 0).unwrap_or(0) as usize;
         if len < NLMSG_HDRLEN || len > b.len() {
@@ -153,7 +159,7 @@ pub(crate) fn parse_messages(mut b: &[u8], out: &mut Vec<ProcEvent>) {
                 {
                     // The parent thread's id is not needed: the parent process is.
                     let _ = ppid;
-                    out.push(ProcEvent::Fork {
+                    f(ProcEvent::Fork {
                         parent: ptgid as i32,
                         child: cpid as i32,
                     });
@@ -164,7 +170,7 @@ pub(crate) fn parse_messages(mut b: &[u8], out: &mut Vec<ProcEvent>) {
                     (u32_at(ev, d), u32_at(ev, d + 4), u32_at(ev, d + 8))
                     && pid == tgid
                 {
-                    out.push(ProcEvent::Exit {
+                    f(ProcEvent::Exit {
                         pid: pid as i32,
                         wait_status: code,
                     });

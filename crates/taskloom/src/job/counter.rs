@@ -35,7 +35,7 @@ use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 
-use super::connector::Connector;
+use super::connector::{self, Connector, ProcEvent};
 use super::guardian;
 use crate::error::{Error, OrLog, Result};
 
@@ -277,12 +277,26 @@ pub(crate) fn carry_over(from: &Path, to: &Path) {
     }
 }
 
-/// Tells the counter of the job whose directories are `chain` that an
-/// assignment moves a process in, before the move and again after it: it
-/// forgets the processes it knows to be outside, and for a second after
-/// each call remembers none (the process may be looked up between the
+/// Moves a process into the job whose directories are `chain` (`move_in`)
+/// and counts it in each of them that did not hold it (`came_from`: where
+/// it was). The job's counter is told before the move and again after it:
+/// it forgets the processes it knows to be outside, and for a second after
+/// each remembers none (the process may be looked up between the
 /// announcement and the move).
-pub(crate) fn assigning(chain: &[PathBuf]) {
+pub(crate) fn counted_move(
+    chain: &[PathBuf],
+    came_from: Option<PathBuf>,
+    move_in: impl FnOnce() -> Result<()>,
+) -> Result<()> {
+    assigning(chain);
+    let moved = move_in();
+    assigning(chain);
+    moved?;
+    count_entered(chain, || came_from);
+    Ok(())
+}
+
+fn assigning(chain: &[PathBuf]) {
     let Some(top) = chain.first() else { return };
     if xattr(top, COUNTER).is_some() {
         bump(top, ASSIGNING).or_log(|| format!("tell the counter of {}", top.display()));
@@ -624,48 +638,16 @@ fn now_ms() -> u64 {
     (ts.tv_sec as u64).wrapping_mul(1000) + (ts.tv_nsec as u64) / 1_000_000
 }
 
-const NLMSG_HDRLEN: usize = 16;
-const CN_MSG_LEN: usize = 20;
-const PROC_EVENT_FORK: u32 = 0x0000_0001;
-const PROC_EVENT_EXIT: u32 = 0x8000_0000;
-
-fn u32_at(b: &[u8], o: usize) -> Option<u32> {
-    let x = b.get(o..o + 4)?;
-    Some(u32::from_ne_bytes([x[0], x[1], x[2], x[3]]))
-}
-
 /// Handles one buffer of netlink messages carrying `proc_event`s.
-fn handle_messages(st: &mut State, mut b: &[u8]) {
-    while b.len() >= NLMSG_HDRLEN {
-        let len = u32_at(b, 0).unwrap_or(0) as usize;
-        if len < NLMSG_HDRLEN || len > b.len() {
-            return;
+fn handle_messages(st: &mut State, b: &[u8]) {
+    connector::for_each_event(b, |event| match event {
+        // SAFETY: called in the counter, as `on_fork` requires.
+        ProcEvent::Fork { parent, child } => unsafe { on_fork(st, parent, child) },
+        ProcEvent::Exit { pid, .. } => {
+            st.members.remove(pid);
+            st.outsiders.remove(pid);
         }
-        let ev = b.get(NLMSG_HDRLEN..len).unwrap_or(&[]);
-        let d = CN_MSG_LEN + 16;
-        match u32_at(ev, CN_MSG_LEN) {
-            Some(PROC_EVENT_FORK) => {
-                if let (Some(ptgid), Some(cpid), Some(ctgid)) =
-                    (u32_at(ev, d + 4), u32_at(ev, d + 8), u32_at(ev, d + 12))
-                    && cpid == ctgid
-                {
-                    // SAFETY: called in the counter, as `on_fork` requires.
-                    unsafe { on_fork(st, ptgid as i32, cpid as i32) };
-                }
-            }
-            Some(PROC_EVENT_EXIT) => {
-                if let (Some(pid), Some(tgid)) = (u32_at(ev, d), u32_at(ev, d + 4))
-                    && pid == tgid
-                {
-                    st.members.remove(pid as i32);
-                    st.outsiders.remove(pid as i32);
-                }
-            }
-            _ => {}
-        }
-        let aligned = len.div_ceil(4) * 4;
-        b = b.get(aligned.min(b.len())..).unwrap_or(&[]);
-    }
+    });
 }
 
 /// A new process `child` of `parent`.
@@ -725,57 +707,42 @@ unsafe fn on_fork(st: &mut State, parent: i32, child: i32) {
 /// # Safety
 /// Raw syscalls only; callable from the counter.
 unsafe fn count(top_dir: &[u8], dir_len: usize, top_len: usize, buf: &mut [u8], path: &[u8]) {
-    let Some(top_dir) = top_dir.get(..dir_len) else {
-        return;
-    };
-    let Some(suffix) = path.get(top_len..) else {
-        return;
-    };
-    let bump = |dir: &[u8], buf: &mut [u8]| {
-        let Some(out) = buf.get_mut(..dir.len() + 1) else {
-            return;
-        };
-        let (body, nul) = out.split_at_mut(dir.len());
-        body.copy_from_slice(dir);
-        nul.fill(0);
-        let p = buf.as_ptr().cast::<libc::c_char>();
-        // SAFETY: `buf` holds a NUL-terminated path.
-        unsafe {
-            let v = get_xattr_u64(p, b"user.taskloom.forks\0");
-            set_xattr_u64(p, b"user.taskloom.forks\0", v + 1);
+    // Each job's directory is put together in `buf`, NUL-terminated.
+    let bump = |buf: &mut [u8], len: usize| {
+        if let Some(nul) = buf.get_mut(len) {
+            *nul = 0;
+            let p = buf.as_ptr().cast::<libc::c_char>();
+            // SAFETY: `buf` holds a NUL-terminated path.
+            unsafe {
+                let v = get_xattr_u64(p, b"user.taskloom.forks\0");
+                set_xattr_u64(p, b"user.taskloom.forks\0", v + 1);
+            }
         }
     };
-    bump(top_dir, buf);
+    let (Some(top), Some(suffix)) = (top_dir.get(..dir_len), path.get(top_len..)) else {
+        return;
+    };
+    let Some(start) = buf.get_mut(..dir_len) else {
+        return;
+    };
+    start.copy_from_slice(top);
+    let mut len = dir_len;
+    bump(buf, len);
     // Each component below the top that is a job (not a leaf `@N`, not a
     // member's own `taskloom` root) is one more job the process is in.
-    let mut dir_len = top_dir.len();
-    let mut at = 0;
-    let mut joined = [0u8; 4096];
-    if let Some(d) = joined.get_mut(..top_dir.len()) {
-        d.copy_from_slice(top_dir);
-    } else {
-        return;
-    }
-    while at < suffix.len() {
-        let rest = suffix.get(at + 1..).unwrap_or(&[]);
-        let end = rest.iter().position(|&c| c == b'/').unwrap_or(rest.len());
-        let comp = rest.get(..end).unwrap_or(&[]);
-        let Some(slot) = joined.get_mut(dir_len..dir_len + 1 + comp.len()) else {
+    for comp in suffix.split(|&c| c == b'/').filter(|c| !c.is_empty()) {
+        let Some((slash, name)) = buf
+            .get_mut(len..len + 1 + comp.len())
+            .and_then(|slot| slot.split_first_mut())
+        else {
             return;
         };
-        if let Some((slash, name)) = slot.split_first_mut() {
-            *slash = b'/';
-            name.copy_from_slice(comp);
+        *slash = b'/';
+        name.copy_from_slice(comp);
+        len += 1 + comp.len();
+        if !comp.starts_with(b"@") && comp != b"taskloom" {
+            bump(buf, len);
         }
-        dir_len += 1 + comp.len();
-        if !comp.is_empty()
-            && !comp.starts_with(b"@")
-            && comp != b"taskloom"
-            && let Some(dir) = joined.get(..dir_len)
-        {
-            bump(dir, buf);
-        }
-        at += 1 + end;
     }
 }
 

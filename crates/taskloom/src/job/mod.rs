@@ -866,17 +866,15 @@ impl Job {
             });
         }
         let foreign = self.site().backend.foreign_job_of(pid)?;
+        // Where it was, for the process counts (read before it moves).
         let came_from = v2_dir_of(pid);
         match foreign {
-            Some(theirs) => self.nest_and_assign(pid, &theirs, &alive)?,
+            Some(theirs) => self.nest_and_assign(pid, &theirs, came_from, &alive)?,
             None => {
                 let site = self.site();
-                let chain = site.backend.chain();
-                counter::assigning(&chain);
-                let moved = site.backend.assign(pid, &self.limits, &alive);
-                counter::assigning(&chain);
-                moved?;
-                counter::count_entered(&chain, || came_from);
+                counter::counted_move(&site.backend.chain(), came_from, || {
+                    site.backend.assign(pid, &self.limits, &alive)
+                })?;
             }
         }
         self.apply_process_limits(pid)
@@ -889,7 +887,13 @@ impl Job {
     /// in, the old place is removed, and every handle to it (this one, its
     /// duplicates, its watchers) follows. Anything else is refused, and the
     /// process stays where it was.
-    fn nest_and_assign(&self, pid: i32, theirs: &str, alive: &dyn Fn() -> bool) -> Result<()> {
+    fn nest_and_assign(
+        &self,
+        pid: i32,
+        theirs: &str,
+        came_from: Option<PathBuf>,
+        alive: &dyn Fn() -> bool,
+    ) -> Result<()> {
         let mut site = self.site.write().unwrap_or_else(|e| e.into_inner());
         let name = site.name.clone();
         let refuse = |why: String| Error::PermissionDenied {
@@ -951,13 +955,7 @@ impl Job {
             if let (Some(from), Some(to)) = (site.backend.chain().last(), chain.last()) {
                 counter::carry_over(from, to);
             }
-            counter::assigning(&chain);
-            let came_from = v2_dir_of(pid);
-            let moved = made.assign(pid, &self.limits, alive);
-            counter::assigning(&chain);
-            moved?;
-            counter::count_entered(&chain, || came_from);
-            Ok(())
+            counter::counted_move(&chain, came_from, || made.assign(pid, &self.limits, alive))
         })();
         if let Err(e) = finished {
             made.remove()
