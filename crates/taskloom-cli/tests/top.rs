@@ -25,6 +25,22 @@ struct Cleanup {
     dir: PathBuf,
 }
 
+impl Cleanup {
+    /// A tmux session and a temp directory of this test's, `tag`ged, both
+    /// removed on drop.
+    fn new(tag: &str) -> Cleanup {
+        let id = std::process::id();
+        let dir = std::env::temp_dir().join(format!("taskloom-{tag}-{id}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        Cleanup {
+            session: format!("taskloom-{tag}-{id}"),
+            probe: None,
+            job: None,
+            dir,
+        }
+    }
+}
+
 impl Drop for Cleanup {
     fn drop(&mut self) {
         tmux(&["kill-session", "-t", &self.session]);
@@ -55,14 +71,8 @@ fn screen_until(session: &str, what: &str, ok: impl Fn(&str) -> bool) -> String 
 #[test]
 fn top_shows_filters_shows_jobs_and_restores_the_terminal() {
     let id = std::process::id();
-    let dir = std::env::temp_dir().join(format!("taskloom-top-test-{id}"));
-    std::fs::create_dir_all(&dir).unwrap();
-    let mut guard = Cleanup {
-        session: format!("taskloom-top-{id}"),
-        probe: None,
-        job: None,
-        dir: dir.clone(),
-    };
+    let mut guard = Cleanup::new("top");
+    let dir = guard.dir.clone();
     // A process with a name no other has: a copy of sleep.
     let probe_name = format!("tlprobe{}", id % 100_000);
     let probe = dir.join(&probe_name);
@@ -163,16 +173,8 @@ fn top_is_restored_on_sigterm_and_refuses_a_pipe() {
         );
     }
 
-    let id = std::process::id();
-    let session = format!("taskloom-top-term-{id}");
-    let dir = std::env::temp_dir().join(format!("taskloom-top-term-{id}"));
-    std::fs::create_dir_all(&dir).unwrap();
-    let _guard = Cleanup {
-        session: session.clone(),
-        probe: None,
-        job: None,
-        dir: dir.clone(),
-    };
+    let guard = Cleanup::new("top-term");
+    let (session, dir) = (guard.session.clone(), guard.dir.clone());
     let pidfile = dir.join("pid");
     let cmd = format!(
         "sh -c 'echo $$ > {}; exec {} top'; echo TOP-EXITED $?; sleep 60",
@@ -218,15 +220,8 @@ fn top_is_restored_on_sigterm_and_refuses_a_pipe() {
 fn job_caps_wraps_its_explanations_to_the_terminal() {
     // `job caps` on an 80-column terminal: the HOW column wraps under itself
     // (words longer than a line stay whole); piped, each feature is one line.
-    let session = format!("tl-caps-{}", std::process::id());
-    let dir = std::env::temp_dir().join(format!("taskloom-caps-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let _guard = Cleanup {
-        session: session.clone(),
-        probe: None,
-        job: None,
-        dir: dir.clone(),
-    };
+    let guard = Cleanup::new("caps");
+    let (session, dir) = (guard.session.clone(), guard.dir.clone());
     let done = dir.join("done");
     let cmd = format!(
         "{} job caps; touch {}; sleep 30",
