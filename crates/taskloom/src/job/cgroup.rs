@@ -59,7 +59,10 @@ pub(crate) fn procs_recursive(dir: &Path, out: &mut Vec<i32>) {
     }
     if let Ok(entries) = fs::read_dir(dir) {
         for e in entries.flatten() {
-            if e.file_type().is_ok_and(|t| t.is_dir()) {
+            // A nested job's pid namespace init is not one of its processes.
+            if e.file_type().is_ok_and(|t| t.is_dir())
+                && !e.file_name().as_encoded_bytes().starts_with(b"@init.")
+            {
                 procs_recursive(&e.path(), out);
             }
         }

@@ -36,6 +36,10 @@ pub(crate) struct Plan {
     pub v1_procs: Vec<CString>,
     /// Job directories to remove (with everything below them), after the kill.
     pub remove: Vec<CString>,
+    /// The cgroup2 directories of the job's pid namespace init (beside the
+    /// job, `@init.<name>`): killed (`cgroup.kill`, which ends the namespace
+    /// and so every member left in it) and removed with the job.
+    pub inits: Vec<CString>,
     /// Process-group backend: the file holding the job's group id.
     pub pg_file: Option<CString>,
     /// Files to unlink after the kill (the process-group backend's state).
@@ -64,6 +68,7 @@ impl Plan {
             v1_freezer: v1_freezer.map(|f| c(f.join("freezer.state"))),
             v1_procs: v1_dirs.iter().map(|d| c(d.join("cgroup.procs"))).collect(),
             remove: remove.iter().cloned().map(c).collect(),
+            inits: Vec::new(),
             pg_file: None,
             unlink: Vec::new(),
             remove_if_empty: remove_if_empty.iter().cloned().map(c).collect(),
@@ -80,6 +85,7 @@ impl Plan {
             v1_freezer: None,
             v1_procs: Vec::new(),
             remove: vec![c(dir.to_owned())],
+            inits: Vec::new(),
             pg_file: Some(c(dir.join("pgid"))),
             unlink: [
                 "pgid",
@@ -127,6 +133,7 @@ impl Plan {
         for (tag, list) in [
             (b'p', &self.v1_procs),
             (b'r', &self.remove),
+            (b'i', &self.inits),
             (b'u', &self.unlink),
             (b'x', &self.remove_if_empty),
         ] {
@@ -158,6 +165,7 @@ struct Parsed {
     pg_file: *const libc::c_char,
     v1_procs: List,
     remove: List,
+    inits: List,
     unlink: List,
     remove_if_empty: List,
     count_top: *const libc::c_char,
@@ -198,6 +206,7 @@ fn parse_plan(buf: &[u8]) -> Parsed {
         pg_file: ptr::null(),
         v1_procs: List::EMPTY,
         remove: List::EMPTY,
+        inits: List::EMPTY,
         unlink: List::EMPTY,
         remove_if_empty: List::EMPTY,
         count_top: ptr::null(),
@@ -219,6 +228,7 @@ fn parse_plan(buf: &[u8]) -> Parsed {
             b'g' => p.pg_file = s,
             b'p' => p.v1_procs.push(s),
             b'r' => p.remove.push(s),
+            b'i' => p.inits.push(s),
             b'u' => p.unlink.push(s),
             b'x' => p.remove_if_empty.push(s),
             b'T' => p.count_top = s,
@@ -436,6 +446,9 @@ unsafe fn guardian_main(
             0,
             0,
         );
+        // No same-uid process may read its memory or descriptors (through
+        // /proc or ptrace) and so take a holder's pipe or rewrite its plan.
+        libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
         for sig in [
             libc::SIGHUP,
             libc::SIGINT,
@@ -508,7 +521,10 @@ unsafe fn guardian_main(
             }
         }
         kill_job(&plan);
-        for dir in plan.remove.iter() {
+        for dir in plan.inits.iter() {
+            kill_init(dir);
+        }
+        for dir in plan.remove.iter().chain(plan.inits.iter()) {
             remove_tree(dir);
         }
         for dir in plan.remove_if_empty.iter() {
@@ -585,6 +601,44 @@ unsafe fn kill_job(plan: &Parsed) {
             }
             if !any {
                 return;
+            }
+            sleep_ms(1);
+        }
+    }
+}
+
+/// Kills the init cgroup `dir` (`cgroup.kill`) and waits, at most ~2 s, until it is empty.
+///
+/// # Safety
+/// `dir` must be a valid C string; raw syscalls only, callable from the guardian.
+unsafe fn kill_init(dir: *const libc::c_char) {
+    let mut buf = [0u8; 4096];
+    // SAFETY: `dir` is a valid C string (the caller's contract).
+    let bytes = unsafe { std::ffi::CStr::from_ptr(dir) }.to_bytes();
+    let file = |name: &[u8], buf: &mut [u8; 4096]| -> bool {
+        if bytes.len() + 1 + name.len() + 1 > buf.len() {
+            return false;
+        }
+        buf[..bytes.len()].copy_from_slice(bytes);
+        buf[bytes.len()] = b'/';
+        buf[bytes.len() + 1..bytes.len() + 1 + name.len()].copy_from_slice(name);
+        buf[bytes.len() + 1 + name.len()] = 0;
+        true
+    };
+    // SAFETY: the buffers hold NUL-terminated paths built just above.
+    unsafe {
+        if !file(b"cgroup.kill", &mut buf) || !write_file(buf.as_ptr().cast(), b"1") {
+            return;
+        }
+        let mut events = [0u8; 4096];
+        if !file(b"cgroup.events", &mut events) {
+            return;
+        }
+        let mut text = [0u8; 512];
+        for _ in 0..2000 {
+            let n = read_file(events.as_ptr().cast(), &mut text);
+            if n <= 0 || contains(&text[..n as usize], b"populated 0") {
+                break;
             }
             sleep_ms(1);
         }

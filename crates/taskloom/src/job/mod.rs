@@ -727,6 +727,14 @@ impl Job {
                 None
             }
         };
+        // The pid namespace's init (a contained job's) ends with the last
+        // handle too where the job is kill-on-close, else with the job.
+        self.site().backend.arm_init(
+            armed
+                .as_ref()
+                .filter(|_| kill_on_close)
+                .map(|a| a.holder_rx.as_fd()),
+        )?;
         if let Some(armed) = armed {
             self.site()
                 .backend

@@ -139,6 +139,11 @@ impl Hierarchy {
 /// Parses `/proc/self/mountinfo` text into the cgroup hierarchies it mounts.
 pub fn parse_mountinfo(text: &str) -> Vec<Hierarchy> {
     let mut out = Vec::new();
+    // Every mount point in order, and where each hierarchy's line was: a
+    // mount over a hierarchy's mount point (or over a directory above it)
+    // hides it, as a contained job's own cgroup2 view hides the machine's.
+    let mut points: Vec<PathBuf> = Vec::new();
+    let mut at: Vec<usize> = Vec::new();
     for line in text.lines() {
         // id parent major:minor root mount-point options [optional...] - fstype source super-options
         let Some((left, right)) = line.split_once(" - ") else {
@@ -156,6 +161,8 @@ pub fn parse_mountinfo(text: &str) -> Vec<Hierarchy> {
                 .replace("\\134", "\\")
         };
         let (mut root, mount) = (PathBuf::from(unescape(l[3])), PathBuf::from(unescape(l[4])));
+        points.push(mount.clone());
+        let before = out.len();
         // Seen from inside a cgroup namespace rooted below the mount's root,
         // the kernel shows that root as `/..` once per level.
         let ns_depth = root
@@ -194,7 +201,18 @@ pub fn parse_mountinfo(text: &str) -> Vec<Hierarchy> {
             }
             _ => {}
         }
+        if out.len() > before {
+            at.push(points.len() - 1);
+        }
     }
+    let mut index = at.into_iter();
+    out.retain(|h| {
+        let i = index.next().unwrap_or(usize::MAX);
+        !points
+            .iter()
+            .skip(i.saturating_add(1))
+            .any(|later| h.mount.starts_with(later))
+    });
     // A hierarchy may be mounted twice; keep the first mount of each.
     let mut seen: Vec<(bool, Vec<Controller>)> = Vec::new();
     out.retain(|h| {
@@ -263,6 +281,29 @@ pub fn path_in(h: &Hierarchy, members: &[Membership]) -> Option<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_mount_over_a_hierarchy_hides_it() {
+        // A contained job's view: the machine's cgroup2 (shown from inside
+        // the job's namespace as /../..), a tmpfs over it, the job's own
+        // cgroup2 on top: only the last is seen.
+        let text = "\
+30 25 0:26 /../.. /sys/fs/cgroup rw,nosuid - cgroup2 cgroup2 rw,nsdelegate
+40 30 0:50 / /sys/fs/cgroup rw,nosuid - tmpfs tmpfs rw,size=4k
+41 40 0:26 / /sys/fs/cgroup rw,nosuid - cgroup2 cgroup2 rw,nsdelegate
+";
+        let h = parse_mountinfo(text);
+        assert_eq!(h.len(), 1, "{h:?}");
+        assert_eq!(h[0].ns_depth, 0);
+        assert_eq!(h[0].mount, Path::new("/sys/fs/cgroup"));
+        // Mounts below a hierarchy's mount point do not hide it.
+        let text = "\
+31 23 0:28 / /sys/fs/cgroup rw - tmpfs tmpfs rw,mode=755
+32 31 0:29 / /sys/fs/cgroup/cpu rw - cgroup cgroup rw,cpu
+33 31 0:30 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw
+";
+        assert_eq!(parse_mountinfo(text).len(), 2);
+    }
 
     const HYBRID: &str = "\
 31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755

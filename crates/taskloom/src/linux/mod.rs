@@ -9,6 +9,7 @@ pub mod bytes;
 pub mod layout;
 pub mod parse;
 
+use std::os::unix::ffi::OsStrExt;
 use std::sync::OnceLock;
 use std::time::{Duration, SystemTime};
 
@@ -82,10 +83,31 @@ pub(crate) fn resolve_hierarchies(mountinfo: &str, own: &str) -> Vec<layout::Hie
                 if !h.resolve_namespace(&own_rel, pid) {
                     return None;
                 }
+            } else if h.v2
+                && let Some(root) = job_mount_root(&h.mount)
+            {
+                // A contained job's own cgroup2 mount: it shows the job as
+                // `/`; its directory says where it is in the hierarchy.
+                h.mount_root = root.clone();
+                h.ns_prefix = root;
             }
             Some(h)
         })
         .collect()
+}
+
+/// The xattr on a contained job's cgroup2 directory naming its path in the
+/// hierarchy (written by its creator; a member's cgroup2 mount shows that
+/// directory as its root).
+pub(crate) const NS_ROOT_XATTR: &str = "user.taskloom.nsroot";
+
+/// Where the cgroup2 mount at `mount` is rooted in the hierarchy, when it is
+/// a contained job's own view (its root directory carries [`NS_ROOT_XATTR`]).
+fn job_mount_root(mount: &std::path::Path) -> Option<std::path::PathBuf> {
+    let mut buf = [0u8; 4096];
+    let n = rustix::fs::getxattr(mount, NS_ROOT_XATTR, &mut buf[..]).ok()?;
+    let path = std::path::PathBuf::from(std::ffi::OsStr::from_bytes(&buf[..n]));
+    path.is_absolute().then_some(path)
 }
 
 /// The cgroup hierarchies mounted here, as this process sees them (read

@@ -34,6 +34,7 @@ pub mod logon;
 pub mod shell;
 mod spawn;
 mod sys;
+pub(crate) use sys::Isolation;
 
 use std::collections::BTreeMap;
 use std::ffi::{OsStr, OsString};
@@ -181,18 +182,90 @@ pub struct CgroupPlacement {
 /// in it cannot move itself, or be moved by anyone inside, to a cgroup
 /// outside the namespace's root, and cannot change the root's own limits:
 /// what keeps a member in its job (`job::JobBuilder::contain`).
+///
+/// With an isolation, a job also has a pid namespace and a mount namespace
+/// of its own: a member cannot name (so cannot signal, trace or read) any
+/// process outside its job, the namespace's init ends every member when it
+/// ends, and the member's cgroup2 mount shows only its job's subtree, so no
+/// ancestor's limits can be reached through a path either.
 #[derive(Debug)]
 pub struct Namespaces {
     user: Option<OwnedFd>,
     cgroup: OwnedFd,
+    mnt: Option<OwnedFd>,
+    pid: Option<OwnedFd>,
+    /// The pid namespace's init, when these were made here (not taken from a member).
+    init: Option<Init>,
+}
+
+/// The init of a job's pid namespace, as its creator holds it.
+#[derive(Debug)]
+struct Init {
+    pid: i32,
+    ctl: OwnedFd,
+    armed: std::sync::atomic::AtomicBool,
 }
 
 impl Namespaces {
     /// Makes them: a helper that `place` moves (given its pid) into the
     /// cgroup that becomes the root unshares them and hands them over.
     pub(crate) fn rooted_by(new_user: bool, place: &dyn Fn(i32) -> Result<()>) -> Result<Self> {
-        let (user, cgroup) = sys::make_namespaces(new_user, place)?;
-        Ok(Namespaces { user, cgroup })
+        Self::isolated_by(new_user, None, place)
+    }
+
+    /// As [`Namespaces::rooted_by`], and with `isolation` a mount and a pid
+    /// namespace too (whose init the creator moves out of the job's cgroup:
+    /// [`Namespaces::init_pid`]).
+    pub(crate) fn isolated_by(
+        new_user: bool,
+        isolation: Option<&sys::Isolation>,
+        place: &dyn Fn(i32) -> Result<()>,
+    ) -> Result<Self> {
+        let made = sys::make_namespaces(new_user, isolation, place)?;
+        let (mnt, pid, init) = match made.isolated {
+            Some(i) => (
+                Some(i.mnt),
+                Some(i.pid),
+                Some(Init {
+                    pid: i.init_pid,
+                    ctl: i.init_ctl,
+                    armed: false.into(),
+                }),
+            ),
+            None => (None, None, None),
+        };
+        Ok(Namespaces {
+            user: made.user,
+            cgroup: made.cgroup,
+            mnt,
+            pid,
+            init,
+        })
+    }
+
+    /// The pid (in ours) of the pid namespace's init these were made with.
+    pub(crate) fn init_pid(&self) -> Option<i32> {
+        self.init.as_ref().map(|i| i.pid)
+    }
+
+    /// Whether members get a pid and a mount namespace of their job's own.
+    pub fn is_isolated(&self) -> bool {
+        self.pid.is_some()
+    }
+
+    /// Tells the init how the job ends (once; later calls do nothing): with
+    /// its last handle (`holders`: a read end of the holders' pipe), or,
+    /// without, only when the job is terminated with its init or deleted.
+    pub(crate) fn arm_init(&self, holders: Option<std::os::fd::BorrowedFd<'_>>) -> Result<()> {
+        let Some(init) = &self.init else {
+            return Ok(());
+        };
+        if init.armed.swap(true, std::sync::atomic::Ordering::AcqRel) {
+            return Ok(());
+        }
+        use std::os::fd::AsFd;
+        sys::arm_init(init.ctl.as_fd(), holders)
+            .map_err(|e| Error::os("arm the job's init (pid namespace)", e))
     }
 
     /// The namespaces member `pid` started in, when a job's handle made them
@@ -217,6 +290,7 @@ impl Namespaces {
         let ino = |fd: &OwnedFd| fstat(fd).ok().map(|s| (s.st_dev, s.st_ino));
         let pid_s = pid.to_string();
         let (cgroup, user) = (ns(&pid_s, "cgroup")?, ns(&pid_s, "user")?);
+        let (pidns, mnt) = (ns(&pid_s, "pid")?, ns(&pid_s, "mnt")?);
         // Still the process the pidfd holds: the descriptors are its.
         process.signal(0).ok()?;
         let (own_cgroup, own_user) = (ns("self", "cgroup")?, ns("self", "user")?);
@@ -227,8 +301,34 @@ impl Namespaces {
         if ino(&owner)? != ino(&user)? {
             return None;
         }
+        // The job's own pid and mount namespaces, where it has them: made
+        // with the cgroup namespace, so owned by the same user namespace.
+        let (own_pid, own_mnt) = (ns("self", "pid")?, ns("self", "mnt")?);
+        let isolated = ino(&pidns)? != ino(&own_pid)?;
+        if isolated {
+            let owned_alike = |fd: &OwnedFd| {
+                sys::namespace_relative(fd.as_fd(), false)
+                    .ok()
+                    .and_then(|o| ino(&o))
+                    == ino(&user)
+            };
+            if ino(&mnt)? == ino(&own_mnt)? || !owned_alike(&pidns) || !owned_alike(&mnt) {
+                return None;
+            }
+        }
+        let (pid, mnt) = if isolated {
+            (Some(pidns), Some(mnt))
+        } else {
+            (None, None)
+        };
         if ino(&user)? == ino(&own_user)? {
-            return Some(Namespaces { user: None, cgroup });
+            return Some(Namespaces {
+                user: None,
+                cgroup,
+                mnt,
+                pid,
+                init: None,
+            });
         }
         let parent = sys::namespace_relative(user.as_fd(), true).ok()?;
         let ours = ino(&parent)? == ino(&own_user)?
@@ -236,6 +336,9 @@ impl Namespaces {
         ours.then_some(Namespaces {
             user: Some(user),
             cgroup,
+            mnt,
+            pid,
+            init: None,
         })
     }
 
@@ -244,11 +347,15 @@ impl Namespaces {
         self.user.is_some()
     }
 
-    pub(crate) fn raw(&self) -> (RawFd, RawFd) {
-        (
-            self.user.as_ref().map_or(-1, |f| f.as_raw_fd()),
+    /// The descriptors a spawn joins: user, cgroup, pid, mount (-1: none).
+    pub(crate) fn raw(&self) -> [RawFd; 4] {
+        let raw = |f: &Option<OwnedFd>| f.as_ref().map_or(-1, |f| f.as_raw_fd());
+        [
+            raw(&self.user),
             self.cgroup.as_raw_fd(),
-        )
+            raw(&self.pid),
+            raw(&self.mnt),
+        ]
     }
 }
 

@@ -280,7 +280,15 @@ pub(super) fn spawn(mut b: ProcessBuilder) -> Result<Process> {
     let ns_fds = placement
         .as_ref()
         .and_then(|p| p.namespaces.as_ref())
-        .map_or((-1, -1), |n| n.raw());
+        .map_or([-1; 4], |n| n.raw());
+    // Joining a mount namespace moves the child to its root: it goes back
+    // to our directory (the same path there), unless it has its own.
+    let ns_cwd = if ns_fds[3] >= 0 && cwd.is_none() {
+        let here = std::env::current_dir().map_err(|e| Error::os("find the current directory", e))?;
+        Some(cstring("current directory", here.as_os_str().as_bytes())?)
+    } else {
+        None
+    };
     let rlimits: Vec<(i32, libc::rlimit64)> = b
         .rlimits
         .iter()
@@ -321,8 +329,11 @@ pub(super) fn spawn(mut b: ProcessBuilder) -> Result<Process> {
             .map(|c| (c.uid, c.gid, groups.as_slice())),
         procs_files: &procs_files,
         extra_procs_file: None,
-        userns: ns_fds.0,
-        cgroupns: ns_fds.1,
+        userns: ns_fds[0],
+        cgroupns: ns_fds[1],
+        pidns: ns_fds[2],
+        mntns: ns_fds[3],
+        ns_cwd: ns_cwd.as_deref(),
         traceme: b.suspended || b.debugged,
         rlimits: &rlimits,
     };

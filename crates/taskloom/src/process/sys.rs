@@ -157,6 +157,15 @@ pub(crate) struct ChildPlan<'a> {
     /// A user namespace and a cgroup namespace to join once placed (-1: none).
     pub userns: RawFd,
     pub cgroupns: RawFd,
+    /// A contained job's pid and mount namespaces (-1: none). A pid namespace
+    /// holds only processes forked after joining it, so a spawn with one goes
+    /// through a relay (`relay_main`) that joins the user and pid namespaces
+    /// and forks the child as a child of ours (`CLONE_PARENT`).
+    pub pidns: RawFd,
+    pub mntns: RawFd,
+    /// Where the child starts when `cwd` is `None` and it joins a mount
+    /// namespace (joining one moves it to that namespace's root): ours.
+    pub ns_cwd: Option<&'a CStr>,
     pub traceme: bool,
     pub rlimits: &'a [(i32, libc::rlimit64)],
 }
@@ -230,19 +239,23 @@ pub(crate) fn spawn(
         report: &report,
     };
     let mut stack = MaybeUninit::<ChildStack>::uninit();
-    // SAFETY: the stack lives in this frame for as long as the child uses it
-    // (CLONE_VFORK keeps us here until it execs or exits); `child_main`
-    // never returns and touches only `arg`, which outlives the call.
-    let (pid, pidfd) = unsafe {
-        clone_child(
-            libc::CLONE_VFORK as u64,
-            v2_cgroup.map(|cg| cg.as_raw_fd()),
-            &mut stack,
-            child_main,
-            &arg as *const ChildArg as *mut c_void,
-        )
-    }
-    .map_err(|e| SpawnError::Os("clone3", e))?;
+    let (pid, pidfd) = if plan.pidns >= 0 {
+        spawn_through_relay(&arg, v2_cgroup)?
+    } else {
+        // SAFETY: the stack lives in this frame for as long as the child uses it
+        // (CLONE_VFORK keeps us here until it execs or exits); `child_main`
+        // never returns and touches only `arg`, which outlives the call.
+        unsafe {
+            clone_child(
+                libc::CLONE_VFORK as u64,
+                v2_cgroup.map(|cg| cg.as_raw_fd()),
+                &mut stack,
+                child_main,
+                &arg as *const ChildArg as *mut c_void,
+            )
+        }
+        .map_err(|e| SpawnError::Os("clone3", e))?
+    };
     let stage = Stage::from_u32(report.stage.load(Ordering::Acquire));
     let errno = report.errno.load(Ordering::Acquire);
     if errno == 0 && stage != Stage::NotStarted {
@@ -254,6 +267,126 @@ pub(crate) fn spawn(
         return Err(SpawnError::KilledBeforeStart);
     }
     Err(SpawnError::Child { stage, errno })
+}
+
+/// What the relay of a spawn into a pid namespace shares with us (`CLONE_VM`).
+struct RelayArg<'a> {
+    child: &'a ChildArg<'a>,
+    /// The job's cgroup2 leaf for `CLONE_INTO_CGROUP` (-1: none).
+    cgroup: RawFd,
+    /// The child's stack (the relay runs on another).
+    stack: *mut MaybeUninit<ChildStack>,
+    /// The child's pid and pidfd (in our shared table), once forked.
+    pid: AtomicI32,
+    pidfd: AtomicI32,
+}
+
+/// A spawn into a contained job's pid namespace: a relay, sharing our
+/// memory and descriptor table, joins the job's user and pid namespaces and
+/// forks the child with `CLONE_PARENT`, so the child is in the namespace
+/// and still ours (we wait for it, its exit status comes to us). The relay
+/// is placed nowhere: only the child enters the job's cgroup, so it takes
+/// no slot of the job's process limit. Returns the child's pid and pidfd.
+fn spawn_through_relay(
+    arg: &ChildArg<'_>,
+    v2_cgroup: Option<&OwnedFd>,
+) -> Result<(i32, OwnedFd), SpawnError> {
+    let mut relay_stack = MaybeUninit::<ChildStack>::uninit();
+    let mut child_stack = MaybeUninit::<ChildStack>::uninit();
+    let relay = RelayArg {
+        child: arg,
+        cgroup: v2_cgroup.map_or(-1, |cg| cg.as_raw_fd()),
+        stack: &mut child_stack,
+        pid: AtomicI32::new(-1),
+        pidfd: AtomicI32::new(-1),
+    };
+    // SAFETY: both stacks and `relay` live in this frame until the relay has
+    // exited (CLONE_VFORK keeps us here until it does; it waits, by its own
+    // CLONE_VFORK, until the child has exec'd or exited); `relay_main` never
+    // returns and uses raw syscalls only.
+    let (_, relay_pidfd) = unsafe {
+        clone_child(
+            (libc::CLONE_VFORK | libc::CLONE_FILES) as u64,
+            None,
+            &mut relay_stack,
+            relay_main,
+            &relay as *const RelayArg as *mut c_void,
+        )
+    }
+    .map_err(|e| SpawnError::Os("clone3 (spawn relay)", e))?;
+    reap_blocking(&relay_pidfd);
+    let pid = relay.pid.load(Ordering::Acquire);
+    let pidfd = relay.pidfd.load(Ordering::Acquire);
+    if pid <= 0 || pidfd < 0 {
+        let errno = arg.report.errno.load(Ordering::Acquire);
+        return Err(SpawnError::Child {
+            stage: Stage::Namespace,
+            errno: if errno == 0 { libc::EINVAL } else { errno },
+        });
+    }
+    // SAFETY: the relay's clone3 stored a fresh descriptor in our shared
+    // table and handed it over; nothing else owns it.
+    Ok((pid, unsafe { OwnedFd::from_raw_fd(pidfd) }))
+}
+
+/// The relay: joins the job's user and pid namespaces, forks the child
+/// (ours, by `CLONE_PARENT`) into the job's cgroup and waits until it has
+/// exec'd or exited (`CLONE_VFORK`), then exits. Never returns.
+extern "C" fn relay_main(arg: *mut c_void) -> ! {
+    // SAFETY: `arg` is the parent's `RelayArg`; the parent is suspended
+    // (CLONE_VFORK) until this relay exits, so it stays alive and unchanged.
+    let r = unsafe { &*(arg as *const RelayArg) };
+    let plan = r.child.plan;
+    let fail = |errno: i32| -> ! {
+        r.child.report.errno.store(errno, Ordering::Release);
+        // SAFETY: ends this relay only (it is its own thread group).
+        unsafe { libc::syscall(libc::SYS_exit_group, 1) };
+        unreachable!()
+    };
+    let errno = || io::Error::last_os_error().raw_os_error().unwrap_or(libc::EINVAL);
+    // SAFETY: raw syscalls on descriptors the plan holds open.
+    unsafe {
+        // The user namespace first: its capabilities let the pid namespace in.
+        if plan.userns >= 0 && libc::setns(plan.userns, libc::CLONE_NEWUSER) != 0 {
+            fail(errno());
+        }
+        if libc::setns(plan.pidns, libc::CLONE_NEWPID) != 0 {
+            fail(errno());
+        }
+    }
+    let mut pidfd: RawFd = -1;
+    let mut args = CloneArgs {
+        // CLONE_PARENT takes no exit signal of its own: the child gets ours
+        // (SIGCHLD), as any child of the parent does.
+        flags: (libc::CLONE_VM | libc::CLONE_VFORK | libc::CLONE_PIDFD | libc::CLONE_PARENT)
+            as u64,
+        pidfd: &mut pidfd as *mut RawFd as u64,
+        exit_signal: 0,
+        stack: r.stack as u64,
+        stack_size: CHILD_STACK_SIZE as u64,
+        ..Default::default()
+    };
+    if r.cgroup >= 0 {
+        args.flags |= CLONE_INTO_CGROUP;
+        args.cgroup = r.cgroup as u64;
+    }
+    // SAFETY: the child's stack and its `ChildArg` live in the parent's frame,
+    // which waits for this relay, which waits (CLONE_VFORK) for the child.
+    let ret = unsafe {
+        clone_raw(
+            &mut args,
+            child_main,
+            r.child as *const ChildArg as *mut c_void,
+        )
+    };
+    if ret < 0 {
+        fail((-ret) as i32);
+    }
+    r.pidfd.store(pidfd, Ordering::Relaxed);
+    r.pid.store(ret as i32, Ordering::Release);
+    // SAFETY: as above.
+    unsafe { libc::syscall(libc::SYS_exit_group, 0) };
+    unreachable!()
 }
 
 /// Starts a child sharing our memory (`CLONE_VM` and `extra` flags, a
@@ -549,12 +682,29 @@ extern "C" fn child_main(arg: *mut c_void) -> ! {
             libc::close(fd);
         }
         // A contained job's namespaces: the user namespace first, whose
-        // capabilities the cgroup namespace's owner check then sees.
-        if plan.userns >= 0 && libc::setns(plan.userns, libc::CLONE_NEWUSER) != 0 {
+        // capabilities the cgroup namespace's owner check then sees (with a
+        // pid namespace, the relay joined it already).
+        if plan.userns >= 0
+            && plan.pidns < 0
+            && libc::setns(plan.userns, libc::CLONE_NEWUSER) != 0
+        {
             fail(Stage::Namespace);
         }
         if plan.cgroupns >= 0 && libc::setns(plan.cgroupns, libc::CLONE_NEWCGROUP) != 0 {
             fail(Stage::Namespace);
+        }
+        // The job's mount namespace (its own cgroup2 view and /proc) moves
+        // the child to that namespace's root: back to where it starts.
+        if plan.mntns >= 0 {
+            if libc::setns(plan.mntns, libc::CLONE_NEWNS) != 0 {
+                fail(Stage::Namespace);
+            }
+            if plan.cwd.is_none()
+                && let Some(dir) = plan.ns_cwd
+                && libc::chdir(dir.as_ptr()) != 0
+            {
+                fail(Stage::Cwd);
+            }
         }
         match plan.group {
             ProcessGroup::Inherit => {}
@@ -753,17 +903,63 @@ pub(crate) fn lookup_user(user: &str) -> Result<Credentials> {
     })
 }
 
+/// What a job's own mount and pid namespaces hold, prepared by the parent.
+#[derive(Debug, Default)]
+pub(crate) struct Isolation {
+    /// Where cgroup2 is mounted here: each gets a fresh cgroup2 mount made
+    /// inside the job's cgroup namespace, which shows only the job's subtree.
+    pub cgroup2_mounts: Vec<CString>,
+    /// Sockets (a file: `/dev/null` is bound over it) and directories (an
+    /// empty read-only tmpfs over it) the members must not reach: the
+    /// user's bus and service manager, when the job hides services.
+    pub hide_files: Vec<CString>,
+    pub hide_dirs: Vec<CString>,
+}
+
+/// What the namespace helper made.
+#[derive(Debug)]
+pub(crate) struct MadeNamespaces {
+    pub user: Option<OwnedFd>,
+    pub cgroup: OwnedFd,
+    /// With an [`Isolation`]: the job's own mount and pid namespaces and
+    /// their init.
+    pub isolated: Option<Isolated>,
+}
+
+/// A contained job's mount and pid namespaces and the pid namespace's init.
+#[derive(Debug)]
+pub(crate) struct Isolated {
+    pub mnt: OwnedFd,
+    pub pid: OwnedFd,
+    /// The init's pid (in our namespace) while it is still in the job's
+    /// cgroup, where the helper was: the creator moves it out.
+    pub init_pid: i32,
+    /// Our end of the init's control socket (see [`arm_init`]).
+    pub init_ctl: OwnedFd,
+}
+
 /// What the namespace helper needs and reports, shared with it (`CLONE_VM`).
-struct NsHelper {
+struct NsHelper<'a> {
     /// 0 while the parent places the helper, 1 to go on, 2 to give up.
     go: AtomicU32,
     new_user: bool,
     uid_map: Vec<u8>,
     gid_map: Vec<u8>,
+    isolation: Option<&'a Isolation>,
+    /// The init's end of its control socket (in the shared table), or -1.
+    init_end: RawFd,
+    /// Our end, on which the helper reads the init's first word.
+    our_end: RawFd,
+    /// Set once the helper closed `init_end` in the shared table (after
+    /// the fork, so that a dead init's end-of-file reaches the read).
+    init_end_closed: std::sync::atomic::AtomicBool,
     /// Descriptors the helper opened in the shared table (`CLONE_FILES`), or -1.
     user_fd: AtomicI32,
     cgroup_fd: AtomicI32,
-    /// The errno of the step that failed, and which (1 user, 2 maps, 3 cgroup, 4 open).
+    mnt_fd: AtomicI32,
+    pid_fd: AtomicI32,
+    init_pid: AtomicI32,
+    /// The errno of the step that failed, and which (see `make_namespaces`).
     errno: AtomicI32,
     step: AtomicU32,
 }
@@ -772,10 +968,10 @@ const GO_WAIT: u32 = 0;
 const GO_ON: u32 = 1;
 
 /// The helper: waits until the parent has placed it, unshares, opens the
-/// namespaces into the descriptor table it shares with the parent, exits.
-/// It shares the parent's memory while the parent's other threads run, so
-/// it makes raw syscalls only (rustix's, which keep no `errno`), on memory
-/// the parent prepared.
+/// namespaces into the descriptor table it shares with the parent, forks
+/// the pid namespace's init when asked to, exits. It shares the parent's
+/// memory while the parent's other threads run, so it makes raw syscalls
+/// only (rustix's, which keep no `errno`), on memory the parent prepared.
 extern "C" fn ns_helper_main(arg: *mut c_void) -> ! {
     // SAFETY: `arg` is the parent's `NsHelper`, alive until this child has
     // exited (the parent waits for that before it returns).
@@ -817,16 +1013,135 @@ extern "C" fn ns_helper_main(arg: *mut c_void) -> ! {
         if let Err(e) = unsafe { unshare_unsafe(UnshareFlags::NEWCGROUP) } {
             fail(3, e);
         }
-        let open_ns = |path: &CStr| open(path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty());
-        match open_ns(c"/proc/self/ns/cgroup") {
-            Ok(fd) => h.cgroup_fd.store(fd.into_raw_fd(), Ordering::Relaxed),
-            Err(e) => fail(4, e),
-        }
-        if h.new_user {
-            match open_ns(c"/proc/self/ns/user") {
-                Ok(fd) => h.user_fd.store(fd.into_raw_fd(), Ordering::Relaxed),
-                Err(e) => fail(4, e),
+        if let Some(iso) = h.isolation {
+            // SAFETY: as above (a mount namespace changes no descriptor).
+            if let Err(e) = unsafe { unshare_unsafe(UnshareFlags::NEWNS) } {
+                fail(5, e);
             }
+            // SAFETY: raw mount(2) calls on C strings the parent prepared.
+            unsafe {
+                // Nothing mounted here propagates back to the machine.
+                if libc::mount(
+                    ptr::null(),
+                    c"/".as_ptr(),
+                    ptr::null(),
+                    libc::MS_REC | libc::MS_SLAVE,
+                    ptr::null(),
+                ) != 0
+                {
+                    fail(5, rustix::io::Errno::from_raw_os_error(last_errno()));
+                }
+                for dir in &iso.cgroup2_mounts {
+                    // The kernel refuses a superblock right on top of its own
+                    // mount's root (EBUSY): a tmpfs goes between them.
+                    if libc::mount(
+                        c"tmpfs".as_ptr(),
+                        dir.as_ptr(),
+                        c"tmpfs".as_ptr(),
+                        libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+                        c"size=4k,mode=0755".as_ptr().cast(),
+                    ) != 0
+                    {
+                        fail(6, rustix::io::Errno::from_raw_os_error(last_errno()));
+                    }
+                    if libc::mount(
+                        c"cgroup2".as_ptr(),
+                        dir.as_ptr(),
+                        c"cgroup2".as_ptr(),
+                        libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC | libc::MS_RELATIME,
+                        ptr::null(),
+                    ) != 0
+                    {
+                        fail(6, rustix::io::Errno::from_raw_os_error(last_errno()));
+                    }
+                }
+                for file in &iso.hide_files {
+                    if libc::mount(
+                        c"/dev/null".as_ptr(),
+                        file.as_ptr(),
+                        ptr::null(),
+                        libc::MS_BIND,
+                        ptr::null(),
+                    ) != 0
+                    {
+                        fail(7, rustix::io::Errno::from_raw_os_error(last_errno()));
+                    }
+                }
+                for dir in &iso.hide_dirs {
+                    if libc::mount(
+                        c"tmpfs".as_ptr(),
+                        dir.as_ptr(),
+                        c"tmpfs".as_ptr(),
+                        libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+                        c"size=4k,mode=0555".as_ptr().cast(),
+                    ) != 0
+                    {
+                        fail(7, rustix::io::Errno::from_raw_os_error(last_errno()));
+                    }
+                }
+            }
+            // SAFETY: as above.
+            if let Err(e) = unsafe { unshare_unsafe(UnshareFlags::NEWPID) } {
+                fail(8, e);
+            }
+        }
+        let open_ns = |path: &CStr| open(path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty());
+        let store = |path: &CStr, slot: &AtomicI32, step: u32| match open_ns(path) {
+            Ok(fd) => slot.store(fd.into_raw_fd(), Ordering::Relaxed),
+            Err(e) => fail(step, e),
+        };
+        store(c"/proc/self/ns/cgroup", &h.cgroup_fd, 4);
+        if h.new_user {
+            store(c"/proc/self/ns/user", &h.user_fd, 4);
+        }
+        if h.isolation.is_some() {
+            store(c"/proc/self/ns/mnt", &h.mnt_fd, 11);
+            // Our namespace directory, opened while /proc is still the
+            // machine's: the init mounts its own over it.
+            let ns_dir = match open(
+                c"/proc/self/ns",
+                OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                Mode::empty(),
+            ) {
+                Ok(fd) => fd,
+                Err(e) => fail(12, e),
+            };
+            // The first process forked now is the pid namespace's init.
+            // SAFETY: a fork (no CLONE_VM): the child runs on a copy of
+            // this stack and memory, and only `init_main`'s raw syscalls.
+            let pid = unsafe {
+                libc::syscall(libc::SYS_clone, libc::SIGCHLD as libc::c_ulong, 0usize, 0usize, 0usize, 0usize)
+            };
+            if pid < 0 {
+                fail(9, rustix::io::Errno::from_raw_os_error(last_errno()));
+            }
+            if pid == 0 {
+                // SAFETY: freshly forked; `init_end` is open in its copy of the table.
+                unsafe { init_main(h.init_end) }
+            }
+            h.init_pid.store(pid as i32, Ordering::Relaxed);
+            // SAFETY: the init has its own copy; ours goes, and the parent is told.
+            unsafe { libc::close(h.init_end) };
+            h.init_end_closed.store(true, Ordering::Release);
+            // Its first word: 0 once it mounted the namespace's /proc, else the errno.
+            let mut word = [0u8; 4];
+            // SAFETY: reading into a local buffer from a descriptor we share.
+            let n = unsafe { libc::read(h.our_end, word.as_mut_ptr().cast(), 4) };
+            let status = if n == 4 { i32::from_ne_bytes(word) } else { libc::EPROTO };
+            if status != 0 {
+                fail(10, rustix::io::Errno::from_raw_os_error(status));
+            }
+            // Only now: a pid namespace without its init cannot be opened.
+            match rustix::fs::openat(
+                &ns_dir,
+                c"pid_for_children",
+                OFlags::RDONLY | OFlags::CLOEXEC,
+                Mode::empty(),
+            ) {
+                Ok(fd) => h.pid_fd.store(fd.into_raw_fd(), Ordering::Relaxed),
+                Err(e) => fail(12, e),
+            }
+            drop(ns_dir);
         }
         h.step.store(0, Ordering::Release);
     }
@@ -835,26 +1150,206 @@ extern "C" fn ns_helper_main(arg: *mut c_void) -> ! {
     unreachable!()
 }
 
+fn last_errno() -> i32 {
+    io::Error::last_os_error().raw_os_error().unwrap_or(libc::EINVAL)
+}
+
+/// The init's control messages: arm kill-on-close with the holders' pipe
+/// (its read end travels with the message), or keep the namespace until
+/// the job is deleted.
+const INIT_KILL_ON_CLOSE: u8 = b'K';
+const INIT_PERSIST: u8 = b'P';
+
+/// The init of a contained job's pid namespace. When it ends, the kernel
+/// kills every process in the namespace, and no member can end it early or
+/// hold it: from inside, signals to it are dropped unless it handles them
+/// (SIGKILL and SIGSTOP always), it is not dumpable (no ptrace, no
+/// `/proc/1/fd`), and its cgroup is outside the job's namespace. It mounts
+/// the namespace's `/proc`, reaps orphans, and ends when the job's last
+/// handle is gone (kill-on-close: end-of-file on the holders' pipe), when
+/// its creator goes before arming it, or when it is killed with the job.
+///
+/// # Safety
+/// Must only run in a freshly forked child; raw syscalls only.
+unsafe fn init_main(ctl: RawFd) -> ! {
+    // SAFETY: raw syscalls on stack memory.
+    unsafe {
+        if ctl > 0 {
+            libc::syscall(libc::SYS_close_range, 0u32, (ctl - 1) as u32, 0u32);
+        }
+        libc::syscall(libc::SYS_close_range, (ctl + 1) as u32, u32::MAX, 0u32);
+        libc::prctl(libc::PR_SET_NAME, c"taskloom-init".as_ptr() as libc::c_ulong, 0, 0, 0);
+        libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
+        let status = if libc::mount(
+            c"proc".as_ptr(),
+            c"/proc".as_ptr(),
+            c"proc".as_ptr(),
+            libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+            ptr::null(),
+        ) == 0
+        {
+            0
+        } else {
+            last_errno()
+        };
+        libc::write(ctl, status.to_ne_bytes().as_ptr().cast(), 4);
+        if status != 0 {
+            libc::syscall(libc::SYS_exit_group, 1);
+        }
+        let mut all = MaybeUninit::<libc::sigset_t>::uninit();
+        libc::sigfillset(all.as_mut_ptr());
+        libc::sigprocmask(libc::SIG_SETMASK, all.as_ptr(), ptr::null_mut());
+        let mut chld = MaybeUninit::<libc::sigset_t>::uninit();
+        libc::sigemptyset(chld.as_mut_ptr());
+        libc::sigaddset(chld.as_mut_ptr(), libc::SIGCHLD);
+        let sfd = libc::signalfd(-1, chld.as_ptr(), libc::SFD_CLOEXEC);
+        let mut ctl = ctl;
+        let mut holders: RawFd = -1;
+        let mut armed = false;
+        loop {
+            let mut fds = [
+                libc::pollfd { fd: ctl, events: libc::POLLIN, revents: 0 },
+                libc::pollfd { fd: sfd, events: libc::POLLIN, revents: 0 },
+                libc::pollfd { fd: holders, events: libc::POLLIN, revents: 0 },
+            ];
+            // Without a signalfd, reap at least once a second.
+            let timeout = if sfd < 0 { 1000 } else { -1 };
+            libc::poll(fds.as_mut_ptr(), 3, timeout);
+            if fds[1].revents != 0 {
+                let mut info = [0u8; 128];
+                libc::read(sfd, info.as_mut_ptr().cast(), info.len());
+            }
+            while libc::waitpid(-1, ptr::null_mut(), libc::WNOHANG | libc::__WALL) > 0 {}
+            if ctl >= 0 && fds[0].revents != 0 {
+                let mut byte = [0u8; 1];
+                let mut iov = libc::iovec { iov_base: byte.as_mut_ptr().cast(), iov_len: 1 };
+                let mut space = [0u64; 8];
+                let mut msg: libc::msghdr = MaybeUninit::zeroed().assume_init();
+                msg.msg_iov = &mut iov;
+                msg.msg_iovlen = 1;
+                msg.msg_control = space.as_mut_ptr().cast();
+                msg.msg_controllen = std::mem::size_of_val(&space) as _;
+                let n = libc::recvmsg(ctl, &mut msg, libc::MSG_CMSG_CLOEXEC);
+                if n < 0 && last_errno() == libc::EINTR {
+                    continue;
+                }
+                if n == 1 && byte[0] == INIT_KILL_ON_CLOSE {
+                    let cmsg = libc::CMSG_FIRSTHDR(&msg);
+                    if !cmsg.is_null()
+                        && (*cmsg).cmsg_level == libc::SOL_SOCKET
+                        && (*cmsg).cmsg_type == libc::SCM_RIGHTS
+                    {
+                        holders = ptr::read_unaligned(libc::CMSG_DATA(cmsg) as *const RawFd);
+                    }
+                    armed = holders >= 0;
+                } else if n == 1 && byte[0] == INIT_PERSIST {
+                    armed = true;
+                } else if n <= 0 {
+                    if !armed {
+                        // The creator went before arming: the job was not made.
+                        libc::syscall(libc::SYS_exit_group, 0);
+                    }
+                    libc::close(ctl);
+                    ctl = -1;
+                }
+            }
+            if holders >= 0 && fds[2].revents != 0 {
+                let mut buf = [0u8; 64];
+                let n = libc::read(holders, buf.as_mut_ptr().cast(), buf.len());
+                if n == 0 || (n < 0 && last_errno() != libc::EINTR && last_errno() != libc::EAGAIN) {
+                    // Every holder is gone: kill-on-close, by the kernel.
+                    libc::syscall(libc::SYS_exit_group, 0);
+                }
+            }
+        }
+    }
+}
+
+/// Tells a job's init how it ends: with the job's last handle (`holders`,
+/// a read end of the holders' pipe, sent along) or with the job itself.
+pub(crate) fn arm_init(ctl: BorrowedFd<'_>, holders: Option<BorrowedFd<'_>>) -> io::Result<()> {
+    let mut byte = [if holders.is_some() {
+        INIT_KILL_ON_CLOSE
+    } else {
+        INIT_PERSIST
+    }];
+    let mut iov = libc::iovec {
+        iov_base: byte.as_mut_ptr().cast(),
+        iov_len: 1,
+    };
+    let mut space = [0u64; 8];
+    // SAFETY: a zeroed msghdr is valid; every pointer set below points at
+    // locals that outlive the sendmsg call, and the control buffer is
+    // large and aligned enough for one descriptor (CMSG_SPACE(4) <= 64).
+    unsafe {
+        let mut msg: libc::msghdr = MaybeUninit::zeroed().assume_init();
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        if let Some(fd) = holders {
+            msg.msg_control = space.as_mut_ptr().cast();
+            msg.msg_controllen = libc::CMSG_SPACE(4) as _;
+            let cmsg = libc::CMSG_FIRSTHDR(&msg);
+            (*cmsg).cmsg_level = libc::SOL_SOCKET;
+            (*cmsg).cmsg_type = libc::SCM_RIGHTS;
+            (*cmsg).cmsg_len = libc::CMSG_LEN(4) as _;
+            ptr::write_unaligned(libc::CMSG_DATA(cmsg) as *mut RawFd, fd.as_raw_fd());
+        }
+        if libc::sendmsg(ctl.as_raw_fd(), &msg, libc::MSG_NOSIGNAL) != 1 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
 /// A cgroup namespace rooted at the cgroup `place` puts a helper process in
 /// (and, with `new_user`, the user namespace that owns it, mapping only this
-/// process's user and group). Returns `(user, cgroup)` namespace descriptors.
+/// process's user and group; with `isolation`, a mount namespace and a pid
+/// namespace with its init, see [`Isolated`]).
 ///
 /// The helper shares this process's memory and descriptor table, waits on a
-/// futex until `place(pid)` has moved it, unshares, opens both namespaces
+/// futex until `place(pid)` has moved it, unshares, opens the namespaces
 /// into the shared table and exits; this thread waits for its end.
 pub(crate) fn make_namespaces(
     new_user: bool,
+    isolation: Option<&Isolation>,
     place: &dyn Fn(i32) -> Result<()>,
-) -> Result<(Option<OwnedFd>, OwnedFd)> {
+) -> Result<MadeNamespaces> {
     let uid = rustix::process::geteuid().as_raw();
     let gid = rustix::process::getegid().as_raw();
+    let (ours, init_end) = match isolation {
+        Some(_) => {
+            let mut pair = [-1; 2];
+            // SAFETY: socketpair fills the two-element array.
+            if unsafe {
+                libc::socketpair(
+                    libc::AF_UNIX,
+                    libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
+                    0,
+                    pair.as_mut_ptr(),
+                )
+            } != 0
+            {
+                return Err(Error::last_os("socketpair (the job's init)"));
+            }
+            // SAFETY: fresh descriptors that nothing else owns.
+            unsafe { (Some(OwnedFd::from_raw_fd(pair[0])), Some(OwnedFd::from_raw_fd(pair[1]))) }
+        }
+        None => (None, None),
+    };
     let helper = NsHelper {
         go: AtomicU32::new(GO_WAIT),
         new_user,
         uid_map: format!("{uid} {uid} 1\n").into_bytes(),
         gid_map: format!("{gid} {gid} 1\n").into_bytes(),
+        isolation,
+        init_end: init_end.as_ref().map_or(-1, |f| f.as_raw_fd()),
+        our_end: ours.as_ref().map_or(-1, |f| f.as_raw_fd()),
+        init_end_closed: std::sync::atomic::AtomicBool::new(false),
         user_fd: AtomicI32::new(-1),
         cgroup_fd: AtomicI32::new(-1),
+        mnt_fd: AtomicI32::new(-1),
+        pid_fd: AtomicI32::new(-1),
+        init_pid: AtomicI32::new(-1),
         errno: AtomicI32::new(0),
         step: AtomicU32::new(u32::MAX),
     };
@@ -887,22 +1382,53 @@ pub(crate) fn make_namespaces(
         .or_log(|| "wake the namespace helper".into());
     // The helper is gone (reaped here, or by an application's own wait) once this returns.
     reap_blocking(&pidfd);
+    if helper.init_end_closed.load(Ordering::Acquire) {
+        // Closed by the helper already: only forgotten here.
+        let _ = init_end.map(IntoRawFd::into_raw_fd);
+    }
     // SAFETY: the helper opened these in our shared table and handed them
     // over; nothing else owns them.
     let take = |fd: i32| (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd) });
     let user = take(helper.user_fd.load(Ordering::Acquire));
     let cgroup = take(helper.cgroup_fd.load(Ordering::Acquire));
+    let mnt = take(helper.mnt_fd.load(Ordering::Acquire));
+    let pidns = take(helper.pid_fd.load(Ordering::Acquire));
+    let init_pid = helper.init_pid.load(Ordering::Acquire);
     let placed = placed.unwrap_or_else(|panic| std::panic::resume_unwind(panic));
     placed?;
     let step = helper.step.load(Ordering::Acquire);
+    let isolated = match (mnt, pidns, ours) {
+        (Some(mnt), Some(pid), Some(init_ctl)) if init_pid > 0 => Some(Isolated {
+            mnt,
+            pid,
+            init_pid,
+            init_ctl,
+        }),
+        // Our end closed: an init that started ends by itself.
+        _ => None,
+    };
     match cgroup {
-        Some(cgroup) if step == 0 => Ok((user, cgroup)),
+        Some(cgroup) if step == 0 && isolation.is_some() == isolated.is_some() => {
+            Ok(MadeNamespaces {
+                user,
+                cgroup,
+                isolated,
+            })
+        }
         _ => {
             let what = match step {
                 1 => "make a user namespace for the job",
                 2 => "map this user into the job's user namespace",
                 3 => "make a cgroup namespace for the job",
                 4 => "open the job's namespaces",
+                5 => "make a mount namespace for the job",
+                6 => "mount the job's own cgroup2 view",
+                7 => "hide the service sockets from the job",
+                8 => "make a pid namespace for the job",
+                9 => "fork the job's init",
+                10 => "mount /proc for the job's pid namespace",
+                11 => "open the job's mount namespace",
+                12 => "open the job's pid namespace",
                 _ => "make the job's namespaces (the helper ended early)",
             };
             Err(Error::os(

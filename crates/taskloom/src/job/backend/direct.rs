@@ -11,6 +11,7 @@
 //! cgroup2 (pure v2), v1 (v1-only machines), or some of each (hybrid).
 
 use std::fs;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -26,6 +27,7 @@ use crate::error::{Error, OrLog, Result};
 use crate::job::{
     Capability, JobLimits, cgroup, guardian, job_name_in, job_of, layout::Controller,
 };
+use crate::linux::NS_ROOT_XATTR;
 use crate::process::{CgroupPlacement, Namespaces, Process, ProcessBuilder};
 
 /// `Direct::leaf_hint` when no leaf number is known.
@@ -54,6 +56,74 @@ pub(crate) struct Direct {
     /// first spawn that needs them ([`Namespaces::of_member`]).
     opened: bool,
     borrowed: OnceLock<Arc<Namespaces>>,
+}
+
+/// The cgroup beside job directory `dir` where its pid namespace's init
+/// lives (`@init.<name>`): outside the job's own cgroup namespace, so no
+/// member can freeze, move or count it, and not killed by a terminate,
+/// which leaves the namespace for the next spawn.
+pub(crate) fn init_dir_of(dir: &Path) -> Option<PathBuf> {
+    let leaf = dir.file_name()?.to_str()?;
+    Some(dir.parent()?.join(format!("@init.{leaf}")))
+}
+
+
+/// Roots the namespaces of the job whose (still empty) cgroup2 directory is
+/// `v2`: a cgroup namespace there, and where the machine lets this process,
+/// a pid and a mount namespace too, the init moved to [`init_dir_of`] and
+/// the directory marked with its own path ([`NS_ROOT_XATTR`]). Where the
+/// pid and mount namespaces cannot be made, the job has the cgroup
+/// namespace alone (traced).
+fn contain_job(v2: &Path, mover: Mover<'_>) -> Result<Namespaces> {
+    let unprivileged = !rustix::process::geteuid().is_root();
+    let place = |pid| mover(v2, pid);
+    let h = crate::linux::hierarchies().iter().find(|h| h.v2);
+    let (Some(h), Some(init_dir)) = (h, init_dir_of(v2)) else {
+        return Namespaces::rooted_by(unprivileged, &place);
+    };
+    let c = |p: &Path| std::ffi::CString::new(p.as_os_str().as_bytes()).ok();
+    let isolation = crate::process::Isolation {
+        cgroup2_mounts: c(&h.mount).into_iter().collect(),
+        ..Default::default()
+    };
+    let ns = match Namespaces::isolated_by(unprivileged, Some(&isolation), &place) {
+        Ok(ns) => ns,
+        Err(e) => {
+            tracing::debug!(
+                target: "taskloom",
+                "the job at {} gets no pid and mount namespace of its own: {e}",
+                v2.display()
+            );
+            return Namespaces::rooted_by(unprivileged, &place);
+        }
+    };
+    let init = ns.init_pid().unwrap_or(0);
+    // The full path of the job in the hierarchy (also seen from inside an
+    // enclosing job, whose mount root is its own path).
+    let full = v2
+        .strip_prefix(&h.mount)
+        .map(|rel| h.mount_root.join(rel))
+        .unwrap_or_else(|_| v2.to_owned());
+    let parked = (|| -> Result<()> {
+        cgroup::ensure_dir(&init_dir).map_err(|e| {
+            Error::os(format!("create the init cgroup {}", init_dir.display()), e)
+        })?;
+        write_procs(&init_dir, init)?;
+        rustix::fs::setxattr(
+            v2,
+            NS_ROOT_XATTR,
+            full.as_os_str().as_bytes(),
+            rustix::fs::XattrFlags::empty(),
+        )
+        .map_err(|e| Error::os(format!("mark {} with its path", v2.display()), e.into()))
+    })();
+    if let Err(e) = parked {
+        // Dropping the namespaces closes the init's socket: it ends by itself.
+        drop(ns);
+        let _ = fs::remove_dir(&init_dir);
+        return Err(e);
+    }
+    Ok(ns)
 }
 
 /// Moves a process into a cgroup directory: a write of its `cgroup.procs`,
@@ -268,8 +338,7 @@ impl Direct {
         if let (Some(v2), Some(mover)) = (&job.v2, contain)
             && cgroup::namespaces_delegate()
         {
-            let unprivileged = !rustix::process::geteuid().is_root();
-            match Namespaces::rooted_by(unprivileged, &|pid| mover(v2, pid)) {
+            match contain_job(v2, mover) {
                 Ok(ns) => {
                     job.ns = Some(Arc::new(ns));
                     job.ns_here = true;
@@ -1009,16 +1078,40 @@ impl JobBackend for Direct {
     fn guardian_plan(&self) -> guardian::Plan {
         let v1_dirs: Vec<PathBuf> = self.v1.iter().map(|(_, d)| d.clone()).collect();
         let remove: Vec<PathBuf> = self.dirs().cloned().collect();
-        guardian::Plan::new(
+        let mut plan = guardian::Plan::new(
             self.v2.as_ref(),
             self.v1_dir(Controller::Freezer).map(Path::to_owned),
             &v1_dirs,
             &remove,
             &self.shared_roots(),
-        )
+        );
+        if let Some(init) = self.v2.as_deref().and_then(init_dir_of)
+            && init.is_dir()
+        {
+            plan.inits
+                .extend(std::ffi::CString::new(init.as_os_str().as_bytes()));
+        }
+        plan
+    }
+
+    fn arm_init(&self, holders: Option<std::os::fd::BorrowedFd<'_>>) -> Result<()> {
+        match &self.ns {
+            Some(ns) if self.ns_here => ns.arm_init(holders),
+            _ => Ok(()),
+        }
     }
 
     fn remove(&self) -> Result<()> {
+        // The pid namespace's init first: its end ends every member left in
+        // the namespace, before the job's own directories go.
+        if let Some(init) = self.v2.as_deref().and_then(init_dir_of)
+            && init.is_dir()
+        {
+            if cgroup::write(&init.join("cgroup.kill"), "1").is_ok() {
+                self.wait_populated_0(&init, Duration::from_secs(5));
+            }
+            cgroup::remove_tree(&init)?;
+        }
         for dir in self.dirs() {
             cgroup::remove_tree(dir)?;
         }

@@ -107,6 +107,13 @@ pub(crate) trait JobBackend: std::fmt::Debug + Send + Sync {
     /// What the guardian does when the last kill-on-close holder is gone.
     fn guardian_plan(&self) -> guardian::Plan;
 
+    /// Tells the init of the job's pid namespace, when this handle made one,
+    /// how the job ends: with its last handle (`holders`, a read end of the
+    /// holders' pipe) or only when it is deleted.
+    fn arm_init(&self, _holders: Option<std::os::fd::BorrowedFd<'_>>) -> Result<()> {
+        Ok(())
+    }
+
     /// Removes the job (its members are gone already) and what only it used.
     fn remove(&self) -> Result<()>;
 }

@@ -244,6 +244,10 @@ impl JobBackend for Scoped {
         self.inner.guardian_plan()
     }
 
+    fn arm_init(&self, holders: Option<std::os::fd::BorrowedFd<'_>>) -> Result<()> {
+        self.inner.arm_init(holders)
+    }
+
     fn remove(&self) -> Result<()> {
         let removed = self.inner.remove();
         // The scope goes with its top-level job (systemd ends the guardian).
