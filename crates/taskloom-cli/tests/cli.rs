@@ -99,27 +99,33 @@ fn run_closes_the_job_and_kills_what_was_left() {
     if !jobs_here() {
         return;
     }
-    let o = taskloom(&[
-        "run",
-        "--json",
-        "--",
-        "sh",
-        "-c",
-        "setsid sleep 60 >/dev/null 2>&1 & (sleep 60 &); echo $!",
-    ]);
+    // The leftovers are found by a duration no other process sleeps for
+    // (in a contained job, the pids a member sees are its namespace's).
+    let mark = format!("60.{}", std::process::id());
+    let script = format!("setsid sleep {mark} >/dev/null 2>&1 & (sleep {mark} &); echo started");
+    let o = taskloom(&["run", "--json", "--", "sh", "-c", &script]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let text = String::from_utf8_lossy(&o.stdout);
     let mut lines = text.lines();
-    let leftover: i32 = lines.next().unwrap().trim().parse().unwrap();
+    assert_eq!(lines.next(), Some("started"));
     let v: serde_json::Value = serde_json::from_str(lines.next().unwrap()).unwrap();
     assert_eq!(v["job"]["killed_at_close"], 2, "{v}");
-    assert!(
-        !std::path::Path::new(&format!("/proc/{leftover}/cmdline")).exists() || {
-            let stat =
-                std::fs::read_to_string(format!("/proc/{leftover}/stat")).unwrap_or_default();
-            stat.contains(") Z")
-        }
-    );
+    let alive: Vec<String> = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_str()
+                .is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()))
+        })
+        .filter(|e| {
+            let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+            let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
+            cmd == format!("sleep\0{mark}\0").into_bytes() && !stat.contains(") Z")
+        })
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(alive.is_empty(), "left behind and alive: {alive:?}");
 }
 
 #[test]

@@ -488,11 +488,16 @@ fn members_cannot_leave_their_job_nor_change_its_limits() {
     while !dir.path().join("done").exists() && start.elapsed() < Duration::from_secs(60) {
         std::thread::sleep(Duration::from_millis(20));
     }
-    let pid: i32 = std::fs::read_to_string(dir.path().join("pid"))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    // Contained, the member's `$$` is its pid namespace's: the job names it as we see it.
+    let pid: i32 = if enforced {
+        members(&job)[0] as i32
+    } else {
+        std::fs::read_to_string(dir.path().join("pid"))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    };
     let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
     let moved = dir.path().join("moved").exists();
     let rewrote = std::fs::read_to_string(dir.path().join("rewrote")).unwrap_or_default();
@@ -611,4 +616,198 @@ fn a_member_sees_its_own_job_by_name() {
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let seen = v["job"].as_str().or_else(|| v["basic"]["job"].as_str());
     assert_eq!(seen, Some(job.as_str()), "{}", &v["cgroups"]);
+}
+
+/// Pidfds of processes this test's run started, to count survivors by pid
+/// (never by name) after the owner's SIGKILL.
+struct Watched(Vec<(i32, std::os::fd::OwnedFd)>);
+
+impl Watched {
+    fn of(pids: &[i64]) -> Watched {
+        Watched(
+            pids.iter()
+                .filter_map(|&p| {
+                    let pid = rustix::process::Pid::from_raw(p as i32)?;
+                    let fd = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty())
+                        .ok()?;
+                    Some((p as i32, fd))
+                })
+                .collect(),
+        )
+    }
+
+    /// The pids still running after waiting up to `limit` for them to end.
+    fn survivors(&self, limit: Duration) -> Vec<i32> {
+        let start = std::time::Instant::now();
+        loop {
+            let alive: Vec<i32> = self
+                .0
+                .iter()
+                .filter(|(_, fd)| {
+                    let mut p = [rustix::event::PollFd::new(fd, rustix::event::PollFlags::IN)];
+                    rustix::event::poll(&mut p, Some(&rustix::event::Timespec::default()))
+                        .unwrap_or(0)
+                        == 0
+                })
+                .map(|(pid, _)| *pid)
+                .collect();
+            if alive.is_empty() || start.elapsed() > limit {
+                return alive;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Watched {
+    fn drop(&mut self) {
+        // Whatever survived a failed test is killed through its pidfd.
+        for (_, fd) in &self.0 {
+            let _ = rustix::process::pidfd_send_signal(fd, rustix::process::Signal::KILL);
+        }
+    }
+}
+
+/// The attacker: a member that tries to switch its job off before its
+/// owner dies. It starts two escapers (`setsid` and a plain background
+/// sleep), then stops and kills every process it can see but them and
+/// itself, kills its owner by pid (the number it is handed), reopens for
+/// writing every pipe it finds in `/proc/*/fd` (a holder of the job),
+/// and writes `max` into every `pids.max` and `memory.max` it can reach.
+/// Each step's outcome lands in a file of `d`.
+fn attacker(d: &str) -> String {
+    format!(
+        r#"exec 2>/dev/null
+setsid sleep 3000 </dev/null >/dev/null &
+s1=$!
+sleep 3000 </dev/null >/dev/null &
+s2=$!
+while [ ! -s {d}/owner ]; do sleep 0.05; done
+me=$$
+ls /proc | grep -E '^[0-9]+$' | tr '\n' ' ' > {d}/seen
+for p in $(cat {d}/seen); do
+  case " $me $s1 $s2 " in *" $p "*) continue;; esac
+  kill -STOP $p && echo $p >> {d}/stopped
+  kill -KILL $p && echo $p >> {d}/killed
+done
+if kill -KILL $(cat {d}/owner); then echo yes > {d}/owner_killed; else echo no > {d}/owner_killed; fi
+for f in /proc/[0-9]*/fd/*; do
+  [ -p "$f" ] || continue
+  case "$f" in /proc/$me/*|/proc/self/*|/proc/thread-self/*) continue;; esac
+  if ( exec 9>"$f" ); then echo "$f" >> {d}/reopened; fi
+done
+cat /proc/1/environ >/dev/null && echo environ >> {d}/read_init
+for f in $(find /sys/fs/cgroup -name pids.max -o -name memory.max); do
+  echo max > "$f" && echo "$f" >> {d}/rewrote
+done
+touch {d}/done
+wait"#
+    )
+}
+
+/// Whether members here run as `nobody` for the attacks: as root they do
+/// (root in the machine's own user namespace can, as `job caps` says).
+fn attacker_user() -> Vec<&'static str> {
+    if is_root() {
+        vec!["--user", "nobody"]
+    } else {
+        Vec::new()
+    }
+}
+
+fn read(d: &std::path::Path, f: &str) -> String {
+    std::fs::read_to_string(d.join(f)).unwrap_or_default()
+}
+
+#[test]
+fn a_member_cannot_disarm_its_job() {
+    if !cgroup_jobs_here() {
+        return;
+    }
+    let (enforced, detail) = containment_caps();
+    let job = name("disarm");
+    let _jobs = Jobs(vec![job.clone()]);
+    let dir = tempfile::tempdir().unwrap();
+    // The member (nobody, when this test is root) writes its findings there.
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .unwrap();
+    let d = dir.path().display().to_string();
+    let mut run = Command::new(env!("CARGO_BIN_EXE_taskloom"))
+        .args(["run", "-q", "--max-processes", "40", "--name", &job])
+        .args(attacker_user())
+        .args(["--", "sh", "-c", &attacker(&d)])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::fs::write(dir.path().join("owner"), run.id().to_string()).unwrap();
+    let start = std::time::Instant::now();
+    while !dir.path().join("done").exists() && start.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        dir.path().join("done").exists(),
+        "the attacker did not finish"
+    );
+    let pids = members(&job);
+    let watched = Watched::of(&pids);
+    assert_eq!(
+        pids.len(),
+        3,
+        "the attacker and its two escapers are in the job: {pids:?}"
+    );
+    assert_eq!(watched.0.len(), 3, "all three still running: {pids:?}");
+    // The owner's SIGKILL: every member must go, whatever the attacker did.
+    let _ = run.kill();
+    let _ = run.wait();
+    let survivors = watched.survivors(Duration::from_secs(10));
+    assert_eq!(
+        survivors,
+        Vec::<i32>::new(),
+        "members survived their owner's SIGKILL"
+    );
+    // What each step got back.
+    assert_eq!(
+        read(dir.path(), "owner_killed").trim(),
+        "no",
+        "the member killed its owner"
+    );
+    assert_eq!(
+        read(dir.path(), "reopened"),
+        "",
+        "the member reopened a pipe of another process"
+    );
+    assert_eq!(
+        read(dir.path(), "read_init"),
+        "",
+        "the member read its init's environment"
+    );
+    let rewrote = read(dir.path(), "rewrote");
+    if enforced {
+        // It sees its job's processes and the init (pid 1) only.
+        let seen = read(dir.path(), "seen");
+        let seen: Vec<&str> = seen.split_whitespace().collect();
+        assert!(seen.contains(&"1") && seen.len() <= 6, "it saw {seen:?}");
+        // It reaches its own job's cgroups only, and changes no limit that binds it.
+        assert!(
+            rewrote.lines().all(|f| f.starts_with("/sys/fs/cgroup/@")),
+            "it rewrote {rewrote}"
+        );
+    } else {
+        assert!(
+            is_root(),
+            "without containment only root runs this attack: {detail}"
+        );
+        assert_eq!(rewrote, "", "nobody rewrote a limit");
+        assert_eq!(
+            read(dir.path(), "killed"),
+            "",
+            "nobody killed another user's process"
+        );
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(leftovers(&job), "", "the job's cgroups are gone");
 }

@@ -56,10 +56,12 @@ pub fn cgroup_jobs_here() -> bool {
 }
 
 /// Every directory named `name` below `/sys/fs/cgroup` (in every hierarchy),
-/// and the job's systemd scope (`taskloom-<name>.scope`) where systemd holds
-/// jobs: what a job of that name left behind.
+/// the job's systemd scope (`taskloom-<name>.scope`) where systemd holds
+/// jobs, and its pid namespace init's cgroup (`@init.<name>`): what a job
+/// of that name left behind.
 pub fn leftovers(name: &str) -> String {
     let scope = format!("taskloom-{name}.scope");
+    let init = format!("@init.{name}");
     let o = Command::new("find")
         .args([
             "/sys/fs/cgroup",
@@ -73,6 +75,9 @@ pub fn leftovers(name: &str) -> String {
             "-o",
             "-name",
             &scope,
+            "-o",
+            "-name",
+            &init,
             ")",
         ])
         .output()

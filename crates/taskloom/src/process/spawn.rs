@@ -284,7 +284,8 @@ pub(super) fn spawn(mut b: ProcessBuilder) -> Result<Process> {
     // Joining a mount namespace moves the child to its root: it goes back
     // to our directory (the same path there), unless it has its own.
     let ns_cwd = if ns_fds[3] >= 0 && cwd.is_none() {
-        let here = std::env::current_dir().map_err(|e| Error::os("find the current directory", e))?;
+        let here =
+            std::env::current_dir().map_err(|e| Error::os("find the current directory", e))?;
         Some(cstring("current directory", here.as_os_str().as_bytes())?)
     } else {
         None

@@ -343,7 +343,11 @@ extern "C" fn relay_main(arg: *mut c_void) -> ! {
         unsafe { libc::syscall(libc::SYS_exit_group, 1) };
         unreachable!()
     };
-    let errno = || io::Error::last_os_error().raw_os_error().unwrap_or(libc::EINVAL);
+    let errno = || {
+        io::Error::last_os_error()
+            .raw_os_error()
+            .unwrap_or(libc::EINVAL)
+    };
     // SAFETY: raw syscalls on descriptors the plan holds open.
     unsafe {
         // The user namespace first: its capabilities let the pid namespace in.
@@ -358,8 +362,7 @@ extern "C" fn relay_main(arg: *mut c_void) -> ! {
     let mut args = CloneArgs {
         // CLONE_PARENT takes no exit signal of its own: the child gets ours
         // (SIGCHLD), as any child of the parent does.
-        flags: (libc::CLONE_VM | libc::CLONE_VFORK | libc::CLONE_PIDFD | libc::CLONE_PARENT)
-            as u64,
+        flags: (libc::CLONE_VM | libc::CLONE_VFORK | libc::CLONE_PIDFD | libc::CLONE_PARENT) as u64,
         pidfd: &mut pidfd as *mut RawFd as u64,
         exit_signal: 0,
         stack: r.stack as u64,
@@ -684,9 +687,7 @@ extern "C" fn child_main(arg: *mut c_void) -> ! {
         // A contained job's namespaces: the user namespace first, whose
         // capabilities the cgroup namespace's owner check then sees (with a
         // pid namespace, the relay joined it already).
-        if plan.userns >= 0
-            && plan.pidns < 0
-            && libc::setns(plan.userns, libc::CLONE_NEWUSER) != 0
+        if plan.userns >= 0 && plan.pidns < 0 && libc::setns(plan.userns, libc::CLONE_NEWUSER) != 0
         {
             fail(Stage::Namespace);
         }
@@ -1110,7 +1111,14 @@ extern "C" fn ns_helper_main(arg: *mut c_void) -> ! {
             // SAFETY: a fork (no CLONE_VM): the child runs on a copy of
             // this stack and memory, and only `init_main`'s raw syscalls.
             let pid = unsafe {
-                libc::syscall(libc::SYS_clone, libc::SIGCHLD as libc::c_ulong, 0usize, 0usize, 0usize, 0usize)
+                libc::syscall(
+                    libc::SYS_clone,
+                    libc::SIGCHLD as libc::c_ulong,
+                    0usize,
+                    0usize,
+                    0usize,
+                    0usize,
+                )
             };
             if pid < 0 {
                 fail(9, rustix::io::Errno::from_raw_os_error(last_errno()));
@@ -1127,7 +1135,11 @@ extern "C" fn ns_helper_main(arg: *mut c_void) -> ! {
             let mut word = [0u8; 4];
             // SAFETY: reading into a local buffer from a descriptor we share.
             let n = unsafe { libc::read(h.our_end, word.as_mut_ptr().cast(), 4) };
-            let status = if n == 4 { i32::from_ne_bytes(word) } else { libc::EPROTO };
+            let status = if n == 4 {
+                i32::from_ne_bytes(word)
+            } else {
+                libc::EPROTO
+            };
             if status != 0 {
                 fail(10, rustix::io::Errno::from_raw_os_error(status));
             }
@@ -1151,7 +1163,9 @@ extern "C" fn ns_helper_main(arg: *mut c_void) -> ! {
 }
 
 fn last_errno() -> i32 {
-    io::Error::last_os_error().raw_os_error().unwrap_or(libc::EINVAL)
+    io::Error::last_os_error()
+        .raw_os_error()
+        .unwrap_or(libc::EINVAL)
 }
 
 /// The init's control messages: arm kill-on-close with the holders' pipe
@@ -1178,7 +1192,13 @@ unsafe fn init_main(ctl: RawFd) -> ! {
             libc::syscall(libc::SYS_close_range, 0u32, (ctl - 1) as u32, 0u32);
         }
         libc::syscall(libc::SYS_close_range, (ctl + 1) as u32, u32::MAX, 0u32);
-        libc::prctl(libc::PR_SET_NAME, c"taskloom-init".as_ptr() as libc::c_ulong, 0, 0, 0);
+        libc::prctl(
+            libc::PR_SET_NAME,
+            c"taskloom-init".as_ptr() as libc::c_ulong,
+            0,
+            0,
+            0,
+        );
         libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
         let status = if libc::mount(
             c"proc".as_ptr(),
@@ -1208,9 +1228,21 @@ unsafe fn init_main(ctl: RawFd) -> ! {
         let mut armed = false;
         loop {
             let mut fds = [
-                libc::pollfd { fd: ctl, events: libc::POLLIN, revents: 0 },
-                libc::pollfd { fd: sfd, events: libc::POLLIN, revents: 0 },
-                libc::pollfd { fd: holders, events: libc::POLLIN, revents: 0 },
+                libc::pollfd {
+                    fd: ctl,
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+                libc::pollfd {
+                    fd: sfd,
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+                libc::pollfd {
+                    fd: holders,
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
             ];
             // Without a signalfd, reap at least once a second.
             let timeout = if sfd < 0 { 1000 } else { -1 };
@@ -1222,7 +1254,10 @@ unsafe fn init_main(ctl: RawFd) -> ! {
             while libc::waitpid(-1, ptr::null_mut(), libc::WNOHANG | libc::__WALL) > 0 {}
             if ctl >= 0 && fds[0].revents != 0 {
                 let mut byte = [0u8; 1];
-                let mut iov = libc::iovec { iov_base: byte.as_mut_ptr().cast(), iov_len: 1 };
+                let mut iov = libc::iovec {
+                    iov_base: byte.as_mut_ptr().cast(),
+                    iov_len: 1,
+                };
                 let mut space = [0u64; 8];
                 let mut msg: libc::msghdr = MaybeUninit::zeroed().assume_init();
                 msg.msg_iov = &mut iov;
@@ -1256,7 +1291,8 @@ unsafe fn init_main(ctl: RawFd) -> ! {
             if holders >= 0 && fds[2].revents != 0 {
                 let mut buf = [0u8; 64];
                 let n = libc::read(holders, buf.as_mut_ptr().cast(), buf.len());
-                if n == 0 || (n < 0 && last_errno() != libc::EINTR && last_errno() != libc::EAGAIN) {
+                if n == 0 || (n < 0 && last_errno() != libc::EINTR && last_errno() != libc::EAGAIN)
+                {
                     // Every holder is gone: kill-on-close, by the kernel.
                     libc::syscall(libc::SYS_exit_group, 0);
                 }
@@ -1332,7 +1368,12 @@ pub(crate) fn make_namespaces(
                 return Err(Error::last_os("socketpair (the job's init)"));
             }
             // SAFETY: fresh descriptors that nothing else owns.
-            unsafe { (Some(OwnedFd::from_raw_fd(pair[0])), Some(OwnedFd::from_raw_fd(pair[1]))) }
+            unsafe {
+                (
+                    Some(OwnedFd::from_raw_fd(pair[0])),
+                    Some(OwnedFd::from_raw_fd(pair[1])),
+                )
+            }
         }
         None => (None, None),
     };

@@ -58,15 +58,17 @@ pub(crate) struct Direct {
     borrowed: OnceLock<Arc<Namespaces>>,
 }
 
-/// The cgroup beside job directory `dir` where its pid namespace's init
-/// lives (`@init.<name>`): outside the job's own cgroup namespace, so no
-/// member can freeze, move or count it, and not killed by a terminate,
-/// which leaves the namespace for the next spawn.
-pub(crate) fn init_dir_of(dir: &Path) -> Option<PathBuf> {
-    let leaf = dir.file_name()?.to_str()?;
-    Some(dir.parent()?.join(format!("@init.{leaf}")))
+/// The cgroup where the pid namespace's init of job `name` (cgroup2
+/// directory `dir`) lives: beside the outermost job of its chain that this
+/// handle knows, in the root that holds it (`@init.<name>`, a nested
+/// job's `/` spelled `@`, which no name holds). It is outside the job's
+/// own cgroup namespace, so no member can freeze, move or count it, and
+/// outside every job this handle knows of, so no terminate (the job's own
+/// or an enclosing one's) kills it: the namespace stays for the next spawn.
+pub(crate) fn init_dir_of(name: &str, dir: &Path) -> Option<PathBuf> {
+    let root = dir.ancestors().nth(name.split('/').count())?;
+    Some(root.join(format!("@init.{}", name.replace('/', "@"))))
 }
-
 
 /// Roots the namespaces of the job whose (still empty) cgroup2 directory is
 /// `v2`: a cgroup namespace there, and where the machine lets this process,
@@ -74,11 +76,11 @@ pub(crate) fn init_dir_of(dir: &Path) -> Option<PathBuf> {
 /// the directory marked with its own path ([`NS_ROOT_XATTR`]). Where the
 /// pid and mount namespaces cannot be made, the job has the cgroup
 /// namespace alone (traced).
-fn contain_job(v2: &Path, mover: Mover<'_>) -> Result<Namespaces> {
+fn contain_job(name: &str, v2: &Path, mover: Mover<'_>) -> Result<Namespaces> {
     let unprivileged = !rustix::process::geteuid().is_root();
     let place = |pid| mover(v2, pid);
     let h = crate::linux::hierarchies().iter().find(|h| h.v2);
-    let (Some(h), Some(init_dir)) = (h, init_dir_of(v2)) else {
+    let (Some(h), Some(init_dir)) = (h, init_dir_of(name, v2)) else {
         return Namespaces::rooted_by(unprivileged, &place);
     };
     let c = |p: &Path| std::ffi::CString::new(p.as_os_str().as_bytes()).ok();
@@ -105,9 +107,8 @@ fn contain_job(v2: &Path, mover: Mover<'_>) -> Result<Namespaces> {
         .map(|rel| h.mount_root.join(rel))
         .unwrap_or_else(|_| v2.to_owned());
     let parked = (|| -> Result<()> {
-        cgroup::ensure_dir(&init_dir).map_err(|e| {
-            Error::os(format!("create the init cgroup {}", init_dir.display()), e)
-        })?;
+        cgroup::ensure_dir(&init_dir)
+            .map_err(|e| Error::os(format!("create the init cgroup {}", init_dir.display()), e))?;
         write_procs(&init_dir, init)?;
         rustix::fs::setxattr(
             v2,
@@ -338,7 +339,7 @@ impl Direct {
         if let (Some(v2), Some(mover)) = (&job.v2, contain)
             && cgroup::namespaces_delegate()
         {
-            match contain_job(v2, mover) {
+            match contain_job(&job.name, v2, mover) {
                 Ok(ns) => {
                     job.ns = Some(Arc::new(ns));
                     job.ns_here = true;
@@ -1085,7 +1086,7 @@ impl JobBackend for Direct {
             &remove,
             &self.shared_roots(),
         );
-        if let Some(init) = self.v2.as_deref().and_then(init_dir_of)
+        if let Some(init) = self.v2.as_deref().and_then(|d| init_dir_of(&self.name, d))
             && init.is_dir()
         {
             plan.inits
@@ -1104,7 +1105,7 @@ impl JobBackend for Direct {
     fn remove(&self) -> Result<()> {
         // The pid namespace's init first: its end ends every member left in
         // the namespace, before the job's own directories go.
-        if let Some(init) = self.v2.as_deref().and_then(init_dir_of)
+        if let Some(init) = self.v2.as_deref().and_then(|d| init_dir_of(&self.name, d))
             && init.is_dir()
         {
             if cgroup::write(&init.join("cgroup.kill"), "1").is_ok() {
