@@ -121,6 +121,14 @@ pub struct RunArgs {
     /// whether this machine enforces that.
     #[arg(long, conflicts_with = "no_job")]
     uncontained: bool,
+    /// Hide the user's service manager and buses (session and system bus,
+    /// systemd's private sockets) from PROGRAM and its children, so that
+    /// none of them can have a process started outside the job
+    /// (`systemd-run --user` fails). Off by default: desktop programs need
+    /// a session bus. Needs a contained job; taskloom fails where it
+    /// cannot hide them.
+    #[arg(long, conflicts_with_all = ["no_job", "uncontained"])]
+    no_services: bool,
     /// Print the summary as one JSON object on stdout instead of a line on stderr.
     #[arg(long)]
     json: bool,
@@ -407,7 +415,8 @@ pub fn main(args: RunArgs) -> Result<i32> {
         let mut b = Job::builder()
             .limits(args.limits.apply_to(&Default::default()))
             .kill_on_close(true)
-            .contain(!args.uncontained);
+            .contain(!args.uncontained)
+            .hide_services(args.no_services);
         if let Some(name) = &args.name {
             b = b.name(name);
         }

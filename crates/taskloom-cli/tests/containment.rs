@@ -743,7 +743,8 @@ fn a_member_cannot_disarm_its_job() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::fs::write(dir.path().join("owner"), run.id().to_string()).unwrap();
+    let owner = run.id();
+    std::fs::write(dir.path().join("owner"), owner.to_string()).unwrap();
     let start = std::time::Instant::now();
     while !dir.path().join("done").exists() && start.elapsed() < Duration::from_secs(60) {
         std::thread::sleep(Duration::from_millis(20));
@@ -787,10 +788,15 @@ fn a_member_cannot_disarm_its_job() {
     );
     let rewrote = read(dir.path(), "rewrote");
     if enforced {
-        // It sees its job's processes and the init (pid 1) only.
+        // It sees its job's processes and the init (pid 1) only: its own
+        // shell pipeline, its escapers, its init; never its owner.
         let seen = read(dir.path(), "seen");
         let seen: Vec<&str> = seen.split_whitespace().collect();
-        assert!(seen.contains(&"1") && seen.len() <= 6, "it saw {seen:?}");
+        let owner = owner.to_string();
+        assert!(
+            seen.contains(&"1") && !seen.contains(&owner.as_str()) && seen.len() <= 8,
+            "it saw {seen:?} (its owner is {owner} here)"
+        );
         // It reaches its own job's cgroups only, and changes no limit that binds it.
         assert!(
             rewrote.lines().all(|f| f.starts_with("/sys/fs/cgroup/@")),
@@ -810,4 +816,159 @@ fn a_member_cannot_disarm_its_job() {
     }
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(leftovers(&job), "", "the job's cgroups are gone");
+}
+
+#[test]
+fn a_nested_member_cannot_lift_its_outer_jobs_limit() {
+    // A nested `taskloom run` inside an outer one with a process limit: the
+    // inner member writes `max` into every `pids.max` it can reach (the
+    // outer job's, the scope's) and forks twenty. The outer limit holds.
+    if !cgroup_jobs_here() {
+        return;
+    }
+    let (enforced, _) = containment_caps();
+    let outer = name("outer");
+    let _jobs = Jobs(vec![outer.clone()]);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .unwrap();
+    let d = dir.path().display().to_string();
+    let tl = env!("CARGO_BIN_EXE_taskloom");
+    let inner = format!(
+        r#"exec 2>/dev/null
+for f in $(find /sys/fs/cgroup -name pids.max); do echo max > "$f" && echo "$f" >> {d}/rewrote; done
+# A shell that cannot fork gives up: the forks run in a subshell of their own.
+( i=0; while [ $i -lt 20 ]; do sleep 30 </dev/null >/dev/null & i=$((i+1)); done )
+touch {d}/done
+sleep 30"#
+    );
+    let mut run = Command::new(tl)
+        .args(["run", "-q", "--max-processes", "10", "--name", &outer])
+        .args(attacker_user())
+        .args(["--", tl, "run", "-q", "--", "sh", "-c", &inner])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while !dir.path().join("done").exists() && start.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let done = dir.path().join("done").exists();
+    let pids = members(&outer);
+    let watched = Watched::of(&pids);
+    let _ = run.kill();
+    let _ = run.wait();
+    assert!(done, "the inner member did not finish");
+    assert!(
+        pids.len() <= 10,
+        "the outer job holds {} processes over its limit of 10: {pids:?}",
+        pids.len()
+    );
+    let rewrote = read(dir.path(), "rewrote");
+    if enforced {
+        // Only the inner job's own leaves are in reach.
+        assert!(
+            rewrote.lines().all(|f| f.starts_with("/sys/fs/cgroup/@")),
+            "the inner member rewrote {rewrote}"
+        );
+    } else {
+        assert!(is_root(), "without containment only root runs this attack");
+        assert_eq!(rewrote, "", "nobody rewrote a limit");
+    }
+    assert_eq!(
+        watched.survivors(Duration::from_secs(10)),
+        Vec::<i32>::new()
+    );
+}
+
+#[test]
+fn hidden_services_are_out_of_a_members_reach() {
+    // `run --no-services`: the session bus and the service manager's
+    // socket the owner's environment names are covered in the member's
+    // view, and where a real user manager runs, `systemd-run --user` from
+    // the member fails and starts nothing.
+    if !cgroup_jobs_here() {
+        return;
+    }
+    let (enforced, detail) = containment_caps();
+    let run_dir = tempfile::tempdir().unwrap();
+    let bus = run_dir.path().join("bus");
+    let _listener = std::os::unix::net::UnixListener::bind(&bus).unwrap();
+    std::fs::create_dir(run_dir.path().join("systemd")).unwrap();
+    std::fs::write(run_dir.path().join("systemd/private"), "").unwrap();
+    let rd = run_dir.path().display().to_string();
+    let o = Command::new(env!("CARGO_BIN_EXE_taskloom"))
+        .args(["run", "-q", "--no-services", "--"])
+        .args([
+            "sh",
+            "-c",
+            &format!("[ -S {rd}/bus ] && echo bus; ls -A {rd}/systemd; echo checked"),
+        ])
+        .env("XDG_RUNTIME_DIR", &rd)
+        .env("DBUS_SESSION_BUS_ADDRESS", format!("unix:path={rd}/bus"))
+        .output()
+        .unwrap();
+    if !enforced {
+        // Where no mount namespace can be had, the option is refused, said why.
+        assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
+        assert!(
+            stderr(&o).contains("cannot hide the service manager"),
+            "{}: {detail}",
+            stderr(&o)
+        );
+        return;
+    }
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout).trim(),
+        "checked",
+        "the member still reaches the bus or the manager's socket"
+    );
+    // The real thing, where the user has a manager (the systemd guests).
+    let real_bus = std::env::var_os("XDG_RUNTIME_DIR")
+        .map(|r| std::path::Path::new(&r).join("bus"))
+        .filter(|b| b.exists());
+    let has_systemd_run = Command::new("systemd-run")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if real_bus.is_none() || !has_systemd_run || is_root() {
+        eprintln!("systemd-run part not run: no user service manager here");
+        return;
+    }
+    let unit = format!("tl-c{}-svc", std::process::id());
+    let o = taskloom(&[
+        "run",
+        "-q",
+        "--no-services",
+        "--",
+        "systemd-run",
+        "--user",
+        "--unit",
+        &unit,
+        "sleep",
+        "300",
+    ]);
+    let state = Command::new("systemctl")
+        .args(["--user", "is-active", &unit])
+        .output()
+        .unwrap();
+    // Whatever started is stopped: this test made it.
+    let _ = Command::new("systemctl")
+        .args(["--user", "stop", &unit])
+        .output();
+    assert_ne!(
+        o.status.code(),
+        Some(0),
+        "systemd-run from a member succeeded"
+    );
+    assert_ne!(
+        String::from_utf8_lossy(&state.stdout).trim(),
+        "active",
+        "a process started through the manager outlived the job"
+    );
 }

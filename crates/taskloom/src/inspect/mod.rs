@@ -410,16 +410,25 @@ pub fn snapshot(opts: SnapshotOptions) -> Result<Vec<ProcEntry>> {
     }
     let chunk = pids.len().div_ceil(workers);
     std::thread::scope(|scope| {
-        let handles: Vec<_> = pids
+        // A thread that cannot be made (EAGAIN at a process limit: a job's
+        // member listing) leaves its part to this one: never a panic.
+        let parts: Vec<_> = pids
             .chunks(chunk)
-            .map(|part| scope.spawn(move || snapshot_of(part, opts)))
+            .map(|part| {
+                std::thread::Builder::new()
+                    .spawn_scoped(scope, move || snapshot_of(part, opts))
+                    .map_err(|_| part)
+            })
             .collect();
         let mut out = Vec::new();
-        for h in handles {
-            out.extend(h.join().map_err(|_| Error::InvalidInput {
-                what: "snapshot",
-                reason: "a worker panicked".into(),
-            })??);
+        for p in parts {
+            out.extend(match p {
+                Ok(h) => h.join().map_err(|_| Error::InvalidInput {
+                    what: "snapshot",
+                    reason: "a worker panicked".into(),
+                })??,
+                Err(part) => snapshot_of(part, opts)?,
+            });
         }
         Ok(out)
     })

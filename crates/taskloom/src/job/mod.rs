@@ -244,6 +244,7 @@ pub struct JobBuilder {
     kill_on_close: bool,
     mode: Option<u32>,
     uncontained: bool,
+    hide_services: bool,
 }
 
 impl JobBuilder {
@@ -310,6 +311,23 @@ impl JobBuilder {
     /// [`Job::is_contained`] says which it is.
     pub fn contain(mut self, yes: bool) -> Self {
         self.uncontained = !yes;
+        self
+    }
+
+    /// Hides the user's service manager and buses from the processes this
+    /// handle starts (off by default: desktop programs need a session bus).
+    ///
+    /// A member that may talk to systemd can have it start a process that
+    /// is in no job of ours (`systemd-run --user`), as a Windows process
+    /// can through WMI. With this, the job's mount namespace covers the
+    /// session bus and the manager's private socket (`$XDG_RUNTIME_DIR/bus`,
+    /// `$XDG_RUNTIME_DIR/systemd`, the bus `DBUS_SESSION_BUS_ADDRESS` names
+    /// by path), the system bus and the system manager's socket, so such a
+    /// request fails. Only for a contained job (the default) on a machine
+    /// where it gets a mount namespace ([`Job::capabilities`], row
+    /// `containment`); creating the job fails where it cannot be done.
+    pub fn hide_services(mut self, yes: bool) -> Self {
+        self.hide_services = yes;
         self
     }
 
@@ -504,7 +522,9 @@ impl Job {
         let leaf = b.leaf_name()?;
         // Members of a job that allows breakaway may leave it: no namespace
         // keeps them in (a nested one stays in its parent's, if any).
-        let contain = !b.uncontained && !b.limits.breakaway_ok;
+        let contain = (!b.uncontained && !b.limits.breakaway_ok).then_some(backend::Containment {
+            hide_services: b.hide_services,
+        });
         let (name, made, waiting) = match parent {
             // A nested job sits inside its parent, whatever made the parent.
             Some(p) => {
@@ -521,6 +541,12 @@ impl Job {
         let mut job = Job::with_backend(name, JobLimits::default(), made);
         // Security, limits, kill-on-close; on any failure the job goes again.
         let finished = (|| -> Result<()> {
+            if b.hide_services && !job.site().backend.hides_services() {
+                return Err(Error::JobsUnavailable(format!(
+                    "job {} cannot hide the service manager from its members: it has no mount namespace of its own here (`taskloom job caps`, row containment, says why; -vv shows the cause)",
+                    job.name()
+                )));
+            }
             if let Some(mode) = b.mode {
                 job.site().backend.secure(mode)?;
             }
@@ -943,7 +969,9 @@ impl Job {
             ))
         })?;
         let new_name = format!("{theirs}/{name}");
-        let contain = site.backend.containment() == Some(true);
+        let contain = (site.backend.containment() == Some(true)).then_some(backend::Containment {
+            hide_services: site.backend.hides_services(),
+        });
         let made = parent
             .create_nested(&new_name, &name, contain)
             .map_err(|e| refuse(format!("{name} could not be nested in {theirs}: {e}")))?;

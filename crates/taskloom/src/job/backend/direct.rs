@@ -19,8 +19,8 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use super::{
-    Accounting, JobBackend, LIMITS_XATTR, Marks, leaf_numbers, limits_to_json, read_limits,
-    unavailable,
+    Accounting, Containment, JobBackend, LIMITS_XATTR, Marks, leaf_numbers, limits_to_json,
+    read_limits, unavailable,
 };
 use crate::cpuset::CpuSet;
 use crate::error::{Error, OrLog, Result};
@@ -56,6 +56,8 @@ pub(crate) struct Direct {
     /// first spawn that needs them ([`Namespaces::of_member`]).
     opened: bool,
     borrowed: OnceLock<Arc<Namespaces>>,
+    /// Made with the services hidden from its members.
+    hides_services: bool,
 }
 
 /// The cgroup where the pid namespace's init of job `name` (cgroup2
@@ -76,7 +78,7 @@ pub(crate) fn init_dir_of(name: &str, dir: &Path) -> Option<PathBuf> {
 /// the directory marked with its own path ([`NS_ROOT_XATTR`]). Where the
 /// pid and mount namespaces cannot be made, the job has the cgroup
 /// namespace alone (traced).
-fn contain_job(name: &str, v2: &Path, mover: Mover<'_>) -> Result<Namespaces> {
+fn contain_job(name: &str, v2: &Path, mover: Mover<'_>, how: Containment) -> Result<Namespaces> {
     let unprivileged = !rustix::process::geteuid().is_root();
     let place = |pid| mover(v2, pid);
     let h = crate::linux::hierarchies().iter().find(|h| h.v2);
@@ -84,12 +86,19 @@ fn contain_job(name: &str, v2: &Path, mover: Mover<'_>) -> Result<Namespaces> {
         return Namespaces::rooted_by(unprivileged, &place);
     };
     let c = |p: &Path| std::ffi::CString::new(p.as_os_str().as_bytes()).ok();
-    let isolation = crate::process::Isolation {
+    let mut isolation = crate::process::Isolation {
         cgroup2_mounts: c(&h.mount).into_iter().collect(),
         ..Default::default()
     };
+    if how.hide_services {
+        let (files, dirs) = service_endpoints();
+        isolation.hide_files = files.iter().filter_map(|p| c(p)).collect();
+        isolation.hide_dirs = dirs.iter().filter_map(|p| c(p)).collect();
+    }
     let ns = match Namespaces::isolated_by(unprivileged, Some(&isolation), &place) {
         Ok(ns) => ns,
+        // Services hidden is a promise: no fallback that would break it.
+        Err(e) if how.hide_services => return Err(e),
         Err(e) => {
             tracing::debug!(
                 target: "taskloom",
@@ -125,6 +134,43 @@ fn contain_job(name: &str, v2: &Path, mover: Mover<'_>) -> Result<Namespaces> {
         return Err(e);
     }
     Ok(ns)
+}
+
+/// Where a member could ask a service manager to start a process outside
+/// its job: the user's session bus and systemd's private socket (in
+/// `$XDG_RUNTIME_DIR`, and the bus `DBUS_SESSION_BUS_ADDRESS` names by
+/// path), the system bus and the system manager's private socket.
+/// Returns (sockets, directories) that exist. A bus on an abstract socket
+/// cannot be hidden by a mount (`job caps` says so).
+fn service_endpoints() -> (Vec<PathBuf>, Vec<PathBuf>) {
+    let mut files = vec![
+        PathBuf::from("/run/dbus/system_bus_socket"),
+        PathBuf::from("/run/systemd/private"),
+    ];
+    let mut dirs = Vec::new();
+    if let Some(run) = std::env::var_os("XDG_RUNTIME_DIR") {
+        let run = PathBuf::from(run);
+        files.push(run.join("bus"));
+        dirs.push(run.join("systemd"));
+    }
+    if let Some(addr) = std::env::var_os("DBUS_SESSION_BUS_ADDRESS") {
+        for part in addr.to_string_lossy().split(';') {
+            if let Some(path) = part
+                .strip_prefix("unix:")
+                .and_then(|rest| rest.split(',').find_map(|kv| kv.strip_prefix("path=")))
+            {
+                files.push(PathBuf::from(path));
+            }
+        }
+    }
+    files.sort();
+    files.dedup();
+    let exists = |p: &PathBuf, dir: bool| {
+        fs::symlink_metadata(p).is_ok_and(|m| m.is_dir() == dir && !m.file_type().is_symlink())
+    };
+    files.retain(|p| exists(p, false));
+    dirs.retain(|p| exists(p, true));
+    (files, dirs)
 }
 
 /// Moves a process into a cgroup directory: a write of its `cgroup.procs`,
@@ -237,6 +283,7 @@ impl Direct {
             ns_here: false,
             opened: false,
             borrowed: OnceLock::new(),
+            hides_services: false,
         }
     }
 
@@ -245,7 +292,7 @@ impl Direct {
     pub(crate) fn create(
         name: &str,
         roots: &cgroup::Roots,
-        contain: Option<Mover<'_>>,
+        contain: Option<(Mover<'_>, Containment)>,
     ) -> Result<Direct> {
         let v2 = roots.v2.as_ref().map(|r| r.join(name));
         let v1 = roots.v1.iter().map(|(c, r)| (*c, r.join(name))).collect();
@@ -260,7 +307,7 @@ impl Direct {
         v2: Option<PathBuf>,
         v1: Vec<(Controller, PathBuf)>,
         roots: Option<&cgroup::Roots>,
-        contain: Option<Mover<'_>>,
+        contain: Option<(Mover<'_>, Containment)>,
         enclosing_ns: Option<Arc<Namespaces>>,
     ) -> Result<Direct> {
         // Roots may have been removed by the last job's deletion (here, or by
@@ -332,17 +379,19 @@ impl Direct {
             ns_here: false,
             opened: false,
             borrowed: OnceLock::new(),
+            hides_services: false,
         };
         // The namespace is rooted while the job's cgroup is still empty and
         // hands nothing down (its helper has to be placed in it). Where it
         // cannot be made the job stays uncontained, as `job caps` says.
-        if let (Some(v2), Some(mover)) = (&job.v2, contain)
+        if let (Some(v2), Some((mover, how))) = (&job.v2, contain)
             && cgroup::namespaces_delegate()
         {
-            match contain_job(&job.name, v2, mover) {
+            match contain_job(&job.name, v2, mover, how) {
                 Ok(ns) => {
                     job.ns = Some(Arc::new(ns));
                     job.ns_here = true;
+                    job.hides_services = how.hide_services;
                 }
                 Err(e) => tracing::debug!(
                     target: "taskloom",
@@ -455,6 +504,7 @@ impl Direct {
             ns_here: false,
             opened: true,
             borrowed: OnceLock::new(),
+            hides_services: false,
         };
         Ok((job, limits))
     }
@@ -466,7 +516,7 @@ impl Direct {
         &self,
         name: &str,
         leaf: &str,
-        contain: Option<Mover<'_>>,
+        contain: Option<(Mover<'_>, Containment)>,
     ) -> Result<Direct> {
         let v2 = self.v2.as_ref().map(|d| d.join(leaf));
         let v1 = self.v1.iter().map(|(c, d)| (*c, d.join(leaf))).collect();
@@ -820,17 +870,26 @@ impl Direct {
 }
 
 impl JobBackend for Direct {
-    fn create_nested(&self, name: &str, leaf: &str, contain: bool) -> Result<Box<dyn JobBackend>> {
+    fn create_nested(
+        &self,
+        name: &str,
+        leaf: &str,
+        contain: Option<Containment>,
+    ) -> Result<Box<dyn JobBackend>> {
         let mover: Mover<'_> = &write_procs;
         Ok(Box::new(self.nested(
             name,
             leaf,
-            contain.then_some(mover),
+            contain.map(|c| (mover, c)),
         )?))
     }
 
     fn containment(&self) -> Option<bool> {
         Direct::containment(self)
+    }
+
+    fn hides_services(&self) -> bool {
+        self.hides_services
     }
 
     fn foreign_job_of(&self, pid: i32) -> Result<Option<String>> {
@@ -1191,7 +1250,8 @@ fn share_files(dir: &Path, mode: u32) -> Result<()> {
 /// Whether members started by a job's handle are kept in (a cgroup
 /// namespace per job), and what a member can still do.
 fn containment_capability(has_v2: bool) -> (bool, String) {
-    let still = "still possible: processes put in with `job assign` keep the namespaces they had, and so does the first process a handle opened by name (`Job::open`) starts in a job without a member to take the namespace from; a member running as root in the machine's own user namespace can enter another cgroup namespace (setns) and leave, and can signal the guardian and the owner";
+    let still = "still possible: processes put in with `job assign` keep the namespaces they had, and so does the first process a handle opened by name (`Job::open`) starts in a job without a member to take them from; a member running as root in the machine's own user namespace can enter other namespaces (setns) and leave, and can signal and trace the guardian and the owner";
+    let services = "a member can still ask the user's service manager to start a process outside the job (`systemd-run --user`), as a Windows process can through WMI, unless the job hides the services (`run --no-services`, `JobBuilder::hide_services`; a bus on an abstract socket is not hidden)";
     if !has_v2 {
         return (
             false,
@@ -1204,28 +1264,42 @@ fn containment_capability(has_v2: bool) -> (bool, String) {
             "cgroup2 is not mounted with nsdelegate here, so a cgroup namespace does not bound migration: a member that may write cgroup.procs above its job (root; the owner of a delegated subtree) can move itself out".into(),
         );
     }
-    if rustix::process::geteuid().is_root() {
-        return (
+    let root = rustix::process::geteuid().is_root();
+    let user = if root {
+        ""
+    } else {
+        ", inside a user namespace that maps only you (set-user-ID programs such as sudo gain nothing there)"
+    };
+    // What a job would get: the same helper, placed nowhere.
+    let isolation = crate::linux::hierarchies()
+        .iter()
+        .find(|h| h.v2)
+        .and_then(|h| std::ffi::CString::new(h.mount.as_os_str().as_bytes()).ok())
+        .map(|m| crate::process::Isolation {
+            cgroup2_mounts: vec![m],
+            ..Default::default()
+        });
+    match Namespaces::isolated_by(!root, isolation.as_ref(), &|_| Ok(())) {
+        Ok(ns) if ns.is_isolated() => (
             true,
             format!(
-                "each process a job's handle starts (`run`, `Job::spawn`) is in a cgroup namespace rooted at its job: it cannot move itself or its children out, nor change the job's limits (`run --uncontained` turns this off); {still}"
-            ),
-        );
-    }
-    // Unprivileged: the cgroup namespace needs a user namespace of our own.
-    match Namespaces::rooted_by(true, &|_| Ok(())) {
-        Ok(_) => (
-            true,
-            format!(
-                "each process a job's handle starts (`run`, `Job::spawn`) is in a cgroup namespace rooted at its job, inside a user namespace that maps only you: it cannot move itself or its children out, nor change the job's limits; set-user-ID programs (sudo) gain nothing there (`run --uncontained` turns this off); {still}"
+                "each process a job's handle starts (`run`, `Job::spawn`) is in namespaces of its job's own{user}: a cgroup namespace rooted at the job (it cannot move itself or its children out, nor change the job's limits), a pid namespace (it sees and can signal only its job's processes, never the guardian or the owner, and when the job closes the kernel ends every member, also without the guardian) and a mount namespace whose cgroup2 view is the job alone (no enclosing job's limit is within reach) (`run --uncontained` turns this off); {services}; {still}"
             ),
         ),
-        Err(e) => (
-            false,
-            format!(
-                "an unprivileged cgroup namespace needs a user namespace, and this machine refuses one ({e}); the owner of the delegated subtree can move a member out"
+        Ok(_) | Err(_) => match Namespaces::rooted_by(!root, &|_| Ok(())) {
+            Ok(_) => (
+                true,
+                format!(
+                    "each process a job's handle starts (`run`, `Job::spawn`) is in a cgroup namespace rooted at its job{user}: it cannot move itself or its children out, nor change the job's limits (`run --uncontained` turns this off); but this machine gives it no pid and mount namespace of its own, so a member running as you can signal the guardian and the owner, and reach an enclosing job's limits through the machine's cgroup2 mount; {services}; {still}"
+                ),
             ),
-        ),
+            Err(e) => (
+                false,
+                format!(
+                    "an unprivileged cgroup namespace needs a user namespace, and this machine refuses one ({e}); the owner of the delegated subtree can move a member out"
+                ),
+            ),
+        },
     }
 }
 

@@ -72,7 +72,7 @@ impl JobBackend for Group {
         &self,
         _name: &str,
         _leaf: &str,
-        _contain: bool,
+        _contain: Option<super::Containment>,
     ) -> Result<Box<dyn JobBackend>> {
         Err(Error::JobsUnavailable(format!(
             "nested jobs need cgroups, and none is writable here ({})",

@@ -38,13 +38,24 @@ use crate::process::{Process, ProcessBuilder};
 pub(crate) trait JobBackend: std::fmt::Debug + Send + Sync {
     /// Makes a job nested in this one: `name` is its full name (`a/b`),
     /// `leaf` its own. On failure nothing of it is left.
-    fn create_nested(&self, name: &str, leaf: &str, contain: bool) -> Result<Box<dyn JobBackend>>;
+    fn create_nested(
+        &self,
+        name: &str,
+        leaf: &str,
+        contain: Option<Containment>,
+    ) -> Result<Box<dyn JobBackend>>;
 
     /// Whether the processes this handle spawns start in a cgroup namespace
     /// that keeps them in: `Some(true)` rooted at this job, `Some(false)`
     /// at an enclosing job, `None` in none.
     fn containment(&self) -> Option<bool> {
         None
+    }
+
+    /// Whether this handle made the job with the services hidden
+    /// ([`Containment::hide_services`]).
+    fn hides_services(&self) -> bool {
+        false
     }
 
     /// The job `pid` is in, by name (as [`open`] finds it), when that is a
@@ -260,11 +271,20 @@ pub(crate) fn kind() -> Kind {
     })
 }
 
+/// How a contained job keeps its members in (`None` where a job is not
+/// contained): what [`crate::job::JobBuilder`] asked beyond the namespaces.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Containment {
+    /// The user's service manager and buses are hidden from the members
+    /// (none of them can have a process started outside the job).
+    pub hide_services: bool,
+}
+
 /// A new top-level job named `name`, and the guardian it already has (the
 /// scoped backend starts its scope with one). On failure nothing is left.
 pub(crate) fn create(
     name: &str,
-    contain: bool,
+    contain: Option<Containment>,
 ) -> Result<(Box<dyn JobBackend>, Option<guardian::Waiting>)> {
     match kind() {
         Kind::Group => Ok((Box::new(group::Group::create(name)?), None)),
@@ -274,7 +294,7 @@ pub(crate) fn create(
         }
         Kind::Direct => {
             let mover: direct::Mover<'_> = &direct::write_procs;
-            let job = Direct::create(name, cgroup::roots(), contain.then_some(mover))?;
+            let job = Direct::create(name, cgroup::roots(), contain.map(|c| (mover, c)))?;
             Ok((Box::new(job), None))
         }
     }

@@ -13,7 +13,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use super::direct::{Direct, Mover, enable_controllers, walk, write_procs};
-use super::{Accounting, JobBackend, Marks};
+use super::{Accounting, Containment, JobBackend, Marks};
 use crate::error::{Error, OrLog, Result};
 use crate::job::{JobLimits, cgroup, guardian, systemd};
 use crate::process::{CgroupPlacement, Process, ProcessBuilder};
@@ -32,7 +32,10 @@ impl Scoped {
     /// to us, holding the job's guardian (returned waiting for its plan),
     /// with the job below it. On failure the scope is stopped (systemd
     /// kills the guardian and removes what was made).
-    pub(crate) fn create(name: &str, contain: bool) -> Result<(Scoped, guardian::Waiting)> {
+    pub(crate) fn create(
+        name: &str,
+        contain: Option<Containment>,
+    ) -> Result<(Scoped, guardian::Waiting)> {
         let unit = systemd::unit_name(name);
         // The guardian first: a scope starts with a process in it.
         // The scope's keeper also counts the job's processes (it is outermost).
@@ -82,7 +85,7 @@ impl Scoped {
             };
             let mover: Mover<'_> = &attach;
             Ok(Scoped {
-                inner: Direct::create(name, &roots, contain.then_some(mover))?,
+                inner: Direct::create(name, &roots, contain.map(|c| (mover, c)))?,
                 unit: unit.clone(),
             })
         })();
@@ -132,7 +135,12 @@ impl Scoped {
 }
 
 impl JobBackend for Scoped {
-    fn create_nested(&self, name: &str, leaf: &str, contain: bool) -> Result<Box<dyn JobBackend>> {
+    fn create_nested(
+        &self,
+        name: &str,
+        leaf: &str,
+        contain: Option<Containment>,
+    ) -> Result<Box<dyn JobBackend>> {
         let outside = self.outside();
         let mover = |dir: &Path, pid: i32| match &outside {
             Some(scope) => self.attach(scope, dir, pid),
@@ -140,13 +148,17 @@ impl JobBackend for Scoped {
         };
         let mover: Mover<'_> = &mover;
         Ok(Box::new(Scoped {
-            inner: self.inner.nested(name, leaf, contain.then_some(mover))?,
+            inner: self.inner.nested(name, leaf, contain.map(|c| (mover, c)))?,
             unit: self.unit.clone(),
         }))
     }
 
     fn containment(&self) -> Option<bool> {
         self.inner.containment()
+    }
+
+    fn hides_services(&self) -> bool {
+        self.inner.hides_services()
     }
 
     fn foreign_job_of(&self, pid: i32) -> Result<Option<String>> {
