@@ -972,3 +972,46 @@ fn hidden_services_are_out_of_a_members_reach() {
         "a process started through the manager outlived the job"
     );
 }
+
+#[test]
+fn a_closed_jobs_leftover_state_is_not_listed() {
+    // A process-group job inside a job that closes: its owner and guardian
+    // are killed with the outer job, so nothing removed its state. The next
+    // command that finds it must not call it running, and removes it.
+    if !cgroup_jobs_here() {
+        return;
+    }
+    let inner = name("stale");
+    let tl = env!("CARGO_BIN_EXE_taskloom");
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display();
+    // The outer job is a cgroup job (what kills the inner one's guardian);
+    // the inner one a process group.
+    let script = format!(
+        "export TASKLOOM_JOB_BACKEND=process-group
+         {tl} run -q --name {inner} -- sleep 300 &
+         i=0; until {tl} job list | grep -q {inner} || [ $i -gt 100 ]; do sleep 0.05; i=$((i+1)); done
+         {tl} job list > {d}/during; exit 0"
+    );
+    let o = Command::new(tl)
+        .args(["run", "-q", "--", "sh", "-c", &script])
+        .env_remove("TASKLOOM_JOB_BACKEND")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let during = std::fs::read_to_string(dir.path().join("during")).unwrap_or_default();
+    assert!(during.contains(&inner), "the inner job ran: {during}");
+    let after = Command::new(tl)
+        .args(["job", "list", "--json"])
+        .env("TASKLOOM_JOB_BACKEND", "process-group")
+        .output()
+        .unwrap();
+    let listed = String::from_utf8_lossy(&after.stdout);
+    assert!(!listed.contains(&inner), "a closed job is listed: {listed}");
+    let show = Command::new(tl)
+        .args(["job", "show", &inner])
+        .env("TASKLOOM_JOB_BACKEND", "process-group")
+        .output()
+        .unwrap();
+    assert!(stderr(&show).contains("no such job"), "{}", stderr(&show));
+}

@@ -87,6 +87,8 @@ impl Plan {
             remove: vec![c(dir.to_owned())],
             inits: Vec::new(),
             pg_file: Some(c(dir.join("pgid"))),
+            // The kill-on-close mark goes last: a guardian killed half-way
+            // leaves it, and the state is then known to be stale.
             unlink: [
                 "pgid",
                 "limits.json",
@@ -483,6 +485,17 @@ unsafe fn guardian_main(
             libc::_exit(0);
         }
         let plan = parse_plan(&buf[..len]);
+        // A process-group job's state directory is locked (shared) for as
+        // long as this guardian lives: with its creator's lock gone too, a
+        // kill-on-close job whose state is still there is known to be stale.
+        if !plan.pg_file.is_null()
+            && let Some(dir) = plan.remove.iter().next()
+        {
+            let fd = libc::open(dir, libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC);
+            if fd >= 0 {
+                libc::flock(fd, libc::LOCK_SH);
+            }
+        }
         // Counting, where the plan names the job and a counter was prepared:
         // until the job is gone, or (kill-on-close) until the holders are.
         let mut holders_gone = false;

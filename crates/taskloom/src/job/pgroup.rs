@@ -30,6 +30,37 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, OrLog, Result};
 
+/// A shared lock on a job's state directory (its creating handle's; the
+/// guardian takes its own).
+pub(crate) fn lock_shared(dir: &Path) -> std::io::Result<std::os::fd::OwnedFd> {
+    use rustix::fs::{FlockOperation, Mode, OFlags, flock, open};
+    let fd = open(
+        dir,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    flock(&fd, FlockOperation::LockShared)?;
+    Ok(fd)
+}
+
+/// Whether the job whose state is `dir` is kill-on-close and neither its
+/// creating handle nor its guardian lives (no shared lock is held on the
+/// directory): then its job is closed, and the state a leftover.
+pub(crate) fn is_stale(dir: &Path) -> bool {
+    use rustix::fs::{FlockOperation, Mode, OFlags, flock, open};
+    if !dir.join("kill_on_close").exists() {
+        return false;
+    }
+    let Ok(fd) = open(
+        dir,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    ) else {
+        return false;
+    };
+    flock(&fd, FlockOperation::NonBlockingLockExclusive).is_ok()
+}
+
 /// Whether the process-group backend is in use.
 pub(crate) fn forced() -> bool {
     std::env::var_os("TASKLOOM_JOB_BACKEND").is_some_and(|v| v == "process-group")

@@ -941,6 +941,9 @@ pub(crate) struct Isolated {
 
 /// What the namespace helper needs and reports, shared with it (`CLONE_VM`).
 struct NsHelper<'a> {
+    /// 0 until the helper waits to be placed (its namespaces but the cgroup
+    /// one made, the init forked), 1 then, 2 when it failed before.
+    ready: AtomicU32,
     /// 0 while the parent places the helper, 1 to go on, 2 to give up.
     go: AtomicU32,
     new_user: bool,
@@ -968,73 +971,141 @@ struct NsHelper<'a> {
 const GO_WAIT: u32 = 0;
 const GO_ON: u32 = 1;
 
-/// The helper: waits until the parent has placed it, unshares, opens the
-/// namespaces into the descriptor table it shares with the parent, forks
-/// the pid namespace's init when asked to, exits. It shares the parent's
-/// memory while the parent's other threads run, so it makes raw syscalls
-/// only (rustix's, which keep no `errno`), on memory the parent prepared.
+/// The helper: makes the user namespace and, with an isolation, the mount
+/// and pid namespaces and forks their init, all while it is still in our
+/// cgroup (so the init's fork is nobody's in the job: no job counts it);
+/// then waits until the parent has placed it, unshares the cgroup
+/// namespace there, makes the mounts, opens the namespaces into the
+/// descriptor table it shares with the parent, exits. It shares the
+/// parent's memory while the parent's other threads run, so it makes raw
+/// syscalls only (rustix's, which keep no `errno`), on memory the parent
+/// prepared.
 extern "C" fn ns_helper_main(arg: *mut c_void) -> ! {
     // SAFETY: `arg` is the parent's `NsHelper`, alive until this child has
     // exited (the parent waits for that before it returns).
     let h = unsafe { &*(arg as *const NsHelper) };
-    use rustix::thread::futex;
+    use rustix::fs::{Mode, OFlags, open, openat};
+    use rustix::thread::{UnshareFlags, futex, unshare_unsafe};
+    let fail = |step: u32, e: rustix::io::Errno| -> ! {
+        h.errno.store(e.raw_os_error(), Ordering::Relaxed);
+        h.step.store(step, Ordering::Release);
+        if h.ready.load(Ordering::Acquire) == 0 {
+            h.ready.store(2, Ordering::Release);
+            futex::wake(&h.ready, futex::Flags::PRIVATE, 1).ok();
+        }
+        // SAFETY: ends this child only (it is its own thread group).
+        unsafe { libc::syscall(libc::SYS_exit_group, 1) };
+        unreachable!()
+    };
+    let errno = || rustix::io::Errno::from_raw_os_error(last_errno());
+    let write_file = |path: &CStr, data: &[u8]| -> rustix::io::Result<()> {
+        let fd = open(path, OFlags::WRONLY | OFlags::CLOEXEC, Mode::empty())?;
+        rustix::io::write(&fd, data).map(drop)
+    };
+    if h.new_user {
+        // SAFETY: no descriptor-table or fs flag is unshared, so no
+        // descriptor this process holds changes owner.
+        if let Err(e) = unsafe { unshare_unsafe(UnshareFlags::NEWUSER) } {
+            fail(1, e);
+        }
+        if let Err(e) = write_file(c"/proc/self/setgroups", b"deny")
+            .and_then(|()| write_file(c"/proc/self/uid_map", &h.uid_map))
+            .and_then(|()| write_file(c"/proc/self/gid_map", &h.gid_map))
+        {
+            fail(2, e);
+        }
+    }
+    // Our namespace directory, opened while /proc is still the machine's
+    // (the init mounts its own over it): every namespace is opened there.
+    let ns_dir = match open(
+        c"/proc/self/ns",
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    ) {
+        Ok(fd) => fd,
+        Err(e) => fail(4, e),
+    };
+    if h.isolation.is_some() {
+        // SAFETY: as above (a mount namespace changes no descriptor).
+        if let Err(e) = unsafe { unshare_unsafe(UnshareFlags::NEWNS) } {
+            fail(5, e);
+        }
+        // SAFETY: raw mount(2) on constant C strings.
+        let slave = unsafe {
+            libc::mount(
+                ptr::null(),
+                c"/".as_ptr(),
+                ptr::null(),
+                libc::MS_REC | libc::MS_SLAVE,
+                ptr::null(),
+            )
+        };
+        // Nothing mounted here propagates back to the machine.
+        if slave != 0 {
+            fail(5, errno());
+        }
+        // SAFETY: as above.
+        if let Err(e) = unsafe { unshare_unsafe(UnshareFlags::NEWPID) } {
+            fail(8, e);
+        }
+        // The first process forked now is the pid namespace's init.
+        // SAFETY: a fork (no CLONE_VM): the child runs on a copy of this
+        // stack and memory, and only `init_main`'s raw syscalls.
+        let pid = unsafe {
+            libc::syscall(
+                libc::SYS_clone,
+                libc::SIGCHLD as libc::c_ulong,
+                0usize,
+                0usize,
+                0usize,
+                0usize,
+            )
+        };
+        if pid < 0 {
+            fail(9, errno());
+        }
+        if pid == 0 {
+            // SAFETY: freshly forked; `init_end` is open in its copy of the table.
+            unsafe { init_main(h.init_end) }
+        }
+        h.init_pid.store(pid as i32, Ordering::Relaxed);
+        // SAFETY: the init has its own copy; ours goes, and the parent is told.
+        unsafe { libc::close(h.init_end) };
+        h.init_end_closed.store(true, Ordering::Release);
+        // Its first word: 0 once it mounted the namespace's /proc, else the errno.
+        let mut word = [0u8; 4];
+        // SAFETY: reading into a local buffer from a descriptor we share.
+        let n = unsafe { libc::read(h.our_end, word.as_mut_ptr().cast(), 4) };
+        let status = if n == 4 {
+            i32::from_ne_bytes(word)
+        } else {
+            libc::EPROTO
+        };
+        if status != 0 {
+            fail(10, rustix::io::Errno::from_raw_os_error(status));
+        }
+    }
+    // Only now may the parent move us: the init was forked where we started.
+    h.ready.store(1, Ordering::Release);
+    futex::wake(&h.ready, futex::Flags::PRIVATE, 1).ok();
     while h.go.load(Ordering::Acquire) == GO_WAIT {
         // Woken, interrupted or already changed: the loop looks again (the
         // helper may not log: it shares the parent's memory and allocator).
         let _ = futex::wait(&h.go, futex::Flags::PRIVATE, GO_WAIT, None);
     }
-    let fail = |step: u32, e: rustix::io::Errno| -> ! {
-        h.errno.store(e.raw_os_error(), Ordering::Relaxed);
-        h.step.store(step, Ordering::Release);
-        // SAFETY: ends this child only (it is its own thread group).
-        unsafe { libc::syscall(libc::SYS_exit_group, 1) };
-        unreachable!()
-    };
     if h.go.load(Ordering::Acquire) == GO_ON {
-        use rustix::fs::{Mode, OFlags, open};
-        use rustix::thread::{UnshareFlags, unshare_unsafe};
-        let write_file = |path: &CStr, data: &[u8]| -> rustix::io::Result<()> {
-            let fd = open(path, OFlags::WRONLY | OFlags::CLOEXEC, Mode::empty())?;
-            rustix::io::write(&fd, data).map(drop)
-        };
-        if h.new_user {
-            // SAFETY: no descriptor-table or fs flag is unshared, so no
-            // descriptor this process holds changes owner.
-            if let Err(e) = unsafe { unshare_unsafe(UnshareFlags::NEWUSER) } {
-                fail(1, e);
-            }
-            if let Err(e) = write_file(c"/proc/self/setgroups", b"deny")
-                .and_then(|()| write_file(c"/proc/self/uid_map", &h.uid_map))
-                .and_then(|()| write_file(c"/proc/self/gid_map", &h.gid_map))
-            {
-                fail(2, e);
-            }
-        }
         // SAFETY: as above.
         if let Err(e) = unsafe { unshare_unsafe(UnshareFlags::NEWCGROUP) } {
             fail(3, e);
         }
         if let Some(iso) = h.isolation {
-            // SAFETY: as above (a mount namespace changes no descriptor).
-            if let Err(e) = unsafe { unshare_unsafe(UnshareFlags::NEWNS) } {
-                fail(5, e);
-            }
             // SAFETY: raw mount(2) calls on C strings the parent prepared.
             unsafe {
-                // Nothing mounted here propagates back to the machine.
-                if libc::mount(
-                    ptr::null(),
-                    c"/".as_ptr(),
-                    ptr::null(),
-                    libc::MS_REC | libc::MS_SLAVE,
-                    ptr::null(),
-                ) != 0
-                {
-                    fail(5, rustix::io::Errno::from_raw_os_error(last_errno()));
-                }
                 for dir in &iso.cgroup2_mounts {
                     // The kernel refuses a superblock right on top of its own
-                    // mount's root (EBUSY): a tmpfs goes between them.
+                    // mount's root (EBUSY): a tmpfs goes between them. The
+                    // cgroup2 mount, made inside the cgroup namespace, shows
+                    // the job as its root.
                     if libc::mount(
                         c"tmpfs".as_ptr(),
                         dir.as_ptr(),
@@ -1042,18 +1113,15 @@ extern "C" fn ns_helper_main(arg: *mut c_void) -> ! {
                         libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
                         c"size=4k,mode=0755".as_ptr().cast(),
                     ) != 0
+                        || libc::mount(
+                            c"cgroup2".as_ptr(),
+                            dir.as_ptr(),
+                            c"cgroup2".as_ptr(),
+                            libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC | libc::MS_RELATIME,
+                            ptr::null(),
+                        ) != 0
                     {
-                        fail(6, rustix::io::Errno::from_raw_os_error(last_errno()));
-                    }
-                    if libc::mount(
-                        c"cgroup2".as_ptr(),
-                        dir.as_ptr(),
-                        c"cgroup2".as_ptr(),
-                        libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC | libc::MS_RELATIME,
-                        ptr::null(),
-                    ) != 0
-                    {
-                        fail(6, rustix::io::Errno::from_raw_os_error(last_errno()));
+                        fail(6, errno());
                     }
                 }
                 for file in &iso.hide_files {
@@ -1065,7 +1133,7 @@ extern "C" fn ns_helper_main(arg: *mut c_void) -> ! {
                         ptr::null(),
                     ) != 0
                     {
-                        fail(7, rustix::io::Errno::from_raw_os_error(last_errno()));
+                        fail(7, errno());
                     }
                 }
                 for dir in &iso.hide_dirs {
@@ -1077,86 +1145,31 @@ extern "C" fn ns_helper_main(arg: *mut c_void) -> ! {
                         c"size=4k,mode=0555".as_ptr().cast(),
                     ) != 0
                     {
-                        fail(7, rustix::io::Errno::from_raw_os_error(last_errno()));
+                        fail(7, errno());
                     }
                 }
             }
-            // SAFETY: as above.
-            if let Err(e) = unsafe { unshare_unsafe(UnshareFlags::NEWPID) } {
-                fail(8, e);
-            }
         }
-        let open_ns = |path: &CStr| open(path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty());
-        let store = |path: &CStr, slot: &AtomicI32, step: u32| match open_ns(path) {
+        let store = |name: &CStr, slot: &AtomicI32, step: u32| match openat(
+            &ns_dir,
+            name,
+            OFlags::RDONLY | OFlags::CLOEXEC,
+            Mode::empty(),
+        ) {
             Ok(fd) => slot.store(fd.into_raw_fd(), Ordering::Relaxed),
             Err(e) => fail(step, e),
         };
-        store(c"/proc/self/ns/cgroup", &h.cgroup_fd, 4);
+        store(c"cgroup", &h.cgroup_fd, 4);
         if h.new_user {
-            store(c"/proc/self/ns/user", &h.user_fd, 4);
+            store(c"user", &h.user_fd, 4);
         }
         if h.isolation.is_some() {
-            store(c"/proc/self/ns/mnt", &h.mnt_fd, 11);
-            // Our namespace directory, opened while /proc is still the
-            // machine's: the init mounts its own over it.
-            let ns_dir = match open(
-                c"/proc/self/ns",
-                OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-                Mode::empty(),
-            ) {
-                Ok(fd) => fd,
-                Err(e) => fail(12, e),
-            };
-            // The first process forked now is the pid namespace's init.
-            // SAFETY: a fork (no CLONE_VM): the child runs on a copy of
-            // this stack and memory, and only `init_main`'s raw syscalls.
-            let pid = unsafe {
-                libc::syscall(
-                    libc::SYS_clone,
-                    libc::SIGCHLD as libc::c_ulong,
-                    0usize,
-                    0usize,
-                    0usize,
-                    0usize,
-                )
-            };
-            if pid < 0 {
-                fail(9, rustix::io::Errno::from_raw_os_error(last_errno()));
-            }
-            if pid == 0 {
-                // SAFETY: freshly forked; `init_end` is open in its copy of the table.
-                unsafe { init_main(h.init_end) }
-            }
-            h.init_pid.store(pid as i32, Ordering::Relaxed);
-            // SAFETY: the init has its own copy; ours goes, and the parent is told.
-            unsafe { libc::close(h.init_end) };
-            h.init_end_closed.store(true, Ordering::Release);
-            // Its first word: 0 once it mounted the namespace's /proc, else the errno.
-            let mut word = [0u8; 4];
-            // SAFETY: reading into a local buffer from a descriptor we share.
-            let n = unsafe { libc::read(h.our_end, word.as_mut_ptr().cast(), 4) };
-            let status = if n == 4 {
-                i32::from_ne_bytes(word)
-            } else {
-                libc::EPROTO
-            };
-            if status != 0 {
-                fail(10, rustix::io::Errno::from_raw_os_error(status));
-            }
-            // Only now: a pid namespace without its init cannot be opened.
-            match rustix::fs::openat(
-                &ns_dir,
-                c"pid_for_children",
-                OFlags::RDONLY | OFlags::CLOEXEC,
-                Mode::empty(),
-            ) {
-                Ok(fd) => h.pid_fd.store(fd.into_raw_fd(), Ordering::Relaxed),
-                Err(e) => fail(12, e),
-            }
-            drop(ns_dir);
+            store(c"mnt", &h.mnt_fd, 11);
+            store(c"pid_for_children", &h.pid_fd, 12);
         }
         h.step.store(0, Ordering::Release);
     }
+    drop(ns_dir);
     // SAFETY: as above.
     unsafe { libc::syscall(libc::SYS_exit_group, 0) };
     unreachable!()
@@ -1378,6 +1391,7 @@ pub(crate) fn make_namespaces(
         None => (None, None),
     };
     let helper = NsHelper {
+        ready: AtomicU32::new(0),
         go: AtomicU32::new(GO_WAIT),
         new_user,
         uid_map: format!("{uid} {uid} 1\n").into_bytes(),
@@ -1408,9 +1422,23 @@ pub(crate) fn make_namespaces(
         )
     }
     .map_err(|e| Error::os("clone3 (cgroup namespace helper)", e))?;
+    // It is placed once it made what must not be in the job (the init's fork).
+    while helper.ready.load(Ordering::Acquire) == 0 {
+        let _ = rustix::thread::futex::wait(
+            &helper.ready,
+            rustix::thread::futex::Flags::PRIVATE,
+            0,
+            None,
+        );
+    }
     // A panic in `place` must not leave the helper waiting on memory this
     // frame is about to give back: it is told to stop and reaped first.
-    let placed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| place(pid)));
+    let placed = if helper.ready.load(Ordering::Acquire) == 1 {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| place(pid)))
+    } else {
+        // It failed before (its step says where) and has exited.
+        Ok(Ok(()))
+    };
     helper.go.store(
         if matches!(placed, Ok(Ok(()))) {
             GO_ON

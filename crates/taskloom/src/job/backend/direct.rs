@@ -24,9 +24,7 @@ use super::{
 };
 use crate::cpuset::CpuSet;
 use crate::error::{Error, OrLog, Result};
-use crate::job::{
-    Capability, JobLimits, cgroup, guardian, job_name_in, job_of, layout::Controller,
-};
+use crate::job::{Capability, JobLimits, cgroup, guardian, job_of, layout::Controller};
 use crate::linux::NS_ROOT_XATTR;
 use crate::process::{CgroupPlacement, Namespaces, Process, ProcessBuilder};
 
@@ -118,7 +116,7 @@ fn contain_job(name: &str, v2: &Path, mover: Mover<'_>, how: Containment) -> Res
     let parked = (|| -> Result<()> {
         cgroup::ensure_dir(&init_dir)
             .map_err(|e| Error::os(format!("create the init cgroup {}", init_dir.display()), e))?;
-        write_procs(&init_dir, init)?;
+        mover(&init_dir, init)?;
         rustix::fs::setxattr(
             v2,
             NS_ROOT_XATTR,
@@ -767,7 +765,8 @@ impl Direct {
         if mine.starts_with(&theirs) {
             return Ok((true, None));
         }
-        let their_name = job_name_in(&text).unwrap_or_else(|| theirs.display().to_string());
+        let their_name =
+            crate::linux::job_name_seen_here(&text).unwrap_or_else(|| theirs.display().to_string());
         Ok((true, Some(their_name)))
     }
 

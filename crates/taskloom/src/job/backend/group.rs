@@ -17,14 +17,21 @@ pub(crate) struct Group {
     name: String,
     /// The job's state directory (its group id, limits, marks).
     dir: PathBuf,
+    /// The creating handle's shared lock on `dir` (the guardian holds one
+    /// too): while either lives, a kill-on-close job is not stale.
+    _lock: Option<std::os::fd::OwnedFd>,
 }
 
 impl Group {
     /// A new job's state directory.
     pub(crate) fn create(name: &str) -> Result<Group> {
+        let dir = pgroup::create_state(name)?;
+        let lock = pgroup::lock_shared(&dir)
+            .map_err(|e| Error::os(format!("lock the state of job {name}"), e))?;
         Ok(Group {
             name: name.to_owned(),
-            dir: pgroup::create_state(name)?,
+            dir,
+            _lock: Some(lock),
         })
     }
 
@@ -43,6 +50,17 @@ impl Group {
                 source: e.into(),
             });
         }
+        if pgroup::is_stale(&dir) {
+            // Kill-on-close, and its creator and guardian are gone (killed
+            // with an enclosing job, say): whatever is left of it goes, as
+            // kill-on-close says, and so does its state.
+            let pgid = pgroup::pgid(&dir);
+            if pgid > 1 {
+                pgroup::kill_group(pgid);
+            }
+            fs::remove_dir_all(&dir).or_log(|| format!("remove the stale state of job {name}"));
+            return Ok(None);
+        }
         let limits = fs::read(dir.join("limits.json"))
             .ok()
             .and_then(|b| limits_from_json(&b))
@@ -50,6 +68,7 @@ impl Group {
         let job = Group {
             name: name.to_owned(),
             dir,
+            _lock: None,
         };
         Ok(Some((job, limits)))
     }
