@@ -895,12 +895,27 @@ fn hidden_services_are_out_of_a_members_reach() {
         return;
     }
     let (enforced, detail) = containment_caps();
-    let run_dir = tempfile::tempdir().unwrap();
-    let bus = run_dir.path().join("bus");
-    let _listener = std::os::unix::net::UnixListener::bind(&bus).unwrap();
-    std::fs::create_dir(run_dir.path().join("systemd")).unwrap();
-    std::fs::write(run_dir.path().join("systemd/private"), "").unwrap();
-    let rd = run_dir.path().display().to_string();
+    // The user's real runtime directory where a manager runs there (taskloom
+    // itself talks to it), else one this test makes with a listening bus
+    // socket and a manager directory in it.
+    let real = std::env::var_os("XDG_RUNTIME_DIR")
+        .map(std::path::PathBuf::from)
+        .filter(|r| r.join("bus").exists());
+    let made = tempfile::tempdir().unwrap();
+    let rd = match &real {
+        Some(r) => r.clone(),
+        None => {
+            let rd = made.path().to_owned();
+            std::fs::create_dir(rd.join("systemd")).unwrap();
+            std::fs::write(rd.join("systemd/private"), "").unwrap();
+            rd
+        }
+    };
+    let _listener = match &real {
+        Some(_) => None,
+        None => Some(std::os::unix::net::UnixListener::bind(rd.join("bus")).unwrap()),
+    };
+    let rd = rd.display().to_string();
     let o = Command::new(env!("CARGO_BIN_EXE_taskloom"))
         .args(["run", "-q", "--no-services", "--"])
         .args([
@@ -909,7 +924,6 @@ fn hidden_services_are_out_of_a_members_reach() {
             &format!("[ -S {rd}/bus ] && echo bus; ls -A {rd}/systemd; echo checked"),
         ])
         .env("XDG_RUNTIME_DIR", &rd)
-        .env("DBUS_SESSION_BUS_ADDRESS", format!("unix:path={rd}/bus"))
         .output()
         .unwrap();
     if !enforced {
@@ -929,9 +943,7 @@ fn hidden_services_are_out_of_a_members_reach() {
         "the member still reaches the bus or the manager's socket"
     );
     // The real thing, where the user has a manager (the systemd guests).
-    let real_bus = std::env::var_os("XDG_RUNTIME_DIR")
-        .map(|r| std::path::Path::new(&r).join("bus"))
-        .filter(|b| b.exists());
+    let real_bus = real;
     let has_systemd_run = Command::new("systemd-run")
         .arg("--version")
         .output()

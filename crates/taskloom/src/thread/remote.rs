@@ -47,18 +47,25 @@ type Work = (i32, Request, mpsc::SyncSender<Result<Reply>>);
 static TRACER: OnceLock<Mutex<Sender<Work>>> = OnceLock::new();
 
 fn ask(tid: i32, request: Request) -> Result<Reply> {
-    let sender = TRACER
-        .get_or_init(|| {
+    let sender = match TRACER.get() {
+        Some(s) => s,
+        None => {
+            // Started once; a thread that cannot be made (EAGAIN at a process
+            // limit) is an error for this call, and the next call tries again.
             let (tx, rx) = mpsc::channel();
             std::thread::Builder::new()
                 .name("taskloom-tracer".into())
                 .spawn(move || tracer(rx))
-                .expect("start the taskloom tracer thread");
-            Mutex::new(tx)
-        })
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .clone();
+                .map_err(|e| Error::os("start the taskloom tracer thread", e))?;
+            // Another thread may have started one meanwhile: its is kept, and
+            // ours ends once its sender (dropped here) is gone.
+            let _ = TRACER.set(Mutex::new(tx));
+            TRACER.get().ok_or_else(tracer_gone)?
+        }
+    }
+    .lock()
+    .unwrap_or_else(|e| e.into_inner())
+    .clone();
     let (reply, answer) = mpsc::sync_channel(1);
     sender
         .send((tid, request, reply))
