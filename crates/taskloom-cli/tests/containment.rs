@@ -850,7 +850,7 @@ sleep 30"#
         .args(attacker_user())
         .args(["--", tl, "run", "-q", "--", "sh", "-c", &inner])
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let start = std::time::Instant::now();
@@ -858,11 +858,15 @@ sleep 30"#
         std::thread::sleep(Duration::from_millis(20));
     }
     let done = dir.path().join("done").exists();
+    if !done {
+        let _ = run.kill();
+        let out = run.wait_with_output().unwrap();
+        panic!("the inner member did not finish: {}", stderr(&out));
+    }
     let pids = members(&outer);
     let watched = Watched::of(&pids);
     let _ = run.kill();
     let _ = run.wait();
-    assert!(done, "the inner member did not finish");
     assert!(
         pids.len() <= 10,
         "the outer job holds {} processes over its limit of 10: {pids:?}",
@@ -1026,4 +1030,94 @@ fn a_closed_jobs_leftover_state_is_not_listed() {
         .output()
         .unwrap();
     assert!(stderr(&show).contains("no such job"), "{}", stderr(&show));
+}
+
+/// The `taskloom-guard` processes of this user started at or after boot
+/// tick `since` (field 22 of `/proc/<pid>/stat`).
+fn guardians_since(since: u64) -> Vec<i32> {
+    let me = rustix::process::geteuid().as_raw();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let start = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(19)?.parse::<u64>().ok());
+            // Its real uid (a non-dumpable process's /proc directory is root's).
+            let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+            let owner = status
+                .lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .and_then(|u| u.split_whitespace().next()?.parse::<u32>().ok());
+            comm.trim() == "taskloom-guard"
+                && start.is_some_and(|s| s >= since)
+                && owner == Some(me)
+        })
+        .collect()
+}
+
+fn start_tick(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    stat.rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().nth(19)?.parse().ok())
+        .unwrap()
+}
+
+#[test]
+fn the_kernel_closes_a_job_whose_guardian_cannot_act() {
+    // Kill-on-close without the guardian: it is stopped (as a member could
+    // not, but root or a bug might), then the owner is SIGKILLed. The job's
+    // pid namespace init ends with the last handle, and the kernel ends
+    // every member.
+    if !cgroup_jobs_here() {
+        return;
+    }
+    let (enforced, detail) = containment_caps();
+    if !enforced || !detail.contains("pid namespace") {
+        eprintln!("not run here: no pid namespace per job ({detail})");
+        return;
+    }
+    let job = name("noguard");
+    let _jobs = Jobs(vec![job.clone()]);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display();
+    let mut run = Command::new(env!("CARGO_BIN_EXE_taskloom"))
+        .args(["run", "-q", "--name", &job, "--", "sh", "-c"])
+        .arg(format!(
+            "setsid sleep 3000 </dev/null >/dev/null 2>&1 & sleep 3000 </dev/null >/dev/null 2>&1 & touch {d}/done; wait"
+        ))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let since = start_tick(run.id());
+    let start = std::time::Instant::now();
+    while !dir.path().join("done").exists() && start.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let pids = members(&job);
+    let watched = Watched::of(&pids);
+    assert_eq!(watched.0.len(), 3, "{pids:?}");
+    // This run's guardian (the tests run one at a time where this runs).
+    let guards = guardians_since(since);
+    assert_eq!(
+        guards.len(),
+        1,
+        "one guardian started since the run: {guards:?}"
+    );
+    let guard = Watched::of(&[guards[0] as i64]);
+    rustix::process::pidfd_send_signal(&guard.0[0].1, rustix::process::Signal::STOP).unwrap();
+    let _ = run.kill();
+    let _ = run.wait();
+    let survivors = watched.survivors(Duration::from_secs(10));
+    // The guardian goes on and cleans up (or is killed by `guard`'s drop).
+    let _ = rustix::process::pidfd_send_signal(&guard.0[0].1, rustix::process::Signal::CONT);
+    assert_eq!(
+        survivors,
+        Vec::<i32>::new(),
+        "members outlived their owner while the guardian was stopped"
+    );
 }

@@ -124,16 +124,54 @@ mod layers {
         for f in files {
             let text = std::fs::read_to_string(&f).unwrap();
             for (i, _) in text.match_indices("crate::") {
-                let name: String = text[i + 7..]
-                    .chars()
-                    .take_while(|c| c.is_ascii_lowercase() || *c == '_')
-                    .collect();
-                if LAYERS.contains(&name.as_str()) && name != module {
-                    out.insert(name);
+                for name in first_segments(&text[i + 7..]) {
+                    if LAYERS.contains(&name.as_str()) && name != module {
+                        out.insert(name);
+                    }
                 }
             }
         }
         out
+    }
+
+    /// The first path segment after `crate::`: `job` in `crate::job::Job`,
+    /// and each item's in a group, `crate::{job::Job, inspect}`.
+    fn first_segments(after: &str) -> Vec<String> {
+        let ident = |s: &str| -> String {
+            s.trim_start()
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect()
+        };
+        let Some(group) = after.strip_prefix('{') else {
+            return vec![ident(after)];
+        };
+        let (mut depth, mut items, mut start) = (0usize, Vec::new(), 0usize);
+        for (i, c) in group.char_indices() {
+            match c {
+                '{' => depth += 1,
+                '}' if depth == 0 => {
+                    items.push(ident(&group[start..i]));
+                    break;
+                }
+                '}' => depth -= 1,
+                ',' if depth == 0 => {
+                    items.push(ident(&group[start..i]));
+                    start = i + 1;
+                }
+                _ => {}
+            }
+        }
+        items
+    }
+
+    #[test]
+    fn grouped_paths_are_seen() {
+        assert_eq!(first_segments("job::Job;"), ["job"]);
+        assert_eq!(
+            first_segments("{job::{Job, JobLimits}, inspect,\n  error::Result};"),
+            ["job", "inspect", "error"]
+        );
     }
 
     #[test]

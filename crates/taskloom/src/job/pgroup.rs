@@ -68,8 +68,14 @@ pub(crate) fn forced() -> bool {
 
 /// Where job state lives for this user.
 pub(crate) fn state_root() -> PathBuf {
+    // Only a runtime directory of this user's: one carried over in the
+    // environment from another user (`setpriv`, `sudo -E`, `run --user`)
+    // is not ours to write.
+    let me = rustix::process::getuid().as_raw();
     match std::env::var_os("XDG_RUNTIME_DIR") {
-        Some(d) if !d.is_empty() => PathBuf::from(d).join("taskloom-jobs"),
+        Some(d) if !d.is_empty() && fs::metadata(&d).is_ok_and(|m| m.uid() == me) => {
+            PathBuf::from(d).join("taskloom-jobs")
+        }
         _ => PathBuf::from(format!(
             "/tmp/taskloom-{}",
             rustix::process::getuid().as_raw()
