@@ -1121,3 +1121,56 @@ fn the_kernel_closes_a_job_whose_guardian_cannot_act() {
         "members outlived their owner while the guardian was stopped"
     );
 }
+
+#[test]
+fn messages_inside_a_contained_job_name_jobs_by_name() {
+    // Inside a job, a member makes two jobs and assigns a process of the
+    // first to the second (empty, so it is nested in the first): the
+    // message names the jobs as `job list` does, never by cgroup path.
+    if !cgroup_jobs_here() {
+        return;
+    }
+    let outer = name("msgs");
+    let _jobs = Jobs(vec![outer.clone()]);
+    let tl = env!("CARGO_BIN_EXE_taskloom");
+    let script = format!(
+        "{tl} job create ma >/dev/null; {tl} job create mb >/dev/null
+         sleep 30 & s=$!
+         {tl} job assign ma $s 2>&1 && {tl} job assign mb $s 2>&1; kill $s"
+    );
+    let o = taskloom(&["run", "-q", "--name", &outer, "--", "sh", "-c", &script]);
+    let said = String::from_utf8_lossy(&o.stdout);
+    assert!(said.contains("it is job"), "{said}{}", stderr(&o));
+    assert!(
+        !said.contains("/sys/fs/cgroup"),
+        "a path where a name belongs: {said}"
+    );
+    assert!(said.contains("ma/mb now"), "{said}");
+}
+
+#[test]
+fn a_nested_run_at_its_process_limit_fails_cleanly() {
+    // A process-group run inside a job at its process limit: its watcher
+    // and its clean-up meet EAGAIN from every fork and thread. They give
+    // errors, never a panic (exit 134).
+    if !cgroup_jobs_here() {
+        return;
+    }
+    let tl = env!("CARGO_BIN_EXE_taskloom");
+    let script = format!(
+        "TASKLOOM_JOB_BACKEND=process-group {tl} run -- sh -c \
+         '( i=0; while [ $i -lt 40 ]; do sleep 5 & i=$((i+1)); done ) 2>/dev/null; sleep 1'; \
+         echo inner=$?"
+    );
+    let o = Command::new(tl)
+        .args(["run", "-q", "--max-processes", "12"])
+        .args(attacker_user())
+        .args(["--", "sh", "-c", &script])
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    let err = stderr(&o);
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(out.contains("inner="), "{out}{err}");
+    assert!(!out.contains("inner=134"), "{out}{err}");
+}
