@@ -23,6 +23,7 @@ use ratatui::crossterm::event::{
     self, DisableMouseCapture, EnableMouseCapture, Event, KeyEventKind,
 };
 use ratatui::crossterm::execute;
+use taskloom::process::{Process, ProcessAccess};
 
 pub use app::{Action, App, Flow, View};
 
@@ -194,35 +195,15 @@ fn act(action: &Action) -> String {
 
 /// `SetProcessAffinityMask`: every thread of the process, as it is now.
 fn set_affinity(pid: i32, cpus: &taskloom::cpuset::CpuSet) -> Result<()> {
-    let mut set = rustix::thread::CpuSet::new();
-    for cpu in cpus.iter() {
-        set.set(cpu);
-    }
-    let tasks = std::fs::read_dir(format!("/proc/{pid}/task"))
-        .with_context(|| format!("no such process: {pid}"))?;
-    for t in tasks.flatten() {
-        let Some(tid) = t.file_name().to_str().and_then(|n| n.parse().ok()) else {
-            continue;
-        };
-        let tid = rustix::process::Pid::from_raw(tid).context("not a thread id")?;
-        match rustix::thread::sched_setaffinity(Some(tid), &set) {
-            // A thread that ended meanwhile needs no affinity.
-            Ok(()) | Err(rustix::io::Errno::SRCH) => {}
-            Err(e) => bail!(
-                "sched_setaffinity of thread {tid:?}: {}",
-                std::io::Error::from(e)
-            ),
-        }
-    }
+    Process::open_with_access(pid, ProcessAccess::SET_INFORMATION)?.set_affinity(cpus)?;
     Ok(())
 }
 
+/// One step up or down in priority (nice), for every thread of the process.
 fn renice(pid: i32, by: i32) -> Result<()> {
-    let p = rustix::process::Pid::from_raw(pid).context("not a process id")?;
-    let now = rustix::process::getpriority_process(Some(p))
-        .map_err(|e| anyhow::anyhow!("no such process: {pid} ({e})"))?;
-    rustix::process::setpriority_process(Some(p), (now + by).clamp(-20, 19))
-        .map_err(|e| anyhow::anyhow!("setpriority: {}", std::io::Error::from(e)))
+    let p = Process::open_with_access(pid, ProcessAccess::SET_INFORMATION)?;
+    p.set_nice(p.nice()? + by)?;
+    Ok(())
 }
 
 /// Bytes as JSON: a string when UTF-8, else `{"base64": …}` (as `taskloom ps`).

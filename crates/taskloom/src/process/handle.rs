@@ -9,6 +9,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crate::error::{Error, Result};
 use crate::linux::{self as inspect, parse::parse_stat};
+use crate::priority::PriorityClass;
 
 /// How a process ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -197,6 +198,10 @@ bitflags::bitflags! {
         const SUSPEND_RESUME = 4;
         /// `PROCESS_QUERY_INFORMATION`: read its private `/proc` files, and its times.
         const QUERY_INFORMATION = 8;
+        /// `PROCESS_SET_INFORMATION`: change its affinity and priority
+        /// (what the kernel then allows: the same user, lower priority
+        /// only without `CAP_SYS_NICE`).
+        const SET_INFORMATION = 16;
     }
 }
 
@@ -382,6 +387,107 @@ impl Process {
             Err(Error::NoSuchProcess { .. }) => Ok(()),
             r => r,
         }
+    }
+
+    /// The process's threads now (`/proc/<pid>/task`), checked to be its
+    /// own: the pidfd still names a live process after the listing.
+    fn threads(&self) -> Result<Vec<rustix::process::Pid>> {
+        let gone = || Error::NoSuchProcess { pid: self.pid };
+        let tids: Vec<_> = std::fs::read_dir(format!("/proc/{}/task", self.pid))
+            .map_err(|_| gone())?
+            .flatten()
+            .filter_map(|t| t.file_name().to_str()?.parse::<i32>().ok())
+            .filter_map(rustix::process::Pid::from_raw)
+            .collect();
+        send_signal(self.pidfd.as_fd(), 0).map_err(|_| gone())?;
+        Ok(tids)
+    }
+
+    /// Applies `set` to every thread of the process as it is now; a
+    /// thread that ended meanwhile needs nothing.
+    fn each_thread(
+        &self,
+        what: &str,
+        set: impl Fn(rustix::process::Pid) -> rustix::io::Result<()>,
+    ) -> Result<()> {
+        for tid in self.threads()? {
+            match set(tid) {
+                Ok(()) | Err(rustix::io::Errno::SRCH) => {}
+                Err(e) if e == rustix::io::Errno::PERM || e == rustix::io::Errno::ACCESS => {
+                    return Err(Error::PermissionDenied {
+                        what: format!(
+                            "{what} of process {} (thread {})",
+                            self.pid,
+                            tid.as_raw_nonzero()
+                        ),
+                        source: e.into(),
+                    });
+                }
+                Err(e) => {
+                    return Err(Error::os(
+                        format!(
+                            "{what} of process {} (thread {})",
+                            self.pid,
+                            tid.as_raw_nonzero()
+                        ),
+                        e.into(),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// `SetProcessAffinityMask`: every thread of the process, as it is now,
+    /// may run only on `cpus`.
+    pub fn set_affinity(&self, cpus: &crate::cpuset::CpuSet) -> Result<()> {
+        self.require(ProcessAccess::SET_INFORMATION, "set the affinity of")?;
+        let mut set = rustix::thread::CpuSet::new();
+        for cpu in cpus.iter() {
+            if cpu >= rustix::thread::CpuSet::MAX_CPU {
+                return Err(Error::InvalidInput {
+                    what: "affinity",
+                    reason: format!("CPU {cpu} is beyond what the kernel's affinity mask holds"),
+                });
+            }
+            set.set(cpu);
+        }
+        self.each_thread("set the affinity", |tid| {
+            rustix::thread::sched_setaffinity(Some(tid), &set)
+        })
+    }
+
+    /// The process's nice value (its main thread's; -20 highest, 19 lowest).
+    pub fn nice(&self) -> Result<i32> {
+        self.require(ProcessAccess::QUERY_INFORMATION, "read the priority of")
+            .or_else(|_| self.require(ProcessAccess::SET_INFORMATION, "read the priority of"))?;
+        let pid = rustix::process::Pid::from_raw(self.pid)
+            .ok_or(Error::NoSuchProcess { pid: self.pid })?;
+        rustix::process::getpriority_process(Some(pid))
+            .map_err(|_| Error::NoSuchProcess { pid: self.pid })
+    }
+
+    /// Sets the nice value of every thread of the process (clamped to
+    /// -20..=19; raising priority needs `CAP_SYS_NICE` or `RLIMIT_NICE`).
+    pub fn set_nice(&self, nice: i32) -> Result<()> {
+        self.require(ProcessAccess::SET_INFORMATION, "set the priority of")?;
+        let nice = nice.clamp(-20, 19);
+        self.each_thread("set the priority", |tid| {
+            rustix::process::setpriority_process(Some(tid), nice)
+        })
+    }
+
+    /// `SetPriorityClass` for the classes that are nice values (every one
+    /// but `Realtime`, which takes a real-time policy: start the process
+    /// with it, [`super::ProcessBuilder::priority`]).
+    pub fn set_priority_class(&self, class: PriorityClass) -> Result<()> {
+        if class.is_realtime() {
+            return Err(Error::InvalidInput {
+                what: "priority class",
+                reason: "realtime is a scheduling policy set when the process starts (ProcessBuilder::priority), not afterwards".into(),
+            });
+        }
+        self.set_nice(class.nice())
     }
 
     /// Sends any signal through the pidfd. Signal 0 (is it alive?) needs no

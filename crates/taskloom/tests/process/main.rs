@@ -802,3 +802,33 @@ fn a_second_handle_never_reaps_a_recycled_pid() {
     }
     assert_eq!(second_handle_after_pid_reuse(), "kept");
 }
+
+#[test]
+fn affinity_and_priority_are_set_on_every_thread_of_a_running_process() {
+    // SetProcessAffinityMask and SetPriorityClass on a running process.
+    let mut child = ProcessBuilder::new("sleep").arg("30").spawn().unwrap();
+    let p = Process::open_with_access(child.pid(), ProcessAccess::SET_INFORMATION).unwrap();
+    let cpus: CpuSet = "0".parse().unwrap();
+    p.set_affinity(&cpus).unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{}/status", child.pid())).unwrap();
+    assert!(
+        status.lines().any(|l| l == "Cpus_allowed_list:\t0"),
+        "{status}"
+    );
+    p.set_priority_class(PriorityClass::Idle).unwrap();
+    assert_eq!(p.nice().unwrap(), 19);
+    assert_eq!(
+        stat_fields(child.pid())[16],
+        "19",
+        "the kernel's nice field (field 19)"
+    );
+    assert!(p.set_priority_class(PriorityClass::Realtime).is_err());
+    // A handle opened only to wait may not change it, as on Windows.
+    let waiter = Process::open(child.pid()).unwrap();
+    let e = waiter.set_nice(5).unwrap_err();
+    assert!(e.to_string().contains("PROCESS_SET_INFORMATION"), "{e}");
+    child.terminate().unwrap();
+    child.wait().unwrap();
+    // A process that has ended is named as such.
+    assert!(matches!(p.set_nice(0), Err(Error::NoSuchProcess { .. })));
+}
