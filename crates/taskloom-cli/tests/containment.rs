@@ -484,10 +484,7 @@ fn members_cannot_leave_their_job_nor_change_its_limits() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let start = std::time::Instant::now();
-    while !dir.path().join("done").exists() && start.elapsed() < Duration::from_secs(60) {
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for(&dir.path().join("done"));
     // Contained, the member's `$$` is its pid namespace's: the job names it as we see it.
     let pid: i32 = if enforced {
         members(&job)[0] as i32
@@ -715,6 +712,27 @@ fn attacker_user() -> Vec<&'static str> {
     }
 }
 
+/// A temporary directory every user may write (a member running as
+/// `nobody` reports there), and its path as text.
+fn shared_dir() -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .unwrap();
+    let d = dir.path().display().to_string();
+    (dir, d)
+}
+
+/// Waits, at most a minute, until `file` exists.
+fn wait_for(file: &std::path::Path) {
+    let start = std::time::Instant::now();
+    while !file.exists() && start.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 fn read(d: &std::path::Path, f: &str) -> String {
     std::fs::read_to_string(d.join(f)).unwrap_or_default()
 }
@@ -727,14 +745,7 @@ fn a_member_cannot_disarm_its_job() {
     let (enforced, detail) = containment_caps();
     let job = name("disarm");
     let _jobs = Jobs(vec![job.clone()]);
-    let dir = tempfile::tempdir().unwrap();
-    // The member (nobody, when this test is root) writes its findings there.
-    std::fs::set_permissions(
-        dir.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o777),
-    )
-    .unwrap();
-    let d = dir.path().display().to_string();
+    let (dir, d) = shared_dir();
     let mut run = Command::new(env!("CARGO_BIN_EXE_taskloom"))
         .args(["run", "-q", "--max-processes", "40", "--name", &job])
         .args(attacker_user())
@@ -745,10 +756,7 @@ fn a_member_cannot_disarm_its_job() {
         .unwrap();
     let owner = run.id();
     std::fs::write(dir.path().join("owner"), owner.to_string()).unwrap();
-    let start = std::time::Instant::now();
-    while !dir.path().join("done").exists() && start.elapsed() < Duration::from_secs(60) {
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for(&dir.path().join("done"));
     assert!(
         dir.path().join("done").exists(),
         "the attacker did not finish"
@@ -829,13 +837,7 @@ fn a_nested_member_cannot_lift_its_outer_jobs_limit() {
     let (enforced, _) = containment_caps();
     let outer = name("outer");
     let _jobs = Jobs(vec![outer.clone()]);
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(
-        dir.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o777),
-    )
-    .unwrap();
-    let d = dir.path().display().to_string();
+    let (dir, d) = shared_dir();
     let tl = env!("CARGO_BIN_EXE_taskloom");
     let inner = format!(
         r#"exec 2>/dev/null
@@ -853,10 +855,7 @@ sleep 30"#
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let start = std::time::Instant::now();
-    while !dir.path().join("done").exists() && start.elapsed() < Duration::from_secs(60) {
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for(&dir.path().join("done"));
     let done = dir.path().join("done").exists();
     if !done {
         let _ = run.kill();
@@ -1094,10 +1093,7 @@ fn the_kernel_closes_a_job_whose_guardian_cannot_act() {
         .spawn()
         .unwrap();
     let since = start_tick(run.id());
-    let start = std::time::Instant::now();
-    while !dir.path().join("done").exists() && start.elapsed() < Duration::from_secs(60) {
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for(&dir.path().join("done"));
     let pids = members(&job);
     let watched = Watched::of(&pids);
     assert_eq!(watched.0.len(), 3, "{pids:?}");
