@@ -613,6 +613,30 @@ fn a_member_sees_its_own_job_by_name() {
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let seen = v["job"].as_str().or_else(|| v["basic"]["job"].as_str());
     assert_eq!(seen, Some(job.as_str()), "{}", &v["cgroups"]);
+    // `ps` and `top` inside work too (the member finds itself by its own
+    // pid there), and `top` names its job (`ps` names jobs with `--job` only).
+    for tool in [
+        format!("{tl} ps --json"),
+        format!("{tl} top --json -n 1 -d 100ms"),
+    ] {
+        let script = format!("{tool} | head -n 1 > \"$TL_OUT\"; echo $$");
+        let out = tempfile::NamedTempFile::new().unwrap();
+        let o = Command::new(tl)
+            .args(["run", "-q", "--name", &job, "--", "sh", "-c", &script])
+            .env("TL_OUT", out.path())
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{tool}: {}", stderr(&o));
+        let me: i64 = String::from_utf8_lossy(&o.stdout).trim().parse().unwrap();
+        let text = std::fs::read_to_string(out.path()).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let rows = v.as_array().or_else(|| v["processes"].as_array()).unwrap();
+        let row = rows.iter().find(|r| r["pid"] == me);
+        assert!(row.is_some(), "{tool}: the member {me} is listed: {text}");
+        if tool.contains(" top ") {
+            assert_eq!(row.unwrap()["job"], job.as_str(), "{tool}: {row:?}");
+        }
+    }
 }
 
 /// Pidfds of processes this test's run started, to count survivors by pid
