@@ -329,7 +329,13 @@ pub(super) fn spawn(mut b: ProcessBuilder) -> Result<Process> {
             .as_ref()
             .map(|c| (c.uid, c.gid, groups.as_slice())),
         procs_files: &procs_files,
-        extra_procs_file: None,
+        // Where clone3 cannot be called directly (no CLONE_INTO_CGROUP), the
+        // child joins its v2 cgroup by writing `cgroup.procs` itself.
+        extra_procs_file: if sys::CLONE_INTO_CGROUP_WORKS {
+            None
+        } else {
+            v2_procs.as_deref()
+        },
         userns: ns_fds[0],
         cgroupns: ns_fds[1],
         pidns: ns_fds[2],
@@ -339,7 +345,10 @@ pub(super) fn spawn(mut b: ProcessBuilder) -> Result<Process> {
         rlimits: &rlimits,
     };
     let created = SystemTime::now();
-    let v2_dir = placement.as_ref().and_then(|p| p.v2_dir.as_ref());
+    let v2_dir = placement
+        .as_ref()
+        .and_then(|p| p.v2_dir.as_ref())
+        .filter(|_| sys::CLONE_INTO_CGROUP_WORKS);
     let (pid, pidfd) = match sys::spawn(&plan, v2_dir) {
         Ok(spawned) => spawned,
         Err(sys::SpawnError::KilledBeforeStart) if v2_procs.is_some() => {

@@ -224,6 +224,9 @@ const CLONE_CLEAR_SIGHAND: u64 = 0x1_0000_0000;
 /// `clone3` path (x86_64) can pass `CLONE_CLEAR_SIGHAND`; glibc's `clone`
 /// cannot, so there the child asks about every signal itself.
 const KERNEL_CLEARS_HANDLERS: bool = cfg!(target_arch = "x86_64");
+/// Whether a spawn can be placed with `CLONE_INTO_CGROUP`: only on the raw
+/// `clone3` path (x86_64); elsewhere the child writes `cgroup.procs`.
+pub(crate) const CLONE_INTO_CGROUP_WORKS: bool = cfg!(target_arch = "x86_64");
 
 /// Starts the child described by `plan`; returns its pid and pidfd.
 pub(crate) fn spawn(
