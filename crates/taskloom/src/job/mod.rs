@@ -295,7 +295,16 @@ impl JobBuilder {
     /// member that may write `cgroup.procs` above the job (its owner, on a
     /// delegated subtree; root) can move itself out with one write.
     ///
-    /// What it costs: one short-lived helper process when the job is made.
+    /// Where the machine allows, the job also gets a pid namespace and a
+    /// mount namespace of its own: a member sees and can signal only its
+    /// job's processes (not the guardian, not the owner), the kernel ends
+    /// every member when the job closes even without the guardian, and the
+    /// member's `/sys/fs/cgroup` shows its job alone, so no enclosing job's
+    /// limit is within its reach ([`JobBuilder::hide_services`] closes the
+    /// service manager too).
+    ///
+    /// What it costs: one short-lived helper process when the job is made,
+    /// and the pid namespace's init for as long as the job lasts.
     /// When the creator is not root, the namespace comes with a user
     /// namespace that maps only the creator's user and group (the kernel
     /// lets an unprivileged process make a cgroup namespace nowhere else);
