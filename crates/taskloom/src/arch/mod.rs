@@ -17,3 +17,26 @@ mod other;
 pub use other::ThreadContext;
 #[cfg(not(target_arch = "x86_64"))]
 pub(crate) use other::*;
+
+/// `struct clone_args` of `clone3(2)`, which each architecture's
+/// `clone_raw` starts a spawn's child with.
+#[repr(C)]
+#[derive(Default)]
+pub(crate) struct CloneArgs {
+    pub flags: u64,
+    pub pidfd: u64,
+    pub child_tid: u64,
+    pub parent_tid: u64,
+    pub exit_signal: u64,
+    pub stack: u64,
+    pub stack_size: u64,
+    pub tls: u64,
+    pub set_tid: u64,
+    pub set_tid_size: u64,
+    pub cgroup: u64,
+}
+
+/// Places the child in the cgroup whose descriptor `cgroup` holds (Linux 5.7).
+pub(crate) const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+/// Resets every caught signal to `SIG_DFL` in the child (Linux 5.5).
+pub(crate) const CLONE_CLEAR_SIGHAND: u64 = 0x1_0000_0000;

@@ -3,8 +3,9 @@
 //! register contexts are an error saying so, no floating-point reset is
 //! made for new threads, and the debugger reports images at start only
 //! (no breakpoints).
-#![allow(unsafe_code)] // one unsafe fn, to match the real architectures' signature (it reads nothing)
+#![allow(unsafe_code)] // unsafe fns to match the real architectures' signatures, and glibc's clone for a spawn
 
+use std::ffi::c_void;
 use std::io;
 
 /// Registers of a thread: none on this architecture yet.
@@ -60,4 +61,56 @@ pub(crate) fn breakpoint_address(_tid: i32) -> Option<u64> {
 
 pub(crate) fn set_pc(_tid: i32, _pc: u64) -> Option<()> {
     None
+}
+
+/// Whether the kernel resets a spawned child's caught signals: glibc's
+/// `clone` cannot pass `CLONE_CLEAR_SIGHAND`, so the child asks about
+/// every signal itself.
+pub(crate) const KERNEL_CLEARS_HANDLERS: bool = false;
+/// Whether a spawn can be placed with `CLONE_INTO_CGROUP`: not through
+/// glibc's `clone`; the child writes `cgroup.procs` instead.
+pub(crate) const CLONE_INTO_CGROUP_WORKS: bool = false;
+
+/// Portable fallback: glibc's `clone` (no CLONE_INTO_CGROUP there).
+///
+/// # Safety
+/// As for the x86_64 version.
+pub(crate) unsafe fn clone_raw(
+    args: &mut super::CloneArgs,
+    entry: extern "C" fn(*mut c_void) -> !,
+    arg: *mut c_void,
+) -> isize {
+    struct Start {
+        entry: extern "C" fn(*mut c_void) -> !,
+        arg: *mut c_void,
+    }
+    extern "C" fn trampoline(start: *mut c_void) -> libc::c_int {
+        // SAFETY: `start` is the `Start` below, alive until the child execs or exits.
+        let start = unsafe { &*(start as *const Start) };
+        (start.entry)(start.arg)
+    }
+    if args.flags & super::CLONE_INTO_CGROUP != 0 {
+        return -(libc::ENOSYS as isize);
+    }
+    let mut start = Start { entry, arg };
+    let top = (args.stack + args.stack_size) as *mut c_void;
+    // SAFETY: per the caller's contract; CLONE_PIDFD stores the pidfd through
+    // parent_tid. `start` lives in this frame, and the caller keeps us here
+    // (vfork, or a wait) until the child is done with it.
+    let r = unsafe {
+        libc::clone(
+            trampoline,
+            top,
+            args.flags as libc::c_int | args.exit_signal as libc::c_int,
+            &mut start as *mut Start as *mut c_void,
+            args.pidfd as *mut libc::c_int,
+        )
+    };
+    if r < 0 {
+        -(io::Error::last_os_error()
+            .raw_os_error()
+            .unwrap_or(libc::EINVAL) as isize)
+    } else {
+        r as isize
+    }
 }

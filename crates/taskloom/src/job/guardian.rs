@@ -737,7 +737,7 @@ unsafe fn remove_tree(path: *const libc::c_char) {
         return;
     }
     // SAFETY: copying `len` bytes from a valid C string into a larger buffer.
-    unsafe { ptr::copy_nonoverlapping(path as *const u8, buf.as_mut_ptr(), len) };
+    unsafe { ptr::copy_nonoverlapping(path.cast::<u8>(), buf.as_mut_ptr(), len) };
     // SAFETY: `buf` holds a NUL-terminated path of `len` bytes.
     unsafe { remove_tree_in(&mut buf, len, 0) };
 }

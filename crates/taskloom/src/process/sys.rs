@@ -31,6 +31,10 @@ use std::ptr;
 use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
 
 use super::{Credentials, ProcessGroup};
+pub(crate) use crate::arch::CLONE_INTO_CGROUP_WORKS;
+use crate::arch::{
+    CLONE_CLEAR_SIGHAND, CLONE_INTO_CGROUP, CloneArgs, KERNEL_CLEARS_HANDLERS, clone_raw,
+};
 use crate::cpuset::CpuSet;
 use crate::error::{Error, OrLog, Result};
 
@@ -199,34 +203,6 @@ pub(crate) const MAX_FD_MOVES: usize = 64;
 
 #[repr(C, align(64))]
 struct ChildStack([u8; CHILD_STACK_SIZE]);
-
-/// `struct clone_args` of `clone3(2)`.
-#[repr(C)]
-#[derive(Default)]
-struct CloneArgs {
-    flags: u64,
-    pidfd: u64,
-    child_tid: u64,
-    parent_tid: u64,
-    exit_signal: u64,
-    stack: u64,
-    stack_size: u64,
-    tls: u64,
-    set_tid: u64,
-    set_tid_size: u64,
-    cgroup: u64,
-}
-
-const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
-/// Resets every caught signal to `SIG_DFL` in the child (Linux 5.5).
-const CLONE_CLEAR_SIGHAND: u64 = 0x1_0000_0000;
-/// Whether the kernel resets the child's caught signals: only the raw
-/// `clone3` path (x86_64) can pass `CLONE_CLEAR_SIGHAND`; glibc's `clone`
-/// cannot, so there the child asks about every signal itself.
-const KERNEL_CLEARS_HANDLERS: bool = cfg!(target_arch = "x86_64");
-/// Whether a spawn can be placed with `CLONE_INTO_CGROUP`: only on the raw
-/// `clone3` path (x86_64); elsewhere the child writes `cgroup.procs`.
-pub(crate) const CLONE_INTO_CGROUP_WORKS: bool = cfg!(target_arch = "x86_64");
 
 /// Starts the child described by `plan`; returns its pid and pidfd.
 pub(crate) fn spawn(
@@ -537,93 +513,6 @@ fn wait_stopped(pidfd: BorrowedFd<'_>, mut polls: u32) -> Result<()> {
             what: "stop before the first instruction (it was killed)",
             source: io::Error::from_raw_os_error(libc::ESRCH),
         });
-    }
-}
-
-/// `clone3` into `entry` on the stack that `args` describes.
-///
-/// # Safety
-/// `args.stack`/`args.stack_size` must describe writable memory that stays
-/// valid until the child execs or exits, `args.flags` must include
-/// `CLONE_VM`, `entry` must never return and touch only what `arg` points
-/// to (through raw syscalls: it shares this process's memory), and `arg`
-/// must stay valid until the child execs or exits.
-#[cfg(target_arch = "x86_64")]
-unsafe fn clone_raw(
-    args: &mut CloneArgs,
-    entry: extern "C" fn(*mut c_void) -> !,
-    arg: *mut c_void,
-) -> isize {
-    let ret: isize;
-    // SAFETY: the caller upholds the contract above. In the child, rax is 0 and
-    // rsp is the top of the new stack (16-byte aligned, so `call` leaves the
-    // ABI's alignment); r12/r13 survive the syscall and carry the argument and
-    // entry point. `entry` never returns (`ud2` guards it).
-    unsafe {
-        std::arch::asm!(
-            "syscall",
-            "test rax, rax",
-            "jnz 2f",
-            "xor ebp, ebp",
-            "mov rdi, r12",
-            "call r13",
-            "ud2",
-            "2:",
-            inlateout("rax") libc::SYS_clone3 => ret,
-            in("rdi") args as *mut CloneArgs,
-            in("rsi") std::mem::size_of::<CloneArgs>(),
-            in("r12") arg,
-            in("r13") entry,
-            lateout("rcx") _,
-            lateout("r11") _,
-            options(nostack),
-        );
-    }
-    ret
-}
-
-/// Portable fallback: glibc's `clone` (no CLONE_INTO_CGROUP there).
-///
-/// # Safety
-/// As for the x86_64 version.
-#[cfg(not(target_arch = "x86_64"))]
-unsafe fn clone_raw(
-    args: &mut CloneArgs,
-    entry: extern "C" fn(*mut c_void) -> !,
-    arg: *mut c_void,
-) -> isize {
-    struct Start {
-        entry: extern "C" fn(*mut c_void) -> !,
-        arg: *mut c_void,
-    }
-    extern "C" fn trampoline(start: *mut c_void) -> libc::c_int {
-        // SAFETY: `start` is the `Start` below, alive until the child execs or exits.
-        let start = unsafe { &*(start as *const Start) };
-        (start.entry)(start.arg)
-    }
-    if args.flags & CLONE_INTO_CGROUP != 0 {
-        return -(libc::ENOSYS as isize);
-    }
-    let mut start = Start { entry, arg };
-    let top = (args.stack + args.stack_size) as *mut c_void;
-    // SAFETY: per the caller's contract; CLONE_PIDFD stores the pidfd through
-    // parent_tid. `start` lives in this frame, and the caller keeps us here
-    // (vfork, or a wait) until the child is done with it.
-    let r = unsafe {
-        libc::clone(
-            trampoline,
-            top,
-            args.flags as libc::c_int | args.exit_signal as libc::c_int,
-            &mut start as *mut Start as *mut c_void,
-            args.pidfd as *mut libc::c_int,
-        )
-    };
-    if r < 0 {
-        -(io::Error::last_os_error()
-            .raw_os_error()
-            .unwrap_or(libc::EINVAL) as isize)
-    } else {
-        r as isize
     }
 }
 

@@ -1,11 +1,12 @@
 //! x86_64: the fiber switch, register contexts, the floating-point
-//! defaults of a new thread, Valgrind's client requests and the software
-//! breakpoint. Each function here is what another architecture's folder
+//! defaults of a new thread, Valgrind's client requests, the software
+//! breakpoint and the raw `clone3` a spawn starts its child with. Each function here is what another architecture's folder
 //! must provide (see `arch/mod.rs`).
 #![allow(unsafe_code)] // one of the fenced modules: ARCHITECTURE.md, "Invariants"
 
 pub(crate) mod fiber;
 
+use std::ffi::c_void;
 use std::io;
 
 /// Registers of a thread, as `GetThreadContext` returns them (x86_64).
@@ -257,4 +258,51 @@ pub(crate) fn set_pc(tid: i32, pc: u64) -> Option<()> {
     let mut regs = nix::sys::ptrace::getregs(pid).ok()?;
     regs.rip = pc;
     nix::sys::ptrace::setregs(pid, regs).ok()
+}
+
+/// Whether the kernel resets a spawned child's caught signals: the raw
+/// `clone3` below passes `CLONE_CLEAR_SIGHAND`.
+pub(crate) const KERNEL_CLEARS_HANDLERS: bool = true;
+/// Whether a spawn can be placed with `CLONE_INTO_CGROUP` (raw `clone3`).
+pub(crate) const CLONE_INTO_CGROUP_WORKS: bool = true;
+
+/// `clone3` into `entry` on the stack that `args` describes.
+///
+/// # Safety
+/// `args.stack`/`args.stack_size` must describe writable memory that stays
+/// valid until the child execs or exits, `args.flags` must include
+/// `CLONE_VM`, `entry` must never return and touch only what `arg` points
+/// to (through raw syscalls: it shares this process's memory), and `arg`
+/// must stay valid until the child execs or exits.
+pub(crate) unsafe fn clone_raw(
+    args: &mut super::CloneArgs,
+    entry: extern "C" fn(*mut c_void) -> !,
+    arg: *mut c_void,
+) -> isize {
+    let ret: isize;
+    // SAFETY: the caller upholds the contract above. In the child, rax is 0 and
+    // rsp is the top of the new stack (16-byte aligned, so `call` leaves the
+    // ABI's alignment); r12/r13 survive the syscall and carry the argument and
+    // entry point. `entry` never returns (`ud2` guards it).
+    unsafe {
+        std::arch::asm!(
+            "syscall",
+            "test rax, rax",
+            "jnz 2f",
+            "xor ebp, ebp",
+            "mov rdi, r12",
+            "call r13",
+            "ud2",
+            "2:",
+            inlateout("rax") libc::SYS_clone3 => ret,
+            in("rdi") args as *mut super::CloneArgs,
+            in("rsi") std::mem::size_of::<super::CloneArgs>(),
+            in("r12") arg,
+            in("r13") entry,
+            lateout("rcx") _,
+            lateout("r11") _,
+            options(nostack),
+        );
+    }
+    ret
 }
