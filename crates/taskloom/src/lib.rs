@@ -66,7 +66,6 @@ mod arch;
 pub mod cpuset;
 pub mod debug;
 pub mod error;
-#[cfg(target_arch = "x86_64")]
 pub mod fiber;
 pub mod inspect;
 pub mod job;

@@ -1,5 +1,6 @@
 //! An architecture without its folder yet: processes, jobs, inspection and
-//! debug events work; fibers are absent (the `fiber` module is not built),
+//! debug events work; fibers cannot be made (`Unsupported`: the `fiber`
+//! module is built, its switch below is never reached),
 //! register contexts are an error saying so, no floating-point reset is
 //! made for new threads, and the debugger reports images at start only
 //! (no breakpoints).
@@ -113,4 +114,55 @@ pub(crate) unsafe fn clone_raw(
     } else {
         r as isize
     }
+}
+
+/// Fibers on an architecture without its context switch: none can be made
+/// (`FiberBuilder::spawn` and `convert_thread_to_fiber` say `Unsupported`
+/// first), so nothing here is ever reached; each aborts if it were.
+pub(crate) mod fiber {
+    /// No context switch is written for this architecture.
+    pub const SUPPORTED: bool = false;
+
+    /// Never called: no fiber exists here.
+    ///
+    /// # Safety
+    /// None needed: it only aborts.
+    pub unsafe fn switch(_save: *mut usize, _to: usize) {
+        std::process::abort()
+    }
+
+    /// Never called: no fiber exists here.
+    ///
+    /// # Safety
+    /// None needed: it only aborts.
+    pub unsafe fn switch_float(_save: *mut usize, _to: usize) {
+        std::process::abort()
+    }
+
+    /// Never called: no fiber exists here.
+    ///
+    /// # Safety
+    /// None needed: it only aborts.
+    pub unsafe fn jump(_to: usize) -> ! {
+        std::process::abort()
+    }
+
+    /// Never called: no fiber exists here.
+    ///
+    /// # Safety
+    /// None needed: it only aborts.
+    pub unsafe fn init_stack(
+        _top: usize,
+        _main: extern "C" fn(usize, usize) -> !,
+        _arg: usize,
+    ) -> usize {
+        std::process::abort()
+    }
+}
+
+/// Valgrind's client requests need their magic instruction sequence, not
+/// written for this architecture: every request answers the default a
+/// program not under Valgrind gets (0).
+pub(crate) fn valgrind_request(_request: usize, _a1: usize, _a2: usize) -> usize {
+    0
 }

@@ -366,6 +366,12 @@ pub enum FiberError {
     /// `ConvertFiberToThread` from a fiber other than the thread's own.
     #[error("only the thread's own fiber can convert back to a thread; switch to it first")]
     NotThreadFiber,
+    /// Fibers have no context switch on this architecture yet.
+    #[error(
+        "fibers are not written for {} yet (only x86_64)",
+        std::env::consts::ARCH
+    )]
+    Unsupported,
     /// No FLS slot is left (`FLS_OUT_OF_INDEXES`).
     #[error(
         "no fiber local storage index is left (the limit is {FLS_MAXIMUM_AVAILABLE} per process)"
@@ -488,6 +494,12 @@ impl FiberBuilder {
 
     #[inline]
     fn spawn_in_place<F: FnOnce() + 'static>(self, f: F) -> io::Result<Fiber> {
+        if !arch::SUPPORTED {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                FiberError::Unsupported.to_string(),
+            ));
+        }
         ensure_ready();
         reap_doomed();
         let reserve = self.reserve.unwrap_or(DEFAULT_STACK_SIZE);
@@ -879,6 +891,9 @@ pub fn convert_thread_to_fiber() -> Result<FiberRef, FiberError> {
 
 /// `ConvertThreadToFiberEx`, with `FIBER_FLAG_FLOAT_SWITCH`.
 pub fn convert_thread_to_fiber_ex(float_switch: bool) -> Result<FiberRef, FiberError> {
+    if !arch::SUPPORTED {
+        return Err(FiberError::Unsupported);
+    }
     if !current_slot().is_null() {
         return Err(FiberError::AlreadyFiber);
     }

@@ -196,7 +196,6 @@ pub fn set_thread_affinity(tid: i32, cpus: &CpuSet) -> Result<CpuSet> {
 /// `GetCurrentThreadStackLimits`: the (low, high) addresses of the stack
 /// the caller runs on: inside a fiber, the fiber's; else the thread's.
 pub fn current_stack_limits() -> Result<(usize, usize)> {
-    #[cfg(target_arch = "x86_64")]
     if let Some(bounds) = crate::fiber::current_stack() {
         return Ok(bounds);
     }

@@ -30,6 +30,9 @@
 
 use std::arch::{asm, naked_asm};
 
+/// Fibers switch on this architecture.
+pub const SUPPORTED: bool = true;
+
 /// Saves the current context, stores its stack pointer in `*save`, and
 /// resumes the context whose saved stack pointer is `to`. `save` is still in
 /// rdi when that context resumes: a new fiber's `fiber_start` takes it as
