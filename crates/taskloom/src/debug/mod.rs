@@ -30,7 +30,7 @@
 //! belongs to a thread, so a [`Debugger`] stays on the thread that made it
 //! (it is not `Send`), and its waits take any child of that thread: do not
 //! wait for other children from the debugger's thread meanwhile.
-#![allow(unsafe_code)] // one block: a siginfo's fault address (see below)
+#![allow(unsafe_code)] // two blocks: a siginfo's fault address, and tgkill (see below)
 
 mod loader;
 
