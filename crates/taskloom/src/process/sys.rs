@@ -890,6 +890,17 @@ extern "C" fn ns_helper_main(arg: *mut c_void) -> ! {
         unreachable!()
     };
     let errno = || rustix::io::Errno::from_raw_os_error(last_errno());
+    // mount(2) with optional C strings; `errno` says why when it is false.
+    let mount = |src: Option<&CStr>,
+                 dst: &CStr,
+                 fstype: Option<&CStr>,
+                 flags: libc::c_ulong,
+                 data: Option<&CStr>| {
+        let p = |s: Option<&CStr>| s.map_or(ptr::null(), CStr::as_ptr);
+        // SAFETY: every pointer is null or a NUL-terminated string that
+        // outlives the call; mount(2) reads them only.
+        unsafe { libc::mount(p(src), dst.as_ptr(), p(fstype), flags, p(data).cast()) == 0 }
+    };
     let write_file = |path: &CStr, data: &[u8]| -> rustix::io::Result<()> {
         let fd = open(path, OFlags::WRONLY | OFlags::CLOEXEC, Mode::empty())?;
         rustix::io::write(&fd, data).map(drop)
@@ -922,18 +933,8 @@ extern "C" fn ns_helper_main(arg: *mut c_void) -> ! {
         if let Err(e) = unsafe { unshare_unsafe(UnshareFlags::NEWNS) } {
             fail(5, e);
         }
-        // SAFETY: raw mount(2) on constant C strings.
-        let slave = unsafe {
-            libc::mount(
-                ptr::null(),
-                c"/".as_ptr(),
-                ptr::null(),
-                libc::MS_REC | libc::MS_SLAVE,
-                ptr::null(),
-            )
-        };
         // Nothing mounted here propagates back to the machine.
-        if slave != 0 {
+        if !mount(None, c"/", None, libc::MS_REC | libc::MS_SLAVE, None) {
             fail(5, errno());
         }
         // SAFETY: as above.
@@ -991,54 +992,43 @@ extern "C" fn ns_helper_main(arg: *mut c_void) -> ! {
             fail(3, e);
         }
         if let Some(iso) = h.isolation {
-            // SAFETY: raw mount(2) calls on C strings the parent prepared.
-            unsafe {
-                for dir in &iso.cgroup2_mounts {
-                    // The kernel refuses a superblock right on top of its own
-                    // mount's root (EBUSY): a tmpfs goes between them. The
-                    // cgroup2 mount, made inside the cgroup namespace, shows
-                    // the job as its root.
-                    if libc::mount(
-                        c"tmpfs".as_ptr(),
-                        dir.as_ptr(),
-                        c"tmpfs".as_ptr(),
-                        libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
-                        c"size=4k,mode=0755".as_ptr().cast(),
-                    ) != 0
-                        || libc::mount(
-                            c"cgroup2".as_ptr(),
-                            dir.as_ptr(),
-                            c"cgroup2".as_ptr(),
-                            libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC | libc::MS_RELATIME,
-                            ptr::null(),
-                        ) != 0
-                    {
-                        fail(6, errno());
-                    }
+            const HIDDEN: libc::c_ulong = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
+            for dir in &iso.cgroup2_mounts {
+                // The kernel refuses a superblock right on top of its own
+                // mount's root (EBUSY): a tmpfs goes between them. The
+                // cgroup2 mount, made inside the cgroup namespace, shows
+                // the job as its root.
+                if !mount(
+                    Some(c"tmpfs"),
+                    dir,
+                    Some(c"tmpfs"),
+                    HIDDEN,
+                    Some(c"size=4k,mode=0755"),
+                ) || !mount(
+                    Some(c"cgroup2"),
+                    dir,
+                    Some(c"cgroup2"),
+                    HIDDEN | libc::MS_RELATIME,
+                    None,
+                ) {
+                    fail(6, errno());
                 }
-                for file in &iso.hide_files {
-                    if libc::mount(
-                        c"/dev/null".as_ptr(),
-                        file.as_ptr(),
-                        ptr::null(),
-                        libc::MS_BIND,
-                        ptr::null(),
-                    ) != 0
-                    {
-                        fail(7, errno());
-                    }
+            }
+            for file in &iso.hide_files {
+                if !mount(Some(c"/dev/null"), file, None, libc::MS_BIND, None) {
+                    fail(7, errno());
                 }
-                for dir in &iso.hide_dirs {
-                    if libc::mount(
-                        c"tmpfs".as_ptr(),
-                        dir.as_ptr(),
-                        c"tmpfs".as_ptr(),
-                        libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
-                        c"size=4k,mode=0555".as_ptr().cast(),
-                    ) != 0
-                    {
-                        fail(7, errno());
-                    }
+            }
+            for dir in &iso.hide_dirs {
+                let ro = HIDDEN | libc::MS_RDONLY;
+                if !mount(
+                    Some(c"tmpfs"),
+                    dir,
+                    Some(c"tmpfs"),
+                    ro,
+                    Some(c"size=4k,mode=0555"),
+                ) {
+                    fail(7, errno());
                 }
             }
         }

@@ -80,19 +80,11 @@ fn contain_job(name: &str, v2: &Path, mover: Mover<'_>, how: Containment) -> Res
     let unprivileged = !rustix::process::geteuid().is_root();
     let place = |pid| mover(v2, pid);
     let h = crate::linux::hierarchies().iter().find(|h| h.v2);
-    let (Some(h), Some(init_dir)) = (h, init_dir_of(name, v2)) else {
+    let (Some(h), Some(init_dir), Some(isolation)) =
+        (h, init_dir_of(name, v2), isolation(how.hide_services))
+    else {
         return Namespaces::rooted_by(unprivileged, &place);
     };
-    let c = |p: &Path| std::ffi::CString::new(p.as_os_str().as_bytes()).ok();
-    let mut isolation = crate::process::Isolation {
-        cgroup2_mounts: c(&h.mount).into_iter().collect(),
-        ..Default::default()
-    };
-    if how.hide_services {
-        let (files, dirs) = service_endpoints();
-        isolation.hide_files = files.iter().filter_map(|p| c(p)).collect();
-        isolation.hide_dirs = dirs.iter().filter_map(|p| c(p)).collect();
-    }
     let ns = match Namespaces::isolated_by(unprivileged, Some(&isolation), &place) {
         Ok(ns) => ns,
         // Services hidden is a promise: no fallback that would break it.
@@ -132,6 +124,24 @@ fn contain_job(name: &str, v2: &Path, mover: Mover<'_>, how: Containment) -> Res
         return Err(e);
     }
     Ok(ns)
+}
+
+/// What a contained job's mount namespace holds: a job-rooted cgroup2 view
+/// over this process's cgroup2 mount and, with `hide_services`, covers over
+/// [`service_endpoints`]. `None` without a cgroup2 mount.
+fn isolation(hide_services: bool) -> Option<crate::process::Isolation> {
+    let c = |p: &Path| std::ffi::CString::new(p.as_os_str().as_bytes()).ok();
+    let h = crate::linux::hierarchies().iter().find(|h| h.v2)?;
+    let mut isolation = crate::process::Isolation {
+        cgroup2_mounts: vec![c(&h.mount)?],
+        ..Default::default()
+    };
+    if hide_services {
+        let (files, dirs) = service_endpoints();
+        isolation.hide_files = files.iter().filter_map(|p| c(p)).collect();
+        isolation.hide_dirs = dirs.iter().filter_map(|p| c(p)).collect();
+    }
+    Some(isolation)
 }
 
 /// Where a member could ask a service manager to start a process outside
@@ -554,6 +564,14 @@ impl Direct {
 
     pub(crate) fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The cgroup of the job's pid namespace init ([`init_dir_of`]), when it exists.
+    fn init_dir(&self) -> Option<PathBuf> {
+        self.v2
+            .as_deref()
+            .and_then(|d| init_dir_of(&self.name, d))
+            .filter(|d| d.is_dir())
     }
 
     /// The job's cgroup2 directory.
@@ -1144,9 +1162,7 @@ impl JobBackend for Direct {
             &remove,
             &self.shared_roots(),
         );
-        if let Some(init) = self.v2.as_deref().and_then(|d| init_dir_of(&self.name, d))
-            && init.is_dir()
-        {
+        if let Some(init) = self.init_dir() {
             plan.inits
                 .extend(std::ffi::CString::new(init.as_os_str().as_bytes()));
         }
@@ -1163,9 +1179,7 @@ impl JobBackend for Direct {
     fn remove(&self) -> Result<()> {
         // The pid namespace's init first: its end ends every member left in
         // the namespace, before the job's own directories go.
-        if let Some(init) = self.v2.as_deref().and_then(|d| init_dir_of(&self.name, d))
-            && init.is_dir()
-        {
+        if let Some(init) = self.init_dir() {
             if cgroup::write(&init.join("cgroup.kill"), "1").is_ok() {
                 self.wait_populated_0(&init, Duration::from_secs(5));
             }
@@ -1270,15 +1284,7 @@ fn containment_capability(has_v2: bool) -> (bool, String) {
         ", inside a user namespace that maps only you (set-user-ID programs such as sudo gain nothing there)"
     };
     // What a job would get: the same helper, placed nowhere.
-    let isolation = crate::linux::hierarchies()
-        .iter()
-        .find(|h| h.v2)
-        .and_then(|h| std::ffi::CString::new(h.mount.as_os_str().as_bytes()).ok())
-        .map(|m| crate::process::Isolation {
-            cgroup2_mounts: vec![m],
-            ..Default::default()
-        });
-    match Namespaces::isolated_by(!root, isolation.as_ref(), &|_| Ok(())) {
+    match Namespaces::isolated_by(!root, isolation(false).as_ref(), &|_| Ok(())) {
         Ok(ns) if ns.is_isolated() => (
             true,
             format!(
