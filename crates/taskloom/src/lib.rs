@@ -75,23 +75,22 @@ pub mod process;
 pub mod thread;
 pub mod units;
 
-/// The composition root's one wire: `process` starts a child outside the
-/// caller's job (`CREATE_BREAKAWAY_FROM_JOB`) where the job layer says,
-/// without depending on it (ARCHITECTURE.md, "Layers").
-pub(crate) static BREAKAWAY: process::BreakawayHook = job::breakaway;
-
 pub use cpuset::CpuSet;
 pub use error::{Error, ErrorKind, LogonFailure, Result};
 pub use job::{Job, JobLimits};
 pub use priority::PriorityClass;
 
 /// The top-level modules' layers: each may use only the modules before it
-/// in [`LAYERS`](layers::LAYERS); the crate root wires the one exception
-/// (`BREAKAWAY`). A `use crate::x` that points up the list fails this test.
+/// in [`LAYERS`](layers::LAYERS). A path that points up the list fails this
+/// test, in every form it can take: `crate::x::…`, a group
+/// (`crate::{x::…, y}`), an item the crate root re-exports (`crate::Job`
+/// is `job`'s), and `super::` climbing to the crate root. A layer above
+/// reaches a spawn only through the placement hook
+/// (`process::Placer`), which it hands down.
 #[cfg(test)]
 mod layers {
-    use std::collections::BTreeSet;
-    use std::path::Path;
+    use std::collections::{BTreeMap, BTreeSet};
+    use std::path::{Path, PathBuf};
 
     /// Lowest first.
     pub(super) const LAYERS: [&str; 12] = [
@@ -99,7 +98,7 @@ mod layers {
         "inspect", "job", "debug",
     ];
 
-    fn sources(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+    fn sources(dir: &Path, out: &mut Vec<PathBuf>) {
         for e in std::fs::read_dir(dir).unwrap().flatten() {
             let p = e.path();
             if p.is_dir() {
@@ -110,8 +109,38 @@ mod layers {
         }
     }
 
-    /// The top-level modules a module's files name as `crate::<module>`.
-    fn uses(src: &Path, module: &str) -> BTreeSet<String> {
+    /// The items the crate root re-exports (`pub use job::{Job, …};`), by
+    /// the module they come from.
+    fn root_items(lib: &str) -> BTreeMap<String, String> {
+        let mut out = BTreeMap::new();
+        for line in lib.lines() {
+            let Some(rest) = line.trim().strip_prefix("pub use ") else {
+                continue;
+            };
+            let Some((module, items)) = rest.split_once("::") else {
+                continue;
+            };
+            for item in first_segments(items) {
+                out.insert(item, module.to_owned());
+            }
+        }
+        out
+    }
+
+    /// How many modules deep a file's module is below the crate root
+    /// (`job/backend/mod.rs` and `job/backend.rs`: 2).
+    fn depth(src: &Path, file: &Path) -> usize {
+        let rel = file.strip_prefix(src).unwrap();
+        let parts = rel.components().count();
+        if rel.file_name().is_some_and(|n| n == "mod.rs") {
+            parts - 1
+        } else {
+            parts
+        }
+    }
+
+    /// The top-level modules a module's files name, in any path form.
+    fn uses(src: &Path, module: &str, roots: &BTreeMap<String, String>) -> BTreeSet<String> {
         let mut files = Vec::new();
         let dir = src.join(module);
         if dir.is_dir() {
@@ -122,8 +151,21 @@ mod layers {
         let mut out = BTreeSet::new();
         for f in files {
             let text = std::fs::read_to_string(&f).unwrap();
-            for (i, _) in text.match_indices("crate::") {
-                for name in first_segments(&text[i + 7..]) {
+            let climb = "super::".repeat(depth(src, &f));
+            let mut at_root: Vec<&str> = text
+                .match_indices("crate::")
+                .map(|(i, _)| &text[i + 7..])
+                .collect();
+            // `super::` as many times as the file is deep names the root
+            // (one more `super::` would not compile).
+            at_root.extend(
+                text.match_indices(&climb)
+                    .filter(|(i, _)| !text[..*i].ends_with("super::"))
+                    .map(|(i, _)| &text[i + climb.len()..]),
+            );
+            for after in at_root {
+                for name in first_segments(after) {
+                    let name = roots.get(&name).cloned().unwrap_or(name);
                     if LAYERS.contains(&name.as_str()) && name != module {
                         out.insert(name);
                     }
@@ -165,6 +207,17 @@ mod layers {
     }
 
     #[test]
+    fn every_path_form_is_seen() {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let roots = root_items("pub use cpuset::CpuSet;\npub use job::{Job, JobLimits};\n");
+        assert_eq!(roots["Job"], "job");
+        assert_eq!(roots["CpuSet"], "cpuset");
+        assert_eq!(depth(&src, &src.join("job/backend/mod.rs")), 2);
+        assert_eq!(depth(&src, &src.join("job/name.rs")), 2);
+        assert_eq!(depth(&src, &src.join("cpuset.rs")), 1);
+    }
+
+    #[test]
     fn grouped_paths_are_seen() {
         assert_eq!(first_segments("job::Job;"), ["job"]);
         assert_eq!(
@@ -186,9 +239,10 @@ mod layers {
                 assert!(LAYERS.contains(&m), "module {m} has no layer in LAYERS");
             }
         }
+        let roots = root_items(&lib);
         let mut wrong = Vec::new();
         for (i, module) in LAYERS.iter().enumerate() {
-            for used in uses(&src, module) {
+            for used in uses(&src, module, &roots) {
                 let at = LAYERS.iter().position(|l| *l == used).unwrap();
                 if at > i {
                     wrong.push(format!("{module} uses {used}, a layer above it"));

@@ -49,180 +49,34 @@
 //! can move itself out.
 
 mod backend;
-mod cgroup;
 mod connector;
-mod counter;
 mod guardian;
-mod pgroup;
-mod systemd;
+mod limits;
+mod name;
+mod placement;
 mod watch;
 
 use std::collections::VecDeque;
 use std::fs;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, RwLock, RwLockReadGuard};
 use std::time::{Duration, Instant};
 
-use backend::{JobBackend, Mark, leaf_numbers, read_limits};
+use backend::{JobBackend, Mark};
 
 pub use crate::linux::job_name_in;
 pub use crate::linux::layout;
-pub use cgroup::parse_keyed;
 pub use layout::Controller;
+pub use limits::{Capability, JobInfo, JobLimits, process_time_secs};
+pub use name::{MAX_NAME_LEN, validate_name};
 pub use watch::{JobCounts, JobEvent, JobWatcher};
 
-use crate::cpuset::CpuSet;
+use limits::{check_limits, check_mode};
+use name::anon_name;
+
 use crate::error::{Error, OrLog, Result};
-use crate::priority::PriorityClass;
-use crate::process::{Breakaway, CgroupPlacement, Process, ProcessBuilder, ResourceLimit};
-
-/// The longest job name accepted.
-pub const MAX_NAME_LEN: usize = 128;
-
-/// Limits of a job (`JOBOBJECT_EXTENDED_LIMIT_INFORMATION` and friends).
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(default)]
-pub struct JobLimits {
-    /// Most processes (and threads: `pids.max` counts tasks) alive at once.
-    pub active_processes: Option<u64>,
-    /// Memory for the whole job, in bytes (`memory.max`); the OOM killer acts inside the job only.
-    pub job_memory: Option<u64>,
-    /// Address space per process, in bytes (`RLIMIT_AS`).
-    pub process_memory: Option<u64>,
-    /// CPUs the job may use (`cpuset.cpus`).
-    pub affinity: Option<CpuSet>,
-    /// Priority class of every process (nice values, set on members).
-    pub priority: Option<PriorityClass>,
-    /// Hard CPU cap as a percentage of one CPU (150 = one and a half CPUs; `cpu.max`).
-    pub cpu_rate_percent: Option<u32>,
-    /// User-mode CPU time for the whole job; the job is terminated past it (enforced by a watcher).
-    #[serde(with = "crate::units::serde_opt_secs", rename = "job_time_seconds")]
-    pub job_time: Option<Duration>,
-    /// User+kernel CPU time per process (`RLIMIT_CPU`, SIGKILL at the limit).
-    /// The kernel counts whole seconds: a fraction is rounded up
-    /// ([`process_time_secs`]), so no process is stopped before its limit.
-    #[serde(with = "crate::units::serde_opt_secs", rename = "process_time_seconds")]
-    pub process_time: Option<Duration>,
-    /// Members may start children outside the job (`JOB_OBJECT_LIMIT_BREAKAWAY_OK`,
-    /// with [`ProcessBuilder::breakaway_from_job`]).
-    pub breakaway_ok: bool,
-}
-
-/// What [`Job::info`] reports (`JOBOBJECT_BASIC_AND_IO_ACCOUNTING_INFORMATION` and more).
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct JobInfo {
-    /// The job's name (a path such as `build/tests` for a nested job).
-    pub name: String,
-    /// Processes in the job now (nested jobs included).
-    pub active_processes: usize,
-    /// Their pids.
-    pub pids: Vec<i32>,
-    /// Most tasks alive at once (`pids.peak`), when the kernel keeps it.
-    pub peak_processes: Option<u64>,
-    /// `TotalProcesses`: every process the job (nested jobs included) has
-    /// had, ended ones too, counted by the job's process counter; `None`
-    /// where none runs (see `taskloom job caps`, `total-processes`).
-    pub total_processes: Option<u64>,
-    /// User CPU time of every process that ever ran in the job.
-    #[serde(with = "crate::units::serde_secs", rename = "user_seconds")]
-    pub user_time: Duration,
-    /// Kernel CPU time, likewise.
-    #[serde(with = "crate::units::serde_secs", rename = "kernel_seconds")]
-    pub kernel_time: Duration,
-    /// Memory in use now, in bytes.
-    pub memory_current: Option<u64>,
-    /// Most memory in use at once, in bytes.
-    pub memory_peak: Option<u64>,
-    /// Processes the OOM killer ended inside the job.
-    pub oom_kills: Option<u64>,
-    /// Forks refused by the active-process limit.
-    pub process_limit_hits: Option<u64>,
-    /// Whether the job is frozen.
-    pub frozen: bool,
-    /// The limits in force.
-    pub limits: JobLimits,
-    /// Whether this handle holds the job's kill-on-close (`JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE`).
-    pub kill_on_close: bool,
-}
-
-/// How one limit is enforced on this machine (`taskloom job caps`).
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct Capability {
-    /// The limit or feature.
-    pub feature: &'static str,
-    /// Whether the kernel enforces it here.
-    pub enforced: bool,
-    /// The mechanism, or why it is unavailable.
-    pub detail: String,
-}
-
-/// Checks that `name` is one safe path component.
-pub fn validate_name(name: &str) -> Result<()> {
-    let bad = |reason| {
-        Err(Error::InvalidJobName {
-            name: name.to_owned(),
-            reason,
-        })
-    };
-    if name.is_empty() {
-        return bad("empty");
-    }
-    if name.len() > MAX_NAME_LEN {
-        return bad("longer than 128 bytes");
-    }
-    if name.contains('/') {
-        return bad("contains '/'");
-    }
-    if name == "." || name == ".." {
-        return bad("'.' and '..' are not names");
-    }
-    if name.starts_with('.') {
-        return bad("starts with '.'");
-    }
-    if name.contains('\0') {
-        return bad("contains a NUL byte");
-    }
-    if !name
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-    {
-        return bad("only letters, digits, '-', '_' and '.' are allowed");
-    }
-    if name == cgroup::ROOT_NAME {
-        return bad("is reserved: it holds the jobs a job's members make");
-    }
-    // Control files are named `<controller>.<file>` (cgroup v1 and v2) or
-    // are one of v1's few bare names: a job of such a name would clash in
-    // some hierarchy, now or when a controller is mounted later.
-    const CONTROLLERS: [&str; 17] = [
-        "cgroup",
-        "cpu",
-        "cpuacct",
-        "cpuset",
-        "memory",
-        "pids",
-        "io",
-        "blkio",
-        "freezer",
-        "devices",
-        "net_cls",
-        "net_prio",
-        "hugetlb",
-        "perf_event",
-        "rdma",
-        "misc",
-        "dmem",
-    ];
-    let prefix = name.split('.').next().unwrap_or(name);
-    if (name.contains('.') && CONTROLLERS.contains(&prefix))
-        || name.contains(".max")
-        || ["tasks", "notify_on_release", "release_agent"].contains(&name)
-    {
-        return bad("clashes with a cgroup control file");
-    }
-    Ok(())
-}
+use crate::process::{Process, ProcessBuilder, ResourceLimit};
 
 /// Builds a job: `CreateJobObject` with its options.
 ///
@@ -430,69 +284,6 @@ impl KillCode {
 
 /// Recently spawned members, shared by a handle, its duplicates and its watchers.
 pub(crate) type Spawned = std::sync::Arc<std::sync::Mutex<VecDeque<i32>>>;
-
-fn anon_name() -> String {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    format!(
-        "anon-{}-{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-/// Refuses limits no one means: zero processes, zero memory, no CPU, zero
-/// CPU rate or time (each would stop the job's every process at once).
-fn check_limits(l: &JobLimits) -> Result<()> {
-    let zero = [
-        (
-            l.active_processes == Some(0),
-            "an active process limit of 0",
-        ),
-        (l.job_memory == Some(0), "a job memory limit of 0 bytes"),
-        (
-            l.process_memory == Some(0),
-            "a process memory limit of 0 bytes",
-        ),
-        (
-            l.affinity.as_ref().is_some_and(CpuSet::is_empty),
-            "an affinity limit with no CPU",
-        ),
-        (l.cpu_rate_percent == Some(0), "a CPU rate of 0%"),
-        (
-            l.job_time.is_some_and(|d| d.is_zero()),
-            "a job time limit of 0",
-        ),
-        (
-            l.process_time.is_some_and(|d| d.is_zero()),
-            "a process time limit of 0",
-        ),
-    ];
-    match zero.iter().find(|(bad, _)| *bad) {
-        Some((_, what)) => Err(Error::InvalidInput {
-            what: "job limit",
-            reason: format!("{what} would stop every process at once"),
-        }),
-        None => Ok(()),
-    }
-}
-/// The `RLIMIT_CPU` seconds that enforce a per-process time limit: the
-/// kernel counts whole seconds, so a fraction rounds up (2.5 s → 3 s).
-pub fn process_time_secs(limit: Duration) -> u64 {
-    (limit.as_secs() + u64::from(limit.subsec_nanos() > 0)).max(1)
-}
-
-/// Refuses a job mode that is more than permission bits (setuid, setgid and
-/// sticky bits mean nothing for a job and must not reach cgroup directories).
-fn check_mode(mode: Option<u32>) -> Result<()> {
-    match mode {
-        Some(m) if m & !0o777 != 0 => Err(Error::InvalidInput {
-            what: "job mode",
-            reason: format!("{m:o} is not permission bits (0 to 777)"),
-        }),
-        _ => Ok(()),
-    }
-}
 
 impl Job {
     /// `CreateJobObject(NULL, name)`: an empty job with no limits.
@@ -712,29 +503,21 @@ impl Job {
         if self.holder.is_some() {
             return Ok(());
         }
-        let (mut plan, chain) = {
+        let (mut plan, count) = {
             let site = self.site();
-            (site.backend.guardian_plan(), site.backend.chain())
+            (site.backend.guardian_plan(), site.backend.counted_at())
         };
         // An outermost cgroup job counts its processes (a nested one is
         // counted by its top job's): its guardian does, or a counter of its
         // own where it has none. Where this machine gives no process events
         // nothing counts (`info` then has no total); a counter that does not
         // start is traced, not fatal.
-        let count = match chain.as_slice() {
-            [top] => cgroup::hierarchies()
-                .iter()
-                .find(|h| h.v2)
-                .and_then(|h| h.shown_path(top))
-                .map(|shown| (top.clone(), shown)),
-            _ => None,
-        };
         if let Some((top, shown)) = &count {
             plan.count(top, shown);
         }
         let recorded = |pid: i32| {
             if let Some((top, _)) = &count {
-                counter::record(top, pid)
+                guardian::record(top, pid)
                     .or_log(|| format!("count the processes of job {}", self.name()));
             }
         };
@@ -756,7 +539,7 @@ impl Job {
             }
             None => {
                 if let Some((top, shown)) = &count {
-                    counter::start(top, shown)
+                    guardian::start_counting(top, shown)
                         .or_log(|| format!("start the process counter of job {}", self.name()));
                 }
                 None
@@ -817,7 +600,7 @@ impl Job {
                 site.backend.chain(),
             )
         };
-        counter::count_entered(&chain, own_v2_dir);
+        guardian::count_entered(&chain, backend::own_v2_dir);
         self.remember_spawn(child.pid());
         self.report_kills(&mut child);
         Ok(child)
@@ -910,12 +693,12 @@ impl Job {
         }
         let foreign = self.site().backend.foreign_job_of(pid)?;
         // Where it was, for the process counts (read before it moves).
-        let came_from = v2_dir_of(pid);
+        let came_from = backend::v2_dir_of(pid);
         match foreign {
             Some(theirs) => self.nest_and_assign(pid, &theirs, came_from, &alive)?,
             None => {
                 let site = self.site();
-                counter::counted_move(&site.backend.chain(), came_from, || {
+                guardian::counted_move(&site.backend.chain(), came_from, || {
                     site.backend.assign(pid, &self.limits, &alive)
                 })?;
             }
@@ -998,9 +781,9 @@ impl Job {
             // Its count so far goes with it (it had no counter of its own
             // there once nested: its new top job's counts on).
             if let (Some(from), Some(to)) = (site.backend.chain().last(), chain.last()) {
-                counter::carry_over(from, to);
+                guardian::carry_over(from, to);
             }
-            counter::counted_move(&chain, came_from, || made.assign(pid, &self.limits, alive))
+            guardian::counted_move(&chain, came_from, || made.assign(pid, &self.limits, alive))
         })();
         if let Err(e) = finished {
             made.remove()
@@ -1053,7 +836,7 @@ impl Job {
             active_processes: a.pids.len(),
             pids: a.pids,
             peak_processes: a.peak_processes,
-            total_processes: counter::total(&chain),
+            total_processes: guardian::total(&chain),
             user_time: a.user_time,
             kernel_time: a.kernel_time,
             memory_current: a.memory_current,
@@ -1185,491 +968,7 @@ impl Job {
     }
 }
 
-/// The cgroup2 directory process `pid` is in (`None` when gone or unseen).
-fn v2_dir_of(pid: i32) -> Option<PathBuf> {
-    let text = fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
-    cgroup::placement_of(&text)
-        .into_iter()
-        .find(|(h, _, _)| h.v2)
-        .map(|(_, _, dir)| dir)
-}
-
-/// This process's cgroup2 directory.
-fn own_v2_dir() -> Option<PathBuf> {
-    v2_dir_of(std::process::id() as i32)
-}
-
-/// `CREATE_BREAKAWAY_FROM_JOB` for the calling process: `None` when it is in
-/// no job; an error when its job does not allow breakaway.
-///
-/// As on Windows, the child leaves only the jobs that allow breakaway, from
-/// the innermost outwards, and stays in the first enclosing job that does
-/// not (in that job's own leaf); only when every enclosing job allows it
-/// does it leave them all, into taskloom's `@breakaway` cgroup beside them.
-pub(crate) fn breakaway() -> Result<Option<Breakaway>> {
-    let me = std::process::id() as i32;
-    let Some(name) = job_of(me)? else {
-        return Ok(None);
-    };
-    let text = fs::read_to_string("/proc/self/cgroup")
-        .map_err(|e| Error::os("read /proc/self/cgroup", e))?;
-    let placement = cgroup::placement_of(&text);
-    // The membership hierarchy decides the chain: cgroup2, else the first v1 one in a job.
-    let Some((h, path, _)) = placement
-        .iter()
-        .find(|(h, p, _)| h.v2 && !cgroup::job_chain(p).is_empty())
-        .or_else(|| {
-            placement
-                .iter()
-                .find(|(_, p, _)| !cgroup::job_chain(p).is_empty())
-        })
-    else {
-        // Process-group backend.
-        let limits = Job::open(&name)
-            .map(|j| j.limits.clone())
-            .unwrap_or_default();
-        if !limits.breakaway_ok {
-            return Err(no_breakaway(&name));
-        }
-        return Ok(Some(Breakaway::NewGroup));
-    };
-    let chain = cgroup::job_chain(path);
-    let allows = |job: &Path| {
-        h.dir_of(job)
-            .and_then(|d| read_limits(&d))
-            .is_some_and(|l| l.breakaway_ok)
-    };
-    if !allows(chain.last().expect("in a job")) {
-        return Err(no_breakaway(&name));
-    }
-    // The first enclosing job (innermost outwards) that keeps its processes.
-    let stay = chain.iter().rev().find(|j| !allows(j)).cloned();
-    let mut p = CgroupPlacement::default();
-    for (h, path, _) in &placement {
-        let target = match &stay {
-            // In v1 a job's members live in its own directory; in cgroup2 in its current leaf.
-            Some(job) if h.v2 => {
-                let Some(dir) = h.dir_of(job) else { continue };
-                let n = leaf_numbers(&dir).max().unwrap_or(0);
-                dir.join(format!("@{n}"))
-            }
-            Some(job) => {
-                // Only hierarchies the caller joined (its v1 path is in a job).
-                if cgroup::job_chain(path).is_empty() {
-                    continue;
-                }
-                match h.dir_of(&cgroup::without_leaves(job)) {
-                    Some(d) if d.is_dir() => d,
-                    _ => continue,
-                }
-            }
-            None => {
-                // Every enclosing job allows it: beside the outermost root.
-                let parts: Vec<_> = path.iter().collect();
-                let Some(i) = parts
-                    .iter()
-                    .position(|p| p.to_str().is_some_and(cgroup::is_root_component))
-                else {
-                    continue;
-                };
-                let root: PathBuf = parts[..=i].iter().collect();
-                let Some(dir) = h.dir_of(&root) else { continue };
-                let dir = dir.join("@breakaway");
-                cgroup::ensure_dir(&dir).map_err(|e| {
-                    Error::os(format!("create the breakaway cgroup {}", dir.display()), e)
-                })?;
-                if !h.v2 && dir.join("cpuset.cpus").exists() {
-                    cgroup::inherit_cpuset(&dir)?;
-                }
-                dir
-            }
-        };
-        if h.v2 {
-            let f = fs::File::open(&target).map_err(|e| {
-                Error::os(format!("open the breakaway cgroup {}", target.display()), e)
-            })?;
-            p.v2_dir = Some(f.into());
-            p.v2_procs = Some(target.join("cgroup.procs"));
-        } else {
-            p.procs_files.push(target.join("cgroup.procs"));
-        }
-    }
-    Ok(Some(Breakaway::Cgroup(p)))
-}
-
-fn no_breakaway(name: &str) -> Error {
-    Error::PermissionDenied {
-        what: format!("break away from job {name}"),
-        source: std::io::Error::new(
-            std::io::ErrorKind::PermissionDenied,
-            "the job does not allow breakaway (breakaway_ok is off)",
-        ),
-    }
-}
-
 /// `IsProcessInJob(process, NULL)`: the name of the taskloom job `pid` is in, if any.
 pub fn job_of(pid: i32) -> Result<Option<String>> {
-    let text = fs::read_to_string(format!("/proc/{pid}/cgroup")).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => Error::NoSuchProcess { pid },
-        _ => Error::os(format!("read /proc/{pid}/cgroup"), e),
-    })?;
-    if let Some(name) = crate::linux::job_name_seen_here(&text) {
-        return Ok(Some(name));
-    }
-    // Jobs of the process-group backend: match the process's group.
-    let stat = fs::read(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let pgrp = crate::inspect::parse::parse_stat(&stat)
-        .map(|s| s.pgrp)
-        .unwrap_or(0);
-    Ok(pgroup::list()
-        .into_iter()
-        .find(|n| pgrp > 0 && pgroup::pgid(&pgroup::state_root().join(n)) == pgrp))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A job whose directories are plain files and folders in a temp dir:
-    /// the cgroup file formats, checked without root or a cgroup mount.
-    fn fixture_job(tmp: &Path, v2_controllers: &str, v1: &[Controller]) -> Job {
-        let (v2, v1) = fixture_dirs(tmp, v2_controllers, v1);
-        Job::with_backend(
-            "j".into(),
-            JobLimits::default(),
-            Box::new(backend::Direct::at("j", Some(v2), v1)),
-        )
-    }
-
-    /// The directories of a fixture job `j`: its cgroup2 directory, and one
-    /// per v1 controller.
-    fn fixture_dirs(
-        tmp: &Path,
-        v2_controllers: &str,
-        v1: &[Controller],
-    ) -> (PathBuf, Vec<(Controller, PathBuf)>) {
-        let v2 = tmp.join("unified/taskloom/j");
-        fs::create_dir_all(v2.join("@0")).unwrap();
-        fs::write(v2.join("cgroup.controllers"), v2_controllers).unwrap();
-        for f in ["cgroup.procs", "@0/cgroup.procs"] {
-            fs::write(v2.join(f), "").unwrap();
-        }
-        let v1: Vec<(Controller, PathBuf)> = v1
-            .iter()
-            .map(|&c| {
-                let dir = tmp.join(c.name()).join("taskloom/j");
-                fs::create_dir_all(&dir).unwrap();
-                fs::write(dir.join("cgroup.procs"), "").unwrap();
-                if c == Controller::Cpuset {
-                    fs::write(dir.parent().unwrap().join("cpuset.cpus"), "0-3").unwrap();
-                    fs::write(dir.parent().unwrap().join("cpuset.cpus.effective"), "0-3").unwrap();
-                }
-                (c, dir)
-            })
-            .collect();
-        (v2, v1)
-    }
-
-    fn v2_dir(tmp: &Path) -> PathBuf {
-        tmp.join("unified/taskloom/j")
-    }
-
-    fn v1_dir(tmp: &Path, c: Controller) -> PathBuf {
-        tmp.join(c.name()).join("taskloom/j")
-    }
-
-    fn limits() -> JobLimits {
-        JobLimits {
-            active_processes: Some(64),
-            job_memory: Some(512 << 20),
-            affinity: Some(CpuSet::parse_list("1-2").unwrap()),
-            cpu_rate_percent: Some(150),
-            ..Default::default()
-        }
-    }
-
-    fn read(p: PathBuf) -> String {
-        fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
-    }
-
-    #[test]
-    fn limits_are_written_in_cgroup2_formats() {
-        let tmp = tempfile::tempdir().unwrap();
-        let mut job = fixture_job(tmp.path(), "cpuset cpu memory pids", &[]);
-        let dir = v2_dir(tmp.path());
-        // A cgroup2 parent's own cpuset.cpus is empty (it uses its parent's).
-        fs::write(dir.parent().unwrap().join("cpuset.cpus"), "").unwrap();
-        fs::write(dir.parent().unwrap().join("cpuset.cpus.effective"), "0-3").unwrap();
-        job.set_limits(&limits()).unwrap();
-        assert_eq!(read(dir.join("pids.max")), "64");
-        assert_eq!(read(dir.join("memory.max")), "536870912");
-        assert_eq!(read(dir.join("cpu.max")), "150000 100000");
-        assert_eq!(read(dir.join("cpuset.cpus")), "1-2");
-        // Lifting them writes cgroup2's "max".
-        job.set_limits(&JobLimits::default()).unwrap();
-        assert_eq!(read(dir.join("pids.max")), "max");
-        assert_eq!(read(dir.join("memory.max")), "max");
-        assert_eq!(read(dir.join("cpu.max")), "max 100000");
-    }
-
-    #[test]
-    fn limits_are_written_in_cgroup_v1_formats_on_a_hybrid_machine() {
-        let tmp = tempfile::tempdir().unwrap();
-        let v1 = [
-            Controller::Pids,
-            Controller::Memory,
-            Controller::Cpu,
-            Controller::Cpuset,
-        ];
-        let mut job = fixture_job(tmp.path(), "", &v1);
-        job.set_limits(&limits()).unwrap();
-        let d = |c: Controller| v1_dir(tmp.path(), c);
-        assert_eq!(read(d(Controller::Pids).join("pids.max")), "64");
-        assert_eq!(
-            read(d(Controller::Memory).join("memory.limit_in_bytes")),
-            "536870912"
-        );
-        assert_eq!(read(d(Controller::Memory).join("memory.oom_control")), "0");
-        assert_eq!(read(d(Controller::Cpu).join("cpu.cfs_period_us")), "100000");
-        assert_eq!(read(d(Controller::Cpu).join("cpu.cfs_quota_us")), "150000");
-        assert_eq!(read(d(Controller::Cpuset).join("cpuset.cpus")), "1-2");
-        job.set_limits(&JobLimits::default()).unwrap();
-        assert_eq!(
-            read(d(Controller::Memory).join("memory.limit_in_bytes")),
-            "-1"
-        );
-        assert_eq!(read(d(Controller::Cpu).join("cpu.cfs_quota_us")), "-1");
-    }
-
-    #[test]
-    fn a_limit_without_its_controller_is_refused_by_name() {
-        let tmp = tempfile::tempdir().unwrap();
-        let mut job = fixture_job(tmp.path(), "pids", &[]);
-        let err = job
-            .set_limits(&JobLimits {
-                job_memory: Some(1 << 30),
-                ..Default::default()
-            })
-            .unwrap_err();
-        assert!(
-            err.to_string()
-                .contains("needs the memory cgroup controller"),
-            "{err}"
-        );
-    }
-
-    #[test]
-    fn accounting_is_read_from_cgroup2_files() {
-        let tmp = tempfile::tempdir().unwrap();
-        let mut job = fixture_job(tmp.path(), "memory pids", &[]);
-        job.set_limits(&JobLimits {
-            active_processes: Some(10),
-            job_memory: Some(1 << 30),
-            ..Default::default()
-        })
-        .unwrap();
-        let dir = v2_dir(tmp.path());
-        fs::write(dir.join("@0/cgroup.procs"), "41\n42\n").unwrap();
-        fs::write(
-            dir.join("cpu.stat"),
-            "usage_usec 3000\nuser_usec 2000\nsystem_usec 1000\n",
-        )
-        .unwrap();
-        fs::write(dir.join("memory.current"), "4096\n").unwrap();
-        fs::write(dir.join("memory.peak"), "8192\n").unwrap();
-        fs::write(
-            dir.join("memory.events"),
-            "low 0\nhigh 0\nmax 2\noom 1\noom_kill 1\n",
-        )
-        .unwrap();
-        // Before 6.13 a refused fork is counted in the leaf.
-        fs::write(dir.join("pids.events"), "max 0\n").unwrap();
-        fs::write(dir.join("@0/pids.events"), "max 3\n").unwrap();
-        fs::write(dir.join("pids.peak"), "7\n").unwrap();
-        fs::write(dir.join("cgroup.events"), "populated 1\nfrozen 0\n").unwrap();
-        let info = job.info().unwrap();
-        assert_eq!(info.pids, [41, 42]);
-        assert_eq!(info.user_time, Duration::from_millis(2));
-        assert_eq!(info.kernel_time, Duration::from_millis(1));
-        assert_eq!(info.memory_current, Some(4096));
-        assert_eq!(info.memory_peak, Some(8192));
-        assert_eq!(info.oom_kills, Some(1));
-        assert_eq!(info.process_limit_hits, Some(3));
-        assert_eq!(info.peak_processes, Some(7));
-        assert!(!info.frozen);
-    }
-
-    #[test]
-    fn terminate_on_cgroup2_kills_through_cgroup_kill_and_renews_the_leaf() {
-        let tmp = tempfile::tempdir().unwrap();
-        let job = fixture_job(tmp.path(), "pids", &[]);
-        let dir = v2_dir(tmp.path());
-        // As the kernel reports it once cgroup.kill has emptied the job.
-        fs::write(dir.join("cgroup.events"), "populated 0\nfrozen 0\n").unwrap();
-        assert_eq!(job.terminate().unwrap(), 0);
-        assert_eq!(read(dir.join("cgroup.kill")), "1");
-        // Later spawns go to a leaf made after the kill (the CLONE_INTO_CGROUP
-        // bug); the old one is removed on cgroupfs (here its plain file stays).
-        assert!(dir.join("@1").is_dir());
-        assert_eq!(leaf_numbers(&dir).max(), Some(1));
-        assert!(job.wait_empty(Duration::ZERO).unwrap());
-    }
-
-    #[test]
-    fn terminate_on_cgroup_v1_freezes_kills_and_thaws() {
-        let tmp = tempfile::tempdir().unwrap();
-        let (_, v1) = fixture_dirs(tmp.path(), "", &[Controller::Freezer, Controller::Pids]);
-        let job = Job::with_backend(
-            "j".into(),
-            JobLimits::default(),
-            Box::new(backend::Direct::at("j", None, v1)),
-        );
-        let freezer = v1_dir(tmp.path(), Controller::Freezer);
-        fs::write(freezer.join("freezer.state"), "THAWED").unwrap();
-        assert_eq!(job.terminate().unwrap(), 0);
-        // Frozen while the members were killed, thawed after.
-        assert_eq!(read(freezer.join("freezer.state")), "THAWED");
-        job.freeze().unwrap();
-        assert_eq!(read(freezer.join("freezer.state")), "FROZEN");
-        assert!(job.info().unwrap().frozen);
-        job.thaw().unwrap();
-        assert!(!job.info().unwrap().frozen);
-    }
-
-    #[test]
-    fn freeze_on_cgroup2_writes_cgroup_freeze() {
-        let tmp = tempfile::tempdir().unwrap();
-        let job = fixture_job(tmp.path(), "", &[]);
-        let dir = v2_dir(tmp.path());
-        fs::write(dir.join("cgroup.events"), "populated 1\nfrozen 1\n").unwrap();
-        job.freeze().unwrap();
-        assert_eq!(read(dir.join("cgroup.freeze")), "1");
-        assert!(job.info().unwrap().frozen);
-        fs::write(dir.join("cgroup.events"), "populated 1\nfrozen 0\n").unwrap();
-        job.thaw().unwrap();
-        assert_eq!(read(dir.join("cgroup.freeze")), "0");
-    }
-
-    #[test]
-    fn accounting_is_read_from_cgroup_v1_files_for_the_controllers_in_use() {
-        let tmp = tempfile::tempdir().unwrap();
-        let v1 = [Controller::Memory, Controller::Cpuacct, Controller::Pids];
-        let (_, v1) = fixture_dirs(tmp.path(), "", &v1);
-        let mut job = Job::with_backend(
-            "j".into(),
-            JobLimits::default(),
-            Box::new(backend::Direct::at("j", None, v1)),
-        );
-        job.set_limits(&JobLimits {
-            job_memory: Some(1 << 30),
-            ..Default::default()
-        })
-        .unwrap();
-        let mem = v1_dir(tmp.path(), Controller::Memory);
-        assert_eq!(read(mem.join("memory.limit_in_bytes")), "1073741824");
-        fs::write(mem.join("memory.usage_in_bytes"), "4096\n").unwrap();
-        fs::write(mem.join("memory.max_usage_in_bytes"), "8192\n").unwrap();
-        fs::write(
-            mem.join("memory.oom_control"),
-            "oom_kill_disable 0\nunder_oom 0\noom_kill 2\n",
-        )
-        .unwrap();
-        let tick = crate::process::clock_ticks_per_second();
-        fs::write(
-            v1_dir(tmp.path(), Controller::Cpuacct).join("cpuacct.stat"),
-            format!("user {}\nsystem {}\n", 3 * tick, tick),
-        )
-        .unwrap();
-        let info = job.info().unwrap();
-        assert_eq!(info.user_time, Duration::from_secs(3));
-        assert_eq!(info.kernel_time, Duration::from_secs(1));
-        assert_eq!(info.memory_current, Some(4096));
-        assert_eq!(info.memory_peak, Some(8192));
-        assert_eq!(info.oom_kills, Some(2));
-        assert!(info.pids.is_empty());
-    }
-
-    #[test]
-    fn a_mode_opens_the_membership_files_never_the_directories() {
-        let tmp = tempfile::tempdir().unwrap();
-        let job = fixture_job(tmp.path(), "", &[]);
-        let dir = v2_dir(tmp.path());
-        for f in ["cgroup.kill", "cgroup.freeze", "@0/cgroup.kill"] {
-            fs::write(dir.join(f), "").unwrap();
-        }
-        job.site().backend.secure(0o777).unwrap();
-        let mode = |p: PathBuf| {
-            use std::os::unix::fs::PermissionsExt;
-            fs::metadata(p).unwrap().permissions().mode() & 0o7777
-        };
-        assert_eq!(mode(dir.clone()), 0o755);
-        assert_eq!(mode(dir.join("cgroup.procs")), 0o666);
-        assert_eq!(mode(dir.join("cgroup.kill")), 0o666);
-        assert_eq!(mode(dir.join("@0/cgroup.procs")), 0o666);
-        job.site().backend.secure(0o700).unwrap();
-        assert_eq!(mode(dir.clone()), 0o700);
-        assert_eq!(mode(dir.join("@0/cgroup.procs")), 0o644);
-    }
-
-    #[test]
-    fn names_that_escape_are_refused() {
-        for bad in [
-            "",
-            ".",
-            "..",
-            "../x",
-            "a/b",
-            "a\0b",
-            ".hidden",
-            "cgroup.procs",
-            "cpu.shares",
-            "cpu.stat",
-            "memory.limit_in_bytes",
-            "pids.current",
-            "freezer.state",
-            "io.weight",
-            "tasks",
-            "sp ace",
-            "ü",
-            "pids.max",
-        ] {
-            assert!(
-                matches!(validate_name(bad), Err(Error::InvalidJobName { .. })),
-                "{bad:?}"
-            );
-        }
-        assert!(validate_name(&"x".repeat(129)).is_err());
-        for good in [
-            "build",
-            "ci-42",
-            "a.b_c",
-            "cpu",
-            "memory-heavy",
-            "v1.2",
-            &"x".repeat(128),
-        ] {
-            validate_name(good).unwrap();
-        }
-    }
-
-    #[test]
-    fn job_names_are_read_from_proc_cgroup() {
-        let text = "4:memory:/process_api/7a/taskloom/build\n0::/taskloom/build/tests/@3\n";
-        assert_eq!(job_name_in(text).as_deref(), Some("build/tests"));
-        assert_eq!(job_name_in("0::/user.slice\n"), None);
-        assert_eq!(job_name_in("0::/taskloom\n"), None);
-    }
-
-    #[test]
-    fn limits_round_trip_through_json() {
-        let limits = JobLimits {
-            active_processes: Some(10),
-            affinity: Some(CpuSet::parse_list("0-1").unwrap()),
-            job_time: Some(Duration::from_millis(1500)),
-            priority: Some(PriorityClass::Idle),
-            ..Default::default()
-        };
-        let back = backend::limits_from_json(backend::limits_to_json(&limits).as_bytes()).unwrap();
-        assert_eq!(back, limits);
-    }
+    backend::job_of(pid)
 }

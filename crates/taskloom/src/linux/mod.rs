@@ -176,3 +176,16 @@ pub fn job_name_in(proc_cgroup: &str) -> Option<String> {
     }
     None
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn job_names_are_read_from_proc_cgroup() {
+        let text = "4:memory:/process_api/7a/taskloom/build\n0::/taskloom/build/tests/@3\n";
+        assert_eq!(job_name_in(text).as_deref(), Some("build/tests"));
+        assert_eq!(job_name_in("0::/user.slice\n"), None);
+        assert_eq!(job_name_in("0::/taskloom\n"), None);
+    }
+}

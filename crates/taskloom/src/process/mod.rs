@@ -93,18 +93,38 @@ pub enum ProcessGroup {
     Join(i32),
 }
 
-/// Where a child that breaks away from the caller's job goes.
+/// Where a placer puts a child, decided just before it is started.
 #[derive(Debug)]
-pub(crate) enum Breakaway {
-    /// Into taskloom's `@breakaway` cgroups (outside every job).
+pub(crate) enum Placement {
+    /// Into these cgroups (before its first instruction).
     Cgroup(CgroupPlacement),
-    /// Into a process group of its own (process-group backend).
+    /// Into a process group of its own.
     NewGroup,
 }
 
-/// What decides a breakaway: the job layer's `job::breakaway`, handed to
-/// this layer at the crate root (`process` knows nothing of jobs).
-pub(crate) type BreakawayHook = fn() -> Result<Option<Breakaway>>;
+/// The placement hook: how a layer above this one (the job layer, which
+/// `process` knows nothing of) decides where a child starts. It runs in
+/// [`ProcessBuilder::spawn`], before the fork; `None` leaves the child
+/// where the caller is. It is the one way a job reaches a spawn that no
+/// job handle makes (`CREATE_BREAKAWAY_FROM_JOB`); see
+/// [`ProcessBuilder::place_with`].
+pub(crate) struct Placer(Box<dyn FnOnce() -> Result<Option<Placement>> + Send>);
+
+impl Placer {
+    pub(crate) fn new(f: impl FnOnce() -> Result<Option<Placement>> + Send + 'static) -> Placer {
+        Placer(Box::new(f))
+    }
+
+    pub(crate) fn decide(self) -> Result<Option<Placement>> {
+        (self.0)()
+    }
+}
+
+impl std::fmt::Debug for Placer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Placer")
+    }
+}
 
 /// The user and groups a child runs as (`CreateProcessAsUser`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -382,7 +402,7 @@ pub struct ProcessBuilder {
     credentials: Option<Credentials>,
     placement: Option<CgroupPlacement>,
     rlimits: Vec<(ResourceLimit, u64, u64)>,
-    breakaway: bool,
+    placer: Option<Placer>,
 }
 
 impl ProcessBuilder {
@@ -407,7 +427,7 @@ impl ProcessBuilder {
             credentials: None,
             placement: None,
             rlimits: Vec::new(),
-            breakaway: false,
+            placer: None,
         }
     }
 
@@ -540,13 +560,10 @@ impl ProcessBuilder {
         self
     }
 
-    /// `CREATE_BREAKAWAY_FROM_JOB`: when the calling process is in a job, start
-    /// the child outside it. Allowed only if that job's limits say
-    /// `breakaway_ok`; otherwise the spawn fails with a permission error.
-    /// The child lands in taskloom's own `@breakaway` cgroup beside the jobs
-    /// (or, without cgroups, in a process group of its own).
-    pub fn breakaway_from_job(mut self, yes: bool) -> Self {
-        self.breakaway = yes;
+    /// Sets (or with `None` clears) the placement hook, which decides
+    /// where the child starts when it is spawned (see [`Placer`]).
+    pub(crate) fn place_with(mut self, placer: Option<Placer>) -> Self {
+        self.placer = placer;
         self
     }
 

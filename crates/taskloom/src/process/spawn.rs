@@ -160,10 +160,10 @@ fn dev_null(write: bool) -> Result<OwnedFd> {
 }
 
 pub(super) fn spawn(mut b: ProcessBuilder) -> Result<Process> {
-    if b.breakaway {
-        match (crate::BREAKAWAY)()? {
-            Some(super::Breakaway::Cgroup(p)) => b.placement = Some(p),
-            Some(super::Breakaway::NewGroup) => b.group = super::ProcessGroup::NewGroup,
+    if let Some(placer) = b.placer.take() {
+        match placer.decide()? {
+            Some(super::Placement::Cgroup(p)) => b.placement = Some(p),
+            Some(super::Placement::NewGroup) => b.group = super::ProcessGroup::NewGroup,
             None => {}
         }
     }

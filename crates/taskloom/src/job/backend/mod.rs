@@ -9,9 +9,9 @@
 //!
 //! | backend | when | a job is | module |
 //! |---------|------|----------|--------|
-//! | direct | a cgroup below our own (or our delegated subtree) is writable | a directory per hierarchy; cgroup2, hybrid (cgroup2 membership, v1 controllers) and v1-only layouts differ only in which [`Format`] each controller's files take | `direct.rs` |
-//! | scoped | pure cgroup2 and a reachable systemd manager | a transient delegated scope per top-level job (its guardian in `@keeper`), then direct directories inside it; from outside the scope the manager moves processes in | `scoped.rs` |
-//! | group | no cgroup is writable (or forced) | a process group and a private state directory | `group.rs` |
+//! | direct | a cgroup below our own (or our delegated subtree) is writable | a directory per hierarchy; cgroup2, hybrid (cgroup2 membership, v1 controllers) and v1-only layouts differ only in which [`Format`] each controller's files take | `direct/` |
+//! | scoped | pure cgroup2 and a reachable systemd manager | a transient delegated scope per top-level job (its guardian in `@keeper`), then direct directories inside it; from outside the scope the manager moves processes in | `scoped/` |
+//! | group | no cgroup is writable (or forced) | a process group and a private state directory | `group/` |
 //!
 //! The cgroup file formats live in [`Format`] and the directories a job
 //! uses are plain paths, so the direct backend is unit-tested against
@@ -24,14 +24,17 @@ mod scoped;
 use std::ffi::CString;
 use std::fs;
 use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub(crate) use direct::Direct;
 
-use super::{Capability, JobLimits, cgroup, guardian, layout::Controller, pgroup, systemd};
+use super::{Capability, JobLimits, guardian, layout::Controller};
 use crate::error::{Error, OrLog, Result};
-use crate::process::{Process, ProcessBuilder};
+use crate::process::{CgroupPlacement, Placement, Process, ProcessBuilder};
+use direct::cgroup;
+use group::pgroup;
+use scoped::systemd;
 
 /// The operations a job's backend carries out; [`Job`](super::Job) adds
 /// the handle semantics around them.
@@ -70,6 +73,21 @@ pub(crate) trait JobBackend: std::fmt::Debug + Send + Sync {
     /// its own last (where process counts are kept); empty without cgroup2.
     fn chain(&self) -> Vec<std::path::PathBuf> {
         Vec::new()
+    }
+
+    /// Where an outermost job's process count is kept: its cgroup2
+    /// directory and the path this process's `/proc` shows for it. `None`
+    /// for a nested job (its top job's counter counts it) or without
+    /// cgroup2.
+    fn counted_at(&self) -> Option<(std::path::PathBuf, std::path::PathBuf)> {
+        match self.chain().as_slice() {
+            [top] => cgroup::hierarchies()
+                .iter()
+                .find(|h| h.v2)
+                .and_then(|h| h.shown_path(top))
+                .map(|shown| (top.clone(), shown)),
+            _ => None,
+        }
     }
 
     /// The job's security as [`JobBackend::secure`] takes it (permission
@@ -458,4 +476,142 @@ fn unavailable(feature: &str, c: Controller) -> Error {
             c.name()
         ),
     }
+}
+/// The cgroup2 directory process `pid` is in (`None` when gone or unseen).
+pub(crate) fn v2_dir_of(pid: i32) -> Option<PathBuf> {
+    let text = fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
+    cgroup::placement_of(&text)
+        .into_iter()
+        .find(|(h, _, _)| h.v2)
+        .map(|(_, _, dir)| dir)
+}
+
+/// This process's cgroup2 directory.
+pub(crate) fn own_v2_dir() -> Option<PathBuf> {
+    v2_dir_of(std::process::id() as i32)
+}
+
+/// `CREATE_BREAKAWAY_FROM_JOB` for the calling process: `None` when it is in
+/// no job; an error when its job does not allow breakaway.
+///
+/// As on Windows, the child leaves only the jobs that allow breakaway, from
+/// the innermost outwards, and stays in the first enclosing job that does
+/// not (in that job's own leaf); only when every enclosing job allows it
+/// does it leave them all, into taskloom's `@breakaway` cgroup beside them.
+pub(crate) fn breakaway() -> Result<Option<Placement>> {
+    let me = std::process::id() as i32;
+    let Some(name) = job_of(me)? else {
+        return Ok(None);
+    };
+    let text = fs::read_to_string("/proc/self/cgroup")
+        .map_err(|e| Error::os("read /proc/self/cgroup", e))?;
+    let placement = cgroup::placement_of(&text);
+    // The membership hierarchy decides the chain: cgroup2, else the first v1 one in a job.
+    let Some((h, path, _)) = placement
+        .iter()
+        .find(|(h, p, _)| h.v2 && !cgroup::job_chain(p).is_empty())
+        .or_else(|| {
+            placement
+                .iter()
+                .find(|(_, p, _)| !cgroup::job_chain(p).is_empty())
+        })
+    else {
+        // Process-group backend.
+        let limits = open(&name).map(|(_, l)| l).unwrap_or_default();
+        if !limits.breakaway_ok {
+            return Err(no_breakaway(&name));
+        }
+        return Ok(Some(Placement::NewGroup));
+    };
+    let chain = cgroup::job_chain(path);
+    let allows = |job: &Path| {
+        h.dir_of(job)
+            .and_then(|d| read_limits(&d))
+            .is_some_and(|l| l.breakaway_ok)
+    };
+    if !allows(chain.last().expect("in a job")) {
+        return Err(no_breakaway(&name));
+    }
+    // The first enclosing job (innermost outwards) that keeps its processes.
+    let stay = chain.iter().rev().find(|j| !allows(j)).cloned();
+    let mut p = CgroupPlacement::default();
+    for (h, path, _) in &placement {
+        let target = match &stay {
+            // In v1 a job's members live in its own directory; in cgroup2 in its current leaf.
+            Some(job) if h.v2 => {
+                let Some(dir) = h.dir_of(job) else { continue };
+                let n = leaf_numbers(&dir).max().unwrap_or(0);
+                dir.join(format!("@{n}"))
+            }
+            Some(job) => {
+                // Only hierarchies the caller joined (its v1 path is in a job).
+                if cgroup::job_chain(path).is_empty() {
+                    continue;
+                }
+                match h.dir_of(&cgroup::without_leaves(job)) {
+                    Some(d) if d.is_dir() => d,
+                    _ => continue,
+                }
+            }
+            None => {
+                // Every enclosing job allows it: beside the outermost root.
+                let parts: Vec<_> = path.iter().collect();
+                let Some(i) = parts
+                    .iter()
+                    .position(|p| p.to_str().is_some_and(cgroup::is_root_component))
+                else {
+                    continue;
+                };
+                let root: PathBuf = parts[..=i].iter().collect();
+                let Some(dir) = h.dir_of(&root) else { continue };
+                let dir = dir.join("@breakaway");
+                cgroup::ensure_dir(&dir).map_err(|e| {
+                    Error::os(format!("create the breakaway cgroup {}", dir.display()), e)
+                })?;
+                if !h.v2 && dir.join("cpuset.cpus").exists() {
+                    cgroup::inherit_cpuset(&dir)?;
+                }
+                dir
+            }
+        };
+        if h.v2 {
+            let f = fs::File::open(&target).map_err(|e| {
+                Error::os(format!("open the breakaway cgroup {}", target.display()), e)
+            })?;
+            p.v2_dir = Some(f.into());
+            p.v2_procs = Some(target.join("cgroup.procs"));
+        } else {
+            p.procs_files.push(target.join("cgroup.procs"));
+        }
+    }
+    Ok(Some(Placement::Cgroup(p)))
+}
+
+fn no_breakaway(name: &str) -> Error {
+    Error::PermissionDenied {
+        what: format!("break away from job {name}"),
+        source: std::io::Error::new(
+            std::io::ErrorKind::PermissionDenied,
+            "the job does not allow breakaway (breakaway_ok is off)",
+        ),
+    }
+}
+
+/// `IsProcessInJob(process, NULL)`: the name of the taskloom job `pid` is in, if any.
+pub fn job_of(pid: i32) -> Result<Option<String>> {
+    let text = fs::read_to_string(format!("/proc/{pid}/cgroup")).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => Error::NoSuchProcess { pid },
+        _ => Error::os(format!("read /proc/{pid}/cgroup"), e),
+    })?;
+    if let Some(name) = crate::linux::job_name_seen_here(&text) {
+        return Ok(Some(name));
+    }
+    // Jobs of the process-group backend: match the process's group.
+    let stat = fs::read(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let pgrp = crate::linux::parse::parse_stat(&stat)
+        .map(|s| s.pgrp)
+        .unwrap_or(0);
+    Ok(pgroup::list()
+        .into_iter()
+        .find(|n| pgrp > 0 && pgroup::pgid(&pgroup::state_root().join(n)) == pgrp))
 }

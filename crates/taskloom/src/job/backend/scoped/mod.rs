@@ -6,16 +6,19 @@
 //! into it (a user's migration needs write access to the cgroups above
 //! both ends, which are systemd's), so from outside a spawned child starts
 //! suspended and the manager moves it (`AttachProcessesToUnit`) before its
-//! first instruction; assign likewise. See `job/systemd.rs` for the D-Bus
+//! first instruction; assign likewise. See `systemd.rs` for the D-Bus
 //! side and the lifetime.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use super::direct::cgroup;
 use super::direct::{Direct, Mover, enable_controllers, walk, write_procs};
 use super::{Accounting, Containment, JobBackend, Marks};
 use crate::error::{Error, OrLog, Result};
-use crate::job::{JobLimits, cgroup, guardian, systemd};
+use crate::job::{JobLimits, guardian};
+
+pub(crate) mod systemd;
 use crate::process::{CgroupPlacement, Process, ProcessBuilder};
 
 /// A job inside a systemd scope (a top-level job's own, or its top-level

@@ -18,14 +18,27 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
+mod caps;
+pub(crate) mod cgroup;
+mod contain;
+mod format;
+#[cfg(test)]
+mod tests;
+
+pub(crate) use caps::capabilities;
+pub(crate) use contain::init_dir_of;
+use contain::{contain_job, isolation};
+use format::Format;
+
 use super::{
     Accounting, Containment, JobBackend, LIMITS_XATTR, Marks, leaf_numbers, limits_to_json,
     read_limits, unavailable,
 };
 use crate::cpuset::CpuSet;
 use crate::error::{Error, OrLog, Result};
-use crate::job::{Capability, JobLimits, cgroup, guardian, job_of, layout::Controller};
-use crate::linux::NS_ROOT_XATTR;
+use crate::job::{JobLimits, guardian, layout::Controller};
+
+use super::job_of;
 use crate::process::{CgroupPlacement, Namespaces, Process, ProcessBuilder};
 
 /// `Direct::leaf_hint` when no leaf number is known.
@@ -58,129 +71,6 @@ pub(crate) struct Direct {
     hides_services: bool,
 }
 
-/// The cgroup where the pid namespace's init of job `name` (cgroup2
-/// directory `dir`) lives: beside the outermost job of its chain that this
-/// handle knows, in the root that holds it (`@init.<name>`, a nested
-/// job's `/` spelled `@`, which no name holds). It is outside the job's
-/// own cgroup namespace, so no member can freeze, move or count it, and
-/// outside every job this handle knows of, so no terminate (the job's own
-/// or an enclosing one's) kills it: the namespace stays for the next spawn.
-pub(crate) fn init_dir_of(name: &str, dir: &Path) -> Option<PathBuf> {
-    let root = dir.ancestors().nth(name.split('/').count())?;
-    Some(root.join(format!("@init.{}", name.replace('/', "@"))))
-}
-
-/// Roots the namespaces of the job whose (still empty) cgroup2 directory is
-/// `v2`: a cgroup namespace there, and where the machine lets this process,
-/// a pid and a mount namespace too, the init moved to [`init_dir_of`] and
-/// the directory marked with its own path ([`NS_ROOT_XATTR`]). Where the
-/// pid and mount namespaces cannot be made, the job has the cgroup
-/// namespace alone (traced).
-fn contain_job(name: &str, v2: &Path, mover: Mover<'_>, how: Containment) -> Result<Namespaces> {
-    let unprivileged = !rustix::process::geteuid().is_root();
-    let place = |pid| mover(v2, pid);
-    let h = crate::linux::hierarchies().iter().find(|h| h.v2);
-    let (Some(h), Some(init_dir), Some(isolation)) =
-        (h, init_dir_of(name, v2), isolation(how.hide_services))
-    else {
-        return Namespaces::rooted_by(unprivileged, &place);
-    };
-    let ns = match Namespaces::isolated_by(unprivileged, Some(&isolation), &place) {
-        Ok(ns) => ns,
-        // Services hidden is a promise: no fallback that would break it.
-        Err(e) if how.hide_services => return Err(e),
-        Err(e) => {
-            tracing::debug!(
-                target: "taskloom",
-                "the job at {} gets no pid and mount namespace of its own: {e}",
-                v2.display()
-            );
-            return Namespaces::rooted_by(unprivileged, &place);
-        }
-    };
-    let init = ns.init_pid().unwrap_or(0);
-    // The full path of the job in the hierarchy (also seen from inside an
-    // enclosing job, whose mount root is its own path).
-    let full = v2
-        .strip_prefix(&h.mount)
-        .map(|rel| h.mount_root.join(rel))
-        .unwrap_or_else(|_| v2.to_owned());
-    let parked = (|| -> Result<()> {
-        cgroup::ensure_dir(&init_dir)
-            .map_err(|e| Error::os(format!("create the init cgroup {}", init_dir.display()), e))?;
-        mover(&init_dir, init)?;
-        rustix::fs::setxattr(
-            v2,
-            NS_ROOT_XATTR,
-            full.as_os_str().as_bytes(),
-            rustix::fs::XattrFlags::empty(),
-        )
-        .map_err(|e| Error::os(format!("mark {} with its path", v2.display()), e.into()))
-    })();
-    if let Err(e) = parked {
-        // Dropping the namespaces closes the init's socket: it ends by itself.
-        drop(ns);
-        let _ = fs::remove_dir(&init_dir);
-        return Err(e);
-    }
-    Ok(ns)
-}
-
-/// What a contained job's mount namespace holds: a job-rooted cgroup2 view
-/// over this process's cgroup2 mount and, with `hide_services`, covers over
-/// [`service_endpoints`]. `None` without a cgroup2 mount.
-fn isolation(hide_services: bool) -> Option<crate::process::Isolation> {
-    let c = |p: &Path| std::ffi::CString::new(p.as_os_str().as_bytes()).ok();
-    let h = crate::linux::hierarchies().iter().find(|h| h.v2)?;
-    let mut isolation = crate::process::Isolation {
-        cgroup2_mounts: vec![c(&h.mount)?],
-        ..Default::default()
-    };
-    if hide_services {
-        let (files, dirs) = service_endpoints();
-        isolation.hide_files = files.iter().filter_map(|p| c(p)).collect();
-        isolation.hide_dirs = dirs.iter().filter_map(|p| c(p)).collect();
-    }
-    Some(isolation)
-}
-
-/// Where a member could ask a service manager to start a process outside
-/// its job: the user's session bus and systemd's private socket (in
-/// `$XDG_RUNTIME_DIR`, and the bus `DBUS_SESSION_BUS_ADDRESS` names by
-/// path), the system bus and the system manager's private socket.
-/// Returns (sockets, directories) that exist. A bus on an abstract socket
-/// cannot be hidden by a mount (`job caps` says so).
-fn service_endpoints() -> (Vec<PathBuf>, Vec<PathBuf>) {
-    let mut files = vec![
-        PathBuf::from("/run/dbus/system_bus_socket"),
-        PathBuf::from("/run/systemd/private"),
-    ];
-    let mut dirs = Vec::new();
-    if let Some(run) = std::env::var_os("XDG_RUNTIME_DIR") {
-        let run = PathBuf::from(run);
-        files.push(run.join("bus"));
-        dirs.push(run.join("systemd"));
-    }
-    if let Some(addr) = std::env::var_os("DBUS_SESSION_BUS_ADDRESS") {
-        for part in addr.to_string_lossy().split(';') {
-            if let Some(path) = part
-                .strip_prefix("unix:")
-                .and_then(|rest| rest.split(',').find_map(|kv| kv.strip_prefix("path=")))
-            {
-                files.push(PathBuf::from(path));
-            }
-        }
-    }
-    files.sort();
-    files.dedup();
-    let exists = |p: &PathBuf, dir: bool| {
-        fs::symlink_metadata(p).is_ok_and(|m| m.is_dir() == dir && !m.file_type().is_symlink())
-    };
-    files.retain(|p| exists(p, false));
-    dirs.retain(|p| exists(p, true));
-    (files, dirs)
-}
-
 /// Moves a process into a cgroup directory: a write of its `cgroup.procs`,
 /// or, from outside a systemd scope, the manager's hand.
 pub(crate) type Mover<'a> = &'a dyn Fn(&Path, i32) -> Result<()>;
@@ -188,94 +78,6 @@ pub(crate) type Mover<'a> = &'a dyn Fn(&Path, i32) -> Result<()>;
 /// The [`Mover`] for cgroups this process may write.
 pub(crate) fn write_procs(dir: &Path, pid: i32) -> Result<()> {
     cgroup::write(&dir.join("cgroup.procs"), &pid.to_string())
-}
-
-/// How a hierarchy spells a controller's files.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Format {
-    /// cgroup v1.
-    V1,
-    /// cgroup2.
-    V2,
-}
-
-impl Format {
-    /// The job memory limit: the file and the value to write.
-    fn memory_limit(self, bytes: Option<u64>) -> (&'static str, String) {
-        match (self, bytes) {
-            (Format::V1, Some(b)) => ("memory.limit_in_bytes", b.to_string()),
-            (Format::V1, None) => ("memory.limit_in_bytes", "-1".into()),
-            (Format::V2, Some(b)) => ("memory.max", b.to_string()),
-            (Format::V2, None) => ("memory.max", "max".into()),
-        }
-    }
-
-    /// The CPU rate cap (percent of one CPU): the files and values to write, in order.
-    fn cpu_rate(self, percent: Option<u32>) -> Vec<(&'static str, String)> {
-        const PERIOD: u64 = 100_000;
-        match self {
-            Format::V1 => {
-                let quota = percent
-                    .map(|p| (p as u64 * PERIOD / 100).max(1000) as i64)
-                    .unwrap_or(-1);
-                vec![
-                    ("cpu.cfs_period_us", PERIOD.to_string()),
-                    ("cpu.cfs_quota_us", quota.to_string()),
-                ]
-            }
-            Format::V2 => {
-                let value = match percent {
-                    Some(p) => format!("{} {PERIOD}", (p as u64 * 1000).max(1000)),
-                    None => format!("max {PERIOD}"),
-                };
-                vec![("cpu.max", value)]
-            }
-        }
-    }
-
-    /// Memory now, at its peak, and OOM kills, from a memory directory.
-    fn memory_usage(self, dir: &Path) -> (Option<u64>, Option<u64>, Option<u64>) {
-        let num = |f: &str| {
-            cgroup::read(&dir.join(f))
-                .ok()
-                .and_then(|s| s.parse::<u64>().ok())
-        };
-        match self {
-            Format::V1 => (
-                num("memory.usage_in_bytes"),
-                num("memory.max_usage_in_bytes"),
-                cgroup::keyed(&dir.join("memory.oom_control"), "oom_kill"),
-            ),
-            Format::V2 => (
-                num("memory.current"),
-                num("memory.peak"),
-                cgroup::keyed(&dir.join("memory.events"), "oom_kill"),
-            ),
-        }
-    }
-
-    /// User and kernel CPU time of a job, from its cgroup2 directory or its
-    /// v1 cpuacct directory.
-    fn cpu_time(self, dir: &Path) -> (Duration, Duration) {
-        match self {
-            Format::V2 => {
-                let stat = dir.join("cpu.stat");
-                (
-                    Duration::from_micros(cgroup::keyed(&stat, "user_usec").unwrap_or(0)),
-                    Duration::from_micros(cgroup::keyed(&stat, "system_usec").unwrap_or(0)),
-                )
-            }
-            Format::V1 => {
-                let tick = crate::linux::clock_ticks_per_second();
-                let stat = dir.join("cpuacct.stat");
-                let ms = |key| cgroup::keyed(&stat, key).unwrap_or(0) * 1000 / tick;
-                (
-                    Duration::from_millis(ms("user")),
-                    Duration::from_millis(ms("system")),
-                )
-            }
-        }
-    }
 }
 
 impl Direct {
@@ -1260,54 +1062,6 @@ fn share_files(dir: &Path, mode: u32) -> Result<()> {
     Ok(())
 }
 
-/// Whether members started by a job's handle are kept in (a cgroup
-/// namespace per job), and what a member can still do.
-fn containment_capability(has_v2: bool) -> (bool, String) {
-    let still = "still possible: processes put in with `job assign` keep the namespaces they had, and so does the first process a handle opened by name (`Job::open`) starts in a job without a member to take them from; a member running as root in the machine's own user namespace can enter other namespaces (setns) and leave, and can signal and trace the guardian and the owner";
-    let services = "a member can still ask the user's service manager to start a process outside the job (`systemd-run --user`), as a Windows process can through WMI, unless the job hides the services (`run --no-services`, `JobBuilder::hide_services`; a bus on an abstract socket is not hidden)";
-    if !has_v2 {
-        return (
-            false,
-            "needs cgroup2: a member that may write cgroup.procs above its job (root; the owner of a delegated subtree) can move itself out".into(),
-        );
-    }
-    if !cgroup::namespaces_delegate() {
-        return (
-            false,
-            "cgroup2 is not mounted with nsdelegate here, so a cgroup namespace does not bound migration: a member that may write cgroup.procs above its job (root; the owner of a delegated subtree) can move itself out".into(),
-        );
-    }
-    let root = rustix::process::geteuid().is_root();
-    let user = if root {
-        ""
-    } else {
-        ", inside a user namespace that maps only you (set-user-ID programs such as sudo gain nothing there)"
-    };
-    // What a job would get: the same helper, placed nowhere.
-    match Namespaces::isolated_by(!root, isolation(false).as_ref(), &|_| Ok(())) {
-        Ok(ns) if ns.is_isolated() => (
-            true,
-            format!(
-                "each process a job's handle starts (`run`, `Job::spawn`) is in namespaces of its job's own{user}: a cgroup namespace rooted at the job (it cannot move itself or its children out, nor change the job's limits), a pid namespace (it sees and can signal only its job's processes, never the guardian or the owner, and when the job closes the kernel ends every member, also without the guardian) and a mount namespace whose cgroup2 view is the job alone (no enclosing job's limit is within reach) (`run --uncontained` turns this off); {services}; {still}"
-            ),
-        ),
-        Ok(_) | Err(_) => match Namespaces::rooted_by(!root, &|_| Ok(())) {
-            Ok(_) => (
-                true,
-                format!(
-                    "each process a job's handle starts (`run`, `Job::spawn`) is in a cgroup namespace rooted at its job{user}: it cannot move itself or its children out, nor change the job's limits (`run --uncontained` turns this off); but this machine gives it no pid and mount namespace of its own, so a member running as you can signal the guardian and the owner, and reach an enclosing job's limits through the machine's cgroup2 mount; {services}; {still}"
-                ),
-            ),
-            Err(e) => (
-                false,
-                format!(
-                    "an unprivileged cgroup namespace needs a user namespace, and this machine refuses one ({e}); the owner of the delegated subtree can move a member out"
-                ),
-            ),
-        },
-    }
-}
-
 /// Hands every controller a cgroup has on to its children (those taskloom uses).
 pub(crate) fn enable_controllers(dir: &Path) {
     let have = cgroup::read(&dir.join("cgroup.controllers")).unwrap_or_default();
@@ -1384,158 +1138,5 @@ pub(crate) fn walk(dir: &Path, prefix: &str, out: &mut Vec<String>) {
         };
         out.push(full.clone());
         walk(&dir.join(&n), &full, out);
-    }
-}
-
-/// How each job feature is enforced by cgroup directories below `roots`;
-/// `manager` names the systemd manager that delegated them, if one did.
-pub(crate) fn capabilities(roots: &cgroup::Roots, manager: Option<&str>) -> Vec<Capability> {
-    let ctl = |c: Controller| -> (bool, String) {
-        if let Some(r) = roots.v1_root(c) {
-            (true, format!("cgroup v1 {} ({})", c.name(), r.display()))
-        } else if roots.v2_controllers.iter().any(|n| n == c.name()) {
-            (
-                true,
-                format!(
-                    "cgroup2 {} ({})",
-                    c.name(),
-                    roots
-                        .v2
-                        .as_ref()
-                        .map(|p| p.display().to_string())
-                        .unwrap_or_default()
-                ),
-            )
-        } else if let Some(manager) = manager {
-            (
-                false,
-                format!(
-                    "the {c} controller is not delegated to {manager}; an administrator can add it: `systemctl edit user@.service` with [Service] Delegate=cpu cpuset io memory pids, then log in again",
-                    c = c.name()
-                ),
-            )
-        } else {
-            (
-                false,
-                format!(
-                    "the {} controller is not available to this process's cgroup",
-                    c.name()
-                ),
-            )
-        }
-    };
-    let mut caps = Vec::new();
-    let mut push = |feature, (enforced, detail): (bool, String)| {
-        caps.push(Capability {
-            feature,
-            enforced,
-            detail,
-        })
-    };
-    push(
-        "membership",
-        match (&roots.v2, manager) {
-            (Some(r), Some(manager)) => (
-                true,
-                format!(
-                    "cgroup2 delegated by {manager}: a transient scope per job ({}): inherited by every fork, double-fork and setsid included",
-                    r.display()
-                ),
-            ),
-            (Some(r), None) => (
-                true,
-                format!(
-                    "cgroup2 ({}): inherited by every fork, double-fork and setsid included",
-                    r.display()
-                ),
-            ),
-            (None, _) if !roots.v1.is_empty() => (true, "cgroup v1 hierarchies".into()),
-            (None, _) => (false, roots.problems.join("; ")),
-        },
-    );
-    push("active-processes", ctl(Controller::Pids));
-    push("job-memory", ctl(Controller::Memory));
-    push("process-memory", (true, "RLIMIT_AS per process".into()));
-    push("affinity", ctl(Controller::Cpuset));
-    push("cpu-rate", ctl(Controller::Cpu));
-    push(
-        "priority",
-        (
-            true,
-            "nice of each member, set at spawn/assign/set (a member with CAP_SYS_NICE can raise its own)".into(),
-        ),
-    );
-    push("process-time", (true, "RLIMIT_CPU per process".into()));
-    push(
-        "job-time",
-        (
-            roots.v2.is_some() || roots.has(Controller::Cpuacct),
-            "cgroup CPU accounting, enforced by a watcher while one runs (`Job::watch`, `taskloom run`)".into(),
-        ),
-    );
-    push(
-        "terminate",
-        match &roots.v2 {
-            Some(_) => (true, "cgroup.kill (no racing fork escapes)".into()),
-            None if roots.has(Controller::Freezer) => {
-                (true, "freeze, kill every member, thaw".into())
-            }
-            None => (
-                false,
-                "kill loop without a freezer: a process forking fast may escape".into(),
-            ),
-        },
-    );
-    push(
-        "freeze",
-        if roots.v2.is_some() {
-            (true, "cgroup.freeze".into())
-        } else {
-            ctl(Controller::Freezer)
-        },
-    );
-    push(
-        "kill-on-close",
-        (
-            true,
-            "guardian process watching the holders' pipe; survives SIGKILL of the owner".into(),
-        ),
-    );
-    push(
-        "notifications",
-        (
-            true,
-            "cgroup.events, pids.events, memory events and member scans, polled".into(),
-        ),
-    );
-    push("containment", containment_capability(roots.v2.is_some()));
-    push(
-        "total-processes",
-        total_processes_capability(roots.v2.is_some()),
-    );
-    caps
-}
-
-/// Whether jobs keep `TotalProcesses` here (a counter process per job,
-/// listening to the kernel's process events).
-fn total_processes_capability(has_v2: bool) -> (bool, String) {
-    if !has_v2 {
-        return (
-            false,
-            "not counted: the job's counter needs cgroup2 (a watcher, `job watch`, counts while it runs)"
-                .into(),
-        );
-    }
-    match crate::job::counter::available() {
-        Ok(()) => (
-            true,
-            "the job's guardian (or one that only counts) counts every process its members start, from the kernel's process events".into(),
-        ),
-        Err(e) => (
-            false,
-            format!(
-                "not counted: the kernel's process events are not available to this process ({e}; any user on Linux 6.6 and later, root before, outside user and pid namespaces); a watcher (`job watch`) counts while it runs, less exactly"
-            ),
-        ),
     }
 }

@@ -1,14 +1,17 @@
 //! The process-group backend, for machines where this process may write no
-//! cgroup (see `job/pgroup.rs` for what a group can and cannot hold): a job
+//! cgroup (see `pgroup.rs` for what a group can and cannot hold): a job
 //! is a process group and a private state directory of this user's.
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 
+use super::direct::cgroup;
 use super::{Accounting, JobBackend, Marks, limits_from_json, limits_to_json};
 use crate::error::{Error, OrLog, Result};
-use crate::job::{Capability, JobLimits, cgroup, guardian, pgroup};
+use crate::job::{Capability, JobLimits, guardian};
+
+pub(crate) mod pgroup;
 use crate::process::{Process, ProcessBuilder, ProcessGroup};
 
 /// A job kept as a process group.

@@ -20,8 +20,12 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 use std::ptr;
 
-use super::counter;
+mod counter;
+
 use crate::error::{Error, Result};
+pub(crate) use counter::{
+    available as counting_available, carry_over, count_entered, counted_move, record, total,
+};
 
 /// What the guardian does when the last handle is gone, prepared before the fork.
 #[derive(Debug)]
@@ -49,7 +53,7 @@ pub(crate) struct Plan {
     pub remove_if_empty: Vec<CString>,
     /// For an outermost job: its cgroup2 directory and its path as `/proc`
     /// shows it, for the guardian to count its processes too
-    /// (`job/counter.rs`), when it was started with a counter.
+    /// (`counter.rs`), when it was started with a counter.
     pub count: Option<(CString, CString)>,
 }
 
@@ -387,6 +391,28 @@ impl Waiting {
 
 /// Starts a guardian for `plan`; returns its pipe (close-on-exec) and
 /// whether it counts the job's processes (the plan asks, and this process
+/// Starts the counter of the top-level job whose cgroup2 directory is
+/// `dir` (which this process's `/proc` shows as `shown`), and records it on
+/// the job. `Ok(false)` when this machine gives this process no process
+/// events (see [`counter::available`]).
+pub(crate) fn start_counting(dir: &std::path::Path, shown: &std::path::Path) -> Result<bool> {
+    let Some(counter) = counter::prepare() else {
+        return Ok(false);
+    };
+    // A guardian that only keeps count: no kill-on-close, and it ends once
+    // the job's directory is gone.
+    let waiting = spawn_with(Some(counter))?;
+    let pid = waiting.pid;
+    let mut plan = Plan::new(None, None, &[], &[], &[]);
+    plan.count(dir, shown);
+    waiting.arm(&plan, false)?;
+    counter::record(dir, pid).inspect_err(|_| {
+        // SAFETY: killing the process we just started, by pid.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    })?;
+    Ok(true)
+}
+
 /// gets process events).
 pub(crate) fn start(plan: &Plan) -> Result<(Armed, bool)> {
     let waiting = spawn(plan.count.is_some())?;

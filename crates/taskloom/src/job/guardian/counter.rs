@@ -3,7 +3,9 @@
 //! Linux keeps no count of the processes a cgroup ever had. Every
 //! outermost cgroup job gets a counter: its guardian, which then polls the
 //! holders' pipe and the events socket together ([`count_until`]), or,
-//! for a job without one, a guardian that only counts ([`start`]).
+//! for a job without one, a guardian that only counts
+//! ([`start_counting`](super::start_counting)). The counter is a leaf: it
+//! knows nothing of the guardian that runs it.
 //! It listens to the kernel's process events ([`Connector`]: any user since
 //! Linux 6.6, root before) and counts each process a member starts, in the
 //! member's job and every enclosing job up to the top, as the extended
@@ -35,9 +37,8 @@ use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 
-use super::connector::{self, Connector, ProcEvent};
-use super::guardian;
 use crate::error::{Error, OrLog, Result};
+use crate::job::connector::{self, Connector, ProcEvent};
 
 /// Processes members started, per job (written by the counter only).
 const FORKS: &str = "user.taskloom.forks";
@@ -54,28 +55,6 @@ const LOST: &str = "user.taskloom.count_lost";
 const TABLE: usize = 1 << 16;
 const EMPTY: i32 = 0;
 const GONE: i32 = -1;
-
-/// Starts the counter of the top-level job whose cgroup2 directory is
-/// `dir` (which this process's `/proc` shows as `shown`), and records it on
-/// the job. `Ok(false)` when this machine gives this process no process
-/// events (see [`available`]).
-pub(crate) fn start(dir: &Path, shown: &Path) -> Result<bool> {
-    let Some(counter) = prepare() else {
-        return Ok(false);
-    };
-    // A guardian that only keeps count: no kill-on-close, and it ends once
-    // the job's directory is gone.
-    let waiting = guardian::spawn_with(Some(counter))?;
-    let pid = waiting.pid;
-    let mut plan = guardian::Plan::new(None, None, &[], &[], &[]);
-    plan.count(dir, shown);
-    waiting.arm(&plan, false)?;
-    record(dir, pid).inspect_err(|_| {
-        // SAFETY: killing the process we just started, by pid.
-        unsafe { libc::kill(pid, libc::SIGKILL) };
-    })?;
-    Ok(true)
-}
 
 /// What a counter needs, made before the fork of the process that runs it
 /// (this module's own, or a job's guardian): the subscribed socket and the

@@ -1,0 +1,159 @@
+//! What a job limits ([`JobLimits`]) and how the limits are checked before
+//! anything is made; what a job reports ([`JobInfo`], [`Capability`]).
+
+use std::time::Duration;
+
+use crate::cpuset::CpuSet;
+use crate::error::{Error, Result};
+use crate::priority::PriorityClass;
+
+/// Limits of a job (`JOBOBJECT_EXTENDED_LIMIT_INFORMATION` and friends).
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct JobLimits {
+    /// Most processes (and threads: `pids.max` counts tasks) alive at once.
+    pub active_processes: Option<u64>,
+    /// Memory for the whole job, in bytes (`memory.max`); the OOM killer acts inside the job only.
+    pub job_memory: Option<u64>,
+    /// Address space per process, in bytes (`RLIMIT_AS`).
+    pub process_memory: Option<u64>,
+    /// CPUs the job may use (`cpuset.cpus`).
+    pub affinity: Option<CpuSet>,
+    /// Priority class of every process (nice values, set on members).
+    pub priority: Option<PriorityClass>,
+    /// Hard CPU cap as a percentage of one CPU (150 = one and a half CPUs; `cpu.max`).
+    pub cpu_rate_percent: Option<u32>,
+    /// User-mode CPU time for the whole job; the job is terminated past it (enforced by a watcher).
+    #[serde(with = "crate::units::serde_opt_secs", rename = "job_time_seconds")]
+    pub job_time: Option<Duration>,
+    /// User+kernel CPU time per process (`RLIMIT_CPU`, SIGKILL at the limit).
+    /// The kernel counts whole seconds: a fraction is rounded up
+    /// ([`process_time_secs`]), so no process is stopped before its limit.
+    #[serde(with = "crate::units::serde_opt_secs", rename = "process_time_seconds")]
+    pub process_time: Option<Duration>,
+    /// Members may start children outside the job (`JOB_OBJECT_LIMIT_BREAKAWAY_OK`,
+    /// with [`ProcessBuilder::breakaway_from_job`](crate::process::ProcessBuilder::breakaway_from_job)).
+    pub breakaway_ok: bool,
+}
+
+/// What [`Job::info`](super::Job::info) reports (`JOBOBJECT_BASIC_AND_IO_ACCOUNTING_INFORMATION` and more).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct JobInfo {
+    /// The job's name (a path such as `build/tests` for a nested job).
+    pub name: String,
+    /// Processes in the job now (nested jobs included).
+    pub active_processes: usize,
+    /// Their pids.
+    pub pids: Vec<i32>,
+    /// Most tasks alive at once (`pids.peak`), when the kernel keeps it.
+    pub peak_processes: Option<u64>,
+    /// `TotalProcesses`: every process the job (nested jobs included) has
+    /// had, ended ones too, counted by the job's process counter; `None`
+    /// where none runs (see `taskloom job caps`, `total-processes`).
+    pub total_processes: Option<u64>,
+    /// User CPU time of every process that ever ran in the job.
+    #[serde(with = "crate::units::serde_secs", rename = "user_seconds")]
+    pub user_time: Duration,
+    /// Kernel CPU time, likewise.
+    #[serde(with = "crate::units::serde_secs", rename = "kernel_seconds")]
+    pub kernel_time: Duration,
+    /// Memory in use now, in bytes.
+    pub memory_current: Option<u64>,
+    /// Most memory in use at once, in bytes.
+    pub memory_peak: Option<u64>,
+    /// Processes the OOM killer ended inside the job.
+    pub oom_kills: Option<u64>,
+    /// Forks refused by the active-process limit.
+    pub process_limit_hits: Option<u64>,
+    /// Whether the job is frozen.
+    pub frozen: bool,
+    /// The limits in force.
+    pub limits: JobLimits,
+    /// Whether this handle holds the job's kill-on-close (`JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE`).
+    pub kill_on_close: bool,
+}
+
+/// How one limit is enforced on this machine (`taskloom job caps`).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Capability {
+    /// The limit or feature.
+    pub feature: &'static str,
+    /// Whether the kernel enforces it here.
+    pub enforced: bool,
+    /// The mechanism, or why it is unavailable.
+    pub detail: String,
+}
+
+/// Refuses limits no one means: zero processes, zero memory, no CPU, zero
+/// CPU rate or time (each would stop the job's every process at once).
+pub(crate) fn check_limits(l: &JobLimits) -> Result<()> {
+    let zero = [
+        (
+            l.active_processes == Some(0),
+            "an active process limit of 0",
+        ),
+        (l.job_memory == Some(0), "a job memory limit of 0 bytes"),
+        (
+            l.process_memory == Some(0),
+            "a process memory limit of 0 bytes",
+        ),
+        (
+            l.affinity.as_ref().is_some_and(CpuSet::is_empty),
+            "an affinity limit with no CPU",
+        ),
+        (l.cpu_rate_percent == Some(0), "a CPU rate of 0%"),
+        (
+            l.job_time.is_some_and(|d| d.is_zero()),
+            "a job time limit of 0",
+        ),
+        (
+            l.process_time.is_some_and(|d| d.is_zero()),
+            "a process time limit of 0",
+        ),
+    ];
+    match zero.iter().find(|(bad, _)| *bad) {
+        Some((_, what)) => Err(Error::InvalidInput {
+            what: "job limit",
+            reason: format!("{what} would stop every process at once"),
+        }),
+        None => Ok(()),
+    }
+}
+/// The `RLIMIT_CPU` seconds that enforce a per-process time limit: the
+/// kernel counts whole seconds, so a fraction rounds up (2.5 s → 3 s).
+pub fn process_time_secs(limit: Duration) -> u64 {
+    (limit.as_secs() + u64::from(limit.subsec_nanos() > 0)).max(1)
+}
+
+/// Refuses a job mode that is more than permission bits (setuid, setgid and
+/// sticky bits mean nothing for a job and must not reach cgroup directories).
+pub(crate) fn check_mode(mode: Option<u32>) -> Result<()> {
+    match mode {
+        Some(m) if m & !0o777 != 0 => Err(Error::InvalidInput {
+            what: "job mode",
+            reason: format!("{m:o} is not permission bits (0 to 777)"),
+        }),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_round_trip_through_json() {
+        let limits = JobLimits {
+            active_processes: Some(10),
+            affinity: Some(CpuSet::parse_list("0-1").unwrap()),
+            job_time: Some(Duration::from_millis(1500)),
+            priority: Some(PriorityClass::Idle),
+            ..Default::default()
+        };
+        let back = crate::job::backend::limits_from_json(
+            crate::job::backend::limits_to_json(&limits).as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(back, limits);
+    }
+}
