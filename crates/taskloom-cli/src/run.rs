@@ -1,7 +1,8 @@
 //! `taskloom run`: start a program in a job, supervise it, summarise.
 //!
-//! One thread does everything: it sleeps in `poll` on the program's pidfd
-//! and a signalfd, and wakes for the next deadline (resume, time-out,
+//! One thread does everything: it sleeps until the program ends or a
+//! signal arrives (the library's [`ControlEvents`]), and wakes for the next
+//! deadline (resume, time-out,
 //! kill-after, the job watcher's tick). So the run ends the moment the
 //! program does, and a signal is handled the moment it arrives.
 //!
@@ -22,13 +23,11 @@ use std::time::{Duration, Instant};
 use crate::OrTrace;
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use nix::sys::signal::{SigSet, Signal};
-use nix::sys::signalfd::{SfdFlags, SignalFd};
-use rustix::event::{PollFd, PollFlags, Timespec};
 use taskloom::debug::{Continue, DebugEvent, DebugMode, Debugger};
 use taskloom::job::{Job, JobEvent, JobWatcher, process_time_secs};
 use taskloom::process::{
-    Credentials, ExitStatus, Process, ProcessAccess, ProcessBuilder, signal_name,
+    ControlEvents, Credentials, ExitStatus, Process, ProcessAccess, ProcessBuilder, signal_name,
+    signals,
 };
 use taskloom::units::format_size;
 
@@ -52,16 +51,14 @@ const EMPTY_TICK: Duration = Duration::from_millis(5);
 /// The longest duration an option takes: past it, a deadline means nothing.
 const LONGEST: Duration = Duration::from_secs(366 * 24 * 3600);
 /// The signals taskloom forwards to PROGRAM.
-const FORWARDED: [Signal; 6] = [
-    Signal::SIGHUP,
-    Signal::SIGINT,
-    Signal::SIGQUIT,
-    Signal::SIGTERM,
-    Signal::SIGUSR1,
-    Signal::SIGUSR2,
+const FORWARDED: [i32; 6] = [
+    signals::HUP,
+    signals::INT,
+    signals::QUIT,
+    signals::TERM,
+    signals::USR1,
+    signals::USR2,
 ];
-/// `si_code` of a signal the kernel itself sent (a terminal's Ctrl-C among them).
-const SI_KERNEL: i32 = 0x80;
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
@@ -258,22 +255,11 @@ impl Drop for JobGuard {
 fn credentials(user: Option<&str>, group: Option<&str>) -> Result<Option<Credentials>> {
     let mut creds = match user {
         Some(u) => Credentials::for_user(u)?,
-        None if group.is_some() => Credentials {
-            uid: rustix::process::getuid().as_raw(),
-            gid: rustix::process::getgid().as_raw(),
-            groups: Vec::new(),
-        },
+        None if group.is_some() => Credentials::of_caller(),
         None => return Ok(None),
     };
     if let Some(g) = group {
-        let gid = match g.parse::<u32>() {
-            Ok(gid) => gid,
-            Err(_) => nix::unistd::Group::from_name(g)
-                .with_context(|| format!("cannot look up group {g}"))?
-                .with_context(|| format!("group not found: {g}"))?
-                .gid
-                .as_raw(),
-        };
+        let gid = Credentials::group_id(g)?;
         creds.gid = gid;
         if user.is_none() {
             creds.groups = vec![gid];
@@ -365,13 +351,7 @@ pub fn main(args: RunArgs) -> Result<i32> {
     // Before anything else (and before any thread exists): the forwarded
     // signals are taken from a signalfd, not acted on. The child's mask is
     // emptied before execve, so PROGRAM receives them as usual.
-    let mut mask = SigSet::empty();
-    for s in FORWARDED {
-        mask.add(s);
-    }
-    mask.thread_block().context("cannot block signals")?;
-    let signals = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
-        .context("cannot create a signalfd")?;
+    let events = ControlEvents::catch(&FORWARDED)?;
 
     let (program, rest) = args.command.split_first().context("no program given")?;
     let mut builder = ProcessBuilder::new(program).args(rest);
@@ -454,8 +434,8 @@ pub fn main(args: RunArgs) -> Result<i32> {
     let run = Supervisor {
         job: job.0.as_ref(),
         watcher: watcher.as_mut(),
-        signals: &signals,
-        same_group: in_our_group(&child),
+        events: &events,
+        same_group: child.shares_callers_group(),
         wait_all: args.wait_all,
     }
     .supervise(
@@ -592,7 +572,7 @@ fn finish(
         if let Some(limit) = info.limits.process_time
             && status
                 .signal()
-                .is_some_and(|s| s == libc::SIGKILL || s == libc::SIGXCPU)
+                .is_some_and(|s| s == signals::KILL || s == signals::XCPU)
             // The kernel kills at the limit by its own clock; the rusage we get
             // back is sampled and can read several percent low, above all on
             // a busy machine (1.91 s for a 2 s kill was seen).
@@ -607,7 +587,7 @@ fn finish(
         // the likely cause, not a certainty.
         if info.limits.process_memory.is_some()
             && status.signal().is_some_and(|s| {
-                [libc::SIGSEGV, libc::SIGBUS, libc::SIGABRT, libc::SIGKILL].contains(&s)
+                [signals::SEGV, signals::BUS, signals::ABRT, signals::KILL].contains(&s)
             })
             && !watch.hits.contains(&"process-time")
             && !watch.hits.contains(&"memory")
@@ -674,19 +654,11 @@ fn finish(
     Ok(exit_code)
 }
 
-/// Whether `child` is in taskloom's own process group (then a terminal's
-/// signals reach it without taskloom).
-fn in_our_group(child: &Process) -> bool {
-    use nix::unistd::{Pid, getpgid, getpgrp};
-    // (A process started by a bare init can be in group 0: compare, never assume.)
-    getpgid(Some(Pid::from_raw(child.pid()))).is_ok_and(|g| g == getpgrp())
-}
-
 /// The supervising loop's inputs.
 struct Supervisor<'a> {
     job: Option<&'a Job>,
     watcher: Option<&'a mut JobWatcher>,
-    signals: &'a SignalFd,
+    events: &'a ControlEvents,
     same_group: bool,
     wait_all: bool,
 }
@@ -783,25 +755,14 @@ impl Supervisor<'_> {
             if status.is_some() {
                 wake = wake.min(now + EMPTY_TICK);
             }
-            let pause = wake.saturating_duration_since(Instant::now());
-            let timespec = Timespec {
-                tv_sec: pause.as_secs() as i64,
-                tv_nsec: pause.subsec_nanos() as i64,
-            };
-            let mut fds = vec![PollFd::new(&self.signals, PollFlags::IN)];
-            if status.is_none() {
-                fds.push(PollFd::from_borrowed_fd(child.pidfd(), PollFlags::IN));
-            }
-            match rustix::event::poll(&mut fds, Some(&timespec)) {
-                Ok(_) | Err(rustix::io::Errno::INTR) => {}
-                Err(e) => return Err(std::io::Error::from(e)).context("poll"),
-            }
-            while let Some(info) = self.signals.read_signal().context("read signalfd")? {
-                let signal = info.ssi_signo as i32;
+            self.events
+                .wait(status.is_none().then_some(&child), Some(wake))?;
+            while let Some(event) = self.events.next()? {
+                let signal = event.signal;
                 let now = Instant::now();
                 if status.is_some() {
                     // PROGRAM is gone; the rest of the job is what remains.
-                    if signal == libc::SIGUSR1 || signal == libc::SIGUSR2 {
+                    if signal == signals::USR1 || signal == signals::USR2 {
                         self.signal_members(signal);
                     } else {
                         ended_by.get_or_insert(EndedBy::Signal);
@@ -809,7 +770,7 @@ impl Supervisor<'_> {
                     }
                     continue;
                 }
-                if signal == libc::SIGINT {
+                if signal == signals::INT {
                     if last_interrupt.is_some_and(|t| now.duration_since(t) < SECOND_INTERRUPT) {
                         ended_by = Some(EndedBy::Interrupt);
                         self.terminate(&child)?;
@@ -818,7 +779,7 @@ impl Supervisor<'_> {
                     last_interrupt = Some(now);
                 }
                 // A terminal signals its whole foreground group: PROGRAM has it already.
-                let from_terminal = info.ssi_code == SI_KERNEL && self.same_group;
+                let from_terminal = event.from_terminal && self.same_group;
                 if !from_terminal && child.signal(signal).is_ok() {
                     forwarded.push(signal);
                 }

@@ -551,3 +551,45 @@ fn verbose_logging_goes_to_stderr_and_leaves_json_alone() {
     let o = taskloom(&["job", "caps", "-v", "--json"]);
     assert!(o.status.success(), "{}", stderr(&o));
 }
+
+/// The binary asks the library, never the kernel: no `/proc` path and no
+/// raw `libc`/`nix`/`rustix` call in its sources, but the one line that
+/// gives SIGPIPE back its default at start (its own business, before any
+/// thread). What it needs of the system is a library call, which Windows
+/// gets too.
+#[test]
+fn the_binary_asks_the_library_never_the_kernel() {
+    fn sources(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+        for e in std::fs::read_dir(dir).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                sources(&p, out);
+            } else if p.extension().is_some_and(|x| x == "rs") {
+                out.push(p);
+            }
+        }
+    }
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    sources(&src, &mut files);
+    assert!(files.len() > 5, "found the sources in {}", src.display());
+    let allowed = "libc::signal(libc::SIGPIPE, libc::SIG_DFL)";
+    let mut found = Vec::new();
+    for f in files {
+        let text = std::fs::read_to_string(&f).unwrap();
+        for (n, line) in text.lines().enumerate() {
+            let code = line.split("//").next().unwrap_or("");
+            let code = code.replacen(allowed, "", 1);
+            for bad in ["\"/proc", "libc::", "nix::", "rustix::"] {
+                if code.contains(bad) {
+                    found.push(format!("{}:{}: {}", f.display(), n + 1, line.trim()));
+                }
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "the binary calls the kernel itself:\n{}",
+        found.join("\n")
+    );
+}

@@ -6,6 +6,7 @@ use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use taskloom::job::{JobInfo, JobLimits};
+use taskloom::process::ProcessAccess;
 
 use super::app::{Action, App, Flow, View};
 use super::collect::{JobRow, Proc, Snapshot};
@@ -369,11 +370,11 @@ fn confirmed_actions_act_on_the_process_and_say_how_it_went() {
     let cpus = taskloom::cpuset::CpuSet::parse_list("0").unwrap();
     let said = super::act(&Action::SetAffinity(pid, cpus));
     assert!(said.starts_with("done"), "{said}");
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    assert!(
-        status.lines().any(|l| l == "Cpus_allowed_list:\t0"),
-        "{status}"
-    );
+    let now = taskloom::process::Process::open_with_access(pid, ProcessAccess::QUERY_INFORMATION)
+        .unwrap()
+        .affinity()
+        .unwrap();
+    assert_eq!(now.to_string(), "0");
     let said = super::act(&Action::Renice(pid, 1));
     assert!(said.starts_with("done"), "{said}");
     let said = super::act(&Action::TerminateProcess(pid));

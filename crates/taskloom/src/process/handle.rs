@@ -363,6 +363,15 @@ impl Process {
         self.pidfd.as_fd()
     }
 
+    /// Whether the process is in the caller's process group: a terminal's
+    /// Ctrl-C, Ctrl-\ and hang-up then reach it together with the caller
+    /// (`false` once it is gone).
+    pub fn shares_callers_group(&self) -> bool {
+        // (A process started by a bare init can be in group 0: compare, never assume.)
+        rustix::process::getpgid(rustix::process::Pid::from_raw(self.pid))
+            .is_ok_and(|g| g == rustix::process::getpgrp())
+    }
+
     /// Resumes a process that was started suspended or suspended with
     /// [`suspend`](Self::suspend) (SIGCONT).
     pub fn resume(&self) -> Result<()> {
@@ -436,6 +445,24 @@ impl Process {
             }
         }
         Ok(())
+    }
+
+    /// `GetProcessAffinityMask`: the CPUs the process (its main thread) may
+    /// run on.
+    pub fn affinity(&self) -> Result<crate::cpuset::CpuSet> {
+        self.require(ProcessAccess::QUERY_INFORMATION, "read the affinity of")
+            .or_else(|_| self.require(ProcessAccess::SET_INFORMATION, "read the affinity of"))?;
+        let pid = rustix::process::Pid::from_raw(self.pid)
+            .ok_or(Error::NoSuchProcess { pid: self.pid })?;
+        let set = rustix::thread::sched_getaffinity(Some(pid))
+            .map_err(|_| Error::NoSuchProcess { pid: self.pid })?;
+        let mut out = crate::cpuset::CpuSet::new();
+        for cpu in 0..rustix::thread::CpuSet::MAX_CPU {
+            if set.is_set(cpu) {
+                out.insert(cpu);
+            }
+        }
+        Ok(out)
     }
 
     /// `SetProcessAffinityMask`: every thread of the process, as it is now,

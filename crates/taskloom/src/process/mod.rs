@@ -28,6 +28,7 @@
 //! execute wins, an empty entry means the current directory.
 
 mod cmdline;
+mod control;
 mod handle;
 #[cfg(feature = "logon")]
 pub mod logon;
@@ -42,6 +43,7 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 
 pub use cmdline::split as split_command_line;
+pub use control::{ControlEvent, ControlEvents, signals};
 
 pub use crate::linux::clock_ticks_per_second;
 pub use handle::{
@@ -138,9 +140,84 @@ pub struct Credentials {
 }
 
 impl Credentials {
-    /// Looks up a user by name or numeric id, with its primary and supplementary groups.
+    /// Looks up a user by name or numeric id, with its primary and
+    /// supplementary groups, through NSS (files, LDAP, sssd …, as the
+    /// machine is set up). A numeric id without an entry runs with its own
+    /// number as group and no supplementary groups.
     pub fn for_user(user: &str) -> Result<Self> {
-        sys::lookup_user(user)
+        use nix::unistd::{Uid, User};
+        if user.contains('\0') {
+            return Err(Error::NulByte {
+                what: "user name",
+                value: user.into(),
+            });
+        }
+        let failed = |e: nix::Error| Error::os(format!("look up user {user}"), e.into());
+        let entry = match User::from_name(user).map_err(failed)? {
+            Some(entry) => entry,
+            None => {
+                let Ok(uid) = user.parse::<u32>() else {
+                    return Err(Error::NoSuchUser {
+                        kind: "user",
+                        name: user.into(),
+                    });
+                };
+                match User::from_uid(Uid::from_raw(uid)).map_err(failed)? {
+                    Some(entry) => entry,
+                    None => {
+                        return Ok(Credentials {
+                            uid,
+                            gid: uid,
+                            groups: Vec::new(),
+                        });
+                    }
+                }
+            }
+        };
+        let gid = entry.gid.as_raw();
+        let mut groups: Vec<u32> = std::ffi::CString::new(entry.name)
+            .ok()
+            .and_then(|name| nix::unistd::getgrouplist(&name, entry.gid).ok())
+            .map(|g| g.into_iter().map(|g| g.as_raw()).collect())
+            .unwrap_or_default();
+        if groups.is_empty() {
+            groups.push(gid);
+        }
+        Ok(Credentials {
+            uid: entry.uid.as_raw(),
+            gid,
+            groups,
+        })
+    }
+
+    /// The calling process's own user and primary group, with no
+    /// supplementary groups (the start of a `--group`-only switch).
+    pub fn of_caller() -> Self {
+        Credentials {
+            uid: rustix::process::getuid().as_raw(),
+            gid: rustix::process::getgid().as_raw(),
+            groups: Vec::new(),
+        }
+    }
+
+    /// The id of group `group`, a name (through NSS) or a number.
+    pub fn group_id(group: &str) -> Result<u32> {
+        if let Ok(gid) = group.parse::<u32>() {
+            return Ok(gid);
+        }
+        if group.contains('\0') {
+            return Err(Error::NulByte {
+                what: "group name",
+                value: group.into(),
+            });
+        }
+        nix::unistd::Group::from_name(group)
+            .map_err(|e| Error::os(format!("look up group {group}"), e.into()))?
+            .map(|g| g.gid.as_raw())
+            .ok_or_else(|| Error::NoSuchUser {
+                kind: "group",
+                name: group.into(),
+            })
     }
 }
 

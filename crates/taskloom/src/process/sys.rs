@@ -30,7 +30,7 @@ use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::ptr;
 use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
 
-use super::{Credentials, ProcessGroup};
+use super::ProcessGroup;
 pub(crate) use crate::arch::CLONE_INTO_CGROUP_WORKS;
 use crate::arch::{
     CLONE_CLEAR_SIGHAND, CLONE_INTO_CGROUP, CloneArgs, KERNEL_CLEARS_HANDLERS, clone_raw,
@@ -718,82 +718,6 @@ extern "C" fn child_main(arg: *mut c_void) -> ! {
         libc::execve(plan.path.as_ptr(), plan.argv.as_ptr(), plan.envp);
         fail(Stage::Exec)
     }
-}
-
-/// `getpwuid_r`: fills `pwd` (its strings in `buf`) and returns whether
-/// user `uid` has an entry.
-fn passwd_by_uid(uid: u32, pwd: &mut MaybeUninit<libc::passwd>, buf: &mut [u8]) -> bool {
-    let mut result: *mut libc::passwd = ptr::null_mut();
-    // SAFETY: all pointers are valid for the sizes given; `result` is set by the call.
-    unsafe {
-        libc::getpwuid_r(
-            uid,
-            pwd.as_mut_ptr(),
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-            &mut result,
-        )
-    };
-    !result.is_null()
-}
-
-/// Resolves a user name or numeric uid with its groups (parent side, may allocate).
-pub(crate) fn lookup_user(user: &str) -> Result<Credentials> {
-    let name = CString::new(user).map_err(|_| Error::NulByte {
-        what: "user name",
-        value: user.into(),
-    })?;
-    let mut pwd = MaybeUninit::<libc::passwd>::zeroed();
-    let mut buf = vec![0u8; 16 * 1024];
-    let mut result: *mut libc::passwd = ptr::null_mut();
-    // SAFETY: all pointers are valid for the sizes given; `result` is set by the call.
-    let r = unsafe {
-        libc::getpwnam_r(
-            name.as_ptr(),
-            pwd.as_mut_ptr(),
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-            &mut result,
-        )
-    };
-    if result.is_null() {
-        if let Ok(uid) = user.parse::<u32>() {
-            if !passwd_by_uid(uid, &mut pwd, &mut buf) {
-                // A bare uid without a passwd entry: its own group id, no supplementary groups.
-                return Ok(Credentials {
-                    uid,
-                    gid: uid,
-                    groups: Vec::new(),
-                });
-            }
-        } else if r != 0 && r != libc::ENOENT {
-            return Err(Error::os(
-                format!("look up user {user} (getpwnam_r)"),
-                io::Error::from_raw_os_error(r),
-            ));
-        } else {
-            return Err(Error::NoSuchUser {
-                kind: "user",
-                name: user.into(),
-            });
-        }
-    }
-    // SAFETY: an entry was found (by name or by uid), so `pwd` was filled
-    // and its strings point into `buf`.
-    let pwd = unsafe { pwd.assume_init() };
-    let mut groups = vec![0 as libc::gid_t; 256];
-    let mut n = groups.len() as libc::c_int;
-    // SAFETY: pw_name is valid while `buf` lives; `groups` has room for `n` entries.
-    let r = unsafe { libc::getgrouplist(pwd.pw_name, pwd.pw_gid, groups.as_mut_ptr(), &mut n) };
-    groups.truncate(if r < 0 { 0 } else { n as usize });
-    if groups.is_empty() {
-        groups.push(pwd.pw_gid);
-    }
-    Ok(Credentials {
-        uid: pwd.pw_uid,
-        gid: pwd.pw_gid,
-        groups,
-    })
 }
 
 /// What a job's own mount and pid namespaces hold, prepared by the parent.
