@@ -387,10 +387,10 @@ fn cgroup2_options() -> Option<String> {
         .find_map(|l| Some(l.split_once(" - cgroup2 ")?.1.split(' ').nth(1)?.to_owned()))
 }
 
-fn in_mount_namespace(script: &str) -> Option<Output> {
+fn in_mount_namespace(test: &str, script: &str) -> Option<Output> {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
-        eprintln!("cgroup-layout tests not run: a mount namespace needs root");
+        common::not_run(test, "a mount namespace needs root");
         return None;
     }
     let o = Command::new("unshare")
@@ -400,11 +400,11 @@ fn in_mount_namespace(script: &str) -> Option<Output> {
     match o {
         Ok(o) if !String::from_utf8_lossy(&o.stderr).contains("unshare failed") => Some(o),
         Ok(o) => {
-            eprintln!("cgroup-layout tests not run: {}", stderr(&o).trim());
+            common::not_run(test, stderr(&o).trim());
             None
         }
         Err(e) => {
-            eprintln!("cgroup-layout tests not run: cannot run unshare: {e}");
+            common::not_run(test, &format!("cannot run unshare: {e}"));
             None
         }
     }
@@ -427,7 +427,10 @@ fn jobs_on_a_cgroup_v1_only_machine() {
         .lines()
         .any(|l| l.contains(" /sys/fs/cgroup/unified ") && l.contains(" - cgroup2 "));
     if !hybrid {
-        eprintln!("v1-only test not run: no hybrid layout here to hide cgroup2 from");
+        common::not_run(
+            "jobs_on_a_cgroup_v1_only_machine",
+            "no hybrid layout here to hide cgroup2 from",
+        );
         return;
     }
     let name = format!("cli-v1only-{}", std::process::id());
@@ -435,7 +438,7 @@ fn jobs_on_a_cgroup_v1_only_machine() {
         "umount -l /sys/fs/cgroup/unified && \"$TL\" job caps --json && \
          \"$TL\" run --name {name} --max-processes 5 -- cat /proc/self/cgroup"
     );
-    let Some(o) = in_mount_namespace(&script) else {
+    let Some(o) = in_mount_namespace("jobs_on_a_cgroup_v1_only_machine", &script) else {
         return;
     };
     assert!(o.status.success(), "{}", stderr(&o));
@@ -480,7 +483,7 @@ fn jobs_on_a_cgroup2_only_machine() {
          \"$TL\" run --name {name} -- cat /proc/self/cgroup"
     );
     let before = cgroup2_options();
-    let Some(o) = in_mount_namespace(&script) else {
+    let Some(o) = in_mount_namespace("jobs_on_a_cgroup2_only_machine", &script) else {
         return;
     };
     assert_eq!(

@@ -1100,7 +1100,10 @@ fn the_kernel_closes_a_job_whose_guardian_cannot_act() {
     }
     let (enforced, detail) = containment_caps();
     if !enforced || !detail.contains("pid namespace") {
-        eprintln!("not run here: no pid namespace per job ({detail})");
+        common::not_run(
+            "the_kernel_closes_a_job_whose_guardian_cannot_act",
+            &format!("no pid namespace per job ({detail})"),
+        );
         return;
     }
     let job = name("noguard");

@@ -24,14 +24,16 @@
 //! println!("{} threads", info.basic.threads);
 //! # Ok::<(), taskloom::Error>(())
 //! ```
-#![allow(unsafe_code)] // one of the fenced modules: ARCHITECTURE.md, "Invariants"
+#![allow(unsafe_code)] // one block (getdents64): ARCHITECTURE.md, "Invariants"
 
 pub use crate::linux::{bytes, parse};
 
 use std::collections::HashMap;
-use std::ffi::CString;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+
+use rustix::fs::{AtFlags, Mode, OFlags};
+use rustix::io::Errno;
 use std::os::unix::ffi::OsStrExt;
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
@@ -47,12 +49,8 @@ struct ProcReader {
 }
 
 /// The owner uid of an open file (`fstat`).
-fn owner_of(fd: &OwnedFd) -> Option<u32> {
-    let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
-    // SAFETY: fstat on a descriptor we hold, into valid storage.
-    let ok = unsafe { libc::fstat(fd.as_raw_fd(), st.as_mut_ptr()) } == 0;
-    // SAFETY: fstat succeeded, so `st` is filled.
-    ok.then(|| unsafe { st.assume_init() }.st_uid)
+fn owner_of(fd: BorrowedFd<'_>) -> Option<u32> {
+    rustix::fs::fstat(fd).ok().map(|st| st.st_uid)
 }
 
 /// Why a file could not be read.
@@ -68,46 +66,36 @@ enum ReadErr {
 
 impl ProcReader {
     fn new() -> Result<Self> {
-        let path = CString::new("/proc").expect("no NUL");
-        // SAFETY: opening a directory with a valid C string.
-        let fd = unsafe {
-            libc::open(
-                path.as_ptr(),
-                libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
-            )
-        };
-        if fd < 0 {
-            return Err(Error::last_os("open /proc"));
-        }
-        // SAFETY: a fresh descriptor we own.
-        let proc = unsafe { OwnedFd::from_raw_fd(fd) };
+        let proc = rustix::fs::open(
+            "/proc",
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| Error::os("open /proc", e.into()))?;
         Ok(ProcReader {
             proc,
             buf: Vec::with_capacity(4096),
         })
     }
 
-    fn classify(e: io::Error) -> ReadErr {
-        match e.raw_os_error() {
-            Some(libc::ENOENT | libc::ESRCH) => ReadErr::Gone,
-            Some(libc::EACCES | libc::EPERM) => ReadErr::Denied,
+    fn classify(e: rustix::io::Errno) -> ReadErr {
+        match e {
+            Errno::NOENT | Errno::SRCH => ReadErr::Gone,
+            Errno::ACCESS | Errno::PERM => ReadErr::Denied,
             _ => ReadErr::Other,
         }
     }
 
     /// Reads `rel` (e.g. `123/stat`) into the internal buffer.
     fn read(&mut self, rel: &str) -> std::result::Result<&[u8], ReadErr> {
-        let dir = self.proc.as_raw_fd();
-        self.read_at(dir, rel)
+        read_into(&mut self.buf, self.proc.as_fd(), rel, None)?;
+        Ok(&self.buf)
     }
 
     /// Reads `rel` relative to the directory `dir` into the internal buffer.
-    fn read_at(
-        &mut self,
-        dir: std::os::fd::RawFd,
-        rel: &str,
-    ) -> std::result::Result<&[u8], ReadErr> {
-        self.read_at_owned(dir, rel, None)
+    fn read_at(&mut self, dir: BorrowedFd<'_>, rel: &str) -> std::result::Result<&[u8], ReadErr> {
+        read_into(&mut self.buf, dir, rel, None)?;
+        Ok(&self.buf)
     }
 
     /// As [`Self::read`], also storing the file's owner uid in `owner`: under
@@ -119,96 +107,21 @@ impl ProcReader {
         rel: &str,
         owner: &mut Option<u32>,
     ) -> std::result::Result<&[u8], ReadErr> {
-        let dir = self.proc.as_raw_fd();
-        self.read_at_owned(dir, rel, Some(owner))
-    }
-
-    fn read_at_owned(
-        &mut self,
-        dir: std::os::fd::RawFd,
-        rel: &str,
-        owner: Option<&mut Option<u32>>,
-    ) -> std::result::Result<&[u8], ReadErr> {
-        let mut path = [0u8; 64];
-        let bytes = rel.as_bytes();
-        if bytes.len() >= path.len() {
-            return Err(ReadErr::Other);
-        }
-        path[..bytes.len()].copy_from_slice(bytes);
-        // SAFETY: `path` is NUL-terminated; openat relative to our /proc fd.
-        let fd =
-            unsafe { libc::openat(dir, path.as_ptr().cast(), libc::O_RDONLY | libc::O_CLOEXEC) };
-        if fd < 0 {
-            return Err(Self::classify(io::Error::last_os_error()));
-        }
-        // SAFETY: a fresh descriptor we own (closed on drop).
-        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-        if let Some(owner) = owner {
-            *owner = owner_of(&fd);
-        }
-        self.buf.clear();
-        loop {
-            if self.buf.capacity() - self.buf.len() < 1024 {
-                self.buf.reserve(self.buf.capacity().max(4096));
-            }
-            let spare = self.buf.capacity() - self.buf.len();
-            // SAFETY: reading into the vector's spare capacity, then extending its length by what was read.
-            let n = unsafe {
-                libc::read(
-                    fd.as_raw_fd(),
-                    self.buf.as_mut_ptr().add(self.buf.len()).cast(),
-                    spare,
-                )
-            };
-            if n < 0 {
-                let e = io::Error::last_os_error();
-                if e.raw_os_error() == Some(libc::EINTR) {
-                    continue;
-                }
-                return Err(Self::classify(e));
-            }
-            if n == 0 {
-                break;
-            }
-            // SAFETY: `n` bytes were initialised by read.
-            unsafe { self.buf.set_len(self.buf.len() + n as usize) };
-            // A /proc file hands over what it has in one read when the buffer is
-            // large enough (seq_file and cmdline alike): a short read is the end,
-            // which saves the second read that would return 0.
-            if (n as usize) < spare {
-                break;
-            }
-        }
+        read_into(&mut self.buf, self.proc.as_fd(), rel, Some(owner))?;
         Ok(&self.buf)
     }
 
     /// The owner uid of `/proc/<pid>` (the process's effective uid, or root when it is not dumpable).
     fn owner(&self, pid: &str) -> Option<u32> {
-        let c = CString::new(pid).ok()?;
-        let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
-        // SAFETY: fstatat with a valid path and out-pointer.
-        let r = unsafe { libc::fstatat(self.proc.as_raw_fd(), c.as_ptr(), st.as_mut_ptr(), 0) };
-        // SAFETY: fstatat succeeded, so `st` is filled.
-        (r == 0).then(|| unsafe { st.assume_init() }.st_uid)
+        rustix::fs::statat(&self.proc, pid, AtFlags::empty())
+            .ok()
+            .map(|st| st.st_uid)
     }
 
     fn readlink(&self, rel: &str) -> std::result::Result<Vec<u8>, ReadErr> {
-        let c = CString::new(rel).map_err(|_| ReadErr::Other)?;
-        let mut buf = vec![0u8; 4096];
-        // SAFETY: readlinkat into a buffer of the given size.
-        let n = unsafe {
-            libc::readlinkat(
-                self.proc.as_raw_fd(),
-                c.as_ptr(),
-                buf.as_mut_ptr().cast(),
-                buf.len(),
-            )
-        };
-        if n < 0 {
-            return Err(Self::classify(io::Error::last_os_error()));
-        }
-        buf.truncate(n as usize);
-        Ok(buf)
+        rustix::fs::readlinkat(&self.proc, rel, Vec::with_capacity(256))
+            .map(|c| c.into_bytes())
+            .map_err(Self::classify)
     }
 
     fn numeric_entries(&self, rel: &str) -> Vec<i32> {
@@ -231,24 +144,22 @@ impl ProcReader {
     }
 
     fn list_dir(&self, rel: &str) -> (Vec<i32>, Option<u32>, Option<OwnedFd>) {
-        let path = CString::new(if rel.is_empty() { "." } else { rel }).expect("no NUL");
-        // SAFETY: openat relative to our /proc fd with a valid C string.
-        let fd = unsafe {
-            libc::openat(
-                self.proc.as_raw_fd(),
-                path.as_ptr(),
-                libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
-            )
-        };
-        if fd < 0 {
+        let Ok(fd) = rustix::fs::openat(
+            &self.proc,
+            if rel.is_empty() { "." } else { rel },
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        ) else {
             return (Vec::new(), None, None);
-        }
-        // SAFETY: a fresh descriptor we own.
-        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-        let owner = owner_of(&fd);
+        };
+        let owner = owner_of(fd.as_fd());
         let mut out = Vec::new();
         let mut buf = vec![0u8; 32 * 1024];
         loop {
+            // rustix's RawDir reads until getdents returns 0; procfs fills the
+            // buffer in one call, so the loop below stops at a call that left
+            // room to spare and saves that last call per directory (one per
+            // process in a thread snapshot).
             // SAFETY: getdents64 into a buffer of the given size.
             let n = unsafe {
                 libc::syscall(
@@ -285,11 +196,43 @@ impl ProcReader {
     }
 }
 
+/// Reads `rel` relative to the directory `dir` into `buf` (cleared first),
+/// storing the file's owner uid in `owner` when asked.
+fn read_into(
+    buf: &mut Vec<u8>,
+    dir: BorrowedFd<'_>,
+    rel: &str,
+    owner: Option<&mut Option<u32>>,
+) -> std::result::Result<(), ReadErr> {
+    let fd = rustix::fs::openat(dir, rel, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
+        .map_err(ProcReader::classify)?;
+    if let Some(owner) = owner {
+        *owner = owner_of(fd.as_fd());
+    }
+    buf.clear();
+    loop {
+        if buf.capacity() - buf.len() < 1024 {
+            buf.reserve(buf.capacity().max(4096));
+        }
+        let spare = buf.capacity() - buf.len();
+        let n = match rustix::io::read(&fd, rustix::buffer::spare_capacity(buf)) {
+            Ok(n) => n,
+            Err(Errno::INTR) => continue,
+            Err(e) => return Err(ProcReader::classify(e)),
+        };
+        // A /proc file hands over what it has in one read when the buffer is
+        // large enough (seq_file and cmdline alike): a short read is the end,
+        // which saves the second read that would return 0.
+        if n == 0 || n < spare {
+            return Ok(());
+        }
+    }
+}
+
 pub(crate) use crate::linux::{boot_time, ticks};
 
 fn page_size() -> u64 {
-    // SAFETY: sysconf has no preconditions.
-    (unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).max(4096) as u64
+    rustix::param::page_size() as u64
 }
 
 /// The name of user `uid`, through NSS (`getpwuid_r`: files, LDAP, sssd …,
@@ -511,7 +454,7 @@ fn threads_of(
         path.clear();
         push_num(path, tid);
         path.push_str("/stat");
-        let stat = match r.read_at(task_dir.as_raw_fd(), path) {
+        let stat = match r.read_at(task_dir.as_fd(), path) {
             Ok(b) => match parse::parse_stat(b) {
                 Ok(s) => s,
                 Err(_) => continue,

@@ -1,6 +1,9 @@
 //! Inspection against live processes with hostile names, and the parsers
 //! against generated `/proc` files.
 
+#[path = "../common/mod.rs"]
+mod common;
+
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
@@ -195,7 +198,10 @@ fn classification_of_kernel_threads_zombies_and_normal_processes() {
 #[test]
 fn a_process_in_another_pid_namespace_is_pico() {
     if !rustix::process::geteuid().is_root() || std::fs::metadata("/usr/bin/unshare").is_err() {
-        eprintln!("a_process_in_another_pid_namespace_is_pico: not run: needs root and unshare(1)");
+        common::not_run(
+            "a_process_in_another_pid_namespace_is_pico",
+            "needs root and unshare(1)",
+        );
         return;
     }
     let mut outer = ProcessBuilder::new("unshare")

@@ -317,7 +317,10 @@ fn no_escape_by_forking_in_a_storm() {
 fn a_fork_bomb_is_contained_by_the_process_limit() {
     let _g = serial();
     if !jobs_available("fork_bomb") || !has("active-processes") {
-        eprintln!("a_fork_bomb_is_contained: not run: no pids controller here");
+        common::not_run(
+            "a_fork_bomb_is_contained_by_the_process_limit",
+            "no pids controller here",
+        );
         return;
     }
     let limits = JobLimits {
@@ -375,7 +378,10 @@ fn a_fork_bomb_is_contained_by_the_process_limit() {
 fn a_memory_hog_is_oom_killed_inside_the_job_only() {
     let _g = serial();
     if !jobs_available("memory_hog") || !has("job-memory") {
-        eprintln!("a_memory_hog: not run: no memory controller here");
+        common::not_run(
+            "a_memory_hog_is_oom_killed_inside_the_job_only",
+            "no memory controller here",
+        );
         return;
     }
     let limits = JobLimits {
