@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use libfuzzer_sys::fuzz_target;
-use taskloom::process::shell::desktop::{
+use taskloom::shell::desktop::{
     DesktopEntry, ExecContext, ExecTarget, expand_exec, quote_exec_arg,
 };
 

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::Args;
-use taskloom::process::shell::{Launch, ShellExecute, TargetKind, Verb};
+use taskloom::shell::{Launch, ShellExecute, TargetKind, Verb};
 
 #[derive(Debug, Args)]
 pub struct OpenArgs {

@@ -6,7 +6,7 @@
 //! (default: this example's own source file). Without a desktop (a bare
 //! server), the error says which type has no application.
 
-use taskloom::process::shell::ShellExecute;
+use taskloom::shell::ShellExecute;
 
 fn main() {
     let target = std::env::args_os().nth(1).unwrap_or_else(|| {

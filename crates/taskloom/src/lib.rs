@@ -7,7 +7,7 @@
 //! | process `HANDLE`              | [`process::Process`] (a pidfd)            |
 //! | `OpenProcess`                 | [`process::Process::open`]                |
 //! | `WaitForMultipleObjects`      | [`process::wait_any`], [`process::wait_all`] |
-//! | `ShellExecuteEx`              | [`process::shell::ShellExecute`]          |
+//! | `ShellExecuteEx`              | [`shell::ShellExecute`]          |
 //! | priority class, affinity mask | [`PriorityClass`], [`CpuSet`]             |
 //! | job object                    | [`job::Job`] (cgroups)                    |
 //! | fiber, FLS                    | [`fiber`]                                 |
@@ -72,6 +72,7 @@ pub mod job;
 mod linux;
 pub mod priority;
 pub mod process;
+pub mod shell;
 pub mod thread;
 pub mod units;
 
@@ -93,9 +94,9 @@ mod layers {
     use std::path::{Path, PathBuf};
 
     /// Lowest first.
-    pub(super) const LAYERS: [&str; 12] = [
-        "error", "linux", "arch", "cpuset", "units", "priority", "fiber", "process", "thread",
-        "inspect", "job", "debug",
+    pub(super) const LAYERS: [&str; 13] = [
+        "error", "linux", "arch", "cpuset", "units", "priority", "fiber", "process", "shell",
+        "thread", "inspect", "job", "debug",
     ];
 
     fn sources(dir: &Path, out: &mut Vec<PathBuf>) {

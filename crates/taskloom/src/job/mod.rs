@@ -676,7 +676,7 @@ impl Job {
         let stat =
             fs::read(format!("/proc/{pid}/stat")).map_err(|_| Error::NoSuchProcess { pid })?;
         let stat =
-            crate::inspect::parse::parse_stat(&stat).map_err(|_| Error::NoSuchProcess { pid })?;
+            crate::linux::parse::parse_stat(&stat).map_err(|_| Error::NoSuchProcess { pid })?;
         if stat.state == 'Z' || stat.state == 'X' {
             return Err(Error::InvalidInput {
                 what: "assign",

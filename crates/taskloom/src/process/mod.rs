@@ -32,9 +32,9 @@ mod control;
 mod handle;
 #[cfg(feature = "logon")]
 pub mod logon;
-pub mod shell;
 mod spawn;
 mod sys;
+pub(crate) use spawn::find_executable;
 pub(crate) use sys::Isolation;
 
 use std::collections::BTreeMap;

@@ -1,4 +1,4 @@
-//! ShellExecute's parsers (`process::shell::{desktop, assoc}`) against the
+//! ShellExecute's parsers (`shell::{desktop, assoc}`) against the
 //! maintained crates for the same formats, on the cases taskloom's own tests
 //! use. taskloom keeps its own parsers where a crate gets the spec wrong;
 //! each difference is asserted here, so that a crate release that fixes it
@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use freedesktop_desktop_entry::DesktopEntry as PeerEntry;
-use taskloom::process::shell::assoc::{MimeDb, XdgDirs};
-use taskloom::process::shell::desktop::{DesktopEntry, ExecContext, ExecTarget, expand_exec};
+use taskloom::shell::assoc::{MimeDb, XdgDirs};
+use taskloom::shell::desktop::{DesktopEntry, ExecContext, ExecTarget, expand_exec};
 
 const ENTRY_PATH: &str = "/apps/viewer.desktop";
 

@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 
 use proptest::prelude::*;
 use taskloom::Error;
-use taskloom::process::shell::assoc::XdgDirs;
-use taskloom::process::shell::desktop::{DesktopEntry, ExecContext, expand_exec, quote_exec_arg};
-use taskloom::process::shell::{ShellExecute, TargetKind, Verb};
+use taskloom::shell::assoc::XdgDirs;
+use taskloom::shell::desktop::{DesktopEntry, ExecContext, expand_exec, quote_exec_arg};
+use taskloom::shell::{ShellExecute, TargetKind, Verb};
 
 use super::serial;
 

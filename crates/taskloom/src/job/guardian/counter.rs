@@ -319,7 +319,7 @@ fn xattr(dir: &Path, name: &str) -> Option<String> {
 /// process with its number.
 fn start_time(pid: i32) -> Option<u64> {
     let stat = fs::read(format!("/proc/{pid}/stat")).ok()?;
-    crate::inspect::parse::parse_stat(&stat)
+    crate::linux::parse::parse_stat(&stat)
         .ok()
         .map(|s| s.starttime)
 }

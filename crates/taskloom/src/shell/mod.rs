@@ -34,7 +34,7 @@
 //! document are an error rather than silently dropped.
 //!
 //! ```no_run
-//! use taskloom::process::shell::ShellExecute;
+//! use taskloom::shell::ShellExecute;
 //! let launched = ShellExecute::new("report.pdf").spawn().unwrap();
 //! println!("opened with {:?}", launched.launch.argv);
 //! ```
@@ -50,7 +50,7 @@ use std::path::{Path, PathBuf};
 
 use self::assoc::{AppIndex, MimeDb, XdgDirs};
 use self::desktop::{ExecContext, ExecTarget};
-use super::{Credentials, Process, ProcessBuilder};
+use crate::process::{Credentials, Process, ProcessBuilder, find_executable, split_command_line};
 use crate::error::{Error, Result};
 
 /// What to do with the target (`lpVerb`).
@@ -566,7 +566,7 @@ fn edit_launch(p: &Path, kind: TargetKind, shown: &str) -> Result<Launch> {
             target: shown.to_string(),
             mime: "editing (neither VISUAL nor EDITOR is set)".into(),
         })?;
-    let mut argv: Vec<Vec<u8>> = super::split_command_line(&editor)?
+    let mut argv: Vec<Vec<u8>> = split_command_line(&editor)?
         .into_iter()
         .map(String::into_bytes)
         .collect();
@@ -580,7 +580,7 @@ fn in_terminal(argv: Vec<OsString>) -> Option<Vec<OsString>> {
     let term = std::env::var_os("TERMINAL")
         .filter(|t| !t.is_empty())
         .or_else(|| {
-            super::spawn::find_executable("x-terminal-emulator").map(PathBuf::into_os_string)
+            find_executable("x-terminal-emulator").map(PathBuf::into_os_string)
         })?;
     let mut out = vec![term, OsString::from("-e")];
     out.extend(argv);

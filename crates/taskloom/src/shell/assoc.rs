@@ -357,7 +357,7 @@ fn program_exists(prog: &str) -> bool {
     if prog.contains('/') {
         return Path::new(prog).exists();
     }
-    crate::process::spawn::find_executable(prog).is_some()
+    crate::process::find_executable(prog).is_some()
 }
 
 /// The `mimeapps.list` files in the specification's order of importance.
