@@ -50,8 +50,8 @@ use std::path::{Path, PathBuf};
 
 use self::assoc::{AppIndex, MimeDb, XdgDirs};
 use self::desktop::{ExecContext, ExecTarget};
-use crate::process::{Credentials, Process, ProcessBuilder, find_executable, split_command_line};
 use crate::error::{Error, Result};
+use crate::process::{Credentials, Process, ProcessBuilder, find_executable, split_command_line};
 
 /// What to do with the target (`lpVerb`).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -579,9 +579,7 @@ fn edit_launch(p: &Path, kind: TargetKind, shown: &str) -> Result<Launch> {
 fn in_terminal(argv: Vec<OsString>) -> Option<Vec<OsString>> {
     let term = std::env::var_os("TERMINAL")
         .filter(|t| !t.is_empty())
-        .or_else(|| {
-            find_executable("x-terminal-emulator").map(PathBuf::into_os_string)
-        })?;
+        .or_else(|| find_executable("x-terminal-emulator").map(PathBuf::into_os_string))?;
     let mut out = vec![term, OsString::from("-e")];
     out.extend(argv);
     Some(out)
