@@ -203,6 +203,15 @@ pub enum Error {
     /// The machine offers no cgroup taskloom may write.
     #[error("jobs are unavailable here: {0}")]
     JobsUnavailable(String),
+    /// What was asked has no meaning, or no implementation yet, on this
+    /// operating system; `reason` says which and why.
+    #[error("{what} is not supported here: {reason}")]
+    Unsupported {
+        /// What was asked.
+        what: &'static str,
+        /// Why it cannot be done here.
+        reason: String,
+    },
     /// A ShellExecute target (a file or folder) does not exist.
     #[error("no such file or folder: {}", path.display())]
     NoSuchTarget {
@@ -296,9 +305,10 @@ impl Error {
             | Error::InvalidJobName { .. }
             | Error::DesktopEntry { .. }
             | Error::InvalidInput { .. } => ErrorKind::InvalidInput,
-            Error::JobsUnavailable(_) | Error::NoAssociation { .. } | Error::Systemd { .. } => {
-                ErrorKind::Unsupported
-            }
+            Error::JobsUnavailable(_)
+            | Error::NoAssociation { .. }
+            | Error::Systemd { .. }
+            | Error::Unsupported { .. } => ErrorKind::Unsupported,
             Error::Exec { .. } | Error::ChildSetup { .. } => ErrorKind::StartFailed,
             Error::Cgroup { .. } | Error::Os { .. } => ErrorKind::Os,
         }
@@ -307,8 +317,9 @@ impl Error {
     /// Wraps an OS error, turning EPERM/EACCES into [`Error::PermissionDenied`].
     pub(crate) fn os(op: impl Into<String>, source: io::Error) -> Self {
         let op = op.into();
-        match source.raw_os_error() {
-            Some(libc::EPERM) | Some(libc::EACCES) => Error::PermissionDenied { what: op, source },
+        // EPERM and EACCES on Linux, ERROR_ACCESS_DENIED and friends on Windows.
+        match source.kind() {
+            io::ErrorKind::PermissionDenied => Error::PermissionDenied { what: op, source },
             _ => Error::Os { op, source },
         }
     }
@@ -325,13 +336,22 @@ impl Error {
         };
         Error::PermissionDenied {
             what: format!("{what}: this handle was opened without {right}"),
-            source: io::Error::from_raw_os_error(libc::EACCES),
+            source: access_denied(),
         }
     }
 
     pub(crate) fn last_os(op: impl Into<String>) -> Self {
         Self::os(op, io::Error::last_os_error())
     }
+}
+
+/// The OS's own "access denied" error (EACCES, ERROR_ACCESS_DENIED).
+pub(crate) fn access_denied() -> io::Error {
+    #[cfg(target_os = "linux")]
+    let code = libc::EACCES;
+    #[cfg(windows)]
+    let code = windows_sys::Win32::Foundation::ERROR_ACCESS_DENIED as i32;
+    io::Error::from_raw_os_error(code)
 }
 
 /// A step whose failure is not the caller's error: a clean-up after
@@ -353,7 +373,7 @@ impl<T, E: std::fmt::Display> OrLog for std::result::Result<T, E> {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, target_os = "linux"))]
 mod kind_tests {
     use super::*;
 

@@ -60,21 +60,33 @@
 //! map of the code and the invariants it keeps.
 #![deny(unsafe_code)] // allowed only in the modules ARCHITECTURE.md lists
 #![warn(missing_docs)]
-#![cfg(target_os = "linux")]
+#![cfg(any(target_os = "linux", windows))]
 
-mod arch;
+// On both systems: the model's processes and jobs, and what they share.
 pub mod cpuset;
-pub mod debug;
 pub mod error;
-pub mod fiber;
-pub mod inspect;
 pub mod job;
-mod linux;
 pub mod priority;
 pub mod process;
-pub mod shell;
-pub mod thread;
 pub mod units;
+
+// Linux only, for now (ARCHITECTURE.md, "Two systems, one API").
+#[cfg(target_os = "linux")]
+mod arch;
+#[cfg(target_os = "linux")]
+pub mod debug;
+#[cfg(target_os = "linux")]
+pub mod fiber;
+#[cfg(target_os = "linux")]
+pub mod inspect;
+#[cfg(target_os = "linux")]
+mod linux;
+#[cfg(target_os = "linux")]
+pub mod shell;
+#[cfg(target_os = "linux")]
+pub mod thread;
+#[cfg(windows)]
+mod windows;
 
 pub use cpuset::CpuSet;
 pub use error::{Error, ErrorKind, LogonFailure, Result};
@@ -94,9 +106,9 @@ mod layers {
     use std::path::{Path, PathBuf};
 
     /// Lowest first.
-    pub(super) const LAYERS: [&str; 13] = [
-        "error", "linux", "arch", "cpuset", "units", "priority", "fiber", "process", "shell",
-        "thread", "inspect", "job", "debug",
+    pub(super) const LAYERS: [&str; 14] = [
+        "error", "linux", "windows", "arch", "cpuset", "units", "priority", "fiber", "process",
+        "shell", "thread", "inspect", "job", "debug",
     ];
 
     fn sources(dir: &Path, out: &mut Vec<PathBuf>) {

@@ -367,9 +367,11 @@ impl Process {
     /// Ctrl-C, Ctrl-\ and hang-up then reach it together with the caller
     /// (`false` once it is gone).
     pub fn shares_callers_group(&self) -> bool {
-        // (A process started by a bare init can be in group 0: compare, never assume.)
-        rustix::process::getpgid(rustix::process::Pid::from_raw(self.pid))
-            .is_ok_and(|g| g == rustix::process::getpgrp())
+        // A process started by a bare init, or whose group leader is outside
+        // the caller's pid namespace, is in group 0: compare, never assume
+        // (rustix's getpgid asserts a positive group, so nix's here).
+        use nix::unistd::{Pid, getpgid, getpgrp};
+        getpgid(Some(Pid::from_raw(self.pid))).is_ok_and(|g| g == getpgrp())
     }
 
     /// Resumes a process that was started suspended or suspended with
