@@ -6,6 +6,8 @@
 //! ```sh
 //! cargo bench -p taskloom --bench debug
 //! ```
+#![cfg_attr(not(target_os = "linux"), no_main)]
+#![cfg(target_os = "linux")]
 
 use std::path::PathBuf;
 use std::process::Command;

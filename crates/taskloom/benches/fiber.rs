@@ -2,6 +2,8 @@
 //! (Boost.Context's switch) and generator, side by side in one run.
 //!
 //! Run: `cargo bench -p taskloom --bench fiber`. Ratios go to BENCHMARKS.md.
+#![cfg_attr(not(target_os = "linux"), no_main)]
+#![cfg(target_os = "linux")]
 
 use std::cell::Cell;
 use std::hint::black_box;

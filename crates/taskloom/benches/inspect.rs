@@ -3,6 +3,8 @@
 //! 300 extra processes started by the bench.
 //!
 //! Run: `cargo build --release -p taskloom-cli && cargo bench -p taskloom --bench inspect`.
+#![cfg_attr(not(target_os = "linux"), no_main)]
+#![cfg(target_os = "linux")]
 
 use std::path::PathBuf;
 use std::process::Command;

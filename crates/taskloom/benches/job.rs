@@ -2,6 +2,8 @@
 //! the plain equivalents. Needs a writable cgroup (run as root).
 //!
 //! Run: `cargo bench -p taskloom --bench job`. Ratios go to BENCHMARKS.md.
+#![cfg_attr(not(target_os = "linux"), no_main)]
+#![cfg(target_os = "linux")]
 
 use std::time::{Duration, Instant};
 

@@ -1,6 +1,8 @@
 //! Spawn + wait: taskloom against `std::process::Command`, side by side.
 //!
 //! Run: `cargo bench -p taskloom --bench spawn`. Ratios go to BENCHMARKS.md.
+#![cfg_attr(not(target_os = "linux"), no_main)]
+#![cfg(target_os = "linux")]
 
 use std::time::Duration;
 

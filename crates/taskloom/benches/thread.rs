@@ -2,6 +2,8 @@
 //! resume round trip of a running thread.
 //!
 //! Run: `cargo bench -p taskloom --bench thread`. Ratios go to BENCHMARKS.md.
+#![cfg_attr(not(target_os = "linux"), no_main)]
+#![cfg(target_os = "linux")]
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

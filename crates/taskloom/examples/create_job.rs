@@ -5,6 +5,8 @@
 //! a minute and terminates the job. Here two `sleep`s play the programs and
 //! they run for one second. Needs a writable cgroup (root, or a delegated
 //! subtree). Run: `cargo run -p taskloom --example create_job`.
+#![cfg_attr(not(target_os = "linux"), no_main)]
+#![cfg(target_os = "linux")]
 
 use std::time::Duration;
 

@@ -3,6 +3,8 @@
 //! Windows starts `notepad.exe` from a command line and closes its handles
 //! after five seconds without waiting; here a `sleep` plays notepad and the
 //! pause is one second. Run: `cargo run -p taskloom --example create_process`.
+#![cfg_attr(not(target_os = "linux"), no_main)]
+#![cfg(target_os = "linux")]
 
 use std::time::Duration;
 

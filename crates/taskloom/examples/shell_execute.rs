@@ -5,6 +5,8 @@
 //! Run: `cargo run -p taskloom --example shell_execute -- FILE_OR_URL`
 //! (default: this example's own source file). Without a desktop (a bare
 //! server), the error says which type has no application.
+#![cfg_attr(not(target_os = "linux"), no_main)]
+#![cfg(target_os = "linux")]
 
 use taskloom::shell::ShellExecute;
 

@@ -101,7 +101,22 @@ impl CpuSet {
         Ok(set)
     }
 
+    /// The CPUs this process may run on now (`sched_getaffinity`;
+    /// `GetProcessAffinityMask` on Windows).
+    #[cfg(windows)]
+    pub fn current() -> Result<Self> {
+        let mask = crate::windows::own_affinity_mask()?;
+        let mut out = CpuSet::new();
+        for cpu in 0..usize::BITS as usize {
+            if mask & (1 << cpu) != 0 {
+                out.insert(cpu);
+            }
+        }
+        Ok(out)
+    }
+
     /// The CPUs this process may run on now (`sched_getaffinity`).
+    #[cfg(target_os = "linux")]
     pub fn current() -> Result<Self> {
         let set = rustix::thread::sched_getaffinity(None)
             .map_err(|e| Error::os("sched_getaffinity of this process", e.into()))?;

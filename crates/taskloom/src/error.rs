@@ -340,6 +340,7 @@ impl Error {
         }
     }
 
+    #[cfg(target_os = "linux")]
     pub(crate) fn last_os(op: impl Into<String>) -> Self {
         Self::os(op, io::Error::last_os_error())
     }

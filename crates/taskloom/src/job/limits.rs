@@ -127,6 +127,7 @@ pub fn process_time_secs(limit: Duration) -> u64 {
 
 /// Refuses a job mode that is more than permission bits (setuid, setgid and
 /// sticky bits mean nothing for a job and must not reach cgroup directories).
+#[cfg(target_os = "linux")]
 pub(crate) fn check_mode(mode: Option<u32>) -> Result<()> {
     match mode {
         Some(m) if m & !0o777 != 0 => Err(Error::InvalidInput {
@@ -150,10 +151,8 @@ mod tests {
             priority: Some(PriorityClass::Idle),
             ..Default::default()
         };
-        let back = crate::job::backend::limits_from_json(
-            crate::job::backend::limits_to_json(&limits).as_bytes(),
-        )
-        .unwrap();
+        let text = serde_json::to_string(&limits).unwrap();
+        let back: JobLimits = serde_json::from_str(&text).unwrap();
         assert_eq!(back, limits);
     }
 }

@@ -242,7 +242,11 @@ impl Job {
     }
 
     /// A handle over a backend object (made or opened).
-    pub(super) fn with_backend(name: String, limits: JobLimits, backend: Box<dyn JobBackend>) -> Job {
+    pub(super) fn with_backend(
+        name: String,
+        limits: JobLimits,
+        backend: Box<dyn JobBackend>,
+    ) -> Job {
         Job {
             site: Arc::new(RwLock::new(Site {
                 name,

@@ -2,6 +2,11 @@
 
 use crate::error::{Error, Result};
 
+/// The name of the directory that holds jobs below a cgroup on Linux
+/// (`linux::JOB_ROOT_NAME`): no job takes it, on either system, so a name
+/// valid on one is valid on the other.
+const RESERVED: &str = "taskloom";
+
 /// The longest job name accepted.
 pub const MAX_NAME_LEN: usize = 128;
 
@@ -37,7 +42,7 @@ pub fn validate_name(name: &str) -> Result<()> {
     {
         return bad("only letters, digits, '-', '_' and '.' are allowed");
     }
-    if name == crate::linux::JOB_ROOT_NAME {
+    if name == RESERVED {
         return bad("is reserved: it holds the jobs a job's members make");
     }
     // Control files are named `<controller>.<file>` (cgroup v1 and v2) or
@@ -86,6 +91,12 @@ pub(crate) fn anon_name() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn the_reserved_name_is_the_cgroup_job_root() {
+        assert_eq!(RESERVED, crate::linux::JOB_ROOT_NAME);
+    }
 
     #[test]
     fn names_that_escape_are_refused() {

@@ -11,90 +11,7 @@ use crate::error::{Error, Result};
 use crate::linux::{self as inspect, parse::parse_stat};
 use crate::priority::PriorityClass;
 
-/// How a process ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum ExitStatus {
-    /// It called `exit(code)`.
-    Exited {
-        /// The exit code (0–255).
-        code: i32,
-    },
-    /// A signal ended it.
-    Signaled {
-        /// The signal number.
-        signal: i32,
-        /// Whether it dumped core.
-        core_dumped: bool,
-    },
-    /// It ended, but it is not our child, so the kernel does not tell us how.
-    Unknown,
-}
-
-impl ExitStatus {
-    /// Whether it exited with code 0.
-    pub fn success(self) -> bool {
-        matches!(self, ExitStatus::Exited { code: 0 })
-    }
-
-    /// The exit code, if it exited normally.
-    pub fn code(self) -> Option<i32> {
-        match self {
-            ExitStatus::Exited { code } => Some(code),
-            _ => None,
-        }
-    }
-
-    /// The signal that ended it, if any.
-    pub fn signal(self) -> Option<i32> {
-        match self {
-            ExitStatus::Signaled { signal, .. } => Some(signal),
-            _ => None,
-        }
-    }
-
-    /// The shell's convention: the code, or 128 + the signal number.
-    pub fn shell_code(self) -> i32 {
-        match self {
-            ExitStatus::Exited { code } => code,
-            ExitStatus::Signaled { signal, .. } => 128 + signal,
-            ExitStatus::Unknown => 255,
-        }
-    }
-
-    fn from_siginfo(code: i32, status: i32) -> Self {
-        match code {
-            libc::CLD_EXITED => ExitStatus::Exited { code: status },
-            libc::CLD_DUMPED => ExitStatus::Signaled {
-                signal: status,
-                core_dumped: true,
-            },
-            _ => ExitStatus::Signaled {
-                signal: status,
-                core_dumped: false,
-            },
-        }
-    }
-}
-
-impl std::fmt::Display for ExitStatus {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ExitStatus::Exited { code } => write!(f, "exit code {code}"),
-            ExitStatus::Signaled {
-                signal,
-                core_dumped,
-            } => {
-                write!(f, "killed by {}", signal_name(*signal))?;
-                if *core_dumped {
-                    f.write_str(" (core dumped)")?;
-                }
-                Ok(())
-            }
-            ExitStatus::Unknown => f.write_str("exited (status unknown: not our child)"),
-        }
-    }
-}
+use super::{ExitStatus, ProcessAccess, ProcessTimes};
 
 /// `SIGKILL` for 9, and so on; `signal N` for the ones without a name.
 pub fn signal_name(signal: i32) -> String {
@@ -154,19 +71,6 @@ const SIGNAL_NAMES: [&str; 32] = [
     "SIGSYS",
 ];
 
-/// `GetProcessTimes`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-pub struct ProcessTimes {
-    /// When the process was created.
-    pub creation: SystemTime,
-    /// When it ended, if it has.
-    pub exit: Option<SystemTime>,
-    /// CPU time in user mode (with its waited-for children once it has ended).
-    pub user: Duration,
-    /// CPU time in the kernel (likewise).
-    pub kernel: Duration,
-}
-
 /// What an ended child used, from `wait4`'s `rusage`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
 pub struct ResourceUsage {
@@ -184,25 +88,6 @@ pub struct ResourceUsage {
     pub voluntary_switches: u64,
     /// Involuntary context switches.
     pub involuntary_switches: u64,
-}
-
-bitflags::bitflags! {
-    /// Access rights asked of [`Process::open_with_access`] (`OpenProcess`'s `dwDesiredAccess`).
-    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-    pub struct ProcessAccess: u32 {
-        /// `SYNCHRONIZE`: wait for it to end (always granted).
-        const SYNCHRONIZE = 1;
-        /// `PROCESS_TERMINATE`: send it SIGKILL.
-        const TERMINATE = 2;
-        /// `PROCESS_SUSPEND_RESUME`: send it SIGSTOP/SIGCONT.
-        const SUSPEND_RESUME = 4;
-        /// `PROCESS_QUERY_INFORMATION`: read its private `/proc` files, and its times.
-        const QUERY_INFORMATION = 8;
-        /// `PROCESS_SET_INFORMATION`: change its affinity and priority
-        /// (what the kernel then allows: the same user, lower priority
-        /// only without `CAP_SYS_NICE`).
-        const SET_INFORMATION = 16;
-    }
 }
 
 /// A handle to a process, holding a pidfd (immune to pid reuse).
@@ -233,6 +118,21 @@ pub struct Process {
 
 /// Where a killed child's exit code is looked up (see `Process::report_kills_as`).
 pub(crate) struct KillCodeSource(Box<dyn Fn() -> Option<i32> + Send + Sync>);
+
+/// How `waitid` reports a child's end (`CLD_EXITED`, `CLD_DUMPED`, or a signal).
+fn status_from_siginfo(code: i32, status: i32) -> ExitStatus {
+    match code {
+        libc::CLD_EXITED => ExitStatus::Exited { code: status },
+        libc::CLD_DUMPED => ExitStatus::Signaled {
+            signal: status,
+            core_dumped: true,
+        },
+        _ => ExitStatus::Signaled {
+            signal: status,
+            core_dumped: false,
+        },
+    }
+}
 
 impl std::fmt::Debug for KillCodeSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -693,11 +593,11 @@ impl Process {
             involuntary_switches: ru.ru_nivcsw as u64,
         };
         // SAFETY: for a CLD_* siginfo from waitid, si_status is the field filled.
-        let mut status = ExitStatus::from_siginfo(info.si_code, unsafe { info.si_status() });
+        let mut status = status_from_siginfo(info.si_code, unsafe { info.si_status() });
         if status.signal() == Some(libc::SIGKILL)
             && let Some(code) = self.kill_code.as_ref().and_then(|k| (k.0)())
         {
-            status = ExitStatus::from_siginfo(libc::CLD_EXITED, code);
+            status = status_from_siginfo(libc::CLD_EXITED, code);
         }
         self.ended = Some((status, usage, SystemTime::now()));
         Ok(status)

@@ -39,15 +39,16 @@ mod linux;
 pub mod logon;
 #[cfg(target_os = "linux")]
 mod spawn;
+mod status;
 #[cfg(target_os = "linux")]
 mod sys;
 #[cfg(windows)]
 mod windows;
 
 #[cfg(target_os = "linux")]
-pub(crate) use linux::{Placement, Placer};
-#[cfg(target_os = "linux")]
 pub use linux::{CgroupPlacement, Credentials, Namespaces, ResourceLimit};
+#[cfg(target_os = "linux")]
+pub(crate) use linux::{Placement, Placer};
 #[cfg(target_os = "linux")]
 pub(crate) use spawn::find_executable;
 #[cfg(target_os = "linux")]
@@ -66,21 +67,20 @@ pub use cmdline::split as split_command_line;
 #[cfg(target_os = "linux")]
 pub use control::{ControlEvent, ControlEvents, signals};
 #[cfg(target_os = "linux")]
-pub use handle::{
-    ExitStatus, Process, ProcessAccess, ProcessTimes, ResourceUsage, signal_name, signal_number,
-    wait_all, wait_any,
-};
+pub use handle::{Process, ResourceUsage, signal_name, signal_number, wait_all, wait_any};
+pub use status::{ExitStatus, ProcessAccess, ProcessTimes};
 #[cfg(windows)]
-pub use windows::{
-    ControlEvent, ControlEvents, ExitStatus, Process, ProcessAccess, ProcessTimes, wait_all,
-    wait_any,
-};
+pub use windows::{ControlEvent, ControlEvents, Process, signals, wait_all, wait_any};
+#[cfg(windows)]
+pub(crate) use windows::{affinity_mask as windows_affinity_mask, priority_flag, spawn_then};
 
 #[cfg(target_os = "linux")]
 pub use crate::linux::clock_ticks_per_second;
 
 use crate::cpuset::CpuSet;
-use crate::error::{Error, Result};
+#[cfg(target_os = "linux")]
+use crate::error::Error;
+use crate::error::Result;
 use crate::priority::PriorityClass;
 
 /// Where one of the child's standard streams comes from.

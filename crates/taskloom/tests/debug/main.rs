@@ -1,5 +1,6 @@
 //! Debug events (`DEBUG_PROCESS`) against a small C program built here with
 //! the system's C compiler, as a debugger's user would see them.
+#![cfg(target_os = "linux")]
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;

@@ -1,5 +1,6 @@
 //! The fiber API: semantics, FLS, panics, stacks. Each test runs on its own
 //! thread (the test harness's), so each converts that thread itself.
+#![cfg(target_os = "linux")]
 
 use std::cell::{Cell, RefCell};
 use std::panic::{AssertUnwindSafe, catch_unwind};

@@ -1,5 +1,6 @@
 //! Inspection against live processes with hostile names, and the parsers
 //! against generated `/proc` files.
+#![cfg(target_os = "linux")]
 
 #[path = "../common/mod.rs"]
 mod common;

@@ -5,6 +5,7 @@
 //! Every test takes the `serial()` lock, names its jobs after this process,
 //! bounds its process counts and times, and deletes what it creates even
 //! when it fails (the `Cleanup` guard).
+#![cfg(target_os = "linux")]
 
 use std::io::Read;
 use std::sync::{Mutex, MutexGuard};

@@ -2,6 +2,7 @@
 //! `TASKLOOM_JOB_BACKEND=process-group` so that it runs on every machine.
 //! Each test sets the variable before its first job call; tests are
 //! serialised, and every job is deleted even when a test fails.
+#![cfg(target_os = "linux")]
 
 use std::io::Read;
 use std::sync::{Mutex, MutexGuard};

@@ -1,6 +1,7 @@
 //! Logon with a password through the machine's own PAM configuration, with
 //! a throwaway user this test makes and removes (root only: CI runs as root).
 #![cfg(feature = "logon")]
+#![cfg(target_os = "linux")]
 
 use std::process::Command;
 

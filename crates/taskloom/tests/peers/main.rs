@@ -4,6 +4,7 @@
 //! each difference is asserted here, so that a crate release that fixes it
 //! fails this test and the choice is made again (ARCHITECTURE.md, "Why
 //! hand-written and not a crate").
+#![cfg(target_os = "linux")]
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};

@@ -2,6 +2,7 @@
 //!
 //! Every test takes the `serial()` lock: some count this process's open
 //! descriptors, which other tests running at the same time would disturb.
+#![cfg(target_os = "linux")]
 
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd};

@@ -1,4 +1,5 @@
 //! Threads: creation options, suspend counts, register context, TLS slots.
+#![cfg(target_os = "linux")]
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
