@@ -1,0 +1,350 @@
+//! The API both systems share, with the same assertions on each: processes
+//! (arguments, environment, directory, exit codes, waits, terminate, a
+//! suspended start) and jobs (membership from the first instruction,
+//! accounting, opening by name, limits read back, nesting, terminate with a
+//! code, kill-on-close when the owner dies). Run on Linux with the rest,
+//! and under Wine for Windows (`cargo test --target x86_64-pc-windows-gnu`).
+//!
+//! The children are this test binary itself, started with
+//! `TASKLOOM_PORTABLE_CHILD` set: the `child` test then does what the
+//! variable says and exits, so nothing here depends on a shell or on
+//! programs only one system has.
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use taskloom::job::{Job, JobLimits};
+use taskloom::process::{Process, ProcessBuilder, Stdio};
+
+const CHILD: &str = "TASKLOOM_PORTABLE_CHILD";
+
+/// What a child does, by the value of [`CHILD`].
+#[test]
+fn child() {
+    let Ok(what) = std::env::var(CHILD) else {
+        return; // run as a test: nothing to do (the other tests start it as a child)
+    };
+    let (verb, arg) = what.split_once(':').unwrap_or((&what, ""));
+    match verb {
+        "exit" => std::process::exit(arg.parse().unwrap()),
+        "sleep" => {
+            std::thread::sleep(Duration::from_secs(arg.parse().unwrap()));
+            std::process::exit(0);
+        }
+        "args" => {
+            // The arguments after `--`, one per line, as the C runtime split them.
+            let args: Vec<String> = std::env::args().skip_while(|a| a != "--").skip(1).collect();
+            print!("{}", serde_json::to_string(&args).unwrap());
+            std::process::exit(0);
+        }
+        "env" => {
+            print!(
+                "{}",
+                std::env::var(arg).unwrap_or_else(|_| "<unset>".into())
+            );
+            std::process::exit(0);
+        }
+        "cwd" => {
+            print!("{}", std::env::current_dir().unwrap().display());
+            std::process::exit(0);
+        }
+        "own-job" => {
+            // Makes a kill-on-close job, starts a sleeper in it, says its
+            // pid, and sleeps until killed.
+            let job = Job::builder().kill_on_close(true).create().unwrap();
+            let sleeper = job.spawn(child_builder("sleep:300")).unwrap();
+            println!("{}", sleeper.pid());
+            std::thread::sleep(Duration::from_secs(300));
+            std::process::exit(0);
+        }
+        other => panic!("unknown child action {other}"),
+    }
+}
+
+/// A builder for this binary as a child doing `what`.
+fn child_builder(what: &str) -> ProcessBuilder {
+    ProcessBuilder::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "child",
+            "--nocapture",
+            "--test-threads=1",
+            "--quiet",
+        ])
+        .env(CHILD, what)
+}
+
+fn output_of(b: ProcessBuilder) -> (String, i32) {
+    let mut p = b.stdout(Stdio::Piped).spawn().unwrap();
+    let mut out = String::new();
+    p.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+    let code = p.wait().unwrap().code().unwrap();
+    // libtest prints its own lines around the child's output: keep the child's.
+    let out = out
+        .lines()
+        .filter(|l| {
+            !l.starts_with("running ") && !l.starts_with("test result") && !l.trim().is_empty()
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    (out, code)
+}
+
+fn name(tag: &str) -> String {
+    format!("tp{}-{tag}", std::process::id())
+}
+
+#[test]
+fn the_exit_code_comes_back() {
+    let mut p = child_builder("exit:3").spawn().unwrap();
+    let status = p.wait().unwrap();
+    assert_eq!(status.code(), Some(3));
+    assert!(!status.success());
+    assert_eq!(p.exit_status(), Some(status));
+}
+
+#[test]
+fn arguments_arrive_exactly() {
+    let args = [
+        "plain",
+        "two words",
+        "",
+        r#"say "hi""#,
+        r"C:\dir\",
+        r"a\\b",
+        "tab\there",
+        "ünï",
+    ];
+    let b = child_builder("args").arg("--").args(args);
+    let (out, code) = output_of(b);
+    assert_eq!(code, 0);
+    let back: Vec<String> =
+        serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out:?}"));
+    assert_eq!(back, args);
+}
+
+#[test]
+fn environment_and_directory_reach_the_child() {
+    let (out, _) =
+        output_of(child_builder("env:TL_PORTABLE_VAR").env("TL_PORTABLE_VAR", "a value"));
+    assert_eq!(out.trim(), "a value");
+    let (out, _) = output_of(child_builder("env:TL_PORTABLE_GONE").env_remove("TL_PORTABLE_GONE"));
+    assert_eq!(out.trim(), "<unset>");
+    let dir = tempfile::tempdir().unwrap();
+    let (out, _) = output_of(child_builder("cwd").current_dir(dir.path()));
+    let want = dir.path().canonicalize().unwrap();
+    let got = PathBuf::from(out.trim()).canonicalize().unwrap();
+    assert_eq!(got, want);
+}
+
+#[test]
+fn a_missing_program_is_a_typed_error() {
+    let e = ProcessBuilder::new("taskloom-no-such-program-here")
+        .spawn()
+        .unwrap_err();
+    assert_eq!(e.kind(), taskloom::ErrorKind::NotFound, "{e}");
+}
+
+#[test]
+fn waits_time_out_and_terminate_ends_the_process() {
+    let mut p = child_builder("sleep:60").spawn().unwrap();
+    assert_eq!(p.wait_timeout(Duration::from_millis(100)).unwrap(), None);
+    assert_eq!(p.try_wait().unwrap(), None);
+    p.terminate().unwrap();
+    let status = p
+        .wait_timeout(Duration::from_secs(10))
+        .unwrap()
+        .expect("ended");
+    assert!(!status.success(), "{status}");
+    // Terminating what has ended is not an error.
+    p.terminate().unwrap();
+}
+
+#[test]
+fn a_suspended_process_runs_only_once_resumed() {
+    let mut p = child_builder("exit:0").suspended(true).spawn().unwrap();
+    assert_eq!(
+        p.wait_timeout(Duration::from_millis(500)).unwrap(),
+        None,
+        "it ran while suspended"
+    );
+    p.resume().unwrap();
+    let status = p
+        .wait_timeout(Duration::from_secs(30))
+        .unwrap()
+        .expect("ended once resumed");
+    assert!(status.success(), "{status}");
+}
+
+#[test]
+fn wait_any_names_the_first_to_end() {
+    let mut slow = child_builder("sleep:60").spawn().unwrap();
+    let mut quick = child_builder("exit:0").spawn().unwrap();
+    let i =
+        taskloom::process::wait_any(&mut [&mut slow, &mut quick], Some(Duration::from_secs(30)))
+            .unwrap();
+    assert_eq!(i, Some(1));
+    slow.terminate().unwrap();
+    slow.wait().unwrap();
+}
+
+/// Deletes a job when dropped, also when a test fails.
+struct Cleanup(Option<Job>);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        if let Some(job) = self.0.take() {
+            let _ = job.delete();
+        }
+    }
+}
+
+fn jobs_here() -> bool {
+    let ok = Job::capabilities()
+        .iter()
+        .any(|c| c.feature == "membership" && c.enforced);
+    if !ok {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must be able to make jobs"
+        );
+        eprintln!("job tests not run: no jobs here");
+    }
+    ok
+}
+
+#[test]
+fn a_spawned_process_is_a_member_and_is_counted() {
+    if !jobs_here() {
+        return;
+    }
+    let job = Cleanup(Some(Job::create(Some(&name("member"))).unwrap()));
+    let j = job.0.as_ref().unwrap();
+    let mut p = j.spawn(child_builder("sleep:60")).unwrap();
+    assert!(j.contains(p.pid()).unwrap());
+    assert_eq!(j.pids().unwrap(), vec![p.pid()]);
+    let info = j.info().unwrap();
+    assert_eq!(info.active_processes, 1);
+    // Another handle, by name, sees the same member.
+    let other = Job::open(&j.name()).unwrap();
+    assert_eq!(other.pids().unwrap(), vec![p.pid()]);
+    // Terminate with a code: the member reports it, the job is signalled.
+    assert_eq!(j.terminate_with(7).unwrap(), 1);
+    assert_eq!(p.wait().unwrap().code(), Some(7));
+    assert!(
+        j.wait(Duration::from_secs(5)).unwrap(),
+        "signalled once terminated"
+    );
+    assert!(j.pids().unwrap().is_empty());
+}
+
+#[test]
+#[cfg_attr(
+    taskloom_wine,
+    ignore = "Wine does not read job limits back (QueryInformationJobObject returns them zeroed)"
+)]
+fn limits_are_read_back_by_another_handle() {
+    if !jobs_here() {
+        return;
+    }
+    let limits = JobLimits {
+        active_processes: Some(8),
+        job_memory: Some(256 << 20),
+        process_memory: Some(128 << 20),
+        breakaway_ok: true,
+        ..Default::default()
+    };
+    let job = Cleanup(Some(
+        Job::builder()
+            .name(&name("limits"))
+            .limits(limits.clone())
+            .create()
+            .unwrap(),
+    ));
+    let j = job.0.as_ref().unwrap();
+    let other = Job::open(&j.name()).unwrap();
+    let back = other.limits();
+    assert_eq!(back.active_processes, limits.active_processes);
+    assert_eq!(back.job_memory, limits.job_memory);
+    assert_eq!(back.process_memory, limits.process_memory);
+    assert!(back.breakaway_ok);
+}
+
+#[test]
+fn limits_no_one_means_are_refused_and_make_nothing() {
+    let zero = JobLimits {
+        active_processes: Some(0),
+        ..Default::default()
+    };
+    let e = Job::builder()
+        .name(&name("zero"))
+        .limits(zero)
+        .create()
+        .unwrap_err();
+    assert_eq!(e.kind(), taskloom::ErrorKind::InvalidInput, "{e}");
+    assert!(Job::open(&name("zero")).is_err());
+}
+
+#[test]
+fn a_nested_jobs_members_are_in_its_parent() {
+    if !jobs_here() {
+        return;
+    }
+    let outer = Cleanup(Some(Job::create(Some(&name("outer"))).unwrap()));
+    let o = outer.0.as_ref().unwrap();
+    let inner = Job::builder().name("inner").create_in(o).unwrap();
+    let mut p = inner.spawn(child_builder("sleep:60")).unwrap();
+    assert!(inner.contains(p.pid()).unwrap());
+    assert!(
+        o.contains(p.pid()).unwrap(),
+        "a nested job's member is in its parent"
+    );
+    o.terminate().unwrap();
+    p.wait_timeout(Duration::from_secs(10))
+        .unwrap()
+        .expect("ended with the outer job");
+    drop(inner);
+}
+
+#[test]
+fn a_kill_on_close_job_dies_with_its_owner() {
+    if !jobs_here() {
+        return;
+    }
+    let mut owner = child_builder("own-job")
+        .stdout(Stdio::Piped)
+        .spawn()
+        .unwrap();
+    let mut out = owner.stdout.take().unwrap();
+    // The sleeper's pid, on the first line the child prints (libtest's own lines first).
+    let mut text = String::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let pid = loop {
+        let mut buf = [0u8; 256];
+        let n = out.read(&mut buf).unwrap();
+        assert!(
+            n > 0 || Instant::now() < deadline,
+            "the owner said nothing: {text:?}"
+        );
+        text.push_str(&String::from_utf8_lossy(&buf[..n]));
+        if let Some(pid) = text.lines().find_map(|l| l.trim().parse::<i32>().ok()) {
+            break pid;
+        }
+    };
+    let mut sleeper = Process::open(pid).unwrap();
+    assert_eq!(
+        sleeper.wait_timeout(Duration::from_millis(200)).unwrap(),
+        None
+    );
+    owner.terminate().unwrap();
+    owner.wait().unwrap();
+    // The owner's handle closed with it: the job kills the sleeper.
+    assert!(
+        sleeper
+            .wait_timeout(Duration::from_secs(10))
+            .unwrap()
+            .is_some(),
+        "the sleeper outlived its job's owner"
+    );
+}
