@@ -3,6 +3,8 @@
 //! waits) and taskloom with and without a job and limits.
 //!
 //! Run: `cargo bench -p taskloom-cli --bench run`. Ratios go to BENCHMARKS.md.
+#![cfg_attr(not(target_os = "linux"), no_main)]
+#![cfg(target_os = "linux")]
 
 use std::process::Command;
 use std::time::Duration;

@@ -9,6 +9,8 @@
 //! ```
 //!
 //! Ratios go to BENCHMARKS.md.
+#![cfg_attr(not(target_os = "linux"), no_main)]
+#![cfg(target_os = "linux")]
 
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};

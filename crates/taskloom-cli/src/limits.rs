@@ -56,6 +56,7 @@ pub fn parse_cpu_time(s: &str) -> Result<Duration, String> {
 
 impl LimitArgs {
     /// Whether any limit was given.
+    #[cfg_attr(windows, allow(dead_code))] // for `job set`, Linux only yet
     pub fn any(&self) -> bool {
         self.max_processes.is_some()
             || self.memory.is_some()
@@ -95,6 +96,7 @@ impl LimitArgs {
 }
 
 /// A short human list of the limits in force: `procs 10, mem 512M, cpus 0-1`.
+#[cfg_attr(windows, allow(dead_code))] // for `job`, Linux only yet
 pub fn describe(l: &JobLimits) -> String {
     use taskloom::units::format_size;
     let mut parts = Vec::new();

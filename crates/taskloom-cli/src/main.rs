@@ -1,18 +1,23 @@
 //! The `taskloom` command: a thin face over the `taskloom` library.
 #![deny(unsafe_code)] // one exception below: SIGPIPE's disposition, before any thread
 
+// On Windows `run` only, for now (the README says which commands each system has).
+#[cfg(target_os = "linux")]
 mod job;
 mod limits;
+#[cfg(target_os = "linux")]
 mod open;
 mod output;
+#[cfg(target_os = "linux")]
 mod ps;
 mod run;
+#[cfg(target_os = "linux")]
 mod top;
 
 use clap::{Parser, Subcommand};
 
 /// Start, contain, schedule and look inside processes: the Windows process,
-/// thread, fiber and job model on Linux.
+/// thread, fiber and job model, on Linux and on Windows.
 #[derive(Debug, Parser)]
 #[command(name = "taskloom", version, about, propagate_version = true)]
 struct Cli {
@@ -66,16 +71,22 @@ enum Command {
     /// Start a program in a job, wait for it, and report what it used.
     Run(run::RunArgs),
     /// Create, inspect and control jobs (groups of processes under kernel-enforced limits).
+    #[cfg(target_os = "linux")]
     Job(job::JobArgs),
     /// List processes (or threads) fast, as a table, a tree or JSON.
+    #[cfg(target_os = "linux")]
     Ps(ps::PsArgs),
     /// Every section of one process: image, command line, environment, modules, handles, token, job, threads.
+    #[cfg(target_os = "linux")]
     Inspect(ps::InspectArgs),
     /// The threads of one process, with their registers when ptrace allows.
+    #[cfg(target_os = "linux")]
     Threads(ps::ThreadsArgs),
     /// A live view of processes and jobs (Process Explorer for the terminal; `--json` for a stream).
+    #[cfg(target_os = "linux")]
     Top(top::TopArgs),
     /// Open a file, folder or URL with its associated application, or run a program (ShellExecute).
+    #[cfg(target_os = "linux")]
     Open(open::OpenArgs),
 }
 
@@ -83,6 +94,7 @@ fn main() {
     // Like other command-line tools: a closed pipe (`taskloom ps | head`) ends
     // the process quietly instead of panicking on the next write.
     // SAFETY: restoring the default disposition of SIGPIPE before any thread starts.
+    #[cfg(unix)]
     #[allow(unsafe_code)]
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL)
@@ -100,11 +112,17 @@ fn main() {
     init_logging(cli.verbose);
     let code = match cli.command {
         Command::Run(args) => run::main(args),
+        #[cfg(target_os = "linux")]
         Command::Job(args) => job::main(args),
+        #[cfg(target_os = "linux")]
         Command::Ps(args) => ps::ps(args),
+        #[cfg(target_os = "linux")]
         Command::Inspect(args) => ps::inspect_cmd(args),
+        #[cfg(target_os = "linux")]
         Command::Threads(args) => ps::threads_cmd(args),
+        #[cfg(target_os = "linux")]
         Command::Open(args) => open::main(args),
+        #[cfg(target_os = "linux")]
         Command::Top(args) => top::main(args),
     };
     match code {

@@ -1,4 +1,5 @@
 //! The `taskloom` command as a user runs it.
+#![cfg(target_os = "linux")]
 
 mod common;
 

@@ -1,6 +1,7 @@
 //! `taskloom run` as a supervisor, stopped the ways people stop commands:
 //! signals, a second Ctrl-C, `kill -9`, `--timeout`; and its options as a
 //! user types them. Every test starts the real binary.
+#![cfg(target_os = "linux")]
 
 mod common;
 

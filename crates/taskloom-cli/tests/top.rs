@@ -1,5 +1,6 @@
 //! `taskloom top` as a user meets it: the real binary in a terminal (tmux),
 //! driven by keys, read off the screen.
+#![cfg(target_os = "linux")]
 
 mod common;
 

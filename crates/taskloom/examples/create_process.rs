@@ -3,16 +3,19 @@
 //! Windows starts `notepad.exe` from a command line and closes its handles
 //! after five seconds without waiting; here a `sleep` plays notepad and the
 //! pause is one second. Run: `cargo run -p taskloom --example create_process`.
-#![cfg_attr(not(target_os = "linux"), no_main)]
-#![cfg(target_os = "linux")]
 
 use std::time::Duration;
 
 use taskloom::process::ProcessBuilder;
 
 fn main() {
-    // One command line string, split as a shell would, searched on PATH.
-    let child = match ProcessBuilder::from_command_line("sleep 2").and_then(|b| b.spawn()) {
+    // One command line string, split as the system splits one, searched on PATH.
+    let line = if cfg!(windows) {
+        r#"cmd /c "ping -n 3 127.0.0.1 >NUL""#
+    } else {
+        "sleep 2"
+    };
+    let child = match ProcessBuilder::from_command_line(line).and_then(|b| b.spawn()) {
         Ok(child) => child,
         Err(err) => {
             // The error says what failed and why, not a bare number.

@@ -70,6 +70,8 @@ pub use control::{ControlEvent, ControlEvents, signals};
 pub use handle::{Process, ResourceUsage, signal_name, signal_number, wait_all, wait_any};
 pub use status::{ExitStatus, ProcessAccess, ProcessTimes};
 #[cfg(windows)]
+pub use windows::split as split_command_line;
+#[cfg(windows)]
 pub use windows::{ControlEvent, ControlEvents, Process, signals, wait_all, wait_any};
 #[cfg(windows)]
 pub(crate) use windows::{affinity_mask as windows_affinity_mask, priority_flag, spawn_then};
@@ -78,9 +80,7 @@ pub(crate) use windows::{affinity_mask as windows_affinity_mask, priority_flag, 
 pub use crate::linux::clock_ticks_per_second;
 
 use crate::cpuset::CpuSet;
-#[cfg(target_os = "linux")]
-use crate::error::Error;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::priority::PriorityClass;
 
 /// Where one of the child's standard streams comes from.
@@ -209,11 +209,11 @@ impl ProcessBuilder {
         }
     }
 
-    #[cfg(target_os = "linux")]
-    /// A builder from one command line string, split by POSIX shell quoting
-    /// rules with no expansion (see [`split_command_line`]).
+    /// A builder from one command line string, split by the system's
+    /// rules with no expansion (see [`split_command_line`]): POSIX shell
+    /// quoting on Linux, the C runtime's on Windows.
     pub fn from_command_line(line: &str) -> Result<Self> {
-        let mut words = cmdline::split(line)?.into_iter();
+        let mut words = split_command_line(line)?.into_iter();
         let program = words
             .next()
             .ok_or_else(|| Error::CommandLine("empty command line".into()))?;

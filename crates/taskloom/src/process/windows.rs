@@ -162,6 +162,70 @@ pub(crate) fn command_line<'a>(argv: impl IntoIterator<Item = &'a OsStr>) -> Res
     Ok(line)
 }
 
+/// Splits a command line as the C runtime (and `CommandLineToArgvW`) does:
+/// words separated by spaces and tabs; `"` starts and ends quoting; `2n`
+/// backslashes before a quote are `n` backslashes (and the quote quotes),
+/// `2n+1` are `n` and a literal quote; `""` inside quotes is a literal
+/// quote; other backslashes are themselves. The inverse of how a spawn
+/// builds its command line.
+pub fn split(line: &str) -> Result<Vec<OsString>> {
+    let chars: Vec<char> = line.chars().collect();
+    let mut words = Vec::new();
+    let mut i = 0;
+    loop {
+        while i < chars.len() && (chars[i] == ' ' || chars[i] == '\t') {
+            i += 1;
+        }
+        if i >= chars.len() {
+            break;
+        }
+        let mut word = String::new();
+        let mut quoted = false;
+        while i < chars.len() {
+            let c = chars[i];
+            if !quoted && (c == ' ' || c == '\t') {
+                break;
+            }
+            if c == '\\' {
+                let start = i;
+                while i < chars.len() && chars[i] == '\\' {
+                    i += 1;
+                }
+                let n = i - start;
+                if i < chars.len() && chars[i] == '"' {
+                    word.extend(std::iter::repeat_n('\\', n / 2));
+                    if n % 2 == 1 {
+                        word.push('"');
+                        i += 1;
+                    }
+                } else {
+                    word.extend(std::iter::repeat_n('\\', n));
+                }
+                continue;
+            }
+            if c == '"' {
+                if quoted && i + 1 < chars.len() && chars[i + 1] == '"' {
+                    word.push('"');
+                    i += 2;
+                    continue;
+                }
+                quoted = !quoted;
+                i += 1;
+                continue;
+            }
+            word.push(c);
+            i += 1;
+        }
+        if quoted {
+            return Err(Error::CommandLine(format!(
+                "unterminated quote in {line:?}"
+            )));
+        }
+        words.push(OsString::from(word));
+    }
+    Ok(words)
+}
+
 /// The environment variables the child gets: the parent's (unless
 /// cleared) with the builder's changes, names compared as Windows compares
 /// them (case-insensitively), sorted as `CreateProcessW` wants them.
@@ -998,6 +1062,27 @@ mod tests {
     fn line(args: &[&str]) -> String {
         let l = command_line(args.iter().map(OsStr::new)).unwrap();
         String::from_utf16(&l[..l.len() - 1]).unwrap()
+    }
+
+    #[test]
+    fn a_command_line_splits_back_into_its_arguments() {
+        let args = [
+            "prog",
+            "plain",
+            "two words",
+            "",
+            r#"say "hi""#,
+            r"C:\dir\",
+            r"a\\b",
+            "tab\there",
+            r#"a\"b c"#,
+        ];
+        let line = command_line(args.iter().map(OsStr::new)).unwrap();
+        let line = String::from_utf16(&line[..line.len() - 1]).unwrap();
+        let back = split(&line).unwrap();
+        assert_eq!(back, args.iter().map(OsString::from).collect::<Vec<_>>());
+        assert_eq!(split(r#"a "b"" c""#).unwrap(), ["a", r#"b" c"#]);
+        assert!(split(r#"a "b"#).is_err());
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! `taskloom run`: start a program in a job, supervise it, summarise.
+//! `taskloom run` on Linux.
 //!
 //! One thread does everything: it sleeps until the program ends or a
 //! signal arrives (the library's [`ControlEvents`]), and wakes for the next
@@ -29,27 +29,15 @@ use taskloom::process::{
     ControlEvents, Credentials, ExitStatus, Process, ProcessAccess, ProcessBuilder, signal_name,
     signals,
 };
-use taskloom::units::format_size;
 
-use crate::limits::{LimitArgs, parse_duration};
-use crate::output;
+use super::{
+    EMPTY_TICK, EXIT_TIMED_OUT, EndedBy, JobGuard, JobSummary, LONGEST, SECOND_INTERRUPT, Summary,
+    human_summary, parse_bounded_duration, parse_env, parse_timeout,
+};
+use crate::limits::LimitArgs;
 
-/// Exit code when taskloom itself fails (as `env`, `nice` and `timeout` do).
-pub const EXIT_FAILURE: i32 = 125;
-/// The program exists but could not be executed.
-const EXIT_CANNOT_EXECUTE: i32 = 126;
-/// The program was not found.
-const EXIT_NOT_FOUND: i32 = 127;
-/// The run reached `--timeout` (as `timeout` exits).
-const EXIT_TIMED_OUT: i32 = 124;
-/// Two SIGINTs closer than this terminate the job.
-const SECOND_INTERRUPT: Duration = Duration::from_secs(2);
 /// How often the job watcher looks for limits hit and counts members.
 const WATCH_TICK: Duration = Duration::from_millis(50);
-/// How often a `--wait-all` run looks whether the job is empty yet.
-const EMPTY_TICK: Duration = Duration::from_millis(5);
-/// The longest duration an option takes: past it, a deadline means nothing.
-const LONGEST: Duration = Duration::from_secs(366 * 24 * 3600);
 /// The signals taskloom forwards to PROGRAM.
 const FORWARDED: [i32; 6] = [
     signals::HUP,
@@ -146,109 +134,9 @@ pub struct RunArgs {
     command: Vec<OsString>,
 }
 
-fn parse_env(s: &str) -> Result<(OsString, OsString), String> {
-    match s.split_once('=') {
-        Some((k, v)) if !k.is_empty() => Ok((k.into(), v.into())),
-        _ => Err(format!("expected KEY=VALUE, got {s:?}")),
-    }
-}
-
-/// A duration no longer than a year (longer ones are typing mistakes, and
-/// would overflow a deadline).
-fn parse_bounded_duration(s: &str) -> Result<Duration, String> {
-    let d = parse_duration(s)?;
-    if d > LONGEST {
-        return Err(format!("{s:?}: longer than a year"));
-    }
-    Ok(d)
-}
-
-fn parse_timeout(s: &str) -> Result<Duration, String> {
-    let d = parse_bounded_duration(s)?;
-    if d.is_zero() {
-        return Err(format!("{s:?}: a time-out must be above zero"));
-    }
-    Ok(d)
-}
-
 fn parse_signal(s: &str) -> Result<i32, String> {
     taskloom::process::signal_number(s)
         .ok_or_else(|| format!("{s:?} is not a signal (try TERM, INT, KILL or a number)"))
-}
-
-/// The exit code for a failure of taskloom itself.
-pub fn failure_code(err: &anyhow::Error) -> i32 {
-    match err.downcast_ref::<taskloom::Error>() {
-        Some(taskloom::Error::ProgramNotFound { .. } | taskloom::Error::NoSuchFile { .. }) => {
-            EXIT_NOT_FOUND
-        }
-        Some(taskloom::Error::Exec { .. } | taskloom::Error::IsADirectory { .. }) => {
-            EXIT_CANNOT_EXECUTE
-        }
-        _ => EXIT_FAILURE,
-    }
-}
-
-#[derive(Debug, Default, serde::Serialize)]
-struct JobSummary {
-    name: String,
-    /// Whether PROGRAM and its children were kept in the job by a cgroup namespace.
-    contained: bool,
-    peak_processes: Option<u64>,
-    /// Whether the kernel counted the peak (`pids.peak`) or taskloom sampled it (a lower bound).
-    peak_processes_exact: bool,
-    peak_memory_bytes: Option<u64>,
-    killed_at_close: usize,
-    limits_hit: Vec<&'static str>,
-    /// Every process the job had (exact with the kernel's process-events connector, i.e. as root).
-    total_processes: u64,
-    /// Members that ended by a signal or a non-zero code (known only with the connector).
-    abnormal_exits: u64,
-    /// Whether the totals are exact (connector) or sampled.
-    totals_exact: bool,
-}
-
-/// Why taskloom ended the run before PROGRAM ended by itself.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-enum EndedBy {
-    /// `--timeout` passed.
-    Timeout,
-    /// A second SIGINT terminated the job.
-    Interrupt,
-    /// A signal reached taskloom after PROGRAM had ended (`--wait-all`).
-    Signal,
-}
-
-#[derive(Debug, serde::Serialize)]
-struct Summary {
-    pid: i32,
-    status: ExitStatus,
-    exit_code: i32,
-    /// Set when taskloom ended the run (a time-out, a second interrupt).
-    ended_by: Option<EndedBy>,
-    /// Signals forwarded to PROGRAM, by name, in order.
-    signals_forwarded: Vec<String>,
-    wall_seconds: f64,
-    user_seconds: f64,
-    kernel_seconds: f64,
-    peak_rss_bytes: u64,
-    suspended_seconds: Option<f64>,
-    job: Option<JobSummary>,
-}
-
-/// The job `run` created: deleted when `main` leaves early (a failed spawn,
-/// say), so that nothing `run` made is left behind.
-struct JobGuard(Option<Job>);
-
-impl Drop for JobGuard {
-    fn drop(&mut self) {
-        if let Some(job) = self.0.take() {
-            let name = job.name();
-            job.delete()
-                .or_trace(|| format!("delete job {name} after a failed run"));
-        }
-    }
 }
 
 /// The user and group the program runs as, from `--user` and `--group`.
@@ -642,7 +530,7 @@ fn finish(
         wall_seconds: wall.as_secs_f64(),
         user_seconds: user.as_secs_f64(),
         kernel_seconds: kernel.as_secs_f64(),
-        peak_rss_bytes: usage.peak_rss,
+        peak_rss_bytes: Some(usage.peak_rss),
         suspended_seconds: args.suspended_for.map(|d| d.as_secs_f64()),
         job: job_summary,
     };
@@ -810,48 +698,4 @@ impl Supervisor<'_> {
             }
         }
     }
-}
-
-fn human_summary(s: &Summary, wall: Duration, user: Duration, kernel: Duration) -> String {
-    let ended = match s.ended_by {
-        Some(EndedBy::Timeout) => "timed out, ",
-        Some(EndedBy::Interrupt) => "interrupted twice, job terminated, ",
-        Some(EndedBy::Signal) => "job terminated by a signal, ",
-        None => "",
-    };
-    let mut line = format!(
-        "taskloom: {ended}{} · wall {} · user {} · sys {} · peak {}",
-        s.status,
-        output::duration(wall),
-        output::duration(user),
-        output::duration(kernel),
-        format_size(s.peak_rss_bytes),
-    );
-    if !s.signals_forwarded.is_empty() {
-        line.push_str(&format!(" · forwarded {}", s.signals_forwarded.join(", ")));
-    }
-    if let Some(job) = &s.job {
-        let all = if job.totals_exact { "" } else { "≥" };
-        line.push_str(&format!(" · job {all}{} procs in all", job.total_processes));
-        if let Some(p) = job.peak_processes {
-            let at_least = if job.peak_processes_exact { "" } else { "≥" };
-            line.push_str(&format!(", peak {at_least}{p}"));
-        }
-        if let Some(m) = job.peak_memory_bytes {
-            line.push_str(&format!(", {}", format_size(m)));
-        }
-        if job.killed_at_close > 0 {
-            line.push_str(&format!(" · {} left behind, killed", job.killed_at_close));
-        }
-        if !job.limits_hit.is_empty() {
-            line.push_str(&format!(" · limits hit: {}", job.limits_hit.join(", ")));
-            if job.limits_hit.contains(&"process-memory") {
-                line.push_str(&format!(
-                    " (likely: {} under an address-space limit)",
-                    s.status
-                ));
-            }
-        }
-    }
-    line
 }

@@ -1,0 +1,255 @@
+//! `taskloom run` on Windows: the program in a kill-on-close job object,
+//! supervised by one loop on the library's [`ControlEvents`] (the
+//! program's end, console control events, deadlines).
+//!
+//! Ctrl-C and Ctrl-Break reach every process on the console, the program
+//! among them, so nothing is forwarded; a second Ctrl-C within
+//! [`SECOND_INTERRUPT`] terminates the job. Windows has no signal to send
+//! first at a time-out: at `--timeout` the job (or the lone program) is
+//! terminated, and taskloom exits 124.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use taskloom::job::Job;
+use taskloom::process::{ControlEvents, ExitStatus, Process, ProcessBuilder, signals};
+
+use super::{
+    EMPTY_TICK, EXIT_TIMED_OUT, EndedBy, JobGuard, JobSummary, LONGEST, SECOND_INTERRUPT, Summary,
+    human_summary, parse_bounded_duration, parse_env, parse_timeout,
+};
+use crate::limits::LimitArgs;
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Working directory of the program.
+    #[arg(long, value_name = "DIR")]
+    cwd: Option<PathBuf>,
+    /// Set an environment variable (repeatable).
+    #[arg(long = "env", value_name = "KEY=VALUE", value_parser = parse_env)]
+    env: Vec<(OsString, OsString)>,
+    /// Start from an empty environment.
+    #[arg(long)]
+    clear_env: bool,
+    /// Start suspended (before its first instruction), resume after this long (e.g. 500ms, 2s).
+    #[arg(long, value_name = "DURATION", value_parser = parse_bounded_duration)]
+    suspended_for: Option<Duration>,
+    #[command(flatten)]
+    limits: LimitArgs,
+    /// Wall-clock limit for the run: at the deadline the job is terminated;
+    /// taskloom then exits 124.
+    #[arg(long, value_name = "DURATION", value_parser = parse_timeout)]
+    timeout: Option<Duration>,
+    /// Name of the job the program runs in (anonymous by default).
+    #[arg(long, value_name = "NAME")]
+    name: Option<String>,
+    /// Wait until every process in the job has ended, not only PROGRAM.
+    #[arg(long)]
+    wait_all: bool,
+    /// Run without a job: no limits, and processes PROGRAM leaves behind keep running.
+    #[arg(long, conflicts_with_all = ["name", "wait_all"])]
+    no_job: bool,
+    /// Print the summary as one JSON object on stdout instead of a line on stderr.
+    #[arg(long)]
+    json: bool,
+    /// Print no summary.
+    #[arg(short, long, conflicts_with = "json")]
+    quiet: bool,
+    /// The program and its arguments (options for taskloom come before it;
+    /// `--` may separate them).
+    #[arg(required = true, trailing_var_arg = true, value_name = "PROGRAM")]
+    command: Vec<OsString>,
+}
+
+pub fn main(args: RunArgs) -> Result<i32> {
+    let events = ControlEvents::catch(&[signals::INT, signals::QUIT])?;
+    let (program, rest) = args.command.split_first().context("no program given")?;
+    let mut builder = ProcessBuilder::new(program).args(rest);
+    if args.clear_env {
+        builder = builder.env_clear();
+    }
+    for (k, v) in &args.env {
+        builder = builder.env(k, v);
+    }
+    if let Some(dir) = &args.cwd {
+        builder = builder.current_dir(dir);
+    }
+    builder = builder.suspended(args.suspended_for.is_some());
+    let job = if args.no_job {
+        if args.limits.any_job_only() {
+            bail!(
+                "--no-job takes no job limits (only --cpus and --priority apply to a lone process)"
+            );
+        }
+        if let Some(cpus) = args.limits.cpus {
+            builder = builder.affinity(cpus);
+        }
+        if let Some(class) = args.limits.priority {
+            builder = builder.priority(class);
+        }
+        None
+    } else {
+        let mut b = Job::builder()
+            .limits(args.limits.apply_to(&Default::default()))
+            .kill_on_close(true);
+        if let Some(name) = &args.name {
+            b = b.name(name);
+        }
+        Some(
+            b.create()
+                .context("cannot create the job (use --no-job to run without one)")?,
+        )
+    };
+    // From here on, every way out of `main` removes the job `run` created.
+    let job = JobGuard(job);
+    let start = Instant::now();
+    let mut child = match &job.0 {
+        Some(job) => job.spawn(builder)?,
+        None => builder.spawn()?,
+    };
+    let (status, ended_by) = supervise(&events, job.0.as_ref(), &mut child, start, &args)?;
+    finish(args, job, child, status, ended_by, start)
+}
+
+/// Runs until PROGRAM (with `--wait-all`, the whole job) has ended.
+fn supervise(
+    events: &ControlEvents,
+    job: Option<&Job>,
+    child: &mut Process,
+    start: Instant,
+    args: &RunArgs,
+) -> Result<(ExitStatus, Option<EndedBy>)> {
+    let terminate = |child: &Process| -> Result<()> {
+        match job {
+            Some(job) => {
+                job.terminate()?;
+            }
+            None => child.terminate()?,
+        }
+        Ok(())
+    };
+    let mut resume_at = args.suspended_for.map(|d| start + d);
+    let mut deadline = args.timeout.map(|t| start + t);
+    let mut last_interrupt: Option<Instant> = None;
+    let mut status = None;
+    let mut ended_by = None;
+    loop {
+        let now = Instant::now();
+        if resume_at.is_some_and(|t| now >= t) {
+            resume_at = None;
+            if status.is_none() {
+                child.resume()?;
+            }
+        }
+        if deadline.is_some_and(|d| now >= d) {
+            deadline = None;
+            ended_by = Some(EndedBy::Timeout);
+            terminate(child)?;
+        }
+        if status.is_none() {
+            status = child.try_wait()?;
+        }
+        if let Some(status) = status {
+            let done = match (job, args.wait_all) {
+                (Some(job), true) => job.wait_empty(Duration::ZERO)?,
+                _ => true,
+            };
+            if done {
+                return Ok((status, ended_by));
+            }
+        }
+        let mut wake = [resume_at, deadline]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(now + LONGEST);
+        if status.is_some() {
+            wake = wake.min(now + EMPTY_TICK);
+        }
+        events.wait(status.is_none().then_some(&*child), Some(wake))?;
+        while let Some(event) = events.next()? {
+            let now = Instant::now();
+            if status.is_some() {
+                // PROGRAM is gone; the rest of the job is what remains.
+                ended_by.get_or_insert(EndedBy::Signal);
+                terminate(child)?;
+                continue;
+            }
+            if event.signal == signals::INT {
+                if last_interrupt.is_some_and(|t| now.duration_since(t) < SECOND_INTERRUPT) {
+                    ended_by = Some(EndedBy::Interrupt);
+                    terminate(child)?;
+                    continue;
+                }
+                last_interrupt = Some(now);
+            }
+            // The console gave PROGRAM the event itself: nothing to forward.
+        }
+    }
+}
+
+/// Accounting, the job's removal, the summary.
+fn finish(
+    args: RunArgs,
+    mut job: JobGuard,
+    child: Process,
+    status: ExitStatus,
+    ended_by: Option<EndedBy>,
+    start: Instant,
+) -> Result<i32> {
+    let wall = start.elapsed();
+    let times = child.times()?;
+    let (mut user, mut kernel) = (times.user, times.kernel);
+    let mut job_summary = None;
+    if let Some(job) = &job.0 {
+        let info = job.info()?;
+        let killed = if info.pids.is_empty() {
+            0
+        } else {
+            job.terminate()?
+        };
+        user = user.max(info.user_time);
+        kernel = kernel.max(info.kernel_time);
+        job_summary = Some(JobSummary {
+            name: info.name,
+            contained: job.is_contained(),
+            peak_processes: None,
+            peak_processes_exact: false,
+            peak_memory_bytes: info.memory_peak,
+            killed_at_close: killed,
+            limits_hit: Vec::new(),
+            total_processes: info.total_processes.unwrap_or(0).max(killed as u64 + 1),
+            abnormal_exits: 0,
+            totals_exact: info.total_processes.is_some(),
+        });
+    }
+    if let Some(job) = job.0.take() {
+        job.delete()?;
+    }
+    let exit_code = match ended_by {
+        Some(EndedBy::Timeout) => EXIT_TIMED_OUT,
+        _ => status.shell_code(),
+    };
+    let summary = Summary {
+        pid: child.pid(),
+        status,
+        exit_code,
+        ended_by,
+        signals_forwarded: Vec::new(),
+        wall_seconds: wall.as_secs_f64(),
+        user_seconds: user.as_secs_f64(),
+        kernel_seconds: kernel.as_secs_f64(),
+        peak_rss_bytes: None,
+        suspended_seconds: args.suspended_for.map(|d| d.as_secs_f64()),
+        job: job_summary,
+    };
+    if args.json {
+        println!("{}", serde_json::to_string(&summary)?);
+    } else if !args.quiet {
+        eprintln!("{}", human_summary(&summary, wall, user, kernel));
+    }
+    Ok(exit_code)
+}
