@@ -348,3 +348,67 @@ fn a_kill_on_close_job_dies_with_its_owner() {
         "the sleeper outlived its job's owner"
     );
 }
+
+/// A test that cannot run on this machine says so: under CI it fails
+/// unless the CI script names it in `TASKLOOM_NOT_RUN_HERE` (with the
+/// reason, in its own output), as `tests/common`'s `not_run` does.
+fn not_run(test: &str, why: &str) {
+    let expected = std::env::var("TASKLOOM_NOT_RUN_HERE")
+        .unwrap_or_default()
+        .split_whitespace()
+        .any(|t| t == test);
+    if std::env::var_os("CI").is_some() && !expected {
+        panic!(
+            "{test}: cannot run here ({why}); CI expects every test to run, or names it in TASKLOOM_NOT_RUN_HERE"
+        );
+    }
+    eprintln!("{test}: not run: {why}");
+}
+
+#[test]
+#[cfg_attr(taskloom_wine, ignore = "Wine does not enforce ActiveProcessLimit")]
+fn a_job_at_its_process_limit_refuses_another_member() {
+    if !jobs_here() {
+        return;
+    }
+    // Windows charges an assignment; Linux charges a fork, so a spawn into
+    // the job counts where the child is forked into it (cgroup2's
+    // CLONE_INTO_CGROUP), not where it moves itself in (cgroup v1 pids).
+    let caps = Job::capabilities();
+    let limit = caps.iter().find(|c| c.feature == "active-processes");
+    let charged =
+        cfg!(windows) || limit.is_some_and(|c| c.enforced && c.detail.starts_with("cgroup2"));
+    if !charged {
+        let why = limit.map_or("no process limit".to_owned(), |c| c.detail.clone());
+        not_run(
+            "a_job_at_its_process_limit_refuses_another_member",
+            &format!("a spawn into a job is not charged to its process limit here ({why})"),
+        );
+        return;
+    }
+    let limits = JobLimits {
+        active_processes: Some(1),
+        ..Default::default()
+    };
+    let job = Cleanup(Some(
+        Job::builder()
+            .name(&name("limit"))
+            .limits(limits)
+            .create()
+            .unwrap(),
+    ));
+    let j = job.0.as_ref().unwrap();
+    let mut first = j.spawn(child_builder("sleep:60")).unwrap();
+    let second = j.spawn(child_builder("exit:0"));
+    assert!(
+        second.is_err(),
+        "a second member joined a job limited to one"
+    );
+    assert_eq!(
+        j.pids().unwrap(),
+        vec![first.pid()],
+        "the refused spawn left nothing"
+    );
+    j.terminate().unwrap();
+    first.wait().unwrap();
+}
