@@ -3,8 +3,6 @@
 //! Windows creates a thread running `EthicalFunction`, waits for it with
 //! `WaitForSingleObject(INFINITE)` and prints. Run:
 //! `cargo run -p taskloom --example create_thread`.
-#![cfg_attr(not(target_os = "linux"), no_main)]
-#![cfg(target_os = "linux")]
 
 use taskloom::thread::ThreadBuilder;
 

@@ -62,17 +62,17 @@
 #![warn(missing_docs)]
 #![cfg(any(target_os = "linux", windows))]
 
-// On both systems: the model's processes and jobs, and what they share.
+// On both systems: the model's processes, jobs and threads, and what they share.
+mod arch;
 pub mod cpuset;
 pub mod error;
 pub mod job;
 pub mod priority;
 pub mod process;
+pub mod thread;
 pub mod units;
 
 // Linux only, for now (ARCHITECTURE.md, "Two systems, one API").
-#[cfg(target_os = "linux")]
-mod arch;
 #[cfg(target_os = "linux")]
 pub mod debug;
 #[cfg(target_os = "linux")]
@@ -83,8 +83,6 @@ pub mod inspect;
 mod linux;
 #[cfg(target_os = "linux")]
 pub mod shell;
-#[cfg(target_os = "linux")]
-pub mod thread;
 #[cfg(windows)]
 mod windows;
 

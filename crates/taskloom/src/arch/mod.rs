@@ -8,18 +8,19 @@
 mod x86_64;
 #[cfg(target_arch = "x86_64")]
 pub use x86_64::ThreadContext;
-#[cfg(target_arch = "x86_64")]
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
 pub(crate) use x86_64::*;
 
-#[cfg(not(target_arch = "x86_64"))]
+#[cfg(all(target_os = "linux", not(target_arch = "x86_64")))]
 mod other;
-#[cfg(not(target_arch = "x86_64"))]
+#[cfg(all(target_os = "linux", not(target_arch = "x86_64")))]
 pub use other::ThreadContext;
-#[cfg(not(target_arch = "x86_64"))]
+#[cfg(all(target_os = "linux", not(target_arch = "x86_64")))]
 pub(crate) use other::*;
 
 /// `struct clone_args` of `clone3(2)`, which each architecture's
 /// `clone_raw` starts a spawn's child with.
+#[cfg(target_os = "linux")]
 #[repr(C)]
 #[derive(Default)]
 pub(crate) struct CloneArgs {
@@ -37,6 +38,8 @@ pub(crate) struct CloneArgs {
 }
 
 /// Places the child in the cgroup whose descriptor `cgroup` holds (Linux 5.7).
+#[cfg(target_os = "linux")]
 pub(crate) const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
 /// Resets every caught signal to `SIG_DFL` in the child (Linux 5.5).
+#[cfg(target_os = "linux")]
 pub(crate) const CLONE_CLEAR_SIGHAND: u64 = 0x1_0000_0000;

@@ -412,3 +412,100 @@ fn a_job_at_its_process_limit_refuses_another_member() {
     j.terminate().unwrap();
     first.wait().unwrap();
 }
+
+mod threads {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::time::Duration;
+
+    use taskloom::thread::{ThreadBuilder, ThreadPriority, wait_any};
+
+    #[test]
+    fn a_thread_returns_its_exit_code() {
+        let t = ThreadBuilder::new()
+            .name("worker")
+            .priority(ThreadPriority::BelowNormal)
+            .spawn(|| 7)
+            .unwrap();
+        assert!(t.tid() > 0);
+        assert_eq!(t.join().unwrap(), 7);
+    }
+
+    #[test]
+    fn a_suspended_thread_runs_only_once_resumed() {
+        let ran = Arc::new(AtomicBool::new(false));
+        let r = Arc::clone(&ran);
+        let t = ThreadBuilder::new()
+            .suspended(true)
+            .spawn(move || {
+                r.store(true, Ordering::SeqCst);
+                0
+            })
+            .unwrap();
+        assert!(!t.wait_timeout(Duration::from_millis(200)));
+        assert!(!ran.load(Ordering::SeqCst), "it ran while suspended");
+        assert_eq!(t.resume().unwrap(), 1, "created suspended: a count of one");
+        assert_eq!(t.join().unwrap(), 0);
+        assert!(ran.load(Ordering::SeqCst));
+    }
+
+    #[test]
+    fn suspend_counts_nest_and_a_suspended_thread_stands_still() {
+        let stop = Arc::new(AtomicBool::new(false));
+        let count = Arc::new(AtomicU64::new(0));
+        let (s, c) = (Arc::clone(&stop), Arc::clone(&count));
+        let t = ThreadBuilder::new()
+            .spawn(move || {
+                while !s.load(Ordering::Relaxed) {
+                    c.fetch_add(1, Ordering::Relaxed);
+                }
+                3
+            })
+            .unwrap();
+        while count.load(Ordering::Relaxed) == 0 {
+            std::thread::yield_now();
+        }
+        assert_eq!(t.suspend().unwrap(), 0);
+        assert_eq!(t.suspend().unwrap(), 1);
+        let ctx = t.context().unwrap();
+        assert_ne!(ctx.rsp, 0, "a suspended thread's stack pointer");
+        let at = count.load(Ordering::Relaxed);
+        std::thread::sleep(Duration::from_millis(100));
+        assert_eq!(count.load(Ordering::Relaxed), at, "a suspended thread ran");
+        assert_eq!(t.resume().unwrap(), 2);
+        assert_eq!(t.resume().unwrap(), 1);
+        stop.store(true, Ordering::Relaxed);
+        assert_eq!(t.join().unwrap(), 3);
+    }
+
+    #[test]
+    fn a_panic_in_the_thread_is_raised_by_join() {
+        let t = ThreadBuilder::new()
+            .spawn(|| panic!("in the thread"))
+            .unwrap();
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| t.join()));
+        assert!(r.is_err());
+    }
+
+    #[test]
+    fn wait_any_names_the_thread_that_ended() {
+        let stop = Arc::new(AtomicBool::new(false));
+        let s = Arc::clone(&stop);
+        let slow = ThreadBuilder::new()
+            .spawn(move || {
+                while !s.load(Ordering::Relaxed) {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                0
+            })
+            .unwrap();
+        let quick = ThreadBuilder::new().spawn(|| 1).unwrap();
+        assert_eq!(
+            wait_any(&[&slow, &quick], Some(Duration::from_secs(30))),
+            Some(1)
+        );
+        assert_eq!(quick.exit_code(), 1);
+        stop.store(true, Ordering::Relaxed);
+        slow.join().unwrap();
+    }
+}
