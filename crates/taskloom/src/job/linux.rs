@@ -551,6 +551,39 @@ impl Job {
         Ok(child)
     }
 
+    /// [`Job::spawn`] returning an async handle (feature `tokio`): its wait
+    /// takes no thread (see [`AsyncProcess`](crate::process::AsyncProcess)).
+    #[cfg(feature = "tokio")]
+    pub fn spawn_async(&self, builder: ProcessBuilder) -> Result<crate::process::AsyncProcess> {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(Error::Unsupported {
+                what: "spawning an async process",
+                reason: "no tokio runtime with its IO driver is running on this thread".into(),
+            });
+        }
+        self.spawn(builder)?.into_async()
+    }
+
+    /// [`Job::wait_empty`] without blocking a thread (feature `tokio`): the
+    /// job is looked at after 1 ms, then at doubling intervals up to 20 ms,
+    /// on the runtime's timer. `true` once empty, `false` at `timeout`.
+    #[cfg(feature = "tokio")]
+    pub async fn wait_empty_async(&self, timeout: Duration) -> Result<bool> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut pause = Duration::from_millis(1);
+        loop {
+            if self.site().backend.is_empty()? {
+                return Ok(true);
+            }
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                return Ok(false);
+            }
+            tokio::time::sleep(pause.min(deadline - now)).await;
+            pause = (pause * 2).min(Duration::from_millis(20));
+        }
+    }
+
     /// The job's per-process limits, set in the child before `execve`.
     fn with_process_limits(&self, mut builder: ProcessBuilder) -> ProcessBuilder {
         if let Some(bytes) = self.limits.process_memory {

@@ -27,6 +27,8 @@
 //! when the child has none); the first regular file that the caller may
 //! execute wins, an empty entry means the current directory.
 
+#[cfg(all(target_os = "linux", feature = "tokio"))]
+mod aio;
 #[cfg(target_os = "linux")]
 mod cmdline;
 #[cfg(target_os = "linux")]
@@ -62,6 +64,8 @@ use std::os::fd::OwnedFd;
 use std::os::windows::io::OwnedHandle;
 use std::path::{Path, PathBuf};
 
+#[cfg(all(target_os = "linux", feature = "tokio"))]
+pub use aio::AsyncProcess;
 #[cfg(target_os = "linux")]
 pub use cmdline::split as split_command_line;
 #[cfg(target_os = "linux")]

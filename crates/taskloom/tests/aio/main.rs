@@ -1,0 +1,85 @@
+//! Async handles (feature `tokio`): waits that take no thread, on a
+//! current-thread runtime.
+#![cfg(target_os = "linux")]
+
+use std::time::Duration;
+
+use taskloom::process::{Process, ProcessBuilder, Stdio};
+use tokio::io::AsyncReadExt;
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn output_is_read_as_it_comes_and_the_status_awaited() {
+    runtime().block_on(async {
+        let mut child = ProcessBuilder::new("sh")
+            .args(["-c", "echo one; sleep 0.1; echo two; exit 4"])
+            .stdout(Stdio::Piped)
+            .spawn_async()
+            .unwrap();
+        let mut out = String::new();
+        child
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut out)
+            .await
+            .unwrap();
+        assert_eq!(out, "one\ntwo\n");
+        assert_eq!(child.wait().await.unwrap().code(), Some(4));
+    });
+}
+
+#[test]
+fn a_process_opened_by_pid_is_awaited() {
+    // Not our child: a shell's background sleep, orphaned when the shell ends.
+    let mut sh = ProcessBuilder::new("sh")
+        .args(["-c", "sleep 0.3 & echo $!"])
+        .stdout(Stdio::Piped)
+        .spawn()
+        .unwrap();
+    let mut out = String::new();
+    std::io::Read::read_to_string(sh.stdout.as_mut().unwrap(), &mut out).unwrap();
+    sh.wait().unwrap();
+    let pid: i32 = out.trim().parse().unwrap();
+    runtime().block_on(async {
+        let mut p = Process::open(pid).unwrap().into_async().unwrap();
+        assert_eq!(p.try_wait().unwrap(), None, "still sleeping");
+        tokio::time::timeout(Duration::from_secs(10), p.wait())
+            .await
+            .expect("woken when it ended")
+            .unwrap();
+    });
+}
+
+#[test]
+fn a_dropped_handle_kills_when_asked_and_leaves_no_zombie() {
+    runtime().block_on(async {
+        let child = ProcessBuilder::new("sleep")
+            .arg("60")
+            .spawn_async()
+            .unwrap()
+            .kill_on_drop(true);
+        let pid = child.pid();
+        drop(child);
+        // The runtime reaps it: its /proc entry goes (no zombie stays).
+        let gone = tokio::time::timeout(Duration::from_secs(10), async {
+            while std::fs::metadata(format!("/proc/{pid}")).is_ok() {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await;
+        assert!(gone.is_ok(), "process {pid} was left behind");
+    });
+}
+
+#[test]
+fn outside_a_runtime_the_error_says_so() {
+    let e = ProcessBuilder::new("true").spawn_async().unwrap_err();
+    assert_eq!(e.kind(), taskloom::ErrorKind::Unsupported, "{e}");
+}
