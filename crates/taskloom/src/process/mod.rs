@@ -179,6 +179,32 @@ pub struct ProcessBuilder {
     pub(crate) breakaway: bool,
 }
 
+/// What a `std::process::Command` says of itself: its program, arguments,
+/// environment changes (removals included) and directory. Standard
+/// streams and `env_clear` cannot be read back from a `Command`, so they
+/// start as the builder's defaults (inherited); set them on the builder.
+impl From<&std::process::Command> for ProcessBuilder {
+    fn from(c: &std::process::Command) -> Self {
+        let mut b = ProcessBuilder::new(c.get_program()).args(c.get_args());
+        for (k, v) in c.get_envs() {
+            b = match v {
+                Some(v) => b.env(k, v),
+                None => b.env_remove(k),
+            };
+        }
+        if let Some(dir) = c.get_current_dir() {
+            b = b.current_dir(dir);
+        }
+        b
+    }
+}
+
+impl From<std::process::Command> for ProcessBuilder {
+    fn from(c: std::process::Command) -> Self {
+        ProcessBuilder::from(&c)
+    }
+}
+
 impl ProcessBuilder {
     /// A builder for `program` with no arguments; `argv[0]` is `program`.
     pub fn new(program: impl AsRef<OsStr>) -> Self {

@@ -509,3 +509,20 @@ mod threads {
         slow.join().unwrap();
     }
 }
+
+#[test]
+fn a_std_command_becomes_a_builder() {
+    let mut c = std::process::Command::new(std::env::current_exe().unwrap());
+    c.args([
+        "--exact",
+        "child",
+        "--nocapture",
+        "--test-threads=1",
+        "--quiet",
+    ])
+    .env(CHILD, "env:TL_FROM_STD")
+    .env("TL_FROM_STD", "carried over");
+    let (out, code) = output_of(ProcessBuilder::from(c));
+    assert_eq!(code, 0);
+    assert_eq!(out.trim(), "carried over");
+}
