@@ -96,6 +96,19 @@ impl Connector {
     }
 
     /// The subscribed socket (for the job's process counter).
+    /// A duplicate of the socket registered with the current tokio
+    /// runtime's reactor, for readability (feature `tokio`).
+    #[cfg(feature = "tokio")]
+    pub fn register_async(&self) -> io::Result<tokio::io::unix::AsyncFd<OwnedFd>> {
+        let fd = self.fd.try_clone()?;
+        // SAFETY: the AsyncFd owns the duplicate, which stays open and the
+        // same descriptor until the AsyncFd is dropped (tokio's contract).
+        unsafe {
+            tokio::io::unix::AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE)
+        }
+        .map_err(|e| e.into())
+    }
+
     pub fn into_fd(self) -> OwnedFd {
         self.fd
     }

@@ -66,6 +66,10 @@ pub struct JobWatcher {
     time_hit: bool,
     pending: VecDeque<JobEvent>,
     connector: Option<Connector>,
+    /// The connector's socket registered with tokio's reactor, once an
+    /// async wait has asked for it.
+    #[cfg(feature = "tokio")]
+    ready: Option<tokio::io::unix::AsyncFd<std::os::fd::OwnedFd>>,
     /// Members gone from a scan but not yet reported by the connector, with the scans since.
     suspects: BTreeMap<i32, u32>,
     total: u64,
@@ -110,6 +114,8 @@ impl JobWatcher {
             time_hit: false,
             pending,
             connector,
+            #[cfg(feature = "tokio")]
+            ready: None,
             suspects: BTreeMap::new(),
             exited: 0,
             abnormal: 0,
@@ -246,6 +252,60 @@ impl JobWatcher {
     /// Whether the job time limit was hit (and the job terminated for it).
     pub fn job_time_hit(&self) -> bool {
         self.time_hit
+    }
+}
+
+#[cfg(feature = "tokio")]
+impl JobWatcher {
+    /// The next event without blocking a thread (feature `tokio`): the
+    /// watcher sleeps on the kernel's process-events socket where it has one
+    /// (woken by each fork and exit) and on the runtime's timer for its
+    /// scans (every `interval`). `None` once the job is gone. Must be
+    /// awaited inside a runtime with its IO driver and timer.
+    ///
+    /// ```no_run
+    /// # async fn f(job: &taskloom::job::Job) -> taskloom::Result<()> {
+    /// let mut events = job.watch(std::time::Duration::from_millis(50))?;
+    /// while let Some(e) = events.next_event().await {
+    ///     println!("{:?}", e?);
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn next_event(&mut self) -> Option<Result<JobEvent>> {
+        loop {
+            if let Some(e) = self.pending.pop_front() {
+                return Some(Ok(e));
+            }
+            match self.poll_once() {
+                Ok(events) if events.is_empty() => {}
+                Ok(events) => {
+                    self.pending.extend(events);
+                    continue;
+                }
+                Err(crate::Error::NoSuchJob(_)) => return None,
+                Err(e) => return Some(Err(e)),
+            }
+            if self.ready.is_none()
+                && let Some(c) = &self.connector
+            {
+                self.ready = c.register_async().ok();
+            }
+            let tick = tokio::time::sleep(self.interval);
+            match &self.ready {
+                Some(ready) => {
+                    tokio::select! {
+                        r = ready.readable() => {
+                            if let Ok(mut guard) = r {
+                                // poll_once drains the socket; readiness is re-armed.
+                                guard.clear_ready();
+                            }
+                        }
+                        () = tick => {}
+                    }
+                }
+                None => tick.await,
+            }
+        }
     }
 }
 

@@ -83,3 +83,50 @@ fn outside_a_runtime_the_error_says_so() {
     let e = ProcessBuilder::new("true").spawn_async().unwrap_err();
     assert_eq!(e.kind(), taskloom::ErrorKind::Unsupported, "{e}");
 }
+
+#[test]
+fn a_jobs_events_are_awaited_without_a_thread() {
+    let job = match taskloom::job::Job::builder().kill_on_close(true).create() {
+        Ok(j) => j,
+        Err(e) => {
+            assert!(std::env::var_os("CI").is_none(), "CI must make jobs: {e}");
+            eprintln!("not run: no jobs here ({e})");
+            return;
+        }
+    };
+    runtime().block_on(async {
+        let mut events = job.watch(Duration::from_millis(50)).unwrap();
+        // Long enough for a scan to see them where no process events come.
+        let mut children: Vec<_> = (0..3)
+            .map(|_| {
+                job.spawn_async(ProcessBuilder::new("sleep").arg("0.3"))
+                    .unwrap()
+            })
+            .collect();
+        let pids: Vec<i32> = children.iter().map(|c| c.pid()).collect();
+        for c in &mut children {
+            c.wait().await.unwrap();
+        }
+        let mut seen_new = Vec::new();
+        let mut seen_exit = Vec::new();
+        let got = tokio::time::timeout(Duration::from_secs(20), async {
+            while let Some(e) = events.next_event().await {
+                match e.unwrap() {
+                    taskloom::job::JobEvent::NewProcess { pid } => seen_new.push(pid),
+                    taskloom::job::JobEvent::ProcessExited { pid, .. } => seen_exit.push(pid),
+                    taskloom::job::JobEvent::JobEmpty if seen_exit.len() >= 3 => break,
+                    _ => {}
+                }
+            }
+        })
+        .await;
+        assert!(
+            got.is_ok(),
+            "events: new {seen_new:?}, exited {seen_exit:?}"
+        );
+        for pid in &pids {
+            assert!(seen_exit.contains(pid), "no exit of {pid}: {seen_exit:?}");
+        }
+    });
+    job.delete().unwrap();
+}
