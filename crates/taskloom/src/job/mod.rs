@@ -74,6 +74,8 @@ pub use crate::linux::{job_name_in, layout};
 pub use layout::Controller;
 #[cfg(target_os = "linux")]
 pub use linux::{Job, JobBuilder, job_of};
+#[cfg(all(target_os = "linux", feature = "tokio"))]
+pub use watch::JobEventStream;
 #[cfg(target_os = "linux")]
 pub use watch::{JobCounts, JobEvent, JobWatcher};
 #[cfg(windows)]

@@ -309,6 +309,80 @@ impl JobWatcher {
     }
 }
 
+#[cfg(feature = "tokio")]
+impl JobWatcher {
+    /// The watcher as a `futures` [`Stream`](futures_core::Stream) of
+    /// events (feature `tokio`): [`next_event`](Self::next_event) for each
+    /// item, ending when the job is gone.
+    pub fn into_stream(self) -> JobEventStream {
+        JobEventStream {
+            state: StreamState::Idle(Box::new(self)),
+        }
+    }
+}
+
+/// A job's events as a [`Stream`](futures_core::Stream) (feature `tokio`):
+/// see [`JobWatcher::into_stream`].
+#[cfg(feature = "tokio")]
+pub struct JobEventStream {
+    state: StreamState,
+}
+
+#[cfg(feature = "tokio")]
+type NextEvent = std::pin::Pin<
+    Box<dyn std::future::Future<Output = (Option<Result<JobEvent>>, Box<JobWatcher>)> + Send>,
+>;
+
+#[cfg(feature = "tokio")]
+enum StreamState {
+    Idle(Box<JobWatcher>),
+    Waiting(NextEvent),
+    Done,
+}
+
+#[cfg(feature = "tokio")]
+impl std::fmt::Debug for JobEventStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("JobEventStream")
+    }
+}
+
+#[cfg(feature = "tokio")]
+impl futures_core::Stream for JobEventStream {
+    type Item = Result<JobEvent>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        use std::task::Poll;
+        loop {
+            match std::mem::replace(&mut self.state, StreamState::Done) {
+                StreamState::Idle(mut w) => {
+                    self.state = StreamState::Waiting(Box::pin(async move {
+                        let e = w.next_event().await;
+                        (e, w)
+                    }));
+                }
+                StreamState::Waiting(mut next) => {
+                    return match next.as_mut().poll(cx) {
+                        Poll::Ready((Some(e), w)) => {
+                            self.state = StreamState::Idle(w);
+                            Poll::Ready(Some(e))
+                        }
+                        Poll::Ready((None, _)) => Poll::Ready(None),
+                        Poll::Pending => {
+                            self.state = StreamState::Waiting(next);
+                            Poll::Pending
+                        }
+                    };
+                }
+                StreamState::Done => return Poll::Ready(None),
+            }
+        }
+    }
+}
+
 impl Iterator for JobWatcher {
     type Item = Result<JobEvent>;
 

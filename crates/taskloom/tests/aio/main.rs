@@ -130,3 +130,35 @@ fn a_jobs_events_are_awaited_without_a_thread() {
     });
     job.delete().unwrap();
 }
+
+#[test]
+fn a_jobs_events_are_a_stream() {
+    use futures_core::Stream;
+    let job = match taskloom::job::Job::builder().kill_on_close(true).create() {
+        Ok(j) => j,
+        Err(e) => {
+            assert!(std::env::var_os("CI").is_none(), "CI must make jobs: {e}");
+            eprintln!("not run: no jobs here ({e})");
+            return;
+        }
+    };
+    runtime().block_on(async {
+        let mut stream = job.watch(Duration::from_millis(50)).unwrap().into_stream();
+        let mut child = job
+            .spawn_async(ProcessBuilder::new("sleep").arg("0.3"))
+            .unwrap();
+        let pid = child.pid();
+        let first = tokio::time::timeout(
+            Duration::from_secs(10),
+            std::future::poll_fn(|cx| std::pin::Pin::new(&mut stream).poll_next(cx)),
+        )
+        .await
+        .expect("an event within ten seconds");
+        assert_eq!(
+            first.unwrap().unwrap(),
+            taskloom::job::JobEvent::NewProcess { pid }
+        );
+        child.wait().await.unwrap();
+    });
+    job.delete().unwrap();
+}
