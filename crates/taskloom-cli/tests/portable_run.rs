@@ -14,6 +14,9 @@ use std::time::{Duration, Instant};
 use taskloom::process::Process;
 
 const CHILD: &str = "TASKLOOM_CLI_CHILD";
+/// A value the sleeper carries in its environment, for the test to find it
+/// by (see [`sleeper_pid`]).
+const MARK: &str = "TASKLOOM_CLI_MARK";
 
 /// What a child does, by the value of [`CHILD`].
 #[test]
@@ -34,6 +37,7 @@ fn child() {
             let sleeper = Command::new(std::env::current_exe().unwrap())
                 .args(child_args())
                 .env(CHILD, "sleep:300")
+                .env(MARK, std::env::var(MARK).unwrap_or_default())
                 .stdout(Stdio::null())
                 .spawn()
                 .unwrap();
@@ -78,11 +82,34 @@ fn json_of(out: &[u8]) -> serde_json::Value {
     serde_json::from_str(line).unwrap()
 }
 
-fn sleeper_pid(out: &[u8]) -> i32 {
+/// The sleeper's pid as the child saw it (the one on Windows; on Linux a
+/// contained job has a pid namespace of its own, see [`marked`]).
+fn said_pid(out: &[u8]) -> i32 {
     let text = String::from_utf8_lossy(out);
     text.lines()
         .find_map(|l| l.strip_prefix("sleeper ")?.trim().parse().ok())
         .unwrap_or_else(|| panic!("no sleeper pid in {text:?}"))
+}
+
+/// The sleeper (as this process sees it) whose environment carries `mark`.
+fn marked(mark: &str) -> Option<i32> {
+    let needle = format!("{MARK}={mark}");
+    let sleeper = format!("{CHILD}=sleep:300");
+    std::fs::read_dir("/proc")
+        .ok()?
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .find(|pid| {
+            std::fs::read(format!("/proc/{pid}/environ")).is_ok_and(|env| {
+                let vars: Vec<&[u8]> = env.split(|&b| b == 0).collect();
+                vars.contains(&needle.as_bytes()) && vars.contains(&sleeper.as_bytes())
+            })
+        })
+}
+
+/// A mark no other test uses.
+fn mark(tag: &str) -> String {
+    format!("{}-{tag}", std::process::id())
 }
 
 /// Whether process `pid` ends within `within` (opened by a handle that
@@ -143,30 +170,50 @@ fn a_timeout_ends_the_run_with_124() {
 
 #[test]
 fn what_the_program_leaves_behind_is_killed_at_the_close() {
-    let o = run(&["--json"], "leave").output().unwrap();
+    let m = mark("leave");
+    let o = run(&["--json"], "leave").env(MARK, &m).output().unwrap();
     assert_eq!(
         o.status.code(),
         Some(0),
         "{}",
         String::from_utf8_lossy(&o.stderr)
     );
-    let pid = sleeper_pid(&o.stdout);
     assert_eq!(json_of(&o.stdout)["job"]["killed_at_close"], 1);
-    assert!(
-        ends_within(pid, Duration::from_secs(10)),
-        "sleeper {pid} survived the run"
-    );
+    // Gone when `run` returns (Linux: no process carries its mark any more).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let gone = if cfg!(windows) {
+            ends_within(said_pid(&o.stdout), Duration::ZERO)
+        } else {
+            marked(&m).is_none()
+        };
+        if gone {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the sleeper survived the run");
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 #[test]
 fn killing_taskloom_kills_the_job() {
-    let mut tl = run(&[], "stay").stdout(Stdio::piped()).spawn().unwrap();
+    let m = mark("stay");
+    let mut tl = run(&[], "stay")
+        .env(MARK, &m)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
     let mut lines = BufReader::new(tl.stdout.take().unwrap()).lines();
-    let pid = loop {
+    let said = loop {
         let line = lines.next().expect("the child said its sleeper").unwrap();
         if let Some(p) = line.strip_prefix("sleeper ") {
             break p.trim().parse::<i32>().unwrap();
         }
+    };
+    let pid = if cfg!(windows) {
+        said
+    } else {
+        marked(&m).expect("the sleeper, found by its mark")
     };
     assert!(
         !ends_within(pid, Duration::from_millis(200)),
