@@ -1,6 +1,7 @@
 //! The `taskloom` command: a thin face over the `taskloom` library.
 #![deny(unsafe_code)] // one exception below: SIGPIPE's disposition, before any thread
 
+mod install;
 // On Windows `run` only, for now (the README says which commands each system has).
 #[cfg(target_os = "linux")]
 mod job;
@@ -18,8 +19,19 @@ use clap::{Parser, Subcommand};
 
 /// Start, contain, schedule and look inside processes: the Windows process,
 /// thread, fiber and job model, on Linux and on Windows.
+/// `taskloom --version`: the version, the commit when built from a
+/// checkout, and the features built in (`--logon` exists only with `logon`).
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("TASKLOOM_COMMIT"),
+    "; features: ",
+    env!("TASKLOOM_FEATURES"),
+    ")"
+);
+
 #[derive(Debug, Parser)]
-#[command(name = "taskloom", version, about, propagate_version = true)]
+#[command(name = "taskloom", version = VERSION, about, propagate_version = true)]
 struct Cli {
     /// Say more on stderr: what taskloom let go (clean-ups that failed,
     /// best-effort settings refused), `-vv` for everything. `TASKLOOM_LOG`
@@ -88,6 +100,10 @@ enum Command {
     /// Open a file, folder or URL with its associated application, or run a program (ShellExecute).
     #[cfg(target_os = "linux")]
     Open(open::OpenArgs),
+    /// Print the shell completion script for bash, zsh, fish, elvish or powershell.
+    Completions(install::CompletionsArgs),
+    /// Write the man pages (taskloom.1, taskloom-run.1, …) into a directory.
+    Manpages(install::ManpagesArgs),
 }
 
 fn main() {
@@ -124,6 +140,8 @@ fn main() {
         Command::Open(args) => open::main(args),
         #[cfg(target_os = "linux")]
         Command::Top(args) => top::main(args),
+        Command::Completions(args) => install::completions(args),
+        Command::Manpages(args) => install::manpages(args),
     };
     match code {
         Ok(code) => std::process::exit(code),

@@ -227,3 +227,42 @@ fn killing_taskloom_kills_the_job() {
         "sleeper {pid} outlived a killed taskloom"
     );
 }
+
+#[test]
+fn completions_and_man_pages_come_from_the_cli_itself() {
+    let tl = env!("CARGO_BIN_EXE_taskloom");
+    let v = Command::new(tl).arg("--version").output().unwrap();
+    let v = String::from_utf8_lossy(&v.stdout);
+    assert!(
+        v.starts_with(&format!("taskloom {}", env!("CARGO_PKG_VERSION"))),
+        "{v}"
+    );
+    assert!(v.contains("features: "), "{v}");
+    for (shell, sign) in [
+        ("bash", "_taskloom()"),
+        ("zsh", "#compdef taskloom"),
+        ("fish", "complete -c taskloom"),
+    ] {
+        let o = Command::new(tl)
+            .args(["completions", shell])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{shell}");
+        let script = String::from_utf8_lossy(&o.stdout);
+        assert!(script.contains(sign), "{shell}: {script:.200}");
+        assert!(script.contains("run"), "{shell} completes no subcommand");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let o = Command::new(tl)
+        .arg("manpages")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    for page in ["taskloom.1", "taskloom-run.1", "taskloom-completions.1"] {
+        let text = std::fs::read_to_string(dir.path().join(page)).unwrap();
+        assert!(text.contains(".TH"), "{page} is not a man page");
+    }
+    let run = std::fs::read_to_string(dir.path().join("taskloom-run.1")).unwrap();
+    assert!(run.contains("timeout"), "the run page lists its options");
+}
