@@ -450,7 +450,10 @@ impl fmt::Debug for FiberBuilder {
 }
 
 impl FiberBuilder {
-    /// Address space reserved for the stack (`dwStackReserveSize`); rounded up to pages.
+    /// Address space reserved for the stack (`dwStackReserveSize`); rounded
+    /// up to pages. As on Windows, 0 means the default
+    /// ([`DEFAULT_STACK_SIZE`]), and a commit at least as large as the
+    /// reserve makes the reserve the commit rounded up to a whole MiB.
     pub fn stack_reserve(mut self, bytes: usize) -> Self {
         self.reserve = Some(bytes);
         self
@@ -502,7 +505,7 @@ impl FiberBuilder {
         }
         ensure_ready();
         reap_doomed();
-        let reserve = self.reserve.unwrap_or(DEFAULT_STACK_SIZE);
+        let reserve = windows_reserve(self.reserve, self.commit);
         let slot = alloc_slot(!self.fresh_stack);
         // A deleted fiber's record keeps its stack: reuse it when the size fits.
         let want = stack::usable_size(reserve);
@@ -547,6 +550,19 @@ impl FiberBuilder {
 /// record goes back to the free list.
 #[cold]
 #[inline(never)]
+/// The reserve `CreateFiberEx` takes for these sizes: 0 is the default, and
+/// a commit at least as large as the reserve rounds the reserve up to it in
+/// whole MiB.
+fn windows_reserve(reserve: Option<usize>, commit: usize) -> usize {
+    const MIB: usize = 1024 * 1024;
+    let reserve = reserve.filter(|&r| r > 0).unwrap_or(DEFAULT_STACK_SIZE);
+    if commit >= reserve {
+        commit.div_ceil(MIB).saturating_mul(MIB)
+    } else {
+        reserve
+    }
+}
+
 fn give_new_stack(slot: &'static Slot, reserve: usize, commit: usize) -> io::Result<()> {
     drop(slot.stack.take());
     slot.stack_size.set(0);

@@ -350,8 +350,14 @@ impl Thread {
         resume_thread(self.tid())
     }
 
-    /// `SuspendThread` on this thread.
+    /// `SuspendThread` on this thread. As on Windows, a thread that has
+    /// ended cannot be suspended (an error), and resuming it answers 0.
     pub fn suspend(&self) -> Result<u32> {
+        // Its function has returned: it only has its exit left to run, and
+        // a suspension caught there would leave a count Windows never shows.
+        if self.has_ended() {
+            return Err(Error::NoSuchThread { tid: self.tid() });
+        }
         suspend_thread(self.tid())
     }
 

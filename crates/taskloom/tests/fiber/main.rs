@@ -662,3 +662,31 @@ fn fls_indices_are_process_wide_never_zero_and_never_show_a_freed_keys_value() {
     assert_eq!(done.recv().unwrap(), Some(5));
     other.join().unwrap();
 }
+
+/// Conformance (Wine's `fiber.c`): `CreateFiberEx(0, 0, …)` takes the
+/// default reserve (1 MiB), not the smallest: a fiber made with a zero
+/// reserve uses 512 KiB of stack without overflowing.
+#[test]
+fn a_zero_reserve_is_the_default_stack() {
+    fn deep(n: usize) -> usize {
+        let buf = [n as u8; 1024];
+        let r = if n == 0 { 0 } else { deep(n - 1) };
+        std::hint::black_box(&buf);
+        r + buf[0] as usize % 2
+    }
+    let main = fiber::convert_thread_to_fiber().unwrap();
+    let done = Rc::new(Cell::new(false));
+    let d = Rc::clone(&done);
+    let f = Fiber::builder()
+        .stack_reserve(0)
+        .spawn(move || {
+            std::hint::black_box(deep(512));
+            d.set(true);
+            fiber::switch_to_fiber(main);
+        })
+        .unwrap();
+    fiber::switch_to_fiber(f.to_ref());
+    assert!(done.get());
+    drop(f);
+    fiber::convert_fiber_to_thread().unwrap();
+}

@@ -526,3 +526,17 @@ fn a_std_command_becomes_a_builder() {
     assert_eq!(code, 0);
     assert_eq!(out.trim(), "carried over");
 }
+
+/// Conformance (Wine's `thread.c`): a thread that has ended cannot be
+/// suspended, and resuming it answers 0; many times over, as a race shows.
+#[test]
+fn an_ended_thread_cannot_be_suspended_and_resumes_to_zero() {
+    use taskloom::thread::ThreadBuilder;
+    for _ in 0..50 {
+        let t = ThreadBuilder::new().spawn(|| 5).unwrap();
+        assert!(t.wait_timeout(Duration::from_secs(10)));
+        assert!(t.suspend().is_err(), "an ended thread was suspended");
+        assert_eq!(t.resume().unwrap(), 0);
+        assert_eq!(t.join().unwrap(), 5);
+    }
+}
