@@ -360,6 +360,26 @@ fn show(i: &JobInfo) -> String {
         opt(i.memory_current),
         opt(i.memory_peak)
     ));
+    if let Some(io) = &i.io {
+        s.push_str(&format!(
+            "  io           read {} in {} ops, written {} in {} ops\n",
+            format_size(io.read_bytes),
+            io.read_operations,
+            format_size(io.write_bytes),
+            io.write_operations
+        ));
+    }
+    if let Some(p) = &i.pressure {
+        let pct = |v: Option<f64>| v.map_or_else(|| "-".into(), |v| format!("{v:.1}%"));
+        s.push_str(&format!(
+            "  pressure     cpu {}, memory {} (all {}), io {} (all {}) over 10 s\n",
+            pct(p.cpu_some),
+            pct(p.memory_some),
+            pct(p.memory_full),
+            pct(p.io_some),
+            pct(p.io_full)
+        ));
+    }
     s.push_str(&format!(
         "  limits hit   {} OOM kills, {} forks refused\n",
         i.oom_kills

@@ -507,6 +507,7 @@ fn finish(
             ),
             peak_processes_exact: info.peak_processes.is_some() || counts.exact,
             peak_memory_bytes: info.memory_peak,
+            io: info.io,
             killed_at_close: killed,
             limits_hit: watch.hits,
             total_processes: counts.total_processes.max(killed as u64 + 1),

@@ -88,6 +88,8 @@ pub(super) struct JobSummary {
     /// Whether the kernel counted the peak (`pids.peak`) or taskloom sampled it (a lower bound).
     pub(super) peak_processes_exact: bool,
     pub(super) peak_memory_bytes: Option<u64>,
+    /// The job's I/O at the close, where the system counts it.
+    pub(super) io: Option<taskloom::job::JobIo>,
     pub(super) killed_at_close: usize,
     pub(super) limits_hit: Vec<&'static str>,
     /// Every process the job had (exact with the kernel's process-events connector, i.e. as root).
@@ -171,6 +173,15 @@ pub(super) fn human_summary(
         if let Some(p) = job.peak_processes {
             let at_least = if job.peak_processes_exact { "" } else { "≥" };
             line.push_str(&format!(", peak {at_least}{p}"));
+        }
+        if let Some(io) = &job.io
+            && (io.read_bytes > 0 || io.write_bytes > 0)
+        {
+            line.push_str(&format!(
+                ", io read {} written {}",
+                format_size(io.read_bytes),
+                format_size(io.write_bytes)
+            ));
         }
         if let Some(m) = job.peak_memory_bytes {
             line.push_str(&format!(", {}", format_size(m)));

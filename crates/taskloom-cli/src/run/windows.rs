@@ -219,6 +219,7 @@ fn finish(
             peak_processes: None,
             peak_processes_exact: false,
             peak_memory_bytes: info.memory_peak,
+            io: info.io,
             killed_at_close: killed,
             limits_hit: Vec::new(),
             total_processes: info.total_processes.unwrap_or(0).max(killed as u64 + 1),

@@ -47,6 +47,8 @@ fn job(name: &str, procs: usize, limit: Option<u64>) -> JobRow {
             oom_kills: Some(0),
             process_limit_hits: Some(2),
             frozen: false,
+            io: None,
+            pressure: None,
             limits: JobLimits {
                 active_processes: limit,
                 job_memory: Some(64 << 20),

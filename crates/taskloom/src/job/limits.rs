@@ -67,10 +67,54 @@ pub struct JobInfo {
     pub process_limit_hits: Option<u64>,
     /// Whether the job is frozen.
     pub frozen: bool,
+    /// Its I/O, where the system counts it for the job (`None` elsewhere:
+    /// cgroup v1, no `io` controller, process groups).
+    pub io: Option<JobIo>,
+    /// Its processes' stalls (Linux, cgroup2), `None` elsewhere.
+    pub pressure: Option<JobPressure>,
     /// The limits in force.
     pub limits: JobLimits,
     /// Whether this handle holds the job's kill-on-close (`JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE`).
     pub kill_on_close: bool,
+}
+
+/// A job's I/O (`IO_COUNTERS` of `JOBOBJECT_BASIC_AND_IO_ACCOUNTING_INFORMATION`):
+/// on Linux the block I/O cgroup2's `io.stat` counts (reads, writes and
+/// discards that reach a device, not the page cache), on Windows every
+/// I/O operation the job's processes made ("other" is neither read nor
+/// write: control operations on Windows, discards on Linux).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct JobIo {
+    /// Read operations.
+    pub read_operations: u64,
+    /// Write operations.
+    pub write_operations: u64,
+    /// Other operations.
+    pub other_operations: u64,
+    /// Bytes read.
+    pub read_bytes: u64,
+    /// Bytes written.
+    pub write_bytes: u64,
+    /// Bytes moved by the other operations.
+    pub other_bytes: u64,
+}
+
+/// How much a job's processes waited for a resource lately (Linux's
+/// pressure stall information; beyond Windows): the share of the last ten
+/// seconds, in percent, in which some of them (`*_some`) or all of them
+/// (`*_full`) were stalled.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+pub struct JobPressure {
+    /// Waiting for a CPU.
+    pub cpu_some: Option<f64>,
+    /// Waiting for memory (reclaim, refaults).
+    pub memory_some: Option<f64>,
+    /// All waiting for memory.
+    pub memory_full: Option<f64>,
+    /// Waiting for I/O.
+    pub io_some: Option<f64>,
+    /// All waiting for I/O.
+    pub io_full: Option<f64>,
 }
 
 /// How one limit is enforced on this machine (`taskloom job caps`).

@@ -819,6 +819,8 @@ impl Job {
             kernel_time: a.kernel_time,
             memory_current: a.memory_current,
             memory_peak: a.memory_peak,
+            io: a.io,
+            pressure: a.pressure,
             oom_kills: a.oom_kills,
             process_limit_hits: a.process_limit_hits,
             frozen: a.frozen,

@@ -65,7 +65,7 @@ mod watch;
 #[cfg(windows)]
 mod windows;
 
-pub use limits::{Capability, JobInfo, JobLimits, process_time_secs};
+pub use limits::{Capability, JobInfo, JobIo, JobLimits, JobPressure, process_time_secs};
 pub use name::{MAX_NAME_LEN, validate_name};
 
 #[cfg(target_os = "linux")]

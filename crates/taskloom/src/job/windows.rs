@@ -29,9 +29,9 @@ use windows_sys::Win32::System::JobObjects::{
     JOB_OBJECT_LIMIT_AFFINITY, JOB_OBJECT_LIMIT_BREAKAWAY_OK, JOB_OBJECT_LIMIT_JOB_MEMORY,
     JOB_OBJECT_LIMIT_JOB_TIME, JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE, JOB_OBJECT_LIMIT_PRIORITY_CLASS,
     JOB_OBJECT_LIMIT_PROCESS_MEMORY, JOB_OBJECT_LIMIT_PROCESS_TIME,
-    JOBOBJECT_BASIC_ACCOUNTING_INFORMATION, JOBOBJECT_BASIC_PROCESS_ID_LIST,
+    JOBOBJECT_BASIC_AND_IO_ACCOUNTING_INFORMATION, JOBOBJECT_BASIC_PROCESS_ID_LIST,
     JOBOBJECT_CPU_RATE_CONTROL_INFORMATION, JOBOBJECT_EXTENDED_LIMIT_INFORMATION,
-    JobObjectBasicAccountingInformation, JobObjectBasicProcessIdList,
+    JobObjectBasicAndIoAccountingInformation, JobObjectBasicProcessIdList,
     JobObjectCpuRateControlInformation, JobObjectExtendedLimitInformation, OpenJobObjectW,
     QueryInformationJobObject, SetInformationJobObject, TerminateJobObject,
 };
@@ -500,14 +500,14 @@ impl Job {
         Ok(self.pids()?.contains(&pid))
     }
 
-    fn accounting(&self) -> Result<JOBOBJECT_BASIC_ACCOUNTING_INFORMATION> {
+    fn accounting(&self) -> Result<JOBOBJECT_BASIC_AND_IO_ACCOUNTING_INFORMATION> {
         // SAFETY: a plain C struct the call fills.
-        let mut a: JOBOBJECT_BASIC_ACCOUNTING_INFORMATION = unsafe { std::mem::zeroed() };
+        let mut a: JOBOBJECT_BASIC_AND_IO_ACCOUNTING_INFORMATION = unsafe { std::mem::zeroed() };
         // SAFETY: a live job handle and a struct of the size passed.
         let ok = unsafe {
             QueryInformationJobObject(
                 raw(&self.handle),
-                JobObjectBasicAccountingInformation,
+                JobObjectBasicAndIoAccountingInformation,
                 &mut a as *mut _ as *mut c_void,
                 std::mem::size_of_val(&a) as u32,
                 ptr::null_mut(),
@@ -521,7 +521,8 @@ impl Job {
 
     /// `QueryInformationJobObject`: accounting and the limits in force.
     pub fn info(&self) -> Result<JobInfo> {
-        let a = self.accounting()?;
+        let both = self.accounting()?;
+        let (a, io) = (both.BasicInfo, both.IoInfo);
         let ext = self.extended()?;
         let pids = self.pids()?;
         let from_100ns = |t: i64| Duration::from_nanos(u64::try_from(t).unwrap_or(0) * 100);
@@ -538,6 +539,15 @@ impl Job {
             oom_kills: None,
             process_limit_hits: None,
             frozen: false,
+            io: Some(super::JobIo {
+                read_operations: io.ReadOperationCount,
+                write_operations: io.WriteOperationCount,
+                other_operations: io.OtherOperationCount,
+                read_bytes: io.ReadTransferCount,
+                write_bytes: io.WriteTransferCount,
+                other_bytes: io.OtherTransferCount,
+            }),
+            pressure: None,
             limits: self.limits.clone(),
             kill_on_close: self.kill_on_close,
         })
@@ -585,7 +595,7 @@ impl Job {
         let deadline = Instant::now() + timeout;
         let mut pause = Duration::from_millis(1);
         loop {
-            if self.accounting()?.ActiveProcesses == 0 {
+            if self.accounting()?.BasicInfo.ActiveProcesses == 0 {
                 return Ok(true);
             }
             let now = Instant::now();

@@ -434,9 +434,88 @@ pub fn fdinfo_flags(buf: &[u8]) -> Option<u32> {
     u32::from_str_radix(std::str::from_utf8(v).ok()?, 8).ok()
 }
 
+/// A cgroup2 `io.stat`, summed over its devices: bytes and operations
+/// read, written and discarded.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IoStat {
+    /// Bytes read.
+    pub rbytes: u64,
+    /// Bytes written.
+    pub wbytes: u64,
+    /// Bytes discarded.
+    pub dbytes: u64,
+    /// Read operations.
+    pub rios: u64,
+    /// Write operations.
+    pub wios: u64,
+    /// Discard operations.
+    pub dios: u64,
+}
+
+/// Parses `io.stat` (`8:0 rbytes=1 wbytes=2 rios=3 wios=4 dbytes=5 dios=6`
+/// per line); unknown keys and malformed pairs are skipped.
+pub fn parse_io_stat(text: &str) -> IoStat {
+    let mut out = IoStat::default();
+    for line in text.lines() {
+        for pair in line.split_whitespace().skip(1) {
+            let Some((k, v)) = pair.split_once('=') else {
+                continue;
+            };
+            let Ok(v) = v.parse::<u64>() else { continue };
+            let slot = match k {
+                "rbytes" => &mut out.rbytes,
+                "wbytes" => &mut out.wbytes,
+                "dbytes" => &mut out.dbytes,
+                "rios" => &mut out.rios,
+                "wios" => &mut out.wios,
+                "dios" => &mut out.dios,
+                _ => continue,
+            };
+            *slot = slot.saturating_add(v);
+        }
+    }
+    out
+}
+
+/// The `avg10` values of a pressure file (`cpu.pressure`, `memory.pressure`,
+/// `io.pressure`): the share of the last ten seconds, in percent, in which
+/// some (and, for memory and I/O, all) of the group's tasks were stalled.
+pub fn parse_pressure(text: &str) -> (Option<f64>, Option<f64>) {
+    let avg10 = |prefix: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(prefix))?
+            .split_whitespace()
+            .find_map(|f| f.strip_prefix("avg10="))?
+            .parse()
+            .ok()
+    };
+    (avg10("some "), avg10("full "))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn io_stat_sums_every_device() {
+        let t = "8:0 rbytes=1024 wbytes=4096 rios=1 wios=2 dbytes=0 dios=0\n\
+                 253:1 rbytes=10 wbytes=20 rios=3 wios=4 dbytes=5 dios=6 junk\n";
+        let s = parse_io_stat(t);
+        assert_eq!((s.rbytes, s.wbytes, s.dbytes), (1034, 4116, 5));
+        assert_eq!((s.rios, s.wios, s.dios), (4, 6, 6));
+        assert_eq!(parse_io_stat(""), IoStat::default());
+    }
+
+    #[test]
+    fn pressure_gives_the_ten_second_averages() {
+        let t = "some avg10=1.50 avg60=0.20 avg300=0.00 total=123\nfull avg10=0.25 avg60=0.00 avg300=0.00 total=4\n";
+        assert_eq!(parse_pressure(t), (Some(1.5), Some(0.25)));
+        assert_eq!(
+            parse_pressure("some avg10=3.00 avg60=0 avg300=0 total=1\n"),
+            (Some(3.0), None)
+        );
+        assert_eq!(parse_pressure("garbage"), (None, None));
+    }
 
     #[test]
     fn stat_names_with_parens_spaces_and_newlines() {

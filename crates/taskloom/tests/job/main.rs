@@ -1417,3 +1417,41 @@ fn counts_every_process(tag: &str, kill_on_close: bool) {
     r.terminate().unwrap();
     r.wait().unwrap();
 }
+
+/// `JOBOBJECT_BASIC_AND_IO_ACCOUNTING_INFORMATION`: the bytes a member
+/// writes to a disk are the job's (cgroup2 `io.stat`, which counts what
+/// reaches the device: the write is direct and synced).
+#[test]
+fn a_jobs_io_is_counted() {
+    let _g = serial();
+    if !jobs_available("a_jobs_io_is_counted") {
+        return;
+    }
+    let job = Cleanup::new(Job::create(Some(&name("io"))).unwrap());
+    if job.job().info().unwrap().io.is_none() {
+        common::not_run(
+            "a_jobs_io_is_counted",
+            "jobs here have no io controller (cgroup v1 blkio, or not delegated)",
+        );
+        return;
+    }
+    let file = format!("/var/tmp/taskloom-io-{}", std::process::id());
+    let mut p = job
+        .job()
+        .spawn(sh(&format!(
+            "dd if=/dev/zero of={file} bs=64k count=64 oflag=direct conv=fsync 2>/dev/null; rm -f {file}"
+        )))
+        .unwrap();
+    assert!(p.wait().unwrap().success());
+    let io = job.job().info().unwrap().io.unwrap();
+    assert!(
+        io.write_bytes >= 4 << 20,
+        "4 MiB written directly, {} counted",
+        io.write_bytes
+    );
+    assert!(io.write_operations >= 1);
+    // And the pressure files, where the kernel keeps them.
+    if let Some(p) = job.job().info().unwrap().pressure {
+        assert!(p.cpu_some.is_some_and(|v| (0.0..=100.0).contains(&v)));
+    }
+}

@@ -160,6 +160,8 @@ pub(crate) struct Accounting {
     pub oom_kills: Option<u64>,
     pub process_limit_hits: Option<u64>,
     pub frozen: bool,
+    pub io: Option<super::JobIo>,
+    pub pressure: Option<super::JobPressure>,
 }
 
 /// A mark one handle leaves for the others.

@@ -863,6 +863,8 @@ impl JobBackend for Direct {
             oom_kills,
             process_limit_hits: pids_dir.and_then(cgroup::pids_limit_hits),
             frozen,
+            io: self.v2.as_deref().and_then(io_of),
+            pressure: self.v2.as_deref().and_then(pressure_of),
         })
     }
 
@@ -1000,6 +1002,46 @@ impl JobBackend for Direct {
 
 /// Says which CPUs of `set` are out of the job's reach (its parent's
 /// `cpuset`), rather than the kernel's ERANGE.
+/// The job's block I/O from its cgroup2 `io.stat` (`None` where the file is
+/// missing: no `io` controller for the job).
+fn io_of(v2: &Path) -> Option<crate::job::JobIo> {
+    let text = fs::read_to_string(v2.join("io.stat")).ok()?;
+    let s = crate::linux::parse::parse_io_stat(&text);
+    Some(crate::job::JobIo {
+        read_operations: s.rios,
+        write_operations: s.wios,
+        other_operations: s.dios,
+        read_bytes: s.rbytes,
+        write_bytes: s.wbytes,
+        other_bytes: s.dbytes,
+    })
+}
+
+/// The job's pressure stall information from its cgroup2 `*.pressure`
+/// files (`None` where the kernel keeps none).
+fn pressure_of(v2: &Path) -> Option<crate::job::JobPressure> {
+    let read = |f: &str| {
+        fs::read_to_string(v2.join(f))
+            .ok()
+            .map(|t| crate::linux::parse::parse_pressure(&t))
+    };
+    let (cpu, memory, io) = (
+        read("cpu.pressure"),
+        read("memory.pressure"),
+        read("io.pressure"),
+    );
+    if cpu.is_none() && memory.is_none() && io.is_none() {
+        return None;
+    }
+    Some(crate::job::JobPressure {
+        cpu_some: cpu.and_then(|p| p.0),
+        memory_some: memory.and_then(|p| p.0),
+        memory_full: memory.and_then(|p| p.1),
+        io_some: io.and_then(|p| p.0),
+        io_full: io.and_then(|p| p.1),
+    })
+}
+
 fn check_cpus_allowed(set: &CpuSet, parent: &Path) -> Result<()> {
     let allowed = [
         "cpuset.cpus.effective",

@@ -200,6 +200,8 @@ impl JobBackend for Group {
             kernel_time: live.iter().map(|e| e.kernel_time).sum(),
             memory_current: Some(live.iter().map(|e| e.rss).sum()),
             memory_peak: None,
+            io: None,
+            pressure: None,
             oom_kills: None,
             process_limit_hits: None,
             frozen: self.dir.join("frozen").exists(),
