@@ -39,7 +39,7 @@ fn output_is_read_as_it_comes_and_the_status_awaited() {
 fn a_process_opened_by_pid_is_awaited() {
     // Not our child: a shell's background sleep, orphaned when the shell ends.
     let mut sh = ProcessBuilder::new("sh")
-        .args(["-c", "sleep 2 & echo $!"])
+        .args(["-c", "sleep 2 >/dev/null & echo $!"])
         .stdout(Stdio::Piped)
         .spawn()
         .unwrap();
