@@ -651,6 +651,10 @@ impl Job {
             row("process-time", "JOB_OBJECT_LIMIT_PROCESS_TIME (user time)"),
             row("kill-on-close", "JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE"),
             row("total-processes", "JOBOBJECT_BASIC_ACCOUNTING_INFORMATION"),
+            row(
+                "io-accounting",
+                "JOBOBJECT_BASIC_AND_IO_ACCOUNTING_INFORMATION",
+            ),
         ]
     }
 }

@@ -405,7 +405,7 @@ pub(crate) fn capabilities() -> Vec<Capability> {
                     v2: Some(manager_dir.join("…").join(systemd::unit_name("<job>"))),
                     v2_controllers: controllers
                         .iter()
-                        .filter(|c| ["pids", "memory", "cpu", "cpuset"].contains(&c.as_str()))
+                        .filter(|c| ["pids", "memory", "cpu", "cpuset", "io"].contains(&c.as_str()))
                         .cloned()
                         .collect(),
                     v2_enable_in: None,

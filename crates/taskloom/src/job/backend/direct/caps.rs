@@ -132,6 +132,33 @@ pub(crate) fn capabilities(roots: &cgroup::Roots, manager: Option<&str>) -> Vec<
         ),
     );
     push("process-time", (true, "RLIMIT_CPU per process".into()));
+    let io = roots.v2_controllers.iter().any(|c| c == "io");
+    push(
+        "io-accounting",
+        match (io, manager) {
+            (true, _) => (
+                true,
+                format!(
+                    "cgroup2 io.stat ({}): what reaches a device, not the page cache",
+                    roots
+                        .v2
+                        .as_ref()
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_default()
+                ),
+            ),
+            (false, Some(manager)) => (
+                false,
+                format!(
+                    "the io controller is not delegated to {manager}; an administrator can add it: `systemctl edit user@.service` with [Service] Delegate=cpu cpuset io memory pids"
+                ),
+            ),
+            (false, None) => (
+                false,
+                "no cgroup2 io controller for jobs here (cgroup v1's blkio is not used)".into(),
+            ),
+        },
+    );
     push(
         "job-time",
         (

@@ -387,7 +387,7 @@ fn detect_in(hierarchies: &[layout::Hierarchy], own: &str, to_create: bool) -> R
                 .unwrap_or_default();
             roots.v2_controllers = available
                 .split_whitespace()
-                .filter(|c| ["pids", "memory", "cpu", "cpuset"].contains(c))
+                .filter(|c| ["pids", "memory", "cpu", "cpuset", "io"].contains(c))
                 .map(str::to_owned)
                 .collect();
             roots.v2 = Some(root);
@@ -653,7 +653,7 @@ mod tests {
         fs::create_dir_all(base.join("user.slice/me/taskloom")).unwrap();
         fs::write(
             base.join("user.slice/me/taskloom/cgroup.controllers"),
-            "cpu memory pids io\n",
+            "cpu memory pids io rdma\n",
         )
         .unwrap();
         let roots = detect(&mountinfo, "0::/user.slice/me\n", true);
@@ -664,8 +664,8 @@ mod tests {
         assert!(roots.v1.is_empty());
         assert_eq!(
             roots.v2_controllers,
-            ["cpu", "memory", "pids"],
-            "io is not one taskloom uses"
+            ["cpu", "memory", "pids", "io"],
+            "rdma is not one taskloom uses (io is: the job's I/O accounting)"
         );
         assert!(
             !base

@@ -1104,12 +1104,13 @@ fn share_files(dir: &Path, mode: u32) -> Result<()> {
     Ok(())
 }
 
-/// Hands every controller a cgroup has on to its children (those taskloom uses).
+/// Hands every controller a cgroup has on to its children (those taskloom
+/// uses: the limits', and `io` for the job's I/O accounting).
 pub(crate) fn enable_controllers(dir: &Path) {
     let have = cgroup::read(&dir.join("cgroup.controllers")).unwrap_or_default();
     for c in have
         .split_whitespace()
-        .filter(|c| ["pids", "memory", "cpu", "cpuset"].contains(c))
+        .filter(|c| ["pids", "memory", "cpu", "cpuset", "io"].contains(c))
     {
         cgroup::write(&dir.join("cgroup.subtree_control"), &format!("+{c}"))
             .or_log(|| format!("enable {c} in {}", dir.display()));
