@@ -51,6 +51,7 @@
 
 #[cfg(target_os = "linux")]
 mod backend;
+mod builder;
 #[cfg(target_os = "linux")]
 mod connector;
 #[cfg(target_os = "linux")]
@@ -65,6 +66,7 @@ mod watch;
 #[cfg(windows)]
 mod windows;
 
+pub use builder::JobBuilder;
 pub use limits::{Capability, JobInfo, JobIo, JobLimits, JobPressure, process_time_secs};
 pub use name::{MAX_NAME_LEN, validate_name};
 
@@ -73,10 +75,10 @@ pub use crate::linux::{job_name_in, layout};
 #[cfg(target_os = "linux")]
 pub use layout::Controller;
 #[cfg(target_os = "linux")]
-pub use linux::{Job, JobBuilder, job_of};
+pub use linux::{Job, job_of};
 #[cfg(all(target_os = "linux", feature = "tokio"))]
 pub use watch::JobEventStream;
 #[cfg(target_os = "linux")]
 pub use watch::{JobCounts, JobEvent, JobWatcher};
 #[cfg(windows)]
-pub use windows::{Job, JobBuilder, job_of};
+pub use windows::{Job, job_of};

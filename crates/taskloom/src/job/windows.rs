@@ -29,18 +29,19 @@ use windows_sys::Win32::System::JobObjects::{
     JOB_OBJECT_LIMIT_AFFINITY, JOB_OBJECT_LIMIT_BREAKAWAY_OK, JOB_OBJECT_LIMIT_JOB_MEMORY,
     JOB_OBJECT_LIMIT_JOB_TIME, JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE, JOB_OBJECT_LIMIT_PRIORITY_CLASS,
     JOB_OBJECT_LIMIT_PROCESS_MEMORY, JOB_OBJECT_LIMIT_PROCESS_TIME,
-    JOBOBJECT_BASIC_AND_IO_ACCOUNTING_INFORMATION, JOBOBJECT_BASIC_PROCESS_ID_LIST,
-    JOBOBJECT_CPU_RATE_CONTROL_INFORMATION, JOBOBJECT_EXTENDED_LIMIT_INFORMATION,
+    JOBOBJECT_BASIC_ACCOUNTING_INFORMATION, JOBOBJECT_BASIC_AND_IO_ACCOUNTING_INFORMATION,
+    JOBOBJECT_BASIC_PROCESS_ID_LIST, JOBOBJECT_CPU_RATE_CONTROL_INFORMATION,
+    JOBOBJECT_EXTENDED_LIMIT_INFORMATION, JobObjectBasicAccountingInformation,
     JobObjectBasicAndIoAccountingInformation, JobObjectBasicProcessIdList,
     JobObjectCpuRateControlInformation, JobObjectExtendedLimitInformation, OpenJobObjectW,
     QueryInformationJobObject, SetInformationJobObject, TerminateJobObject,
 };
 use windows_sys::Win32::System::SystemInformation::{GetSystemInfo, SYSTEM_INFO};
+use windows_sys::Win32::System::Threading::IO_COUNTERS;
 use windows_sys::Win32::System::Threading::WaitForSingleObject;
 
 use super::limits::check_limits;
-use super::name::anon_name;
-use super::{Capability, JobInfo, JobLimits, validate_name};
+use super::{Capability, JobBuilder, JobInfo, JobLimits, validate_name};
 use crate::error::{Error, Result};
 use crate::process::{Process, ProcessBuilder, priority_flag, spawn_then};
 use crate::windows::{duplicate, hundred_ns, last_error, last_os, owned, raw, wide};
@@ -54,52 +55,6 @@ const TERMINATED: u32 = 1;
 /// The object name of job `name`.
 fn object_name(name: &str) -> Vec<u16> {
     wide(format!("Local\\taskloom.{}", name.replace('/', ".")))
-}
-
-/// Builds a job: `CreateJobObject` with its options.
-#[derive(Debug, Default)]
-pub struct JobBuilder {
-    name: Option<String>,
-    limits: JobLimits,
-    kill_on_close: bool,
-}
-
-impl JobBuilder {
-    /// The job's name (see [`validate_name`]); unnamed jobs get a private one.
-    pub fn name(mut self, name: &str) -> Self {
-        self.name = Some(name.to_owned());
-        self
-    }
-
-    /// The limits the job starts with.
-    pub fn limits(mut self, limits: JobLimits) -> Self {
-        self.limits = limits;
-        self
-    }
-
-    /// `JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE`: every member is killed when the
-    /// last handle to the job closes (this one, its duplicates, any other
-    /// process's).
-    pub fn kill_on_close(mut self, yes: bool) -> Self {
-        self.kill_on_close = yes;
-        self
-    }
-
-    /// Whether the job will be kill-on-close.
-    pub fn is_kill_on_close(&self) -> bool {
-        self.kill_on_close
-    }
-
-    /// `CreateJobObject`.
-    pub fn create(self) -> Result<Job> {
-        Job::create_at(None, self)
-    }
-
-    /// A job nested in `parent`: its processes are members of both, and
-    /// the parent's limits bound it.
-    pub fn create_in(self, parent: &Job) -> Result<Job> {
-        Job::create_at(Some(parent), self)
-    }
 }
 
 /// A job object handle.
@@ -138,15 +93,9 @@ impl Job {
         JobBuilder::default()
     }
 
-    fn create_at(parent: Option<&Job>, b: JobBuilder) -> Result<Job> {
+    pub(super) fn create_at(parent: Option<&Job>, b: JobBuilder) -> Result<Job> {
         check_limits(&b.limits)?;
-        let leaf = match &b.name {
-            Some(n) => {
-                validate_name(n)?;
-                n.clone()
-            }
-            None => anon_name(),
-        };
+        let leaf = b.leaf_name()?;
         let name = match parent {
             Some(p) => format!("{}/{leaf}", p.name),
             None => leaf,
@@ -500,14 +449,32 @@ impl Job {
         Ok(self.pids()?.contains(&pid))
     }
 
-    fn accounting(&self) -> Result<JOBOBJECT_BASIC_AND_IO_ACCOUNTING_INFORMATION> {
+    /// The job's accounting and, where the system answers it, its I/O
+    /// (`JobObjectBasicAndIoAccountingInformation`; Wine answers only the
+    /// basic class, so the I/O is `None` there).
+    fn accounting(&self) -> Result<(JOBOBJECT_BASIC_ACCOUNTING_INFORMATION, Option<IO_COUNTERS>)> {
         // SAFETY: a plain C struct the call fills.
-        let mut a: JOBOBJECT_BASIC_AND_IO_ACCOUNTING_INFORMATION = unsafe { std::mem::zeroed() };
+        let mut both: JOBOBJECT_BASIC_AND_IO_ACCOUNTING_INFORMATION = unsafe { std::mem::zeroed() };
         // SAFETY: a live job handle and a struct of the size passed.
         let ok = unsafe {
             QueryInformationJobObject(
                 raw(&self.handle),
                 JobObjectBasicAndIoAccountingInformation,
+                &mut both as *mut _ as *mut c_void,
+                std::mem::size_of_val(&both) as u32,
+                ptr::null_mut(),
+            )
+        };
+        if ok != 0 {
+            return Ok((both.BasicInfo, Some(both.IoInfo)));
+        }
+        // SAFETY: as above.
+        let mut a: JOBOBJECT_BASIC_ACCOUNTING_INFORMATION = unsafe { std::mem::zeroed() };
+        // SAFETY: as above.
+        let ok = unsafe {
+            QueryInformationJobObject(
+                raw(&self.handle),
+                JobObjectBasicAccountingInformation,
                 &mut a as *mut _ as *mut c_void,
                 std::mem::size_of_val(&a) as u32,
                 ptr::null_mut(),
@@ -516,13 +483,12 @@ impl Job {
         if ok == 0 {
             return Err(last_os(format!("read the accounting of job {}", self.name)));
         }
-        Ok(a)
+        Ok((a, None))
     }
 
     /// `QueryInformationJobObject`: accounting and the limits in force.
     pub fn info(&self) -> Result<JobInfo> {
-        let both = self.accounting()?;
-        let (a, io) = (both.BasicInfo, both.IoInfo);
+        let (a, io) = self.accounting()?;
         let ext = self.extended()?;
         let pids = self.pids()?;
         let from_100ns = |t: i64| Duration::from_nanos(u64::try_from(t).unwrap_or(0) * 100);
@@ -539,7 +505,7 @@ impl Job {
             oom_kills: None,
             process_limit_hits: None,
             frozen: false,
-            io: Some(super::JobIo {
+            io: io.map(|io| super::JobIo {
                 read_operations: io.ReadOperationCount,
                 write_operations: io.WriteOperationCount,
                 other_operations: io.OtherOperationCount,
@@ -595,7 +561,7 @@ impl Job {
         let deadline = Instant::now() + timeout;
         let mut pause = Duration::from_millis(1);
         loop {
-            if self.accounting()?.BasicInfo.ActiveProcesses == 0 {
+            if self.accounting()?.0.ActiveProcesses == 0 {
                 return Ok(true);
             }
             let now = Instant::now();
