@@ -15,13 +15,11 @@
 //! Once PROGRAM has ended (`--wait-all`), SIGHUP, SIGINT, SIGQUIT and
 //! SIGTERM terminate the job and SIGUSR1/2 go to every member.
 
-use std::ffi::OsString;
 use std::io::Write;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use crate::OrTrace;
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::Args;
 use taskloom::debug::{Continue, DebugEvent, DebugMode, Debugger};
 use taskloom::job::{Job, JobEvent, JobWatcher, process_time_secs};
@@ -31,10 +29,9 @@ use taskloom::process::{
 };
 
 use super::{
-    EMPTY_TICK, EXIT_TIMED_OUT, EndedBy, JobGuard, JobSummary, LONGEST, SECOND_INTERRUPT, Summary,
-    human_summary, parse_bounded_duration, parse_env, parse_timeout,
+    CommonArgs, EMPTY_TICK, EXIT_TIMED_OUT, EndedBy, JobGuard, JobSummary, LONGEST,
+    SECOND_INTERRUPT, Summary, human_summary, parse_bounded_duration,
 };
-use crate::limits::LimitArgs;
 
 /// How often the job watcher looks for limits hit and counts members.
 const WATCH_TICK: Duration = Duration::from_millis(50);
@@ -50,18 +47,8 @@ const FORWARDED: [i32; 6] = [
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Working directory of the program.
-    #[arg(long, value_name = "DIR")]
-    cwd: Option<PathBuf>,
-    /// Set an environment variable (repeatable).
-    #[arg(long = "env", value_name = "KEY=VALUE", value_parser = parse_env)]
-    env: Vec<(OsString, OsString)>,
-    /// Start from an empty environment.
-    #[arg(long)]
-    clear_env: bool,
-    /// Start suspended (before its first instruction), resume after this long (e.g. 500ms, 2s).
-    #[arg(long, value_name = "DURATION", value_parser = parse_bounded_duration)]
-    suspended_for: Option<Duration>,
+    #[command(flatten)]
+    common: CommonArgs,
     /// Run as this user (name or uid), with its groups (CreateProcessAsUser).
     #[arg(long, value_name = "USER")]
     user: Option<String>,
@@ -77,27 +64,12 @@ pub struct RunArgs {
     /// Run with this primary group (name or gid).
     #[arg(long, value_name = "GROUP")]
     group: Option<String>,
-    #[command(flatten)]
-    limits: LimitArgs,
-    /// Wall-clock limit for the run: at the deadline PROGRAM gets --signal, and
-    /// --kill-after later the whole job is terminated; taskloom then exits 124.
-    #[arg(long, value_name = "DURATION", value_parser = parse_timeout)]
-    timeout: Option<Duration>,
     /// The signal --timeout sends first (name or number).
     #[arg(long, value_name = "SIGNAL", default_value = "TERM", value_parser = parse_signal, requires = "timeout")]
     signal: i32,
     /// How long after --signal the job is terminated.
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_bounded_duration, requires = "timeout")]
     kill_after: Duration,
-    /// Name of the job the program runs in (anonymous by default).
-    #[arg(long, value_name = "NAME")]
-    name: Option<String>,
-    /// Wait until every process in the job has ended, not only PROGRAM.
-    #[arg(long)]
-    wait_all: bool,
-    /// Run without a job: no limits, and processes PROGRAM leaves behind keep running.
-    #[arg(long, conflicts_with_all = ["name", "wait_all"])]
-    no_job: bool,
     /// Let PROGRAM and its children move themselves out of the job. By
     /// default they start in a cgroup namespace rooted at the job (for an
     /// unprivileged user, inside a user namespace that maps only that user,
@@ -114,12 +86,6 @@ pub struct RunArgs {
     /// cannot hide them.
     #[arg(long, conflicts_with_all = ["no_job", "uncontained"])]
     no_services: bool,
-    /// Print the summary as one JSON object on stdout instead of a line on stderr.
-    #[arg(long)]
-    json: bool,
-    /// Print no summary.
-    #[arg(short, long, conflicts_with = "json")]
-    quiet: bool,
     /// Run PROGRAM under taskloom's debugger (DEBUG_PROCESS: its children
     /// too) and print each debug event on stderr, one a line (JSON Lines with
     /// --json); every exception is passed on to the program, which runs to its end.
@@ -128,10 +94,6 @@ pub struct RunArgs {
     /// With --debug-events: the program only, not its children (DEBUG_ONLY_THIS_PROCESS).
     #[arg(long, requires = "debug_events")]
     debug_only_this_process: bool,
-    /// The program and its arguments (options for taskloom come before it;
-    /// `--` may separate them).
-    #[arg(required = true, trailing_var_arg = true, value_name = "PROGRAM")]
-    command: Vec<OsString>,
 }
 
 fn parse_signal(s: &str) -> Result<i32, String> {
@@ -200,7 +162,7 @@ fn logon(
     _builder: ProcessBuilder,
 ) -> Result<(LogonSession, ProcessBuilder)> {
     let _ = read_password;
-    bail!(
+    anyhow::bail!(
         "this taskloom was built without logon support: build it with `--features logon` (needs PAM's headers and libclang: apt-get install libpam0g-dev libclang-dev)"
     )
 }
@@ -241,17 +203,7 @@ pub fn main(args: RunArgs) -> Result<i32> {
     // emptied before execve, so PROGRAM receives them as usual.
     let events = ControlEvents::catch(&FORWARDED)?;
 
-    let (program, rest) = args.command.split_first().context("no program given")?;
-    let mut builder = ProcessBuilder::new(program).args(rest);
-    if args.clear_env {
-        builder = builder.env_clear();
-    }
-    for (k, v) in &args.env {
-        builder = builder.env(k, v);
-    }
-    if let Some(dir) = &args.cwd {
-        builder = builder.current_dir(dir);
-    }
+    let mut builder = args.common.builder()?;
     if let Some(creds) = credentials(args.user.as_deref(), args.group.as_deref())? {
         builder = builder.credentials(creds);
     }
@@ -264,35 +216,9 @@ pub fn main(args: RunArgs) -> Result<i32> {
         }
         None => None,
     };
-    builder = builder.suspended(args.suspended_for.is_some());
-
-    let job = if args.no_job {
-        if args.limits.any_job_only() {
-            bail!(
-                "--no-job takes no job limits (only --cpus and --priority apply to a lone process)"
-            );
-        }
-        if let Some(cpus) = args.limits.cpus {
-            builder = builder.affinity(cpus);
-        }
-        if let Some(class) = args.limits.priority {
-            builder = builder.priority(class);
-        }
-        None
-    } else {
-        let mut b = Job::builder()
-            .limits(args.limits.apply_to(&Default::default()))
-            .kill_on_close(true)
-            .contain(!args.uncontained)
-            .hide_services(args.no_services);
-        if let Some(name) = &args.name {
-            b = b.name(name);
-        }
-        Some(
-            b.create()
-                .context("cannot create the job (use --no-job to run without one)")?,
-        )
-    };
+    let (job, builder) = args.common.job(builder, |b| {
+        b.contain(!args.uncontained).hide_services(args.no_services)
+    })?;
     // From here on, every way out of `main` removes the job `run` created.
     let job = JobGuard(job);
     // The watcher starts before the program, so it sees every fork (exactly, as root).
@@ -312,7 +238,7 @@ pub fn main(args: RunArgs) -> Result<i32> {
             Some(job) => Debugger::spawn_in(job, builder, mode)?,
             None => Debugger::spawn(builder, mode)?,
         };
-        let run = debug_events(debugger, watcher.as_mut(), args.json)?;
+        let run = debug_events(debugger, watcher.as_mut(), args.common.json)?;
         return finish(args, job, watcher, run, start);
     }
     let child = match &job.0 {
@@ -324,13 +250,15 @@ pub fn main(args: RunArgs) -> Result<i32> {
         watcher: watcher.as_mut(),
         events: &events,
         same_group: child.shares_callers_group(),
-        wait_all: args.wait_all,
+        wait_all: args.common.wait_all,
     }
     .supervise(
         child,
         start,
-        args.suspended_for,
-        args.timeout.map(|t| (t, args.signal, args.kill_after)),
+        args.common.suspended_for,
+        args.common
+            .timeout
+            .map(|t| (t, args.signal, args.kill_after)),
     )?;
     finish(args, job, watcher, run, start)
 }
@@ -532,12 +460,12 @@ fn finish(
         user_seconds: user.as_secs_f64(),
         kernel_seconds: kernel.as_secs_f64(),
         peak_rss_bytes: Some(usage.peak_rss),
-        suspended_seconds: args.suspended_for.map(|d| d.as_secs_f64()),
+        suspended_seconds: args.common.suspended_for.map(|d| d.as_secs_f64()),
         job: job_summary,
     };
-    if args.json {
+    if args.common.json {
         println!("{}", serde_json::to_string(&summary)?);
-    } else if !args.quiet {
+    } else if !args.common.quiet {
         eprintln!("{}", human_summary(&summary, wall, user, kernel));
     }
     Ok(exit_code)

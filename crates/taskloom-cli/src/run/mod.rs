@@ -6,14 +6,17 @@
 //! and `windows.rs` (console control events, job objects).
 
 use std::ffi::OsString;
+use std::path::PathBuf;
 use std::time::Duration;
 
-use taskloom::job::Job;
-use taskloom::process::ExitStatus;
+use anyhow::{Context, bail};
+use clap::Args;
+use taskloom::job::{Job, JobBuilder};
+use taskloom::process::{ExitStatus, ProcessBuilder};
 use taskloom::units::format_size;
 
 use crate::OrTrace;
-use crate::limits::parse_duration;
+use crate::limits::{LimitArgs, parse_duration};
 use crate::output;
 
 #[cfg(target_os = "linux")]
@@ -76,6 +79,109 @@ pub fn failure_code(err: &anyhow::Error) -> i32 {
             EXIT_CANNOT_EXECUTE
         }
         _ => EXIT_FAILURE,
+    }
+}
+
+/// The options of `run` both systems have.
+#[derive(Debug, Args)]
+pub struct CommonArgs {
+    /// Working directory of the program.
+    #[arg(long, value_name = "DIR")]
+    pub(super) cwd: Option<PathBuf>,
+    /// Set an environment variable (repeatable).
+    #[arg(long = "env", value_name = "KEY=VALUE", value_parser = parse_env)]
+    pub(super) env: Vec<(OsString, OsString)>,
+    /// Start from an empty environment.
+    #[arg(long)]
+    pub(super) clear_env: bool,
+    /// Start suspended (before its first instruction), resume after this long (e.g. 500ms, 2s).
+    #[arg(long, value_name = "DURATION", value_parser = parse_bounded_duration)]
+    pub(super) suspended_for: Option<Duration>,
+    #[command(flatten)]
+    pub(super) limits: LimitArgs,
+    #[cfg_attr(
+        target_os = "linux",
+        doc = "Wall-clock limit for the run: at the deadline PROGRAM gets --signal, and\n--kill-after later the whole job is terminated; taskloom then exits 124."
+    )]
+    #[cfg_attr(
+        windows,
+        doc = "Wall-clock limit for the run: at the deadline the job is terminated;\ntaskloom then exits 124."
+    )]
+    #[arg(long, value_name = "DURATION", value_parser = parse_timeout)]
+    pub(super) timeout: Option<Duration>,
+    /// Name of the job the program runs in (anonymous by default).
+    #[arg(long, value_name = "NAME")]
+    pub(super) name: Option<String>,
+    /// Wait until every process in the job has ended, not only PROGRAM.
+    #[arg(long)]
+    pub(super) wait_all: bool,
+    /// Run without a job: no limits, and processes PROGRAM leaves behind keep running.
+    #[arg(long, conflicts_with_all = ["name", "wait_all"])]
+    pub(super) no_job: bool,
+    /// Print the summary as one JSON object on stdout instead of a line on stderr.
+    #[arg(long)]
+    pub(super) json: bool,
+    /// Print no summary.
+    #[arg(short, long, conflicts_with = "json")]
+    pub(super) quiet: bool,
+    /// The program and its arguments (options for taskloom come before it;
+    /// `--` may separate them).
+    #[arg(required = true, trailing_var_arg = true, value_name = "PROGRAM")]
+    pub(super) command: Vec<OsString>,
+}
+
+impl CommonArgs {
+    /// The program's builder: its arguments, environment, directory and a
+    /// suspended start as asked.
+    pub(super) fn builder(&self) -> anyhow::Result<ProcessBuilder> {
+        let (program, rest) = self.command.split_first().context("no program given")?;
+        let mut builder = ProcessBuilder::new(program).args(rest);
+        if self.clear_env {
+            builder = builder.env_clear();
+        }
+        for (k, v) in &self.env {
+            builder = builder.env(k, v);
+        }
+        if let Some(dir) = &self.cwd {
+            builder = builder.current_dir(dir);
+        }
+        Ok(builder.suspended(self.suspended_for.is_some()))
+    }
+
+    /// The run's job, kill-on-close, with the limits asked (`None` with
+    /// `--no-job`, when a lone process gets `--cpus` and `--priority`);
+    /// `options` adds what one system's job builder has more.
+    pub(super) fn job(
+        &self,
+        mut builder: ProcessBuilder,
+        options: impl FnOnce(JobBuilder) -> JobBuilder,
+    ) -> anyhow::Result<(Option<Job>, ProcessBuilder)> {
+        if self.no_job {
+            if self.limits.any_job_only() {
+                bail!(
+                    "--no-job takes no job limits (only --cpus and --priority apply to a lone process)"
+                );
+            }
+            if let Some(cpus) = self.limits.cpus {
+                builder = builder.affinity(cpus);
+            }
+            if let Some(class) = self.limits.priority {
+                builder = builder.priority(class);
+            }
+            return Ok((None, builder));
+        }
+        let mut b = options(
+            Job::builder()
+                .limits(self.limits.apply_to(&Default::default()))
+                .kill_on_close(true),
+        );
+        if let Some(name) = &self.name {
+            b = b.name(name);
+        }
+        let job = b
+            .create()
+            .context("cannot create the job (use --no-job to run without one)")?;
+        Ok((Some(job), builder))
     }
 }
 

@@ -8,101 +8,29 @@
 //! first at a time-out: at `--timeout` the job (or the lone program) is
 //! terminated, and taskloom exits 124.
 
-use std::ffi::OsString;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::Result;
 use clap::Args;
 use taskloom::job::Job;
-use taskloom::process::{ControlEvents, ExitStatus, Process, ProcessBuilder, signals};
+use taskloom::process::{ControlEvents, ExitStatus, Process, signals};
 
 use super::{
-    EMPTY_TICK, EXIT_TIMED_OUT, EndedBy, JobGuard, JobSummary, LONGEST, SECOND_INTERRUPT, Summary,
-    human_summary, parse_bounded_duration, parse_env, parse_timeout,
+    CommonArgs, EMPTY_TICK, EXIT_TIMED_OUT, EndedBy, JobGuard, JobSummary, LONGEST,
+    SECOND_INTERRUPT, Summary, human_summary,
 };
-use crate::limits::LimitArgs;
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Working directory of the program.
-    #[arg(long, value_name = "DIR")]
-    cwd: Option<PathBuf>,
-    /// Set an environment variable (repeatable).
-    #[arg(long = "env", value_name = "KEY=VALUE", value_parser = parse_env)]
-    env: Vec<(OsString, OsString)>,
-    /// Start from an empty environment.
-    #[arg(long)]
-    clear_env: bool,
-    /// Start suspended (before its first instruction), resume after this long (e.g. 500ms, 2s).
-    #[arg(long, value_name = "DURATION", value_parser = parse_bounded_duration)]
-    suspended_for: Option<Duration>,
     #[command(flatten)]
-    limits: LimitArgs,
-    /// Wall-clock limit for the run: at the deadline the job is terminated;
-    /// taskloom then exits 124.
-    #[arg(long, value_name = "DURATION", value_parser = parse_timeout)]
-    timeout: Option<Duration>,
-    /// Name of the job the program runs in (anonymous by default).
-    #[arg(long, value_name = "NAME")]
-    name: Option<String>,
-    /// Wait until every process in the job has ended, not only PROGRAM.
-    #[arg(long)]
-    wait_all: bool,
-    /// Run without a job: no limits, and processes PROGRAM leaves behind keep running.
-    #[arg(long, conflicts_with_all = ["name", "wait_all"])]
-    no_job: bool,
-    /// Print the summary as one JSON object on stdout instead of a line on stderr.
-    #[arg(long)]
-    json: bool,
-    /// Print no summary.
-    #[arg(short, long, conflicts_with = "json")]
-    quiet: bool,
-    /// The program and its arguments (options for taskloom come before it;
-    /// `--` may separate them).
-    #[arg(required = true, trailing_var_arg = true, value_name = "PROGRAM")]
-    command: Vec<OsString>,
+    common: CommonArgs,
 }
 
 pub fn main(args: RunArgs) -> Result<i32> {
     let events = ControlEvents::catch(&[signals::INT, signals::QUIT])?;
-    let (program, rest) = args.command.split_first().context("no program given")?;
-    let mut builder = ProcessBuilder::new(program).args(rest);
-    if args.clear_env {
-        builder = builder.env_clear();
-    }
-    for (k, v) in &args.env {
-        builder = builder.env(k, v);
-    }
-    if let Some(dir) = &args.cwd {
-        builder = builder.current_dir(dir);
-    }
-    builder = builder.suspended(args.suspended_for.is_some());
-    let job = if args.no_job {
-        if args.limits.any_job_only() {
-            bail!(
-                "--no-job takes no job limits (only --cpus and --priority apply to a lone process)"
-            );
-        }
-        if let Some(cpus) = args.limits.cpus {
-            builder = builder.affinity(cpus);
-        }
-        if let Some(class) = args.limits.priority {
-            builder = builder.priority(class);
-        }
-        None
-    } else {
-        let mut b = Job::builder()
-            .limits(args.limits.apply_to(&Default::default()))
-            .kill_on_close(true);
-        if let Some(name) = &args.name {
-            b = b.name(name);
-        }
-        Some(
-            b.create()
-                .context("cannot create the job (use --no-job to run without one)")?,
-        )
-    };
+    let args = args.common;
+    let builder = args.builder()?;
+    let (job, builder) = args.job(builder, |b| b)?;
     // From here on, every way out of `main` removes the job `run` created.
     let job = JobGuard(job);
     let start = Instant::now();
@@ -120,7 +48,7 @@ fn supervise(
     job: Option<&Job>,
     child: &mut Process,
     start: Instant,
-    args: &RunArgs,
+    args: &CommonArgs,
 ) -> Result<(ExitStatus, Option<EndedBy>)> {
     let terminate = |child: &Process| -> Result<()> {
         match job {
@@ -193,7 +121,7 @@ fn supervise(
 
 /// Accounting, the job's removal, the summary.
 fn finish(
-    args: RunArgs,
+    args: CommonArgs,
     mut job: JobGuard,
     child: Process,
     status: ExitStatus,
