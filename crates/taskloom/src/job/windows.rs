@@ -21,7 +21,7 @@ use std::ptr;
 use std::time::{Duration, Instant};
 
 use windows_sys::Win32::Foundation::{
-    ERROR_ALREADY_EXISTS, ERROR_FILE_NOT_FOUND, GetLastError, WAIT_OBJECT_0, WAIT_TIMEOUT,
+    ERROR_ALREADY_EXISTS, ERROR_FILE_NOT_FOUND, GetLastError, HANDLE, WAIT_OBJECT_0, WAIT_TIMEOUT,
 };
 use windows_sys::Win32::System::JobObjects::{
     AssignProcessToJobObject, CreateJobObjectW, IsProcessInJob, JOB_OBJECT_CPU_RATE_CONTROL_ENABLE,
@@ -38,7 +38,9 @@ use windows_sys::Win32::System::JobObjects::{
 };
 use windows_sys::Win32::System::SystemInformation::{GetSystemInfo, SYSTEM_INFO};
 use windows_sys::Win32::System::Threading::IO_COUNTERS;
-use windows_sys::Win32::System::Threading::WaitForSingleObject;
+use windows_sys::Win32::System::Threading::{
+    OpenProcess, PROCESS_QUERY_INFORMATION, WaitForSingleObject,
+};
 
 use super::limits::check_limits;
 use super::{Capability, JobBuilder, JobInfo, JobLimits, validate_name};
@@ -382,16 +384,29 @@ impl Job {
     }
 
     fn handle_holds(&self, job: &OwnedHandle, process: &Process) -> Result<bool> {
-        let mut inside = 0;
-        // SAFETY: live handles and an out-pointer.
-        if unsafe { IsProcessInJob(process.as_raw_handle() as _, raw(job), &mut inside) } == 0 {
-            return Err(last_os(format!(
+        let ask = |h: HANDLE| {
+            let mut inside = 0;
+            // SAFETY: live handles and an out-pointer.
+            (unsafe { IsProcessInJob(h, raw(job), &mut inside) } != 0).then_some(inside != 0)
+        };
+        if let Some(inside) = ask(process.as_raw_handle() as HANDLE) {
+            return Ok(inside);
+        }
+        // Some systems (Wine) want PROCESS_QUERY_INFORMATION for the question,
+        // which a handle opened for assigning lacks: ask through a second
+        // handle. The process cannot have ended and its id been reused
+        // meanwhile: `process` holds it.
+        // SAFETY: OpenProcess takes plain integers; a new handle or NULL.
+        let h = unsafe { OpenProcess(PROCESS_QUERY_INFORMATION, 0, process.pid() as u32) };
+        // SAFETY: a new handle we own (or NULL, an error).
+        let query = unsafe { owned(h, format!("open process {} to query it", process.pid()))? };
+        ask(raw(&query)).ok_or_else(|| {
+            last_os(format!(
                 "ask whether process {} is in job {}",
                 process.pid(),
                 self.name
-            )));
-        }
-        Ok(inside != 0)
+            ))
+        })
     }
 
     /// Assigns a process by pid.

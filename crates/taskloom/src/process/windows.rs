@@ -42,10 +42,11 @@ use windows_sys::Win32::System::Threading::{
     IDLE_PRIORITY_CLASS, INFINITE, InitializeProcThreadAttributeList, LPPROC_THREAD_ATTRIBUTE_LIST,
     NORMAL_PRIORITY_CLASS, OpenProcess, OpenThread, PROC_THREAD_ATTRIBUTE_HANDLE_LIST,
     PROCESS_CREATION_FLAGS, PROCESS_INFORMATION, PROCESS_QUERY_INFORMATION,
-    PROCESS_QUERY_LIMITED_INFORMATION, PROCESS_SET_INFORMATION, PROCESS_SUSPEND_RESUME,
-    PROCESS_TERMINATE, REALTIME_PRIORITY_CLASS, ResumeThread, STARTF_USESTDHANDLES, STARTUPINFOEXW,
-    SetEvent, SetPriorityClass, SetProcessAffinityMask, SuspendThread, THREAD_SUSPEND_RESUME,
-    TerminateProcess, UpdateProcThreadAttribute, WaitForMultipleObjects, WaitForSingleObject,
+    PROCESS_QUERY_LIMITED_INFORMATION, PROCESS_SET_INFORMATION, PROCESS_SET_QUOTA,
+    PROCESS_SUSPEND_RESUME, PROCESS_TERMINATE, REALTIME_PRIORITY_CLASS, ResumeThread,
+    STARTF_USESTDHANDLES, STARTUPINFOEXW, SetEvent, SetPriorityClass, SetProcessAffinityMask,
+    SuspendThread, THREAD_SUSPEND_RESUME, TerminateProcess, UpdateProcThreadAttribute,
+    WaitForMultipleObjects, WaitForSingleObject,
 };
 
 use windows_sys::Win32::Storage::FileSystem::SYNCHRONIZE;
@@ -608,7 +609,8 @@ fn windows_access(access: ProcessAccess) -> u32 {
         a |= PROCESS_QUERY_INFORMATION;
     }
     if access.contains(ProcessAccess::SET_INFORMATION) {
-        a |= PROCESS_SET_INFORMATION;
+        // Assigning a process to a job takes PROCESS_SET_QUOTA too.
+        a |= PROCESS_SET_INFORMATION | PROCESS_SET_QUOTA;
     }
     a
 }

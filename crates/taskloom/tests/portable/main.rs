@@ -549,3 +549,62 @@ fn an_ended_thread_cannot_be_suspended_and_resumes_to_zero() {
         assert_eq!(t.join().unwrap(), 5);
     }
 }
+
+/// Conformance (Wine's `thread.c`): a running thread's exit code is
+/// `STILL_ACTIVE` (259), then the code its function returned.
+#[test]
+fn a_running_threads_exit_code_is_still_active() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use taskloom::thread::{STILL_ACTIVE, ThreadBuilder};
+    let go = Arc::new(AtomicBool::new(false));
+    let g = Arc::clone(&go);
+    let t = ThreadBuilder::new()
+        .spawn(move || {
+            while !g.load(Ordering::Acquire) {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            42
+        })
+        .unwrap();
+    assert_eq!(t.exit_code(), STILL_ACTIVE);
+    assert!(!t.has_ended());
+    go.store(true, Ordering::Release);
+    assert!(t.wait_timeout(Duration::from_secs(10)));
+    assert_eq!(t.exit_code(), 42);
+    assert_eq!(t.join().unwrap(), 42);
+}
+
+/// Conformance (Wine's job tests): terminating an empty job succeeds and
+/// signals it; assigning a process to the job it is in already succeeds
+/// and changes nothing.
+#[test]
+fn an_empty_job_terminates_and_a_second_assignment_is_no_error() {
+    if !jobs_here() {
+        return;
+    }
+    let job = Cleanup(Some(Job::create(Some(&name("empty"))).unwrap()));
+    let j = job.0.as_ref().unwrap();
+    assert!(
+        !j.wait(Duration::ZERO).unwrap(),
+        "a fresh job is not signalled"
+    );
+    assert_eq!(j.terminate().unwrap(), 0);
+    assert!(
+        j.wait(Duration::from_secs(5)).unwrap(),
+        "signalled once terminated"
+    );
+    let again = Cleanup(Some(Job::create(Some(&name("again"))).unwrap()));
+    let a = again.0.as_ref().unwrap();
+    let mut p = a.spawn(child_builder("sleep:60")).unwrap();
+    let opened = Process::open_with_access(
+        p.pid(),
+        taskloom::process::ProcessAccess::TERMINATE
+            | taskloom::process::ProcessAccess::SET_INFORMATION,
+    )
+    .unwrap();
+    a.assign(&opened).unwrap();
+    assert_eq!(a.pids().unwrap(), vec![p.pid()]);
+    a.terminate().unwrap();
+    p.wait().unwrap();
+}
