@@ -226,8 +226,9 @@ impl ThreadBuilder {
         let s = shared.clone();
         let opts = self.clone();
         let run = Box::new(move || {
-            s.tid.store(sys::gettid(), Ordering::Release);
-            sys::futex_wake(unsafe_tid_word(&s));
+            // Name, priority and affinity are in place before the id is
+            // handed out (`Thread::tid` waits for it), so whoever looks at
+            // the thread by its id finds them, as after CreateThread.
             if let Some(name) = &name {
                 // The kernel's 15 bytes, and the whole name for GetThreadDescription.
                 set_thread_description(sys::gettid(), name)
@@ -240,6 +241,8 @@ impl ThreadBuilder {
                 set_thread_affinity(0, cpus)
                     .or_log(|| format!("give the new thread the CPUs {cpus}"));
             }
+            s.tid.store(sys::gettid(), Ordering::Release);
+            sys::futex_wake(unsafe_tid_word(&s));
             if opts.commit > 0 {
                 sys::commit_own_stack(opts.commit);
             }
