@@ -150,3 +150,19 @@ impl JobBuilder {
         Job::create_at(Some(parent), self)
     }
 }
+
+impl Job {
+    /// `CreateJobObject(NULL, name)`: an empty job with no limits.
+    pub fn create(name: Option<&str>) -> Result<Job> {
+        let mut b = JobBuilder::default();
+        if let Some(n) = name {
+            b = b.name(n);
+        }
+        b.create()
+    }
+
+    /// A builder for a job with options.
+    pub fn builder() -> JobBuilder {
+        JobBuilder::default()
+    }
+}

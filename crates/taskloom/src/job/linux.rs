@@ -89,20 +89,6 @@ impl KillCode {
 pub(crate) type Spawned = std::sync::Arc<std::sync::Mutex<VecDeque<i32>>>;
 
 impl Job {
-    /// `CreateJobObject(NULL, name)`: an empty job with no limits.
-    pub fn create(name: Option<&str>) -> Result<Job> {
-        let mut b = JobBuilder::default();
-        if let Some(n) = name {
-            b = b.name(n);
-        }
-        b.create()
-    }
-
-    /// A builder for a job with options.
-    pub fn builder() -> JobBuilder {
-        JobBuilder::default()
-    }
-
     /// A handle over a backend object (made or opened).
     pub(super) fn with_backend(
         name: String,

@@ -81,20 +81,6 @@ fn cpu_count() -> u32 {
 }
 
 impl Job {
-    /// `CreateJobObject(NULL, name)`: an empty job with no limits.
-    pub fn create(name: Option<&str>) -> Result<Job> {
-        let mut b = JobBuilder::default();
-        if let Some(n) = name {
-            b = b.name(n);
-        }
-        b.create()
-    }
-
-    /// A builder with every option.
-    pub fn builder() -> JobBuilder {
-        JobBuilder::default()
-    }
-
     pub(super) fn create_at(parent: Option<&Job>, b: JobBuilder) -> Result<Job> {
         check_limits(&b.limits)?;
         let leaf = b.leaf_name()?;
