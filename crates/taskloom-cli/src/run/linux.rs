@@ -29,8 +29,8 @@ use taskloom::process::{
 };
 
 use super::{
-    CommonArgs, EMPTY_TICK, EXIT_TIMED_OUT, EndedBy, JobGuard, JobSummary, LONGEST,
-    SECOND_INTERRUPT, Summary, human_summary, parse_bounded_duration,
+    CommonArgs, EMPTY_TICK, EndedBy, JobGuard, JobSummary, LONGEST, Outcome, SECOND_INTERRUPT,
+    parse_bounded_duration,
 };
 
 /// How often the job watcher looks for limits hit and counts members.
@@ -350,7 +350,7 @@ fn debug_line(e: &DebugEvent) -> String {
 /// The common end of a run: accounting, the job's removal, the summary.
 fn finish(
     args: RunArgs,
-    mut job: JobGuard,
+    job: JobGuard,
     mut watcher: Option<JobWatcher>,
     run: Run,
     start: Instant,
@@ -443,32 +443,20 @@ fn finish(
             totals_exact: counts.exact,
         });
     }
-    if let Some(job) = job.0.take() {
-        job.delete()?;
-    }
-    let exit_code = match ended_by {
-        Some(EndedBy::Timeout) => EXIT_TIMED_OUT,
-        _ => status.shell_code(),
-    };
-    let summary = Summary {
-        pid: child.pid(),
-        status,
-        exit_code,
-        ended_by,
-        signals_forwarded: forwarded.iter().map(|&s| signal_name(s)).collect(),
-        wall_seconds: wall.as_secs_f64(),
-        user_seconds: user.as_secs_f64(),
-        kernel_seconds: kernel.as_secs_f64(),
-        peak_rss_bytes: Some(usage.peak_rss),
-        suspended_seconds: args.common.suspended_for.map(|d| d.as_secs_f64()),
-        job: job_summary,
-    };
-    if args.common.json {
-        println!("{}", serde_json::to_string(&summary)?);
-    } else if !args.common.quiet {
-        eprintln!("{}", human_summary(&summary, wall, user, kernel));
-    }
-    Ok(exit_code)
+    args.common.conclude(
+        job,
+        Outcome {
+            pid: child.pid(),
+            status,
+            ended_by,
+            signals_forwarded: forwarded.iter().map(|&s| signal_name(s)).collect(),
+            wall,
+            user,
+            kernel,
+            peak_rss_bytes: Some(usage.peak_rss),
+            job: job_summary,
+        },
+    )
 }
 
 /// The supervising loop's inputs.

@@ -236,6 +236,53 @@ pub(super) struct Summary {
     pub(super) job: Option<JobSummary>,
 }
 
+/// How a run ended, as each system's supervision saw it: what the summary
+/// is made of.
+pub(super) struct Outcome {
+    pub(super) pid: i32,
+    pub(super) status: ExitStatus,
+    pub(super) ended_by: Option<EndedBy>,
+    pub(super) signals_forwarded: Vec<String>,
+    pub(super) wall: Duration,
+    pub(super) user: Duration,
+    pub(super) kernel: Duration,
+    pub(super) peak_rss_bytes: Option<u64>,
+    pub(super) job: Option<JobSummary>,
+}
+
+impl CommonArgs {
+    /// The end of every run: the job removed, the exit code (124 after a
+    /// time-out, else the program's), and the summary as asked.
+    pub(super) fn conclude(&self, mut job: JobGuard, o: Outcome) -> anyhow::Result<i32> {
+        if let Some(job) = job.0.take() {
+            job.delete()?;
+        }
+        let exit_code = match o.ended_by {
+            Some(EndedBy::Timeout) => EXIT_TIMED_OUT,
+            _ => o.status.shell_code(),
+        };
+        let summary = Summary {
+            pid: o.pid,
+            status: o.status,
+            exit_code,
+            ended_by: o.ended_by,
+            signals_forwarded: o.signals_forwarded,
+            wall_seconds: o.wall.as_secs_f64(),
+            user_seconds: o.user.as_secs_f64(),
+            kernel_seconds: o.kernel.as_secs_f64(),
+            peak_rss_bytes: o.peak_rss_bytes,
+            suspended_seconds: self.suspended_for.map(|d| d.as_secs_f64()),
+            job: o.job,
+        };
+        if self.json {
+            println!("{}", serde_json::to_string(&summary)?);
+        } else if !self.quiet {
+            eprintln!("{}", human_summary(&summary, o.wall, o.user, o.kernel));
+        }
+        Ok(exit_code)
+    }
+}
+
 /// The job `run` created: deleted when `main` leaves early (a failed spawn,
 /// say), so that nothing `run` made is left behind.
 pub(super) struct JobGuard(pub(super) Option<Job>);

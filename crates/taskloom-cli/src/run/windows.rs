@@ -16,8 +16,7 @@ use taskloom::job::Job;
 use taskloom::process::{ControlEvents, ExitStatus, Process, signals};
 
 use super::{
-    CommonArgs, EMPTY_TICK, EXIT_TIMED_OUT, EndedBy, JobGuard, JobSummary, LONGEST,
-    SECOND_INTERRUPT, Summary, human_summary,
+    CommonArgs, EMPTY_TICK, EndedBy, JobGuard, JobSummary, LONGEST, Outcome, SECOND_INTERRUPT,
 };
 
 #[derive(Debug, Args)]
@@ -122,7 +121,7 @@ fn supervise(
 /// Accounting, the job's removal, the summary.
 fn finish(
     args: CommonArgs,
-    mut job: JobGuard,
+    job: JobGuard,
     child: Process,
     status: ExitStatus,
     ended_by: Option<EndedBy>,
@@ -155,30 +154,18 @@ fn finish(
             totals_exact: info.total_processes.is_some(),
         });
     }
-    if let Some(job) = job.0.take() {
-        job.delete()?;
-    }
-    let exit_code = match ended_by {
-        Some(EndedBy::Timeout) => EXIT_TIMED_OUT,
-        _ => status.shell_code(),
-    };
-    let summary = Summary {
-        pid: child.pid(),
-        status,
-        exit_code,
-        ended_by,
-        signals_forwarded: Vec::new(),
-        wall_seconds: wall.as_secs_f64(),
-        user_seconds: user.as_secs_f64(),
-        kernel_seconds: kernel.as_secs_f64(),
-        peak_rss_bytes: None,
-        suspended_seconds: args.suspended_for.map(|d| d.as_secs_f64()),
-        job: job_summary,
-    };
-    if args.json {
-        println!("{}", serde_json::to_string(&summary)?);
-    } else if !args.quiet {
-        eprintln!("{}", human_summary(&summary, wall, user, kernel));
-    }
-    Ok(exit_code)
+    args.conclude(
+        job,
+        Outcome {
+            pid: child.pid(),
+            status,
+            ended_by,
+            signals_forwarded: Vec::new(),
+            wall,
+            user,
+            kernel,
+            peak_rss_bytes: None,
+            job: job_summary,
+        },
+    )
 }
