@@ -105,14 +105,36 @@ impl CpuSet {
     /// `GetProcessAffinityMask` on Windows).
     #[cfg(windows)]
     pub fn current() -> Result<Self> {
-        let mask = crate::windows::own_affinity_mask()?;
+        Ok(CpuSet::from_mask(crate::windows::own_affinity_mask()?))
+    }
+
+    /// The CPUs of a Windows affinity mask (one processor group).
+    #[cfg(windows)]
+    pub(crate) fn from_mask(mask: usize) -> CpuSet {
         let mut out = CpuSet::new();
         for cpu in 0..usize::BITS as usize {
             if mask & (1 << cpu) != 0 {
                 out.insert(cpu);
             }
         }
-        Ok(out)
+        out
+    }
+
+    /// The Windows affinity mask of these CPUs: an error for a CPU beyond
+    /// the 64 of one processor group.
+    #[cfg(windows)]
+    pub(crate) fn to_mask(self) -> Result<usize> {
+        let mut mask = 0usize;
+        for cpu in self.iter() {
+            if cpu >= usize::BITS as usize {
+                return Err(Error::InvalidInput {
+                    what: "affinity",
+                    reason: format!("CPU {cpu} is beyond the 64 of one processor group"),
+                });
+            }
+            mask |= 1 << cpu;
+        }
+        Ok(mask)
     }
 
     /// The CPUs this process may run on now (`sched_getaffinity`).

@@ -203,7 +203,7 @@ impl Job {
         let basic = &mut info.BasicLimitInformation;
         if let Some(cpus) = &l.affinity {
             basic.LimitFlags |= JOB_OBJECT_LIMIT_AFFINITY;
-            basic.Affinity = crate::process::windows_affinity_mask(cpus)?;
+            basic.Affinity = cpus.to_mask()?;
         }
         if let Some(class) = l.priority {
             basic.LimitFlags |= JOB_OBJECT_LIMIT_PRIORITY_CLASS;
@@ -288,13 +288,7 @@ impl Job {
         let from_100ns = |t: i64| Duration::from_nanos(u64::try_from(t).unwrap_or(0) * 100);
         let mut affinity = None;
         if has(JOB_OBJECT_LIMIT_AFFINITY) {
-            let mut set = crate::cpuset::CpuSet::new();
-            for cpu in 0..usize::BITS as usize {
-                if b.Affinity & (1 << cpu) != 0 {
-                    set.insert(cpu);
-                }
-            }
-            affinity = Some(set);
+            affinity = Some(crate::cpuset::CpuSet::from_mask(b.Affinity));
         }
         let priority = has(JOB_OBJECT_LIMIT_PRIORITY_CLASS)
             .then(|| {

@@ -78,7 +78,7 @@ pub use windows::split as split_command_line;
 #[cfg(windows)]
 pub use windows::{ControlEvent, ControlEvents, Process, signals, wait_all, wait_any};
 #[cfg(windows)]
-pub(crate) use windows::{affinity_mask as windows_affinity_mask, priority_flag, spawn_then};
+pub(crate) use windows::{priority_flag, spawn_then};
 
 #[cfg(target_os = "linux")]
 pub use crate::linux::clock_ticks_per_second;

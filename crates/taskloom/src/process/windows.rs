@@ -96,21 +96,6 @@ pub(crate) fn priority_flag(class: PriorityClass) -> PROCESS_CREATION_FLAGS {
     }
 }
 
-/// An affinity mask of a [`CpuSet`] (Windows groups hold 64 CPUs).
-pub(crate) fn affinity_mask(cpus: &CpuSet) -> Result<usize> {
-    let mut mask = 0usize;
-    for cpu in cpus.iter() {
-        if cpu >= usize::BITS as usize {
-            return Err(Error::InvalidInput {
-                what: "affinity",
-                reason: format!("CPU {cpu} is beyond the 64 of one processor group"),
-            });
-        }
-        mask |= 1 << cpu;
-    }
-    Ok(mask)
-}
-
 /// Appends `arg` to a command line so that `CommandLineToArgvW` (and the C
 /// runtime) read it back as one argument, exactly.
 fn append_arg(line: &mut Vec<u16>, arg: &OsStr) {
@@ -496,7 +481,7 @@ pub(crate) fn spawn_then(
     if b.breakaway {
         flags |= CREATE_BREAKAWAY_FROM_JOB;
     }
-    let affinity = b.affinity.as_ref().map(affinity_mask).transpose()?;
+    let affinity = b.affinity.map(CpuSet::to_mask).transpose()?;
 
     // SAFETY: STARTUPINFOEXW and PROCESS_INFORMATION are plain C structs
     // for which all-zero is the documented initial state.
@@ -762,19 +747,13 @@ impl Process {
                 self.pid
             )));
         }
-        let mut set = CpuSet::new();
-        for cpu in 0..usize::BITS as usize {
-            if mine & (1 << cpu) != 0 {
-                set.insert(cpu);
-            }
-        }
-        Ok(set)
+        Ok(CpuSet::from_mask(mine))
     }
 
     /// `SetProcessAffinityMask`.
     pub fn set_affinity(&self, cpus: &CpuSet) -> Result<()> {
         self.require(ProcessAccess::SET_INFORMATION, "set the affinity of")?;
-        let mask = affinity_mask(cpus)?;
+        let mask = cpus.to_mask()?;
         // SAFETY: a live handle.
         if unsafe { SetProcessAffinityMask(raw(&self.handle), mask) } == 0 {
             return Err(last_os(format!("set the affinity of process {}", self.pid)));

@@ -127,7 +127,7 @@ impl ThreadBuilder {
                 }
             }
             if let Some(cpus) = &self.affinity {
-                let mask = crate::process::windows_affinity_mask(cpus)?;
+                let mask = cpus.to_mask()?;
                 // SAFETY: a live thread handle.
                 if unsafe { SetThreadAffinityMask(h, mask) } == 0 {
                     return Err(last_os(format!("set the affinity of thread {tid}")));
