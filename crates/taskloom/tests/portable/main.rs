@@ -14,6 +14,10 @@ use std::io::Read;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+#[path = "../common/not_run.rs"]
+mod not_run;
+
+use not_run::not_run;
 use taskloom::job::{Job, JobLimits};
 use taskloom::process::{Process, ProcessBuilder, Stdio};
 
@@ -347,22 +351,6 @@ fn a_kill_on_close_job_dies_with_its_owner() {
             .is_some(),
         "the sleeper outlived its job's owner"
     );
-}
-
-/// A test that cannot run on this machine says so: under CI it fails
-/// unless the CI script names it in `TASKLOOM_NOT_RUN_HERE` (with the
-/// reason, in its own output), as `tests/common`'s `not_run` does.
-fn not_run(test: &str, why: &str) {
-    let expected = std::env::var("TASKLOOM_NOT_RUN_HERE")
-        .unwrap_or_default()
-        .split_whitespace()
-        .any(|t| t == test);
-    if std::env::var_os("CI").is_some() && !expected {
-        panic!(
-            "{test}: cannot run here ({why}); CI expects every test to run, or names it in TASKLOOM_NOT_RUN_HERE"
-        );
-    }
-    eprintln!("{test}: not run: {why}");
 }
 
 #[test]
