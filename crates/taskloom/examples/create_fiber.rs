@@ -3,8 +3,6 @@
 //! Windows converts the thread to a fiber, creates a fiber whose function
 //! prints and switches back, switches to it, prints, and deletes it.
 //! Run: `cargo run -p taskloom --example create_fiber`.
-#![cfg_attr(not(target_os = "linux"), no_main)]
-#![cfg(target_os = "linux")]
 
 use taskloom::fiber::{self, Fiber};
 

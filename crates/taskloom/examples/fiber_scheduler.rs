@@ -3,8 +3,6 @@
 //! Each task is a fiber that does a step of work and yields; `yield_now`
 //! switches to the scheduler fiber, which picks the next runnable task.
 //! Run: `cargo run -p taskloom --example fiber_scheduler`.
-#![cfg_attr(not(target_os = "linux"), no_main)]
-#![cfg(target_os = "linux")]
 
 use std::cell::RefCell;
 use std::collections::VecDeque;

@@ -66,6 +66,7 @@
 mod arch;
 pub mod cpuset;
 pub mod error;
+pub mod fiber;
 pub mod job;
 pub mod priority;
 pub mod process;
@@ -75,8 +76,6 @@ pub mod units;
 // Linux only, for now (ARCHITECTURE.md, "Two systems, one API").
 #[cfg(target_os = "linux")]
 pub mod debug;
-#[cfg(target_os = "linux")]
-pub mod fiber;
 #[cfg(target_os = "linux")]
 pub mod inspect;
 #[cfg(target_os = "linux")]

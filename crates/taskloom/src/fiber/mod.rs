@@ -58,16 +58,28 @@
 //!   cause a use-after-free this way). A fiber that finished or never
 //!   started gives its stack back to the pool. Dropping the handle of the
 //!   *running* fiber defers the deletion until it switches away or finishes.
-//! - **Stacks** are mapped with a guard page and pooled per thread; an
-//!   overflow prints `fiber stack overflow in fiber #N` and aborts.
+//! - **Stacks** are pooled per thread. On Linux they are mapped with a
+//!   guard page, and an overflow prints `fiber stack overflow in fiber #N`
+//!   and aborts. On Windows each fiber is an OS fiber (`CreateFiberEx`,
+//!   `SwitchToFiber`), whose stack the system makes, and an overflow is the
+//!   system's stack overflow (Rust reports it and the process ends).
 //! - **Backtraces** (gdb, perf) end at the fiber's entry function: with
 //!   symmetric switching there is no parent frame to continue into, so the
 //!   first frame is marked as the outermost one.
 #![allow(unsafe_code)] // one of the fenced modules: ARCHITECTURE.md, "Invariants"
 
-use crate::arch::fiber as arch;
+// The per-system half: where a fiber's stack and closure live and how
+// control moves (ARCHITECTURE.md, "Two systems, one API").
+#[cfg(target_os = "linux")]
 mod overflow;
+#[cfg(target_os = "linux")]
 mod stack;
+#[cfg(target_os = "linux")]
+#[path = "linux.rs"]
+mod sys;
+#[cfg(windows)]
+#[path = "windows.rs"]
+mod sys;
 
 use std::any::Any;
 use std::cell::{Cell, RefCell};
@@ -78,7 +90,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::ptr;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use stack::Stack;
+use sys::Stack;
 
 /// Default reserved stack size of a fiber: 1 MiB, as on Windows
 /// (`CreateFiberEx(0, 0, ...)`). It is reserved `PROT_NONE` with
@@ -108,8 +120,9 @@ type Payload = Box<dyn Any + Send>;
 /// fields a switch touches come first, in one cache line.
 #[repr(C)]
 struct Slot {
-    /// Stack pointer saved by the fiber's latest switch away (or made for its
-    /// first run). Valid whenever the fiber is not the running one; zero once
+    /// Where to resume the fiber. Linux: the stack pointer saved by its
+    /// latest switch away (or made for its first run). Windows: its OS fiber
+    /// (constant while it lives). Valid whenever the fiber is not the running one; zero once
     /// it finished, and for a thread record that never switched. A deleted
     /// fiber's record may keep a stale value: its new generation matches no
     /// `FiberRef`, so nothing reads it.
@@ -130,15 +143,23 @@ struct Slot {
     id: Cell<u64>,
     panic: Cell<Option<Payload>>,
     guard: Cell<(usize, usize)>,
-    /// Usable size and top of the stack the record holds (kept across reuse).
+    /// Usable size and top of the stack the record holds (kept across reuse);
+    /// on Windows the "top" is the OS fiber, the context a new fiber starts in.
     stack_size: Cell<usize>,
     stack_top: Cell<usize>,
+    /// Windows: the boxed closure of a fiber that has not started, and the
+    /// function that runs it (Linux keeps the closure on the fiber's stack
+    /// and the function in the stack's first frame).
+    #[cfg(windows)]
+    closure: Cell<*mut ()>,
+    #[cfg(windows)]
+    start: Cell<Option<sys::Start>>,
     /// Whether `data` / `fls` may hold something (skips their `RefCell`s otherwise).
     has_data: Cell<bool>,
     has_fls: Cell<bool>,
     stack: Cell<Option<Stack>>,
-    /// Drops the closure of a fiber that never started (it lies at
-    /// `closure_addr::<F>(stack_top)`); `None` once the fiber took it.
+    /// Drops the closure of a fiber that never started (where `sys::place`
+    /// put it); `None` once the fiber took it.
     drop_closure: Cell<Option<unsafe fn(&Slot)>>,
     data: RefCell<Option<Box<dyn Any>>>,
     /// FLS values by index, each with the generation of the index it was
@@ -164,6 +185,10 @@ impl Slot {
             guard: Cell::new((0, 0)),
             stack_size: Cell::new(0),
             stack_top: Cell::new(0),
+            #[cfg(windows)]
+            closure: Cell::new(ptr::null_mut()),
+            #[cfg(windows)]
+            start: Cell::new(None),
             has_data: Cell::new(false),
             has_fls: Cell::new(false),
             stack: Cell::new(None),
@@ -245,7 +270,7 @@ fn ensure_ready() {
 #[cold]
 #[inline(never)]
 fn set_up_thread() {
-    overflow::install();
+    sys::set_up_thread();
     THREAD.with(|_| ()); // registers its destructor
     FREE.with(|f| f.ready.set(true));
 }
@@ -342,6 +367,7 @@ fn current_slot() -> *const Slot {
 }
 
 /// For the overflow handler: the running fiber's id and guard range.
+#[cfg(target_os = "linux")]
 fn current_guard() -> Option<(u64, usize, usize)> {
     let cur = CURRENT.try_with(|c| c.get()).ok()?;
     if cur.is_null() {
@@ -372,6 +398,10 @@ pub enum FiberError {
         std::env::consts::ARCH
     )]
     Unsupported,
+    /// The system refused (Windows: `ConvertThreadToFiberEx` failed for a
+    /// reason other than the thread being a fiber already); the OS error code.
+    #[error("the system refused to make this thread a fiber: {}", std::io::Error::from_raw_os_error(*.0))]
+    Os(i32),
     /// No FLS slot is left (`FLS_OUT_OF_INDEXES`).
     #[error(
         "no fiber local storage index is left (the limit is {FLS_MAXIMUM_AVAILABLE} per process)"
@@ -497,7 +527,7 @@ impl FiberBuilder {
 
     #[inline]
     fn spawn_in_place<F: FnOnce() + 'static>(self, f: F) -> io::Result<Fiber> {
-        if !arch::SUPPORTED {
+        if !sys::SUPPORTED {
             return Err(io::Error::new(
                 io::ErrorKind::Unsupported,
                 FiberError::Unsupported.to_string(),
@@ -508,20 +538,13 @@ impl FiberBuilder {
         let reserve = windows_reserve(self.reserve, self.commit);
         let slot = alloc_slot(!self.fresh_stack);
         // A deleted fiber's record keeps its stack: reuse it when the size fits.
-        let want = stack::usable_size(reserve);
-        let reuse = !self.fresh_stack && slot.stack_size.get() == want;
+        let want = sys::usable_size(reserve);
+        let reuse = !self.fresh_stack && sys::stack_fits(slot, want, self.float);
         if !reuse {
-            give_new_stack(slot, reserve, self.commit)?;
+            give_new_stack(slot, reserve, self.commit, self.float)?;
         }
-        let top = slot.stack_top.get();
-        let closure = closure_addr::<F>(top);
-        // SAFETY: `closure` is aligned for F and lies in the fiber's fresh stack.
-        unsafe { ptr::write(closure as *mut F, f) };
-        // SAFETY: the 40 bytes below `closure` are in the same stack.
-        let sp = unsafe {
-            arch::init_stack(closure & !15, fiber_main::<F>, slot as *const Slot as usize)
-        };
-        slot.drop_closure.set(Some(drop_closure::<F>));
+        let sp = sys::place::<F>(slot, f);
+        slot.drop_closure.set(Some(sys::drop_closure::<F>));
         slot.id.set(next_id());
         // Stores are what creating costs: skip those that change nothing.
         if slot.float.get() != self.float {
@@ -563,10 +586,15 @@ fn windows_reserve(reserve: Option<usize>, commit: usize) -> usize {
     }
 }
 
-fn give_new_stack(slot: &'static Slot, reserve: usize, commit: usize) -> io::Result<()> {
+fn give_new_stack(
+    slot: &'static Slot,
+    reserve: usize,
+    commit: usize,
+    float: bool,
+) -> io::Result<()> {
     drop(slot.stack.take());
     slot.stack_size.set(0);
-    let fresh = match Stack::new(reserve, commit) {
+    let fresh = match sys::new_stack(slot, reserve, commit, float) {
         Ok(st) => st,
         Err(e) => {
             FREE.with(|f| f.push(&f.bare, slot));
@@ -578,20 +606,6 @@ fn give_new_stack(slot: &'static Slot, reserve: usize, commit: usize) -> io::Res
     slot.stack_top.set(fresh.top());
     slot.stack.set(Some(fresh));
     Ok(())
-}
-
-/// Where a fiber's closure of type `F` lies, below the top of its stack.
-#[inline(always)]
-fn closure_addr<F>(top: usize) -> usize {
-    let align = std::mem::align_of::<F>().max(16);
-    (top - std::mem::size_of::<F>()) & !(align - 1)
-}
-
-/// # Safety
-/// `s` must hold a live, never-moved-out `F` written by `spawn_in_place`.
-unsafe fn drop_closure<F>(s: &Slot) {
-    // SAFETY: per the contract, at the address spawn wrote it to.
-    unsafe { ptr::drop_in_place(closure_addr::<F>(s.stack_top.get()) as *mut F) }
 }
 
 impl Fiber {
@@ -763,29 +777,28 @@ fn run_fls_destructors_slow(s: &Slot) {
     }
 }
 
-/// The fiber's first Rust frame: runs the closure, then leaves for good.
-/// `starter` is the record of the fiber whose switch started this one.
-extern "C" fn fiber_main<F: FnOnce()>(arg: usize, starter: usize) -> ! {
-    // SAFETY: `arg` is the record `spawn_in_place` passed; records are never freed.
-    let slot: &'static Slot = unsafe { &*(arg as *const Slot) };
-    // SAFETY: `starter` is the record whose `sp` the starting switch saved to
-    // (`sp` is the record's first field); records are never freed.
-    let starter: &'static Slot = unsafe { &*(starter as *const Slot) };
+/// A fiber's life, from its first Rust frame (each system's entry calls
+/// it): runs the closure, then chooses whom to leave for and returns that
+/// fiber's context, which the entry resumes. `starter` is the record of the
+/// fiber whose switch started this one.
+#[inline(always)]
+fn fiber_body<F: FnOnce()>(slot: &'static Slot, starter: &'static Slot) -> usize {
     slot.starter.set(starter);
     slot.starter_gen.set(starter.generation.get());
     slot.drop_closure.set(None);
-    // SAFETY: the closure was written at spawn; it is moved out exactly once, here.
-    let f = unsafe { ptr::read(closure_addr::<F>(slot.stack_top.get()) as *mut F) };
+    // SAFETY: the closure was placed at spawn; it is moved out exactly once, here.
+    let f = unsafe { sys::take_closure::<F>(slot) };
     after_resume(slot);
     let panic = catch_unwind(AssertUnwindSafe(f)).err();
     finish(slot, panic)
 }
 
-/// Leaves a finished fiber for its starter (or the thread's fiber), handing
-/// over its panic. Inlined into `fiber_main`: the common path is a few loads
-/// and three stores; the rest is out of line.
+/// Ends a finished fiber: picks its starter (or the thread's fiber), hands
+/// over its panic, makes that fiber the current one and returns its
+/// context. Inlined into the entry: the common path is a few loads and
+/// three stores; the rest is out of line.
 #[inline(always)]
-fn finish(slot: &'static Slot, panic: Option<Payload>) -> ! {
+fn finish(slot: &'static Slot, panic: Option<Payload>) -> usize {
     slot.state.set(State::Finished);
     slot.sp.set(0);
     // Neither candidate is running (this fiber is), so a non-zero `sp` is a
@@ -799,8 +812,7 @@ fn finish(slot: &'static Slot, panic: Option<Payload>) -> ! {
     }
     let to = target.sp.get();
     CURRENT.with(|c| c.set(target));
-    // SAFETY: `to` was saved by `target`'s own switch; this stack is never resumed.
-    unsafe { arch::jump(to) }
+    to
 }
 
 /// The thread's own fiber, where a fiber goes when its starter is gone.
@@ -823,11 +835,7 @@ fn hand_over_panic(target: &Slot, p: Payload) {
 }
 
 fn overflow_free_abort(msg: &[u8]) -> ! {
-    // SAFETY: write to stderr, then abort.
-    unsafe {
-        libc::write(2, msg.as_ptr().cast(), msg.len());
-        libc::abort()
-    }
+    sys::abort(msg)
 }
 
 /// Work handed to a fiber by the one that switched to it: a panic to raise.
@@ -853,28 +861,26 @@ fn handle_pending(cur: &Slot) {
 /// If this thread is not a fiber, or `target` is running, finished or deleted.
 #[inline]
 pub fn switch_to_fiber(target: FiberRef) {
-    let cur = current_slot();
     let t = target.slot();
     let to = t.sp.get();
-    // Only the running fiber (`cur`) has a stale `sp`: every other fiber of
-    // this thread is suspended, not started, finished or deleted.
-    // One branch for all four checks (`|`, not `||`): the hot path stays straight.
-    if cur.is_null() | (to == 0) | ptr::eq(t, cur) | (t.generation.get() != target.generation) {
-        bad_switch(cur, target);
-    }
-    // SAFETY: non-null, records are never freed.
-    let cur: &Slot = unsafe { &*cur };
-    CURRENT.with(|c| c.set(t));
-    // SAFETY: `to` is the saved stack pointer of a suspended fiber of this
-    // thread (checked above), and `cur.sp` is our own record's slot.
-    unsafe {
-        if cur.float.get() {
-            std::hint::cold_path();
-            arch::switch_float(cur.sp.as_ptr(), to);
-        } else {
-            arch::switch(cur.sp.as_ptr(), to);
+    // One thread-local lookup for the read and the write (on windows-gnu
+    // each lookup is a `TlsGetValue` call).
+    let cur = CURRENT.with(|c| {
+        let cur = c.get();
+        // Only the running fiber (`cur`) has a stale `sp`: every other fiber of
+        // this thread is suspended, not started, finished or deleted.
+        // One branch for all four checks (`|`, not `||`): the hot path stays straight.
+        if cur.is_null() | (to == 0) | ptr::eq(t, cur) | (t.generation.get() != target.generation) {
+            bad_switch(cur, target);
         }
-    }
+        c.set(t);
+        cur
+    });
+    // SAFETY: non-null (checked above), records are never freed.
+    let cur: &Slot = unsafe { &*cur };
+    // SAFETY: `to` is the context of a suspended (or not yet started) fiber
+    // of this thread, checked above, and `cur` is the running fiber's record.
+    unsafe { sys::switch(cur, t, to) };
     after_resume(cur);
 }
 
@@ -907,7 +913,7 @@ pub fn convert_thread_to_fiber() -> Result<FiberRef, FiberError> {
 
 /// `ConvertThreadToFiberEx`, with `FIBER_FLAG_FLOAT_SWITCH`.
 pub fn convert_thread_to_fiber_ex(float_switch: bool) -> Result<FiberRef, FiberError> {
-    if !arch::SUPPORTED {
+    if !sys::SUPPORTED {
         return Err(FiberError::Unsupported);
     }
     if !current_slot().is_null() {
@@ -915,6 +921,7 @@ pub fn convert_thread_to_fiber_ex(float_switch: bool) -> Result<FiberRef, FiberE
     }
     ensure_ready();
     let home = THREAD.with(|t| t.home());
+    sys::convert(home, float_switch)?;
     home.float.set(float_switch);
     CURRENT.with(|c| c.set(home));
     Ok(FiberRef {
@@ -932,6 +939,7 @@ pub fn convert_fiber_to_thread() -> Result<(), FiberError> {
     if !ptr::eq(cur, THREAD.with(|t| t.home.get())) {
         return Err(FiberError::NotThreadFiber);
     }
+    sys::convert_back();
     CURRENT.with(|c| c.set(ptr::null()));
     // SAFETY: records are never freed.
     unsafe { &*cur }.sp.set(0);
@@ -945,6 +953,7 @@ pub fn is_thread_a_fiber() -> bool {
 
 /// The running fiber's stack as (lowest usable address, top), when it runs
 /// on a stack of its own (not on a converted thread's).
+#[cfg(target_os = "linux")]
 pub(crate) fn current_stack() -> Option<(usize, usize)> {
     let s = slot_ref(current_slot())?;
     let stack = s.stack.take();
