@@ -13,7 +13,7 @@
 //! | `TerminateJobObject`                 | [`Job::terminate`]                         |
 //! | `IsProcessInJob`                     | [`Job::contains`], [`job_of`]              |
 //! | `JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE` | [`JobBuilder::kill_on_close`] (a guardian process on Linux) |
-//! | job notifications                    | `Job::watch` (Linux)                       |
+//! | job notifications                    | `Job::watch`                               |
 //!
 //! ```no_run
 //! use std::time::Duration;
@@ -61,7 +61,6 @@ mod limits;
 mod linux;
 mod name;
 mod placement;
-#[cfg(target_os = "linux")]
 mod watch;
 #[cfg(windows)]
 mod windows;
@@ -78,7 +77,6 @@ pub use layout::Controller;
 pub use linux::{Job, job_of};
 #[cfg(all(target_os = "linux", feature = "tokio"))]
 pub use watch::JobEventStream;
-#[cfg(target_os = "linux")]
 pub use watch::{JobCounts, JobEvent, JobWatcher};
 #[cfg(windows)]
 pub use windows::{Job, job_of};

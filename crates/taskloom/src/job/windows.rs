@@ -43,7 +43,7 @@ use windows_sys::Win32::System::Threading::{
 };
 
 use super::limits::check_limits;
-use super::{Capability, JobBuilder, JobInfo, JobLimits, validate_name};
+use super::{Capability, JobBuilder, JobInfo, JobLimits, JobWatcher, validate_name};
 use crate::error::{Error, Result};
 use crate::process::{Process, ProcessBuilder, priority_flag, spawn_then};
 use crate::windows::{duplicate, hundred_ns, last_error, last_os, owned, raw, wide};
@@ -63,7 +63,7 @@ fn object_name(name: &str) -> Vec<u16> {
 #[derive(Debug)]
 pub struct Job {
     name: String,
-    handle: OwnedHandle,
+    pub(super) handle: OwnedHandle,
     /// The jobs this one is nested in, outermost first: a spawn is
     /// assigned to each before this one, which is what nests it.
     parents: Vec<OwnedHandle>,
@@ -143,6 +143,32 @@ impl Job {
         job.limits = limits;
         job.kill_on_close = kill_on_close;
         Ok(job)
+    }
+
+    /// Whether a job object of this name exists (someone holds a handle):
+    /// opened for query and closed at once.
+    pub(super) fn exists(name: &str) -> Result<bool> {
+        const JOB_OBJECT_QUERY: u32 = 0x0004;
+        let object = object_name(name);
+        // SAFETY: a NUL-terminated name; a new handle or NULL.
+        let h = unsafe { OpenJobObjectW(JOB_OBJECT_QUERY, 0, object.as_ptr()) };
+        if h.is_null() {
+            let e = last_error();
+            return match e.raw_os_error().map(|c| c as u32) {
+                Some(ERROR_FILE_NOT_FOUND) => Ok(false),
+                _ => Err(Error::os(format!("open job {name}"), e)),
+            };
+        }
+        // SAFETY: a new handle we own, closed here.
+        drop(unsafe { owned(h, format!("open job {name}"))? });
+        Ok(true)
+    }
+
+    /// Watches the job through its completion port: new and ended
+    /// processes, limits hit, job empty (see [`JobWatcher`]). A job object
+    /// takes one port, so a second watcher is refused.
+    pub fn watch(&self, interval: Duration) -> Result<JobWatcher> {
+        JobWatcher::new(self, interval)
     }
 
     /// Windows keeps no list of job objects a program may read: listing

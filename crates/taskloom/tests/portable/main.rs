@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 mod not_run;
 
 use not_run::not_run;
-use taskloom::job::{Job, JobLimits};
+use taskloom::job::{Job, JobEvent, JobLimits};
 use taskloom::process::{Process, ProcessBuilder, Stdio};
 
 const CHILD: &str = "TASKLOOM_PORTABLE_CHILD";
@@ -35,6 +35,12 @@ fn child() {
         "sleep" => {
             std::thread::sleep(Duration::from_secs(arg.parse().unwrap()));
             std::process::exit(0);
+        }
+        "nap" => {
+            // nap:MS:CODE: sleeps MS milliseconds, then exits with CODE.
+            let (ms, code) = arg.split_once(':').unwrap();
+            std::thread::sleep(Duration::from_millis(ms.parse().unwrap()));
+            std::process::exit(code.parse().unwrap());
         }
         "args" => {
             // The arguments after `--`, one per line, as the C runtime split them.
@@ -309,6 +315,69 @@ fn a_nested_jobs_members_are_in_its_parent() {
         .unwrap()
         .expect("ended with the outer job");
     drop(inner);
+}
+
+#[test]
+fn a_watcher_sees_members_come_and_go_and_the_job_empty() {
+    if !jobs_here() {
+        return;
+    }
+    let mut job = Cleanup(Some(Job::create(Some(&name("watch"))).unwrap()));
+    let j = job.0.as_ref().unwrap();
+    let mut watcher = j.watch(Duration::from_millis(20)).unwrap();
+    // Long enough to be seen by a scan where Linux scans (no connector).
+    let mut a = j.spawn(child_builder("nap:700:3")).unwrap();
+    let mut b = j.spawn(child_builder("nap:700:0")).unwrap();
+    let mut events = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !events.contains(&JobEvent::JobEmpty) {
+        assert!(Instant::now() < deadline, "no JobEmpty; saw {events:?}");
+        events.extend(watcher.poll_once().unwrap());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for p in [a.pid(), b.pid()] {
+        let new = events
+            .iter()
+            .position(|e| *e == JobEvent::NewProcess { pid: p });
+        let exit = events
+            .iter()
+            .position(|e| matches!(e, JobEvent::ProcessExited { pid, .. } if *pid == p));
+        assert!(
+            new.is_some() && exit > new,
+            "{p}: new, then exited: {events:?}"
+        );
+    }
+    let counts = watcher.counts();
+    assert_eq!(counts.total_processes, 2, "{events:?}");
+    assert_eq!(counts.exited_processes, 2, "{events:?}");
+    if counts.exact {
+        // Each exit came with its status: the code-3 one is the abnormal one.
+        let status_of = |p: i32| {
+            events.iter().find_map(|e| match e {
+                JobEvent::ProcessExited { pid, status } if *pid == p => *status,
+                _ => None,
+            })
+        };
+        assert_eq!(status_of(a.pid()).and_then(|s| s.code()), Some(3));
+        assert_eq!(status_of(b.pid()).and_then(|s| s.code()), Some(0));
+        assert_eq!(counts.abnormal_exits, 1);
+    }
+    assert_eq!(a.wait().unwrap().code(), Some(3));
+    assert!(b.wait().unwrap().success());
+    // Once the job is gone, the watcher ends. (On Windows a process object,
+    // even of an ended process, keeps its job object: they go first.)
+    drop((a, b));
+    job.0.take().unwrap().delete().unwrap();
+    let (done, ended) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for e in watcher {
+            e.unwrap();
+        }
+        let _ = done.send(());
+    });
+    ended
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the watcher ends once the job is gone");
 }
 
 #[test]

@@ -1,58 +1,22 @@
-//! Job notifications (`JOB_OBJECT_MSG_*`) and the counts Windows keeps
-//! (total processes, abnormal exits).
-//!
-//! Linux has no single job message port. The watcher listens to the kernel's
-//! process-events connector where it may (root): every fork of a member and
-//! every exit, with its status, in order, so even a process that lives for
-//! a microsecond is counted. Every interval it also scans the member list
-//! (processes assigned from outside, and exits when no connector is
-//! available: then without status, and a process that starts and ends
-//! between two scans is missed), `pids.events` (forks refused by the
-//! active-process limit), the OOM-kill counter, and CPU accounting (the job
-//! time limit, which it enforces by terminating the job).
+//! Job notifications on Linux. There is no single job message port: the
+//! watcher listens to the kernel's process-events connector where it may
+//! (root): every fork of a member and every exit, with its status, in
+//! order, so even a process that lives for a microsecond is counted. Every
+//! interval it also scans the member list (processes assigned from outside,
+//! and exits when no connector is available: then without status, and a
+//! process that starts and ends between two scans is missed),
+//! `pids.events` (forks refused by the active-process limit), the OOM-kill
+//! counter, and CPU accounting (the job time limit, which it enforces by
+//! terminating the job).
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
 
-use super::Job;
-use super::connector::{Connector, ProcEvent};
+use super::{JobCounts, JobEvent};
 use crate::error::Result;
+use crate::job::Job;
+use crate::job::connector::{Connector, ProcEvent};
 use crate::process::ExitStatus;
-
-/// One job notification.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-#[serde(tag = "event", rename_all = "kebab-case")]
-pub enum JobEvent {
-    /// `JOB_OBJECT_MSG_NEW_PROCESS`.
-    NewProcess {
-        /// The new member.
-        pid: i32,
-    },
-    /// `JOB_OBJECT_MSG_EXIT_PROCESS` / `ABNORMAL_EXIT_PROCESS`.
-    ProcessExited {
-        /// The member that ended.
-        pid: i32,
-        /// How it ended, when the process-events connector is available (root).
-        status: Option<ExitStatus>,
-    },
-    /// `JOB_OBJECT_MSG_ACTIVE_PROCESS_LIMIT`: forks refused so far.
-    ActiveProcessLimit {
-        /// Total refusals.
-        hits: u64,
-    },
-    /// `JOB_OBJECT_MSG_JOB_MEMORY_LIMIT`: the OOM killer ended a member.
-    MemoryLimit {
-        /// Total OOM kills in the job.
-        oom_kills: u64,
-    },
-    /// `JOB_OBJECT_MSG_END_OF_JOB_TIME`: the job used its user time; it was terminated.
-    JobTimeLimit {
-        /// User time used.
-        user_time_ms: u64,
-    },
-    /// `JOB_OBJECT_MSG_ACTIVE_PROCESS_ZERO`.
-    JobEmpty,
-}
 
 /// An iterator of job events; blocks between scans. Ends when the job is deleted.
 #[derive(Debug)]
@@ -78,23 +42,8 @@ pub struct JobWatcher {
     peak: usize,
 }
 
-/// Counts a [`JobWatcher`] keeps (`JOBOBJECT_BASIC_ACCOUNTING_INFORMATION`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
-pub struct JobCounts {
-    /// Processes that were members while the watcher ran (those present at its start included).
-    pub total_processes: u64,
-    /// Members that ended.
-    pub exited_processes: u64,
-    /// Members that ended by a signal or with a non-zero code (known only with the connector).
-    pub abnormal_exits: u64,
-    /// Most members alive at once.
-    pub peak_processes: u64,
-    /// Whether forks and exits came from the kernel's connector (exact) or from scans.
-    pub exact: bool,
-}
-
 impl JobWatcher {
-    pub(super) fn new(job: Job, interval: Duration) -> Result<Self> {
+    pub(in crate::job) fn new(job: Job, interval: Duration) -> Result<Self> {
         // Subscribe before the first scan so that no fork falls between them.
         let connector = Connector::open().ok();
         let info = job.info()?;
@@ -127,7 +76,7 @@ impl JobWatcher {
 
     /// Whether `pid` belongs to the watched job now.
     fn is_member(&self, pid: i32) -> bool {
-        match super::job_of(pid) {
+        match crate::job::job_of(pid) {
             Ok(Some(name)) => {
                 let job = self.job.name();
                 name == job || name.starts_with(&format!("{job}/"))
