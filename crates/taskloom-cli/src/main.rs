@@ -1,6 +1,8 @@
 //! The `taskloom` command: a thin face over the `taskloom` library.
 #![deny(unsafe_code)] // one exception below: SIGPIPE's disposition, before any thread
 
+#[cfg(target_os = "linux")]
+mod inspect;
 mod install;
 // On Windows `run` only, for now (the README says which commands each system has).
 #[cfg(target_os = "linux")]
@@ -9,7 +11,6 @@ mod limits;
 #[cfg(target_os = "linux")]
 mod open;
 mod output;
-#[cfg(target_os = "linux")]
 mod ps;
 mod run;
 #[cfg(target_os = "linux")]
@@ -89,14 +90,13 @@ enum Command {
     #[cfg(target_os = "linux")]
     Job(job::JobArgs),
     /// List processes (or threads) fast, as a table, a tree or JSON.
-    #[cfg(target_os = "linux")]
     Ps(ps::PsArgs),
     /// Every section of one process: image, command line, environment, modules, handles, token, job, threads.
     #[cfg(target_os = "linux")]
-    Inspect(ps::InspectArgs),
+    Inspect(inspect::InspectArgs),
     /// The threads of one process, with their registers when ptrace allows.
     #[cfg(target_os = "linux")]
-    Threads(ps::ThreadsArgs),
+    Threads(inspect::ThreadsArgs),
     /// A live view of processes and jobs (Process Explorer for the terminal; `--json` for a stream).
     #[cfg(target_os = "linux")]
     Top(top::TopArgs),
@@ -133,12 +133,11 @@ fn main() {
         Command::Run(args) => run::main(args),
         #[cfg(target_os = "linux")]
         Command::Job(args) => job::main(args),
-        #[cfg(target_os = "linux")]
         Command::Ps(args) => ps::ps(args),
         #[cfg(target_os = "linux")]
-        Command::Inspect(args) => ps::inspect_cmd(args),
+        Command::Inspect(args) => inspect::inspect_cmd(args),
         #[cfg(target_os = "linux")]
-        Command::Threads(args) => ps::threads_cmd(args),
+        Command::Threads(args) => inspect::threads_cmd(args),
         #[cfg(target_os = "linux")]
         Command::Open(args) => open::main(args),
         #[cfg(target_os = "linux")]

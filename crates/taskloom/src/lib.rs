@@ -64,9 +64,11 @@
 
 // On both systems: the model's processes, jobs and threads, and what they share.
 mod arch;
+mod bytes;
 pub mod cpuset;
 pub mod error;
 pub mod fiber;
+pub mod inspect;
 pub mod job;
 pub mod priority;
 pub mod process;
@@ -76,8 +78,6 @@ pub mod units;
 // Linux only, for now (ARCHITECTURE.md, "Two systems, one API").
 #[cfg(target_os = "linux")]
 pub mod debug;
-#[cfg(target_os = "linux")]
-pub mod inspect;
 #[cfg(target_os = "linux")]
 mod linux;
 #[cfg(target_os = "linux")]
@@ -103,9 +103,9 @@ mod layers {
     use std::path::{Path, PathBuf};
 
     /// Lowest first.
-    pub(super) const LAYERS: [&str; 14] = [
-        "error", "linux", "windows", "arch", "cpuset", "units", "priority", "fiber", "process",
-        "shell", "thread", "inspect", "job", "debug",
+    pub(super) const LAYERS: [&str; 15] = [
+        "error", "bytes", "linux", "windows", "arch", "cpuset", "units", "priority", "fiber",
+        "process", "shell", "thread", "inspect", "job", "debug",
     ];
 
     fn sources(dir: &Path, out: &mut Vec<PathBuf>) {

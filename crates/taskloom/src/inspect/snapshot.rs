@@ -4,21 +4,10 @@ use std::os::fd::AsFd;
 use std::time::{Duration, SystemTime};
 
 use super::reader::{ProcReader, page_size};
-use super::{bytes, epoch_secs, parse, secs};
+use super::{SnapshotOptions, bytes, epoch_secs, parse, secs};
 use crate::error::{Error, Result};
 use crate::linux::parse::{PF_KTHREAD, Stat};
 use crate::linux::{boot_time, ticks};
-
-/// Which fields a [`snapshot`] reads (each costs a file read per process).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SnapshotOptions {
-    /// Read each command line.
-    pub cmdline: bool,
-    /// Read each process's cgroup to name its taskloom job.
-    pub job: bool,
-    /// List threads (one entry per thread) instead of processes.
-    pub threads: bool,
-}
 
 /// One row of a process (or thread) listing.
 #[derive(Debug, Clone, serde::Serialize)]

@@ -5,7 +5,6 @@
 //! and `debug` read them here instead of from each other (ARCHITECTURE.md,
 //! "Layers").
 
-pub mod bytes;
 pub mod layout;
 pub mod parse;
 

@@ -17,7 +17,7 @@ pub struct Stat {
     /// Process (or thread) id.
     pub pid: i32,
     /// The command name, raw bytes (at most 15 + NUL in the kernel).
-    #[serde(serialize_with = "super::bytes::serialize")]
+    #[serde(serialize_with = "crate::bytes::serialize")]
     pub comm: Vec<u8>,
     /// State letter: R, S, D, Z, T, t, X, I, ...
     pub state: char,
@@ -273,7 +273,7 @@ pub struct Mapping {
     /// Inode (0: anonymous).
     pub inode: u64,
     /// Path or pseudo-name (`[heap]`, `[stack]`, `[vdso]`), raw bytes.
-    #[serde(serialize_with = "super::bytes::serialize")]
+    #[serde(serialize_with = "crate::bytes::serialize")]
     pub path: Vec<u8>,
 }
 

@@ -123,7 +123,7 @@ pub struct Launch {
     /// The `.desktop` file.
     pub desktop_file: Option<PathBuf>,
     /// The command that runs, program first (exact bytes).
-    #[serde(serialize_with = "crate::linux::bytes::serialize_list")]
+    #[serde(serialize_with = "crate::bytes::serialize_list")]
     pub argv: Vec<Vec<u8>>,
     /// Its working directory, when set.
     pub cwd: Option<PathBuf>,
