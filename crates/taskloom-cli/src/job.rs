@@ -380,14 +380,12 @@ fn show(i: &JobInfo) -> String {
             pct(p.io_full)
         ));
     }
+    let n = |v: Option<u64>| v.map_or_else(|| "-".into(), |v| v.to_string());
     s.push_str(&format!(
-        "  limits hit   {} OOM kills, {} forks refused\n",
-        i.oom_kills
-            .map(|v| v.to_string())
-            .unwrap_or_else(|| "-".into()),
-        i.process_limit_hits
-            .map(|v| v.to_string())
-            .unwrap_or_else(|| "-".into())
+        "  limits hit   {} OOM kills, {} forks refused, {} times over memory-high\n",
+        n(i.oom_kills),
+        n(i.process_limit_hits),
+        n(i.memory_high_hits)
     ));
     let pids: Vec<String> = i.pids.iter().map(|p| p.to_string()).collect();
     s.push_str(&format!(

@@ -8,32 +8,41 @@ use taskloom::{CpuSet, JobLimits, PriorityClass};
 #[derive(Debug, Args, Default, Clone)]
 pub struct LimitArgs {
     /// Most processes (and threads) alive at once in the job.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", help_heading = "Processes")]
     pub max_processes: Option<u64>,
-    /// Memory for the whole job, e.g. 512M; the OOM killer acts inside the job only.
-    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
-    pub memory: Option<u64>,
-    /// Address space per process, e.g. 1G.
-    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
-    pub process_memory: Option<u64>,
-    /// CPUs the job may use, as a list such as 0-3,5.
-    #[arg(long, value_name = "LIST")]
-    pub cpus: Option<CpuSet>,
-    /// Priority class: idle, below-normal, normal, above-normal, high, realtime.
-    #[arg(long, value_name = "CLASS")]
-    pub priority: Option<PriorityClass>,
-    /// Hard CPU cap as a percentage of one CPU (150 = one and a half CPUs).
-    #[arg(long, value_name = "PERCENT", value_parser = clap::value_parser!(u32).range(1..))]
-    pub cpu_rate: Option<u32>,
-    /// User CPU time for the whole job (e.g. 10s); the job is terminated past it.
-    #[arg(long, value_name = "DURATION", value_parser = parse_cpu_time)]
-    pub job_time: Option<Duration>,
     /// CPU time per process (e.g. 5s); a process past it is killed.
-    #[arg(long, value_name = "DURATION", value_parser = parse_cpu_time)]
+    #[arg(long, value_name = "DURATION", value_parser = parse_cpu_time, help_heading = "Processes")]
     pub process_time: Option<Duration>,
     /// Let members start children outside the job (JOB_OBJECT_LIMIT_BREAKAWAY_OK).
-    #[arg(long)]
+    #[arg(long, help_heading = "Processes")]
     pub breakaway_ok: bool,
+    /// Memory for the whole job, e.g. 512M; the OOM killer acts inside the job only.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size, help_heading = "Memory")]
+    pub memory: Option<u64>,
+    /// A soft ceiling, e.g. 256M: above it the job is reclaimed and slowed, never killed (cgroup2 memory.high).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size, help_heading = "Memory")]
+    pub memory_high: Option<u64>,
+    /// Memory protected from reclaim while others have some to give, e.g. 64M (cgroup2 memory.low).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size, help_heading = "Memory")]
+    pub memory_low: Option<u64>,
+    /// Address space per process, e.g. 1G.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size, help_heading = "Memory")]
+    pub process_memory: Option<u64>,
+    /// CPUs the job may use, as a list such as 0-3,5.
+    #[arg(long, value_name = "LIST", help_heading = "CPU")]
+    pub cpus: Option<CpuSet>,
+    /// Priority class: idle, below-normal, normal, above-normal, high, realtime.
+    #[arg(long, value_name = "CLASS", help_heading = "CPU")]
+    pub priority: Option<PriorityClass>,
+    /// Hard CPU cap as a percentage of one CPU (150 = one and a half CPUs).
+    #[arg(long, value_name = "PERCENT", value_parser = clap::value_parser!(u32).range(1..), help_heading = "CPU")]
+    pub cpu_rate: Option<u32>,
+    /// Share of the CPUs against other busy work, 1 (least) to 9 (most); 5 is everyone's default.
+    #[arg(long, value_name = "1-9", value_parser = clap::value_parser!(u32).range(1..=9), help_heading = "CPU")]
+    pub cpu_weight: Option<u32>,
+    /// User CPU time for the whole job (e.g. 10s); the job is terminated past it.
+    #[arg(long, value_name = "DURATION", value_parser = parse_cpu_time, help_heading = "CPU")]
+    pub job_time: Option<Duration>,
 }
 
 pub fn parse_size(s: &str) -> Result<u64, String> {
@@ -64,6 +73,9 @@ impl LimitArgs {
             || self.cpus.is_some()
             || self.priority.is_some()
             || self.cpu_rate.is_some()
+            || self.cpu_weight.is_some()
+            || self.memory_low.is_some()
+            || self.memory_high.is_some()
             || self.job_time.is_some()
             || self.process_time.is_some()
             || self.breakaway_ok
@@ -75,6 +87,9 @@ impl LimitArgs {
             || self.memory.is_some()
             || self.process_memory.is_some()
             || self.cpu_rate.is_some()
+            || self.cpu_weight.is_some()
+            || self.memory_low.is_some()
+            || self.memory_high.is_some()
             || self.job_time.is_some()
             || self.process_time.is_some()
     }
@@ -88,6 +103,9 @@ impl LimitArgs {
         l.affinity = self.cpus.or(l.affinity);
         l.priority = self.priority.or(l.priority);
         l.cpu_rate_percent = self.cpu_rate.or(l.cpu_rate_percent);
+        l.cpu_weight = self.cpu_weight.or(l.cpu_weight);
+        l.memory_low = self.memory_low.or(l.memory_low);
+        l.memory_high = self.memory_high.or(l.memory_high);
         l.job_time = self.job_time.or(l.job_time);
         l.process_time = self.process_time.or(l.process_time);
         l.breakaway_ok |= self.breakaway_ok;
@@ -106,6 +124,12 @@ pub fn describe(l: &JobLimits) -> String {
     if let Some(b) = l.job_memory {
         parts.push(format!("mem {}", format_size(b)));
     }
+    if let Some(b) = l.memory_high {
+        parts.push(format!("mem-high {}", format_size(b)));
+    }
+    if let Some(b) = l.memory_low {
+        parts.push(format!("mem-low {}", format_size(b)));
+    }
     if let Some(b) = l.process_memory {
         parts.push(format!("proc-mem {}", format_size(b)));
     }
@@ -117,6 +141,9 @@ pub fn describe(l: &JobLimits) -> String {
     }
     if let Some(r) = l.cpu_rate_percent {
         parts.push(format!("cpu-rate {r}%"));
+    }
+    if let Some(w) = l.cpu_weight {
+        parts.push(format!("cpu-weight {w}"));
     }
     if let Some(t) = l.job_time {
         parts.push(format!("job-time {}", humantime::format_duration(t)));

@@ -10,7 +10,7 @@ use std::process::{Child, ChildStdout, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::{cgroup_jobs_here, leftovers, stderr, taskloom};
+use common::{cgroup_jobs_here, leftovers, not_run, stderr, taskloom};
 use taskloom::process::Process;
 
 /// A `taskloom run` started by a test. Dropping it kills it (by its pid: our
@@ -540,5 +540,89 @@ fn logon_runs_the_program_as_the_user_after_pam_checks_the_password() {
     assert!(
         err.contains(&format!("logon as {user} refused: wrong password")),
         "{err}"
+    );
+}
+
+/// The detail of `job caps` row `feature` when the kernel enforces it here.
+fn enforced_here(feature: &str) -> Option<String> {
+    let o = taskloom(&["job", "caps", "--json"]);
+    let caps: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    caps.as_array()?
+        .iter()
+        .find(|c| c["feature"] == feature && c["enforced"] == true)
+        .map(|c| c["detail"].as_str().unwrap_or_default().to_owned())
+}
+
+#[test]
+fn two_busy_jobs_split_one_cpu_by_their_weights() {
+    const TEST: &str = "two_busy_jobs_split_one_cpu_by_their_weights";
+    if !cgroup_jobs_here() {
+        return;
+    }
+    if enforced_here("cpu-weight").is_none() {
+        return not_run(
+            TEST,
+            "no cpu controller for jobs here (job caps: cpu-weight)",
+        );
+    }
+    // Both busy on the same CPU for 3 s: the weights decide who runs.
+    let start = |weight: &str| {
+        Command::new(env!("CARGO_BIN_EXE_taskloom"))
+            .args(["run", "--json", "--timeout", "3s", "--kill-after", "1s"])
+            .args(["--cpu-weight", weight, "--"])
+            .args(["taskset", "-c", "0", "sh", "-c", "while :; do :; done"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let light = start("1");
+    let heavy = start("9");
+    let cpu = |c: Child| {
+        let o = c.wait_with_output().unwrap();
+        let v: serde_json::Value =
+            serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", stderr(&o)));
+        assert_eq!(v["exit_code"], 124, "ended by --timeout: {v}");
+        v["user_seconds"].as_f64().unwrap() + v["kernel_seconds"].as_f64().unwrap()
+    };
+    let (l, h) = (cpu(light), cpu(heavy));
+    let ratio = h / l.max(0.001);
+    assert!(
+        (4.5..=20.0).contains(&ratio),
+        "weights 9 and 1 split one CPU about 9:1: {h:.2} s against {l:.2} s ({ratio:.1}:1)"
+    );
+}
+
+#[test]
+fn a_job_over_its_memory_high_is_slowed_not_killed() {
+    const TEST: &str = "a_job_over_its_memory_high_is_slowed_not_killed";
+    if !cgroup_jobs_here() {
+        return;
+    }
+    if enforced_here("memory-high").is_none() {
+        return not_run(
+            TEST,
+            "no cgroup2 memory controller for jobs here (job caps: memory-high)",
+        );
+    }
+    // 96 MiB of page cache written under a 16 MiB ceiling: the kernel
+    // reclaims it as it goes (and counts each time it had to), and the
+    // program ends as it would have. A hard limit this low would not kill
+    // it either (page cache is reclaimable), so the count is the point.
+    let dir = tempfile::tempdir_in(std::env::var("TMPDIR").unwrap_or("/var/tmp".into())).unwrap();
+    let file = dir.path().join("f");
+    let script = format!(
+        "dd if=/dev/zero of={} bs=1M count=96 2>/dev/null && sync",
+        file.display()
+    );
+    let v = json_run(&["--memory-high", "16M", "--", "sh", "-c", &script]);
+    assert_eq!(v["exit_code"], 0, "{v}");
+    assert_eq!(std::fs::metadata(&file).unwrap().len(), 96 << 20);
+    let hits = v["job"]["limits_hit"].as_array().unwrap();
+    assert!(hits.iter().any(|h| h == "memory-high"), "{v}");
+    assert!(
+        !hits.iter().any(|h| h == "memory"),
+        "nothing OOM-killed: {v}"
     );
 }

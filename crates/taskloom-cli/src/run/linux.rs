@@ -414,6 +414,7 @@ fn finish(
         for (count, hit) in [
             (info.oom_kills, "memory"),
             (info.process_limit_hits, "max-processes"),
+            (info.memory_high_hits, "memory-high"),
         ] {
             if count.unwrap_or(0) > 0 {
                 watch.hit(hit);

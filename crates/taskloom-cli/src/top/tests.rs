@@ -45,6 +45,7 @@ fn job(name: &str, procs: usize, limit: Option<u64>) -> JobRow {
             memory_current: Some(48 << 20),
             memory_peak: None,
             oom_kills: Some(0),
+            memory_high_hits: None,
             process_limit_hits: Some(2),
             frozen: false,
             io: None,

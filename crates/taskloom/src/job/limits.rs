@@ -23,6 +23,21 @@ pub struct JobLimits {
     pub priority: Option<PriorityClass>,
     /// Hard CPU cap as a percentage of one CPU (150 = one and a half CPUs; `cpu.max`).
     pub cpu_rate_percent: Option<u32>,
+    /// The job's share of the CPUs against other busy work, 1 (least) to 9
+    /// (most), 5 being everyone's default (`JOB_OBJECT_CPU_RATE_CONTROL_WEIGHT_BASED`).
+    /// Linux: `cpu.weight` 20 × weight (cgroup v1: `cpu.shares` 1024 × weight / 5),
+    /// so shares keep the weights' ratios. Windows takes either this or
+    /// `cpu_rate_percent`, not both.
+    pub cpu_weight: Option<u32>,
+    /// Memory the kernel reclaims from the job only when nothing else is
+    /// left to reclaim (`memory.low`, cgroup2): a protection under pressure,
+    /// not a reservation. Linux only (Windows' `JobLowMemoryLimit` is a
+    /// notification, not a protection): `Unsupported` on Windows.
+    pub memory_low: Option<u64>,
+    /// A soft ceiling: past it the job's memory is reclaimed and its
+    /// allocations slowed, but nothing is killed (`memory.high`, cgroup2;
+    /// [`JobInfo::memory_high_hits`] counts the times). Linux only.
+    pub memory_high: Option<u64>,
     /// User-mode CPU time for the whole job; the job is terminated past it (enforced by a watcher).
     #[serde(with = "crate::units::serde_opt_secs", rename = "job_time_seconds")]
     pub job_time: Option<Duration>,
@@ -63,6 +78,9 @@ pub struct JobInfo {
     pub memory_peak: Option<u64>,
     /// Processes the OOM killer ended inside the job.
     pub oom_kills: Option<u64>,
+    /// Times the job went over its `memory_high` and was throttled
+    /// (`memory.events` `high`; cgroup2).
+    pub memory_high_hits: Option<u64>,
     /// Forks refused by the active-process limit.
     pub process_limit_hits: Option<u64>,
     /// Whether the job is frozen.
@@ -146,6 +164,7 @@ pub(crate) fn check_limits(l: &JobLimits) -> Result<()> {
             "an affinity limit with no CPU",
         ),
         (l.cpu_rate_percent == Some(0), "a CPU rate of 0%"),
+        (l.memory_high == Some(0), "a memory ceiling of 0 bytes"),
         (
             l.job_time.is_some_and(|d| d.is_zero()),
             "a job time limit of 0",
@@ -155,13 +174,19 @@ pub(crate) fn check_limits(l: &JobLimits) -> Result<()> {
             "a process time limit of 0",
         ),
     ];
-    match zero.iter().find(|(bad, _)| *bad) {
-        Some((_, what)) => Err(Error::InvalidInput {
+    if let Some((_, what)) = zero.iter().find(|(bad, _)| *bad) {
+        return Err(Error::InvalidInput {
             what: "job limit",
             reason: format!("{what} would stop every process at once"),
-        }),
-        None => Ok(()),
+        });
     }
+    if let Some(w) = l.cpu_weight.filter(|w| !(1..=9).contains(w)) {
+        return Err(Error::InvalidInput {
+            what: "job limit",
+            reason: format!("a CPU weight is 1 to 9 (5 is the default), not {w}"),
+        });
+    }
+    Ok(())
 }
 /// The `RLIMIT_CPU` seconds that enforce a per-process time limit: the
 /// kernel counts whole seconds, so a fraction rounds up (2.5 s → 3 s).

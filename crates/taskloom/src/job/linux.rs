@@ -670,6 +670,7 @@ impl Job {
             io: a.io,
             pressure: a.pressure,
             oom_kills: a.oom_kills,
+            memory_high_hits: a.memory_high_hits,
             process_limit_hits: a.process_limit_hits,
             frozen: a.frozen,
             limits: self.limits.clone(),

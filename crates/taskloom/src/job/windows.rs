@@ -25,16 +25,17 @@ use windows_sys::Win32::Foundation::{
 };
 use windows_sys::Win32::System::JobObjects::{
     AssignProcessToJobObject, CreateJobObjectW, IsProcessInJob, JOB_OBJECT_CPU_RATE_CONTROL_ENABLE,
-    JOB_OBJECT_CPU_RATE_CONTROL_HARD_CAP, JOB_OBJECT_LIMIT_ACTIVE_PROCESS,
-    JOB_OBJECT_LIMIT_AFFINITY, JOB_OBJECT_LIMIT_BREAKAWAY_OK, JOB_OBJECT_LIMIT_JOB_MEMORY,
-    JOB_OBJECT_LIMIT_JOB_TIME, JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE, JOB_OBJECT_LIMIT_PRIORITY_CLASS,
-    JOB_OBJECT_LIMIT_PROCESS_MEMORY, JOB_OBJECT_LIMIT_PROCESS_TIME,
-    JOBOBJECT_BASIC_ACCOUNTING_INFORMATION, JOBOBJECT_BASIC_AND_IO_ACCOUNTING_INFORMATION,
-    JOBOBJECT_BASIC_PROCESS_ID_LIST, JOBOBJECT_CPU_RATE_CONTROL_INFORMATION,
-    JOBOBJECT_EXTENDED_LIMIT_INFORMATION, JobObjectBasicAccountingInformation,
-    JobObjectBasicAndIoAccountingInformation, JobObjectBasicProcessIdList,
-    JobObjectCpuRateControlInformation, JobObjectExtendedLimitInformation, OpenJobObjectW,
-    QueryInformationJobObject, SetInformationJobObject, TerminateJobObject,
+    JOB_OBJECT_CPU_RATE_CONTROL_HARD_CAP, JOB_OBJECT_CPU_RATE_CONTROL_WEIGHT_BASED,
+    JOB_OBJECT_LIMIT_ACTIVE_PROCESS, JOB_OBJECT_LIMIT_AFFINITY, JOB_OBJECT_LIMIT_BREAKAWAY_OK,
+    JOB_OBJECT_LIMIT_JOB_MEMORY, JOB_OBJECT_LIMIT_JOB_TIME, JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE,
+    JOB_OBJECT_LIMIT_PRIORITY_CLASS, JOB_OBJECT_LIMIT_PROCESS_MEMORY,
+    JOB_OBJECT_LIMIT_PROCESS_TIME, JOBOBJECT_BASIC_ACCOUNTING_INFORMATION,
+    JOBOBJECT_BASIC_AND_IO_ACCOUNTING_INFORMATION, JOBOBJECT_BASIC_PROCESS_ID_LIST,
+    JOBOBJECT_CPU_RATE_CONTROL_INFORMATION, JOBOBJECT_EXTENDED_LIMIT_INFORMATION,
+    JobObjectBasicAccountingInformation, JobObjectBasicAndIoAccountingInformation,
+    JobObjectBasicProcessIdList, JobObjectCpuRateControlInformation,
+    JobObjectExtendedLimitInformation, OpenJobObjectW, QueryInformationJobObject,
+    SetInformationJobObject, TerminateJobObject,
 };
 use windows_sys::Win32::System::SystemInformation::{GetSystemInfo, SYSTEM_INFO};
 use windows_sys::Win32::System::Threading::IO_COUNTERS;
@@ -210,6 +211,21 @@ impl Job {
     }
 
     fn apply(&self, l: &JobLimits) -> Result<()> {
+        if l.memory_low.is_some() || l.memory_high.is_some() {
+            return Err(Error::Unsupported {
+                what: "a memory floor or ceiling (memory_low, memory_high)",
+                reason: "a Windows job's memory is a hard limit (job_memory); its low-memory \
+                         limit only notifies"
+                    .into(),
+            });
+        }
+        if l.cpu_rate_percent.is_some() && l.cpu_weight.is_some() {
+            return Err(Error::InvalidInput {
+                what: "job limit",
+                reason: "a Windows job takes one CPU rate control: a rate or a weight, not both"
+                    .into(),
+            });
+        }
         // SAFETY: a plain C struct; zero is "no limit".
         let mut info: JOBOBJECT_EXTENDED_LIMIT_INFORMATION = unsafe { std::mem::zeroed() };
         let basic = &mut info.BasicLimitInformation;
@@ -261,7 +277,9 @@ impl Job {
         if ok == 0 {
             return Err(last_os(format!("set the limits of job {}", self.name)));
         }
-        if l.cpu_rate_percent.is_some() || self.limits.cpu_rate_percent.is_some() {
+        let rate_asked = l.cpu_rate_percent.is_some() || l.cpu_weight.is_some();
+        let rate_was = self.limits.cpu_rate_percent.is_some() || self.limits.cpu_weight.is_some();
+        if rate_asked || rate_was {
             // SAFETY: a plain C struct; zero switches rate control off.
             let mut rate: JOBOBJECT_CPU_RATE_CONTROL_INFORMATION = unsafe { std::mem::zeroed() };
             if let Some(p) = l.cpu_rate_percent {
@@ -269,6 +287,10 @@ impl Job {
                     JOB_OBJECT_CPU_RATE_CONTROL_ENABLE | JOB_OBJECT_CPU_RATE_CONTROL_HARD_CAP;
                 // In 1/100 of a percent of all CPUs; ours is a percent of one CPU.
                 rate.Anonymous.CpuRate = (p.saturating_mul(100) / cpu_count()).clamp(1, 10_000);
+            } else if let Some(w) = l.cpu_weight {
+                rate.ControlFlags =
+                    JOB_OBJECT_CPU_RATE_CONTROL_ENABLE | JOB_OBJECT_CPU_RATE_CONTROL_WEIGHT_BASED;
+                rate.Anonymous.Weight = w;
             }
             // SAFETY: as above.
             let ok = unsafe {
@@ -332,6 +354,9 @@ impl Job {
             affinity,
             priority,
             cpu_rate_percent: None,
+            cpu_weight: None,
+            memory_low: None,
+            memory_high: None,
             job_time: has(JOB_OBJECT_LIMIT_JOB_TIME).then(|| from_100ns(b.PerJobUserTimeLimit)),
             process_time: has(JOB_OBJECT_LIMIT_PROCESS_TIME)
                 .then(|| from_100ns(b.PerProcessUserTimeLimit)),
@@ -524,6 +549,7 @@ impl Job {
             memory_current: None,
             memory_peak: (ext.PeakJobMemoryUsed > 0).then_some(ext.PeakJobMemoryUsed as u64),
             oom_kills: None,
+            memory_high_hits: None,
             process_limit_hits: None,
             frozen: false,
             io: io.map(|io| super::JobIo {
@@ -633,6 +659,20 @@ impl Job {
             row("process-memory", "JOB_OBJECT_LIMIT_PROCESS_MEMORY"),
             row("affinity", "JOB_OBJECT_LIMIT_AFFINITY (processor group 0)"),
             row("cpu-rate", "JobObjectCpuRateControlInformation, hard cap"),
+            row(
+                "cpu-weight",
+                "JobObjectCpuRateControlInformation, weight-based (not with a rate)",
+            ),
+            Capability {
+                feature: "memory-low",
+                enforced: false,
+                detail: "no protection on Windows (JobLowMemoryLimit only notifies)".into(),
+            },
+            Capability {
+                feature: "memory-high",
+                enforced: false,
+                detail: "no throttling ceiling on Windows (job memory is a hard limit)".into(),
+            },
             row("priority", "JOB_OBJECT_LIMIT_PRIORITY_CLASS"),
             row("job-time", "JOB_OBJECT_LIMIT_JOB_TIME (user time)"),
             row("process-time", "JOB_OBJECT_LIMIT_PROCESS_TIME (user time)"),

@@ -294,6 +294,77 @@ fn limits_no_one_means_are_refused_and_make_nothing() {
         .unwrap_err();
     assert_eq!(e.kind(), taskloom::ErrorKind::InvalidInput, "{e}");
     assert!(Job::open(&name("zero")).is_err());
+    // A CPU weight is Windows' 1 to 9.
+    for w in [0, 10] {
+        let e = Job::builder()
+            .name(&name("weight"))
+            .limits(JobLimits {
+                cpu_weight: Some(w),
+                ..Default::default()
+            })
+            .create()
+            .unwrap_err();
+        assert_eq!(e.kind(), taskloom::ErrorKind::InvalidInput, "{e}");
+        assert!(e.to_string().contains("1 to 9"), "{e}");
+        assert!(Job::open(&name("weight")).is_err());
+    }
+}
+
+#[test]
+#[cfg_attr(
+    taskloom_wine,
+    ignore = "Wine refuses CPU rate control (JobObjectCpuRateControlInformation: ERROR_INVALID_PARAMETER)"
+)]
+fn a_cpu_weight_is_taken_where_the_system_has_one() {
+    if !jobs_here() {
+        return;
+    }
+    let caps = Job::capabilities();
+    let weight = caps.iter().find(|c| c.feature == "cpu-weight").unwrap();
+    let made = Job::builder()
+        .name(&name("w9"))
+        .limits(JobLimits {
+            cpu_weight: Some(9),
+            ..Default::default()
+        })
+        .create();
+    match made {
+        Ok(job) => {
+            assert!(weight.enforced, "{weight:?}");
+            assert_eq!(job.limits().cpu_weight, Some(9));
+            job.delete().unwrap();
+        }
+        Err(e) => assert!(!weight.enforced, "{e}: but job caps says {weight:?}"),
+    }
+}
+
+#[test]
+fn a_memory_floor_or_ceiling_is_cgroup2s_alone() {
+    if !jobs_here() {
+        return;
+    }
+    // A floor or ceiling below a hard memory limit: Linux's cgroup2 alone
+    // has them; elsewhere a typed refusal that names them, and no job.
+    let caps = Job::capabilities();
+    let high = caps.iter().find(|c| c.feature == "memory-high").unwrap();
+    let made = Job::builder()
+        .name(&name("high"))
+        .limits(JobLimits {
+            memory_high: Some(64 << 20),
+            ..Default::default()
+        })
+        .create();
+    match made {
+        Ok(job) => {
+            assert!(high.enforced, "{high:?}");
+            job.delete().unwrap();
+        }
+        Err(e) => {
+            assert!(!high.enforced, "{e}: but job caps says {high:?}");
+            assert!(e.to_string().contains("memory"), "{e}");
+            assert!(Job::open(&name("high")).is_err(), "nothing left behind");
+        }
+    }
 }
 
 #[test]

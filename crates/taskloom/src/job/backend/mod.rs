@@ -158,6 +158,7 @@ pub(crate) struct Accounting {
     pub memory_current: Option<u64>,
     pub memory_peak: Option<u64>,
     pub oom_kills: Option<u64>,
+    pub memory_high_hits: Option<u64>,
     pub process_limit_hits: Option<u64>,
     pub frozen: bool,
     pub io: Option<super::JobIo>,

@@ -125,6 +125,45 @@ pub(crate) fn capabilities(roots: &cgroup::Roots, manager: Option<&str>) -> Vec<
     push("affinity", ctl(Controller::Cpuset));
     push("cpu-rate", ctl(Controller::Cpu));
     push(
+        "cpu-weight",
+        match ctl(Controller::Cpu) {
+            (true, how) => (
+                true,
+                format!(
+                    "{how}: cpu.weight (v1: cpu.shares), 1-9 scaled to keep ratios; a share under contention, not a reservation"
+                ),
+            ),
+            no => no,
+        },
+    );
+    // memory.low and memory.high are cgroup2's: a v1 memory controller has neither.
+    let memory_v2 = roots.v1_root(Controller::Memory).is_none()
+        && roots.v2_controllers.iter().any(|n| n == "memory");
+    for (feature, file, what) in [
+        (
+            "memory-low",
+            "memory.low",
+            "reclaimed from last under pressure (a protection, not a reservation)",
+        ),
+        (
+            "memory-high",
+            "memory.high",
+            "throttled and reclaimed above it, never killed for it",
+        ),
+    ] {
+        push(
+            feature,
+            match ctl(Controller::Memory) {
+                (true, _) if memory_v2 => (true, format!("cgroup2 {file}: {what}")),
+                (true, _) => (
+                    false,
+                    format!("the memory controller is cgroup v1 here, which has no {file}"),
+                ),
+                no => no,
+            },
+        );
+    }
+    push(
         "priority",
         (
             true,

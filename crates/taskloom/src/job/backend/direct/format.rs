@@ -49,6 +49,16 @@ impl Format {
         }
     }
 
+    /// The CPU weight (Windows' 1–9): the file and value that keep the
+    /// weights' ratios, 5 being the kernel's default share.
+    pub(super) fn cpu_weight(self, weight: Option<u32>) -> (&'static str, String) {
+        let w = u64::from(weight.unwrap_or(5));
+        match self {
+            Format::V1 => ("cpu.shares", (w * 1024 / 5).to_string()),
+            Format::V2 => ("cpu.weight", (w * 20).to_string()),
+        }
+    }
+
     /// Memory now, at its peak, and OOM kills, from a memory directory.
     pub(super) fn memory_usage(self, dir: &Path) -> (Option<u64>, Option<u64>, Option<u64>) {
         let num = |f: &str| {

@@ -741,6 +741,8 @@ impl JobBackend for Direct {
     }
 
     fn apply_limits(&self, limits: &JobLimits, before: &JobLimits) -> Result<()> {
+        // First: it refuses (on cgroup v1) before anything is written.
+        self.apply_memory_bounds(limits, before)?;
         if let Some((dir, _)) = self.limit_dir(Controller::Pids) {
             let value = limits
                 .active_processes
@@ -777,8 +779,14 @@ impl JobBackend for Direct {
             for (file, value) in format.cpu_rate(limits.cpu_rate_percent) {
                 cgroup::write(&dir.join(file), &value)?;
             }
+            if limits.cpu_weight.is_some() || before.cpu_weight.is_some() {
+                let (file, value) = format.cpu_weight(limits.cpu_weight);
+                cgroup::write(&dir.join(file), &value)?;
+            }
         } else if limits.cpu_rate_percent.is_some() {
             return Err(unavailable("CPU rate limit", Controller::Cpu));
+        } else if limits.cpu_weight.is_some() {
+            return Err(unavailable("CPU weight", Controller::Cpu));
         }
         if let Some(primary) = self.primary_dir() {
             rustix::fs::setxattr(
@@ -833,12 +841,16 @@ impl JobBackend for Direct {
         // job whose limits need it).
         let active = self.active_controllers(limits);
         let used = |c: Controller| self.v1_dir(c).is_none() || active.contains(&c);
-        let (memory_current, memory_peak, oom_kills) = match self
+        let memory_dir = self
             .limit_dir(Controller::Memory)
-            .filter(|_| used(Controller::Memory))
-        {
+            .filter(|_| used(Controller::Memory));
+        let (memory_current, memory_peak, oom_kills) = match memory_dir {
             Some((dir, format)) => format.memory_usage(dir),
             None => (None, None, None),
+        };
+        let memory_high_hits = match memory_dir {
+            Some((dir, Format::V2)) => cgroup::keyed(&dir.join("memory.events"), "high"),
+            _ => None,
         };
         let pids_dir = self
             .limit_dir(Controller::Pids)
@@ -861,6 +873,7 @@ impl JobBackend for Direct {
             memory_current,
             memory_peak,
             oom_kills,
+            memory_high_hits,
             process_limit_hits: pids_dir.and_then(cgroup::pids_limit_hits),
             frozen,
             io: self.v2.as_deref().and_then(io_of),
@@ -1117,16 +1130,51 @@ pub(crate) fn enable_controllers(dir: &Path) {
     }
 }
 
+impl Direct {
+    /// `memory.low` and `memory.high` (cgroup2 only), written when set now or before.
+    fn apply_memory_bounds(&self, limits: &JobLimits, before: &JobLimits) -> Result<()> {
+        let asked = [
+            ("memory.low", limits.memory_low, before.memory_low),
+            ("memory.high", limits.memory_high, before.memory_high),
+        ];
+        if asked
+            .iter()
+            .all(|(_, now, was)| now.is_none() && was.is_none())
+        {
+            return Ok(());
+        }
+        match self.limit_dir(Controller::Memory) {
+            Some((dir, Format::V2)) => {
+                for (file, now, _) in asked {
+                    let value = match (file, now) {
+                        (_, Some(b)) => b.to_string(),
+                        ("memory.low", None) => "0".into(),
+                        (_, None) => "max".into(),
+                    };
+                    cgroup::write(&dir.join(file), &value)?;
+                }
+                Ok(())
+            }
+            _ if limits.memory_low.is_none() && limits.memory_high.is_none() => Ok(()),
+            Some((_, Format::V1)) => Err(Error::Unsupported {
+                what: "a memory floor or ceiling (memory.low, memory.high)",
+                reason: "the memory controller is cgroup v1 here; those files are cgroup2's".into(),
+            }),
+            None => Err(unavailable("memory floor or ceiling", Controller::Memory)),
+        }
+    }
+}
+
 /// The v1 controllers a job's limits need (on a hybrid machine).
 fn needed_controllers(l: &JobLimits) -> Vec<Controller> {
     let mut v = Vec::new();
     if l.active_processes.is_some() {
         v.push(Controller::Pids);
     }
-    if l.job_memory.is_some() {
+    if l.job_memory.is_some() || l.memory_low.is_some() || l.memory_high.is_some() {
         v.push(Controller::Memory);
     }
-    if l.cpu_rate_percent.is_some() {
+    if l.cpu_rate_percent.is_some() || l.cpu_weight.is_some() {
         v.push(Controller::Cpu);
     }
     if l.affinity.is_some() {

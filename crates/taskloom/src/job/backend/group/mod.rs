@@ -122,6 +122,9 @@ impl JobBackend for Group {
             (limits.job_memory.is_some(), "a job memory limit"),
             (limits.affinity.is_some(), "a job affinity limit"),
             (limits.cpu_rate_percent.is_some(), "a CPU rate limit"),
+            (limits.cpu_weight.is_some(), "a CPU weight"),
+            (limits.memory_low.is_some(), "a memory floor"),
+            (limits.memory_high.is_some(), "a memory ceiling"),
         ];
         if let Some((_, what)) = cgroup_only.iter().find(|(set, _)| *set) {
             return Err(Error::InvalidInput {
@@ -203,6 +206,7 @@ impl JobBackend for Group {
             io: None,
             pressure: None,
             oom_kills: None,
+            memory_high_hits: None,
             process_limit_hits: None,
             frozen: self.dir.join("frozen").exists(),
         })
@@ -309,6 +313,9 @@ pub(crate) fn capabilities() -> Vec<Capability> {
         yes("process-memory", "RLIMIT_AS per process"),
         no("affinity"),
         no("cpu-rate"),
+        no("cpu-weight"),
+        no("memory-low"),
+        no("memory-high"),
         yes("priority", "nice of each member"),
         yes("process-time", "RLIMIT_CPU per process"),
         yes(
