@@ -328,7 +328,23 @@ fn human_event(e: &taskloom::job::JobEvent) -> String {
             format!("job-time-limit {user_time_ms} ms user time; job terminated")
         }
         E::JobEmpty => "job-empty".to_string(),
+        E::NotificationLimit(v) => format!("notification   {}", violation(v)),
     }
+}
+
+/// `job-memory 40M over 8M`, `user-time 2.1s over 1s`.
+fn violation(v: &taskloom::job::LimitViolation) -> String {
+    use taskloom::job::SoftLimit;
+    let amount = |x: u64| match v.limit {
+        SoftLimit::UserTime => output::duration(Duration::from_millis(x)),
+        _ => format_size(x),
+    };
+    format!(
+        "{} {} over {}",
+        v.limit.name(),
+        amount(v.value),
+        amount(v.limit_value)
+    )
 }
 
 fn show(i: &JobInfo) -> String {
@@ -387,6 +403,10 @@ fn show(i: &JobInfo) -> String {
         n(i.process_limit_hits),
         n(i.memory_high_hits)
     ));
+    if !i.violations.is_empty() {
+        let v: Vec<String> = i.violations.iter().map(violation).collect();
+        s.push_str(&format!("  soft limits  {}\n", v.join(", ")));
+    }
     let pids: Vec<String> = i.pids.iter().map(|p| p.to_string()).collect();
     s.push_str(&format!(
         "  members      {}\n",

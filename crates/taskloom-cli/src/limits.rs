@@ -25,6 +25,18 @@ pub struct LimitArgs {
     /// Memory protected from reclaim while others have some to give, e.g. 64M (cgroup2 memory.low).
     #[arg(long, value_name = "SIZE", value_parser = parse_size, help_heading = "Memory")]
     pub memory_low: Option<u64>,
+    /// Notify (`job watch`, the summary) when the job's memory passes SIZE; nothing is stopped.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size, help_heading = "Soft limits (notify only)")]
+    pub notify_memory: Option<u64>,
+    /// Notify when the job's user CPU time passes DURATION; nothing is stopped.
+    #[arg(long, value_name = "DURATION", value_parser = parse_cpu_time, help_heading = "Soft limits (notify only)")]
+    pub notify_user_time: Option<Duration>,
+    /// Notify when the job has read SIZE from devices; nothing is stopped.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size, help_heading = "Soft limits (notify only)")]
+    pub notify_io_read: Option<u64>,
+    /// Notify when the job has written SIZE to devices; nothing is stopped.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size, help_heading = "Soft limits (notify only)")]
+    pub notify_io_write: Option<u64>,
     /// Address space per process, e.g. 1G.
     #[arg(long, value_name = "SIZE", value_parser = parse_size, help_heading = "Memory")]
     pub process_memory: Option<u64>,
@@ -76,9 +88,17 @@ impl LimitArgs {
             || self.cpu_weight.is_some()
             || self.memory_low.is_some()
             || self.memory_high.is_some()
+            || self.any_notify()
             || self.job_time.is_some()
             || self.process_time.is_some()
             || self.breakaway_ok
+    }
+
+    fn any_notify(&self) -> bool {
+        self.notify_memory.is_some()
+            || self.notify_user_time.is_some()
+            || self.notify_io_read.is_some()
+            || self.notify_io_write.is_some()
     }
 
     /// Whether a limit that only a job can enforce was given.
@@ -90,6 +110,7 @@ impl LimitArgs {
             || self.cpu_weight.is_some()
             || self.memory_low.is_some()
             || self.memory_high.is_some()
+            || self.any_notify()
             || self.job_time.is_some()
             || self.process_time.is_some()
     }
@@ -106,6 +127,10 @@ impl LimitArgs {
         l.cpu_weight = self.cpu_weight.or(l.cpu_weight);
         l.memory_low = self.memory_low.or(l.memory_low);
         l.memory_high = self.memory_high.or(l.memory_high);
+        l.notify.job_memory = self.notify_memory.or(l.notify.job_memory);
+        l.notify.user_time = self.notify_user_time.or(l.notify.user_time);
+        l.notify.io_read_bytes = self.notify_io_read.or(l.notify.io_read_bytes);
+        l.notify.io_write_bytes = self.notify_io_write.or(l.notify.io_write_bytes);
         l.job_time = self.job_time.or(l.job_time);
         l.process_time = self.process_time.or(l.process_time);
         l.breakaway_ok |= self.breakaway_ok;
@@ -150,6 +175,22 @@ pub fn describe(l: &JobLimits) -> String {
     }
     if let Some(t) = l.process_time {
         parts.push(format!("proc-time {}", humantime::format_duration(t)));
+    }
+    let n = &l.notify;
+    if let Some(b) = n.job_memory {
+        parts.push(format!("notify-mem {}", format_size(b)));
+    }
+    if let Some(t) = n.user_time {
+        parts.push(format!(
+            "notify-user-time {}",
+            humantime::format_duration(t)
+        ));
+    }
+    if let Some(b) = n.io_read_bytes {
+        parts.push(format!("notify-io-read {}", format_size(b)));
+    }
+    if let Some(b) = n.io_write_bytes {
+        parts.push(format!("notify-io-write {}", format_size(b)));
     }
     if l.breakaway_ok {
         parts.push("breakaway-ok".into());

@@ -597,3 +597,102 @@ fn the_binary_asks_the_library_never_the_kernel() {
         found.join("\n")
     );
 }
+
+/// Deletes a job and kills what the test started, even when it fails.
+struct SoftLimitRun {
+    job: String,
+    children: Vec<std::process::Child>,
+}
+
+impl Drop for SoftLimitRun {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let _ = taskloom(&["job", "delete", &self.job]);
+    }
+}
+
+#[test]
+fn a_job_over_its_soft_memory_limit_keeps_running_and_says_so() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::process::Stdio;
+    use std::time::Duration;
+    if !cgroup_jobs_here() {
+        return;
+    }
+    let name = format!("cli-soft-{}", std::process::id());
+    let o = taskloom(&["job", "create", &name, "--notify-memory", "8M"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let mut run = SoftLimitRun {
+        job: name.clone(),
+        children: Vec::new(),
+    };
+    let mut watch = Command::new(env!("CARGO_BIN_EXE_taskloom"))
+        .args(["job", "watch", &name, "--json", "--interval", "50ms"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, lines) = std::sync::mpsc::channel();
+    let out = watch.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for l in BufReader::new(out).lines().map_while(Result::ok) {
+            let _ = tx.send(l);
+        }
+    });
+    run.children.push(watch);
+    // A member that writes 32 MiB of page cache (charged to the job) once
+    // it is in the job, says so, and stays.
+    let dir = tempfile::tempdir_in(std::env::var("TMPDIR").unwrap_or("/var/tmp".into())).unwrap();
+    let script = format!(
+        "read go; dd if=/dev/zero of={}/f bs=1M count=32 2>/dev/null; echo written; sleep 60",
+        dir.path().display()
+    );
+    let mut member = Command::new("sh")
+        .args(["-c", &script])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let o = taskloom(&["job", "assign", &name, &member.id().to_string()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    member.stdin.take().unwrap().write_all(b"go\n").unwrap();
+    let mut said = String::new();
+    BufReader::new(member.stdout.take().unwrap())
+        .read_line(&mut said)
+        .unwrap();
+    assert_eq!(said, "written\n");
+    run.children.push(member);
+    // The watcher says which limit, by how much.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let event = loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let line = lines
+            .recv_timeout(left)
+            .expect("a notification from job watch");
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        if v["event"] == "notification-limit" {
+            break v;
+        }
+    };
+    assert_eq!(event["limit"], "job-memory", "{event}");
+    assert_eq!(event["limit_value"], 8 << 20, "{event}");
+    assert!(event["value"].as_u64().unwrap() > 8 << 20, "{event}");
+    // Nothing was stopped.
+    assert!(
+        run.children[1].try_wait().unwrap().is_none(),
+        "the member still runs"
+    );
+    let v: serde_json::Value =
+        serde_json::from_slice(&taskloom(&["job", "show", &name, "--json"]).stdout).unwrap();
+    assert_eq!(v["violations"][0]["limit"], "job-memory", "{v}");
+    let member = i64::from(run.children[1].id());
+    assert!(
+        v["pids"].as_array().unwrap().iter().any(|p| *p == member),
+        "the member is still in the job: {v}"
+    );
+    let text = String::from_utf8(taskloom(&["job", "show", &name]).stdout).unwrap();
+    assert!(text.contains("soft limits  job-memory "), "{text}");
+    assert!(text.contains(" over 8M"), "{text}");
+}

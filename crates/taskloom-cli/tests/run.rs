@@ -626,3 +626,24 @@ fn a_job_over_its_memory_high_is_slowed_not_killed() {
         "nothing OOM-killed: {v}"
     );
 }
+
+#[test]
+fn a_run_over_a_soft_limit_ends_as_it_would_and_names_the_limit() {
+    if !cgroup_jobs_here() {
+        return;
+    }
+    // A second of busy user time against a soft limit of 300 ms: the
+    // program runs to its own end, and the summary names the limit.
+    let v = json_run(&[
+        "--notify-user-time",
+        "300ms",
+        "--",
+        "sh",
+        "-c",
+        "timeout 1 sh -c 'while :; do :; done'; exit 0",
+    ]);
+    assert_eq!(v["exit_code"], 0, "{v}");
+    assert!(v["user_seconds"].as_f64().unwrap() > 0.5, "{v}");
+    let hits = v["job"]["limits_hit"].as_array().unwrap();
+    assert!(hits.iter().any(|h| h == "notify-user-time"), "{v}");
+}

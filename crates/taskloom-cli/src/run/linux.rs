@@ -182,6 +182,7 @@ impl Watch {
                     JobEvent::ActiveProcessLimit { .. } => "max-processes",
                     JobEvent::MemoryLimit { .. } => "memory",
                     JobEvent::JobTimeLimit { .. } => "job-time",
+                    JobEvent::NotificationLimit(v) => super::soft_limit_hit(v.limit),
                     _ => continue,
                 };
                 self.hit(hit);
@@ -419,6 +420,9 @@ fn finish(
             if count.unwrap_or(0) > 0 {
                 watch.hit(hit);
             }
+        }
+        for v in &info.violations {
+            watch.hit(super::soft_limit_hit(v.limit));
         }
         user = user.max(info.user_time);
         kernel = kernel.max(info.kernel_time);

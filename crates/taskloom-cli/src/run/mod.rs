@@ -354,3 +354,15 @@ pub(super) fn human_summary(
     }
     line
 }
+
+/// The name a soft limit the job went over has among the limits hit: the
+/// option that set it.
+pub(super) fn soft_limit_hit(limit: taskloom::job::SoftLimit) -> &'static str {
+    use taskloom::job::SoftLimit;
+    match limit {
+        SoftLimit::JobMemory => "notify-memory",
+        SoftLimit::UserTime => "notify-user-time",
+        SoftLimit::IoReadBytes => "notify-io-read",
+        SoftLimit::IoWriteBytes => "notify-io-write",
+    }
+}

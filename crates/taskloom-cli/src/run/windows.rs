@@ -148,7 +148,11 @@ fn finish(
             peak_memory_bytes: info.memory_peak,
             io: info.io,
             killed_at_close: killed,
-            limits_hit: Vec::new(),
+            limits_hit: info
+                .violations
+                .iter()
+                .map(|v| super::soft_limit_hit(v.limit))
+                .collect(),
             total_processes: info.total_processes.unwrap_or(0).max(killed as u64 + 1),
             abnormal_exits: 0,
             totals_exact: info.total_processes.is_some(),

@@ -46,6 +46,7 @@ fn job(name: &str, procs: usize, limit: Option<u64>) -> JobRow {
             memory_peak: None,
             oom_kills: Some(0),
             memory_high_hits: None,
+            violations: Vec::new(),
             process_limit_hits: Some(2),
             frozen: false,
             io: None,

@@ -46,9 +46,114 @@ pub struct JobLimits {
     /// ([`process_time_secs`]), so no process is stopped before its limit.
     #[serde(with = "crate::units::serde_opt_secs", rename = "process_time_seconds")]
     pub process_time: Option<Duration>,
+    /// Soft limits (`JOBOBJECT_NOTIFICATION_LIMIT_INFORMATION`): going over
+    /// one stops nothing; the job's watcher reports it once
+    /// ([`JobEvent::NotificationLimit`](super::JobEvent::NotificationLimit))
+    /// and [`JobInfo::violations`] lists it.
+    pub notify: NotificationLimits,
     /// Members may start children outside the job (`JOB_OBJECT_LIMIT_BREAKAWAY_OK`,
     /// with [`ProcessBuilder::breakaway_from_job`](crate::process::ProcessBuilder::breakaway_from_job)).
     pub breakaway_ok: bool,
+}
+
+/// The soft limits of a job (`JOBOBJECT_NOTIFICATION_LIMIT_INFORMATION`).
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct NotificationLimits {
+    /// The job's memory, in bytes (its peak where the system keeps one).
+    pub job_memory: Option<u64>,
+    /// User CPU time of the whole job.
+    #[serde(with = "crate::units::serde_opt_secs", rename = "user_time_seconds")]
+    pub user_time: Option<Duration>,
+    /// Bytes the job read (Linux: from devices, cgroup2 `io.stat`).
+    pub io_read_bytes: Option<u64>,
+    /// Bytes the job wrote (Linux: to devices, cgroup2 `io.stat`).
+    pub io_write_bytes: Option<u64>,
+}
+
+impl NotificationLimits {
+    /// Whether any soft limit is set.
+    pub fn any(&self) -> bool {
+        self.job_memory.is_some()
+            || self.user_time.is_some()
+            || self.io_read_bytes.is_some()
+            || self.io_write_bytes.is_some()
+    }
+}
+
+/// Which soft limit a job went over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SoftLimit {
+    /// [`NotificationLimits::job_memory`] (bytes).
+    JobMemory,
+    /// [`NotificationLimits::user_time`] (milliseconds).
+    UserTime,
+    /// [`NotificationLimits::io_read_bytes`].
+    IoReadBytes,
+    /// [`NotificationLimits::io_write_bytes`].
+    IoWriteBytes,
+}
+
+impl SoftLimit {
+    /// Its name, as `--json` and the tables spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            SoftLimit::JobMemory => "job-memory",
+            SoftLimit::UserTime => "user-time",
+            SoftLimit::IoReadBytes => "io-read-bytes",
+            SoftLimit::IoWriteBytes => "io-write-bytes",
+        }
+    }
+}
+
+/// A soft limit the job is over (`JOBOBJECT_LIMIT_VIOLATION_INFORMATION`):
+/// which, how much the job used, and the limit (bytes, or milliseconds
+/// of user time).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct LimitViolation {
+    /// Which limit.
+    pub limit: SoftLimit,
+    /// What the job used.
+    pub value: u64,
+    /// The limit.
+    pub limit_value: u64,
+}
+
+/// The soft limits `info` is over, in [`SoftLimit`] order.
+pub(crate) fn violations_of(info: &JobInfo) -> Vec<LimitViolation> {
+    let n = &info.limits.notify;
+    let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+    let memory = info.memory_peak.or(info.memory_current);
+    let checks = [
+        (SoftLimit::JobMemory, memory, n.job_memory),
+        (
+            SoftLimit::UserTime,
+            Some(ms(info.user_time)),
+            n.user_time.map(ms),
+        ),
+        (
+            SoftLimit::IoReadBytes,
+            info.io.map(|io| io.read_bytes),
+            n.io_read_bytes,
+        ),
+        (
+            SoftLimit::IoWriteBytes,
+            info.io.map(|io| io.write_bytes),
+            n.io_write_bytes,
+        ),
+    ];
+    checks
+        .into_iter()
+        .filter_map(|(limit, value, limit_value)| {
+            let (value, limit_value) = (value?, limit_value?);
+            (value > limit_value).then_some(LimitViolation {
+                limit,
+                value,
+                limit_value,
+            })
+        })
+        .collect()
 }
 
 /// What [`Job::info`](super::Job::info) reports (`JOBOBJECT_BASIC_AND_IO_ACCOUNTING_INFORMATION` and more).
@@ -81,6 +186,9 @@ pub struct JobInfo {
     /// Times the job went over its `memory_high` and was throttled
     /// (`memory.events` `high`; cgroup2).
     pub memory_high_hits: Option<u64>,
+    /// The soft limits ([`JobLimits::notify`]) it is over
+    /// (`JobObjectLimitViolationInformation`).
+    pub violations: Vec<LimitViolation>,
     /// Forks refused by the active-process limit.
     pub process_limit_hits: Option<u64>,
     /// Whether the job is frozen.

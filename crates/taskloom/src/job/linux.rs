@@ -657,7 +657,7 @@ impl Job {
             let a = site.backend.accounting(&self.limits)?;
             (a, site.name.clone(), site.backend.chain())
         };
-        Ok(JobInfo {
+        let mut info = JobInfo {
             name,
             active_processes: a.pids.len(),
             pids: a.pids,
@@ -671,11 +671,14 @@ impl Job {
             pressure: a.pressure,
             oom_kills: a.oom_kills,
             memory_high_hits: a.memory_high_hits,
+            violations: Vec::new(),
             process_limit_hits: a.process_limit_hits,
             frozen: a.frozen,
             limits: self.limits.clone(),
             kill_on_close: self.holder.is_some(),
-        })
+        };
+        info.violations = super::limits::violations_of(&info);
+        Ok(info)
     }
 
     /// `TerminateJobObject(job, code)`: kills every process of the job (and

@@ -66,7 +66,10 @@ mod watch;
 mod windows;
 
 pub use builder::JobBuilder;
-pub use limits::{Capability, JobInfo, JobIo, JobLimits, JobPressure, process_time_secs};
+pub use limits::{
+    Capability, JobInfo, JobIo, JobLimits, JobPressure, LimitViolation, NotificationLimits,
+    SoftLimit, process_time_secs,
+};
 pub use name::{MAX_NAME_LEN, validate_name};
 
 #[cfg(target_os = "linux")]

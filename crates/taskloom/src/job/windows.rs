@@ -27,14 +27,16 @@ use windows_sys::Win32::System::JobObjects::{
     AssignProcessToJobObject, CreateJobObjectW, IsProcessInJob, JOB_OBJECT_CPU_RATE_CONTROL_ENABLE,
     JOB_OBJECT_CPU_RATE_CONTROL_HARD_CAP, JOB_OBJECT_CPU_RATE_CONTROL_WEIGHT_BASED,
     JOB_OBJECT_LIMIT_ACTIVE_PROCESS, JOB_OBJECT_LIMIT_AFFINITY, JOB_OBJECT_LIMIT_BREAKAWAY_OK,
-    JOB_OBJECT_LIMIT_JOB_MEMORY, JOB_OBJECT_LIMIT_JOB_TIME, JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE,
+    JOB_OBJECT_LIMIT_JOB_MEMORY, JOB_OBJECT_LIMIT_JOB_READ_BYTES, JOB_OBJECT_LIMIT_JOB_TIME,
+    JOB_OBJECT_LIMIT_JOB_WRITE_BYTES, JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE,
     JOB_OBJECT_LIMIT_PRIORITY_CLASS, JOB_OBJECT_LIMIT_PROCESS_MEMORY,
     JOB_OBJECT_LIMIT_PROCESS_TIME, JOBOBJECT_BASIC_ACCOUNTING_INFORMATION,
     JOBOBJECT_BASIC_AND_IO_ACCOUNTING_INFORMATION, JOBOBJECT_BASIC_PROCESS_ID_LIST,
     JOBOBJECT_CPU_RATE_CONTROL_INFORMATION, JOBOBJECT_EXTENDED_LIMIT_INFORMATION,
-    JobObjectBasicAccountingInformation, JobObjectBasicAndIoAccountingInformation,
-    JobObjectBasicProcessIdList, JobObjectCpuRateControlInformation,
-    JobObjectExtendedLimitInformation, OpenJobObjectW, QueryInformationJobObject,
+    JOBOBJECT_NOTIFICATION_LIMIT_INFORMATION, JobObjectBasicAccountingInformation,
+    JobObjectBasicAndIoAccountingInformation, JobObjectBasicProcessIdList,
+    JobObjectCpuRateControlInformation, JobObjectExtendedLimitInformation,
+    JobObjectNotificationLimitInformation, OpenJobObjectW, QueryInformationJobObject,
     SetInformationJobObject, TerminateJobObject,
 };
 use windows_sys::Win32::System::SystemInformation::{GetSystemInfo, SYSTEM_INFO};
@@ -277,6 +279,39 @@ impl Job {
         if ok == 0 {
             return Err(last_os(format!("set the limits of job {}", self.name)));
         }
+        if l.notify.any() || self.limits.notify.any() {
+            let n = &l.notify;
+            // SAFETY: a plain C struct; zero flags switch the soft limits off.
+            let mut soft: JOBOBJECT_NOTIFICATION_LIMIT_INFORMATION = unsafe { std::mem::zeroed() };
+            if let Some(b) = n.job_memory {
+                soft.LimitFlags |= JOB_OBJECT_LIMIT_JOB_MEMORY;
+                soft.JobMemoryLimit = b;
+            }
+            if let Some(t) = n.user_time {
+                soft.LimitFlags |= JOB_OBJECT_LIMIT_JOB_TIME;
+                soft.PerJobUserTimeLimit = hundred_ns(t);
+            }
+            if let Some(b) = n.io_read_bytes {
+                soft.LimitFlags |= JOB_OBJECT_LIMIT_JOB_READ_BYTES;
+                soft.IoReadBytesLimit = b;
+            }
+            if let Some(b) = n.io_write_bytes {
+                soft.LimitFlags |= JOB_OBJECT_LIMIT_JOB_WRITE_BYTES;
+                soft.IoWriteBytesLimit = b;
+            }
+            // SAFETY: a live job handle and a struct of the size passed.
+            let ok = unsafe {
+                SetInformationJobObject(
+                    raw(&self.handle),
+                    JobObjectNotificationLimitInformation,
+                    &soft as *const _ as *const c_void,
+                    std::mem::size_of_val(&soft) as u32,
+                )
+            };
+            if ok == 0 {
+                return Err(last_os(format!("set the soft limits of job {}", self.name)));
+            }
+        }
         let rate_asked = l.cpu_rate_percent.is_some() || l.cpu_weight.is_some();
         let rate_was = self.limits.cpu_rate_percent.is_some() || self.limits.cpu_weight.is_some();
         if rate_asked || rate_was {
@@ -357,6 +392,7 @@ impl Job {
             cpu_weight: None,
             memory_low: None,
             memory_high: None,
+            notify: Default::default(),
             job_time: has(JOB_OBJECT_LIMIT_JOB_TIME).then(|| from_100ns(b.PerJobUserTimeLimit)),
             process_time: has(JOB_OBJECT_LIMIT_PROCESS_TIME)
                 .then(|| from_100ns(b.PerProcessUserTimeLimit)),
@@ -538,7 +574,7 @@ impl Job {
         let ext = self.extended()?;
         let pids = self.pids()?;
         let from_100ns = |t: i64| Duration::from_nanos(u64::try_from(t).unwrap_or(0) * 100);
-        Ok(JobInfo {
+        let mut info = JobInfo {
             name: self.name.clone(),
             active_processes: pids.len(),
             pids,
@@ -550,6 +586,7 @@ impl Job {
             memory_peak: (ext.PeakJobMemoryUsed > 0).then_some(ext.PeakJobMemoryUsed as u64),
             oom_kills: None,
             memory_high_hits: None,
+            violations: Vec::new(),
             process_limit_hits: None,
             frozen: false,
             io: io.map(|io| super::JobIo {
@@ -563,7 +600,9 @@ impl Job {
             pressure: None,
             limits: self.limits.clone(),
             kill_on_close: self.kill_on_close,
-        })
+        };
+        info.violations = super::limits::violations_of(&info);
+        Ok(info)
     }
 
     /// `TerminateJobObject(job, code)`: ends every member (nested jobs'
@@ -678,6 +717,10 @@ impl Job {
             row("process-time", "JOB_OBJECT_LIMIT_PROCESS_TIME (user time)"),
             row("kill-on-close", "JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE"),
             row("total-processes", "JOBOBJECT_BASIC_ACCOUNTING_INFORMATION"),
+            row(
+                "notification-limits",
+                "JobObjectNotificationLimitInformation: job memory, user time, I/O bytes",
+            ),
             row(
                 "io-accounting",
                 "JOBOBJECT_BASIC_AND_IO_ACCOUNTING_INFORMATION",

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 mod not_run;
 
 use not_run::not_run;
-use taskloom::job::{Job, JobEvent, JobLimits};
+use taskloom::job::{Job, JobEvent, JobLimits, NotificationLimits, SoftLimit};
 use taskloom::process::{Process, ProcessBuilder, Stdio};
 
 const CHILD: &str = "TASKLOOM_PORTABLE_CHILD";
@@ -34,6 +34,15 @@ fn child() {
         "exit" => std::process::exit(arg.parse().unwrap()),
         "sleep" => {
             std::thread::sleep(Duration::from_secs(arg.parse().unwrap()));
+            std::process::exit(0);
+        }
+        "spin" => {
+            // spin:MS: busy in user mode for MS milliseconds, then exits 0.
+            let end = Instant::now() + Duration::from_millis(arg.parse().unwrap());
+            let mut x = 0u64;
+            while Instant::now() < end {
+                x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+            }
             std::process::exit(0);
         }
         "nap" => {
@@ -449,6 +458,62 @@ fn a_watcher_sees_members_come_and_go_and_the_job_empty() {
     ended
         .recv_timeout(Duration::from_secs(10))
         .expect("the watcher ends once the job is gone");
+}
+
+#[test]
+#[cfg_attr(
+    taskloom_wine,
+    ignore = "Wine refuses soft limits (JobObjectNotificationLimitInformation: ERROR_INVALID_PARAMETER)"
+)]
+fn a_soft_limit_notifies_once_and_stops_nothing() {
+    if !jobs_here() {
+        return;
+    }
+    let limits = JobLimits {
+        notify: NotificationLimits {
+            user_time: Some(Duration::from_millis(100)),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let job = Cleanup(Some(
+        Job::builder()
+            .name(&name("soft"))
+            .limits(limits)
+            .create()
+            .unwrap(),
+    ));
+    let j = job.0.as_ref().unwrap();
+    let mut watcher = j.watch(Duration::from_millis(20)).unwrap();
+    let mut p = j.spawn(child_builder("spin:1500")).unwrap();
+    let mut events = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !events
+        .iter()
+        .any(|e| matches!(e, JobEvent::ProcessExited { pid, .. } if *pid == p.pid()))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the spinner did not end: {events:?}"
+        );
+        events.extend(watcher.poll_once().unwrap());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(p.wait().unwrap().code(), Some(0), "it ran to its own end");
+    let notes: Vec<_> = events
+        .iter()
+        .filter_map(|e| match e {
+            JobEvent::NotificationLimit(v) => Some(*v),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(notes.len(), 1, "once: {events:?}");
+    assert_eq!(notes[0].limit, SoftLimit::UserTime);
+    assert_eq!(notes[0].limit_value, 100);
+    assert!(notes[0].value > 100, "{notes:?}");
+    let info = j.info().unwrap();
+    assert_eq!(info.violations.len(), 1, "{info:?}");
+    assert_eq!(info.violations[0].limit, SoftLimit::UserTime);
 }
 
 #[test]

@@ -15,6 +15,7 @@ use std::time::Duration;
 use super::{JobCounts, JobEvent};
 use crate::error::Result;
 use crate::job::Job;
+use crate::job::SoftLimit;
 use crate::job::connector::{Connector, ProcEvent};
 use crate::process::ExitStatus;
 
@@ -36,6 +37,8 @@ pub struct JobWatcher {
     ready: Option<tokio::io::unix::AsyncFd<std::os::fd::OwnedFd>>,
     /// Members gone from a scan but not yet reported by the connector, with the scans since.
     suspects: BTreeMap<i32, u32>,
+    /// Soft limits already reported (each is reported once).
+    notified: BTreeSet<SoftLimit>,
     total: u64,
     exited: u64,
     abnormal: u64,
@@ -66,6 +69,7 @@ impl JobWatcher {
             #[cfg(feature = "tokio")]
             ready: None,
             suspects: BTreeMap::new(),
+            notified: BTreeSet::new(),
             exited: 0,
             abnormal: 0,
             peak: info.pids.len(),
@@ -154,6 +158,11 @@ impl JobWatcher {
         if let Some(hits) = info.process_limit_hits.filter(|&h| h > self.pid_hits) {
             self.pid_hits = hits;
             events.push(JobEvent::ActiveProcessLimit { hits });
+        }
+        for v in &info.violations {
+            if self.notified.insert(v.limit) {
+                events.push(JobEvent::NotificationLimit(*v));
+            }
         }
         if let Some(kills) = info.oom_kills.filter(|&k| k > self.oom_kills) {
             self.oom_kills = kills;

@@ -51,6 +51,10 @@ pub enum JobEvent {
     },
     /// `JOB_OBJECT_MSG_ACTIVE_PROCESS_ZERO`.
     JobEmpty,
+    /// `JOB_OBJECT_MSG_NOTIFICATION_LIMIT`: the job went over a soft limit
+    /// ([`JobLimits::notify`](crate::job::JobLimits::notify)); nothing was
+    /// stopped. Reported once per limit.
+    NotificationLimit(crate::job::LimitViolation),
 }
 
 /// Counts a [`JobWatcher`] keeps (`JOBOBJECT_BASIC_ACCOUNTING_INFORMATION`).

@@ -29,7 +29,7 @@ use windows_sys::Win32::System::SystemServices::{
     JOB_OBJECT_MSG_ABNORMAL_EXIT_PROCESS, JOB_OBJECT_MSG_ACTIVE_PROCESS_LIMIT,
     JOB_OBJECT_MSG_ACTIVE_PROCESS_ZERO, JOB_OBJECT_MSG_END_OF_JOB_TIME,
     JOB_OBJECT_MSG_END_OF_PROCESS_TIME, JOB_OBJECT_MSG_EXIT_PROCESS,
-    JOB_OBJECT_MSG_JOB_MEMORY_LIMIT, JOB_OBJECT_MSG_NEW_PROCESS,
+    JOB_OBJECT_MSG_JOB_MEMORY_LIMIT, JOB_OBJECT_MSG_NEW_PROCESS, JOB_OBJECT_MSG_NOTIFICATION_LIMIT,
     JOB_OBJECT_MSG_PROCESS_MEMORY_LIMIT,
 };
 use windows_sys::Win32::System::Threading::{
@@ -38,7 +38,7 @@ use windows_sys::Win32::System::Threading::{
 
 use super::{JobCounts, JobEvent};
 use crate::error::Result;
-use crate::job::Job;
+use crate::job::{Job, SoftLimit};
 use crate::process::ExitStatus;
 use crate::windows::{last_os, owned, raw};
 
@@ -62,6 +62,8 @@ pub struct JobWatcher {
     limit_hits: u64,
     memory_hits: u64,
     time_hit: bool,
+    /// Soft limits already reported (each is reported once).
+    notified: BTreeSet<SoftLimit>,
 }
 
 impl JobWatcher {
@@ -107,6 +109,7 @@ impl JobWatcher {
             limit_hits: 0,
             memory_hits: 0,
             time_hit: false,
+            notified: BTreeSet::new(),
             name: job.name(),
             job_time: job.limits().job_time,
             port,
@@ -172,6 +175,17 @@ impl JobWatcher {
                 })
             }
             JOB_OBJECT_MSG_ACTIVE_PROCESS_ZERO => Some(JobEvent::JobEmpty),
+            JOB_OBJECT_MSG_NOTIFICATION_LIMIT => {
+                // Which one: the job's own answer, through a handle held
+                // only for the question.
+                let info = Job::open(&self.name).and_then(|j| j.info()).ok()?;
+                let v = info
+                    .violations
+                    .into_iter()
+                    .find(|v| !self.notified.contains(&v.limit))?;
+                self.notified.insert(v.limit);
+                Some(JobEvent::NotificationLimit(v))
+            }
             _ => None,
         }
     }

@@ -206,6 +206,13 @@ pub(crate) fn capabilities(roots: &cgroup::Roots, manager: Option<&str>) -> Vec<
         ),
     );
     push(
+        "notification-limits",
+        (
+            roots.v2.is_some() || roots.has(Controller::Cpuacct),
+            "soft limits (job memory at its peak, user time, I/O bytes where io.stat counts) compared at each scan by a watcher while one runs (`Job::watch`, `taskloom run`, `job watch`); nothing is stopped".into(),
+        ),
+    );
+    push(
         "terminate",
         match &roots.v2 {
             Some(_) => (true, "cgroup.kill (no racing fork escapes)".into()),

@@ -1171,7 +1171,11 @@ fn needed_controllers(l: &JobLimits) -> Vec<Controller> {
     if l.active_processes.is_some() {
         v.push(Controller::Pids);
     }
-    if l.job_memory.is_some() || l.memory_low.is_some() || l.memory_high.is_some() {
+    if l.job_memory.is_some()
+        || l.memory_low.is_some()
+        || l.memory_high.is_some()
+        || l.notify.job_memory.is_some()
+    {
         v.push(Controller::Memory);
     }
     if l.cpu_rate_percent.is_some() || l.cpu_weight.is_some() {

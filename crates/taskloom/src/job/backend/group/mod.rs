@@ -125,6 +125,7 @@ impl JobBackend for Group {
             (limits.cpu_weight.is_some(), "a CPU weight"),
             (limits.memory_low.is_some(), "a memory floor"),
             (limits.memory_high.is_some(), "a memory ceiling"),
+            (limits.notify.any(), "a soft (notification) limit"),
         ];
         if let Some((_, what)) = cgroup_only.iter().find(|(set, _)| *set) {
             return Err(Error::InvalidInput {
@@ -316,6 +317,7 @@ pub(crate) fn capabilities() -> Vec<Capability> {
         no("cpu-weight"),
         no("memory-low"),
         no("memory-high"),
+        no("notification-limits"),
         yes("priority", "nice of each member"),
         yes("process-time", "RLIMIT_CPU per process"),
         yes(
