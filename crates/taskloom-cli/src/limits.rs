@@ -16,6 +16,9 @@ pub struct LimitArgs {
     /// Let members start children outside the job (JOB_OBJECT_LIMIT_BREAKAWAY_OK).
     #[arg(long, help_heading = "Processes")]
     pub breakaway_ok: bool,
+    /// A member that crashes just dies: no core file, no crash handler started (JOB_OBJECT_LIMIT_DIE_ON_UNHANDLED_EXCEPTION).
+    #[arg(long, help_heading = "Processes")]
+    pub die_on_unhandled_exception: bool,
     /// Memory for the whole job, e.g. 512M; the OOM killer acts inside the job only.
     #[arg(long, value_name = "SIZE", value_parser = parse_size, help_heading = "Memory")]
     pub memory: Option<u64>,
@@ -92,6 +95,7 @@ impl LimitArgs {
             || self.job_time.is_some()
             || self.process_time.is_some()
             || self.breakaway_ok
+            || self.die_on_unhandled_exception
     }
 
     fn any_notify(&self) -> bool {
@@ -113,6 +117,7 @@ impl LimitArgs {
             || self.any_notify()
             || self.job_time.is_some()
             || self.process_time.is_some()
+            || self.die_on_unhandled_exception
     }
 
     /// These limits laid over `base` (given ones replace, others stay).
@@ -134,6 +139,7 @@ impl LimitArgs {
         l.job_time = self.job_time.or(l.job_time);
         l.process_time = self.process_time.or(l.process_time);
         l.breakaway_ok |= self.breakaway_ok;
+        l.die_on_unhandled_exception |= self.die_on_unhandled_exception;
         l
     }
 }
@@ -194,6 +200,9 @@ pub fn describe(l: &JobLimits) -> String {
     }
     if l.breakaway_ok {
         parts.push("breakaway-ok".into());
+    }
+    if l.die_on_unhandled_exception {
+        parts.push("die-on-crash".into());
     }
     if parts.is_empty() {
         "-".into()

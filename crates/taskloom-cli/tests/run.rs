@@ -647,3 +647,43 @@ fn a_run_over_a_soft_limit_ends_as_it_would_and_names_the_limit() {
     let hits = v["job"]["limits_hit"].as_array().unwrap();
     assert!(hits.iter().any(|h| h == "notify-user-time"), "{v}");
 }
+
+#[test]
+fn a_member_that_crashes_under_die_on_unhandled_exception_leaves_no_core() {
+    if !cgroup_jobs_here() {
+        return;
+    }
+    let pattern = std::fs::read_to_string("/proc/sys/kernel/core_pattern").unwrap();
+    let pattern = pattern.trim();
+    let dir = tempfile::tempdir_in(std::env::var("TMPDIR").unwrap_or("/var/tmp".into())).unwrap();
+    let cwd = dir.path().to_str().unwrap();
+    // The shell raises its core limit as far as it may, then crashes.
+    let crash = "ulimit -c unlimited 2>/dev/null; kill -SEGV $$";
+    let cores = || std::fs::read_dir(dir.path()).unwrap().count();
+    // Without the option, where cores are files in the working directory and
+    // the limit may be raised, a core is written: the test can see one.
+    let v = json_run(&["--cwd", cwd, "--", "sh", "-c", crash]);
+    assert_eq!(v["exit_code"], 139, "{v}");
+    let control = v["status"]["core_dumped"] == true;
+    if control && !pattern.starts_with('|') && !pattern.starts_with('/') {
+        assert!(cores() > 0, "a core file in {cwd}: {v}");
+    }
+    for e in std::fs::read_dir(dir.path()).unwrap() {
+        std::fs::remove_file(e.unwrap().path()).unwrap();
+    }
+    // With it: the limit cannot be raised, no core is written and no
+    // core_pattern handler started, and the crash is an exit by signal.
+    let v = json_run(&[
+        "--die-on-unhandled-exception",
+        "--cwd",
+        cwd,
+        "--",
+        "sh",
+        "-c",
+        crash,
+    ]);
+    assert_eq!(v["exit_code"], 139, "{v}");
+    assert_eq!(v["status"]["kind"], "signaled", "{v}");
+    assert_eq!(v["status"]["core_dumped"], false, "{v}");
+    assert_eq!(cores(), 0, "no core file in {cwd}");
+}

@@ -46,6 +46,13 @@ pub struct JobLimits {
     /// ([`process_time_secs`]), so no process is stopped before its limit.
     #[serde(with = "crate::units::serde_opt_secs", rename = "process_time_seconds")]
     pub process_time: Option<Duration>,
+    /// `JOB_OBJECT_LIMIT_DIE_ON_UNHANDLED_EXCEPTION`: a member that crashes
+    /// just dies, with no crash dump and no crash handler. Linux: members
+    /// get `RLIMIT_CORE` 1 (soft and hard, so they cannot raise it), below
+    /// the smallest core the kernel writes, and a value at which the kernel
+    /// does not start a `core_pattern` pipe handler (systemd-coredump,
+    /// apport) either. The watcher reports the crash as an exit by signal.
+    pub die_on_unhandled_exception: bool,
     /// Soft limits (`JOBOBJECT_NOTIFICATION_LIMIT_INFORMATION`): going over
     /// one stops nothing; the job's watcher reports it once
     /// ([`JobEvent::NotificationLimit`](super::JobEvent::NotificationLimit))

@@ -20,6 +20,11 @@ use super::{
 use crate::error::{Error, OrLog, Result};
 use crate::process::{Process, ProcessBuilder, ResourceLimit};
 
+/// The `RLIMIT_CORE` of a die-on-unhandled-exception job's members: one
+/// byte is below the smallest core an ELF dump writes (a page), and the
+/// value at which the kernel refuses to start a `core_pattern` pipe handler
+/// ("has RLIMIT_CORE set to 1, aborting core"), where 0 would still start it.
+const NO_CORE: u64 = 1;
 /// A handle to a job.
 ///
 /// Cloning with [`Job::duplicate`] (`DuplicateHandle`) gives another holder;
@@ -278,6 +283,14 @@ impl Job {
             rustix::process::prlimit(Some(rpid), rustix::process::Resource::Cpu, lim)
                 .map_err(|e| Error::os(format!("set RLIMIT_CPU of member {pid}"), e.into()))?;
         }
+        if self.limits.die_on_unhandled_exception {
+            let lim = rustix::process::Rlimit {
+                current: Some(NO_CORE),
+                maximum: Some(NO_CORE),
+            };
+            rustix::process::prlimit(Some(rpid), rustix::process::Resource::Core, lim)
+                .map_err(|e| Error::os(format!("set RLIMIT_CORE of member {pid}"), e.into()))?;
+        }
         if let Some(class) = self.limits.priority {
             rustix::process::setpriority_process(Some(rpid), class.nice())
                 .map_err(|e| Error::os(format!("set the priority of member {pid}"), e.into()))?;
@@ -440,6 +453,9 @@ impl Job {
         if let Some(t) = self.limits.process_time {
             let secs = process_time_secs(t);
             builder = builder.rlimit(ResourceLimit::CpuTime, secs, secs);
+        }
+        if self.limits.die_on_unhandled_exception {
+            builder = builder.rlimit(ResourceLimit::CoreSize, NO_CORE, NO_CORE);
         }
         if let Some(class) = self.limits.priority {
             builder = builder.priority(class);

@@ -27,17 +27,17 @@ use windows_sys::Win32::System::JobObjects::{
     AssignProcessToJobObject, CreateJobObjectW, IsProcessInJob, JOB_OBJECT_CPU_RATE_CONTROL_ENABLE,
     JOB_OBJECT_CPU_RATE_CONTROL_HARD_CAP, JOB_OBJECT_CPU_RATE_CONTROL_WEIGHT_BASED,
     JOB_OBJECT_LIMIT_ACTIVE_PROCESS, JOB_OBJECT_LIMIT_AFFINITY, JOB_OBJECT_LIMIT_BREAKAWAY_OK,
-    JOB_OBJECT_LIMIT_JOB_MEMORY, JOB_OBJECT_LIMIT_JOB_READ_BYTES, JOB_OBJECT_LIMIT_JOB_TIME,
-    JOB_OBJECT_LIMIT_JOB_WRITE_BYTES, JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE,
-    JOB_OBJECT_LIMIT_PRIORITY_CLASS, JOB_OBJECT_LIMIT_PROCESS_MEMORY,
-    JOB_OBJECT_LIMIT_PROCESS_TIME, JOBOBJECT_BASIC_ACCOUNTING_INFORMATION,
-    JOBOBJECT_BASIC_AND_IO_ACCOUNTING_INFORMATION, JOBOBJECT_BASIC_PROCESS_ID_LIST,
-    JOBOBJECT_CPU_RATE_CONTROL_INFORMATION, JOBOBJECT_EXTENDED_LIMIT_INFORMATION,
-    JOBOBJECT_NOTIFICATION_LIMIT_INFORMATION, JobObjectBasicAccountingInformation,
-    JobObjectBasicAndIoAccountingInformation, JobObjectBasicProcessIdList,
-    JobObjectCpuRateControlInformation, JobObjectExtendedLimitInformation,
-    JobObjectNotificationLimitInformation, OpenJobObjectW, QueryInformationJobObject,
-    SetInformationJobObject, TerminateJobObject,
+    JOB_OBJECT_LIMIT_DIE_ON_UNHANDLED_EXCEPTION, JOB_OBJECT_LIMIT_JOB_MEMORY,
+    JOB_OBJECT_LIMIT_JOB_READ_BYTES, JOB_OBJECT_LIMIT_JOB_TIME, JOB_OBJECT_LIMIT_JOB_WRITE_BYTES,
+    JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE, JOB_OBJECT_LIMIT_PRIORITY_CLASS,
+    JOB_OBJECT_LIMIT_PROCESS_MEMORY, JOB_OBJECT_LIMIT_PROCESS_TIME,
+    JOBOBJECT_BASIC_ACCOUNTING_INFORMATION, JOBOBJECT_BASIC_AND_IO_ACCOUNTING_INFORMATION,
+    JOBOBJECT_BASIC_PROCESS_ID_LIST, JOBOBJECT_CPU_RATE_CONTROL_INFORMATION,
+    JOBOBJECT_EXTENDED_LIMIT_INFORMATION, JOBOBJECT_NOTIFICATION_LIMIT_INFORMATION,
+    JobObjectBasicAccountingInformation, JobObjectBasicAndIoAccountingInformation,
+    JobObjectBasicProcessIdList, JobObjectCpuRateControlInformation,
+    JobObjectExtendedLimitInformation, JobObjectNotificationLimitInformation, OpenJobObjectW,
+    QueryInformationJobObject, SetInformationJobObject, TerminateJobObject,
 };
 use windows_sys::Win32::System::SystemInformation::{GetSystemInfo, SYSTEM_INFO};
 use windows_sys::Win32::System::Threading::IO_COUNTERS;
@@ -264,6 +264,9 @@ impl Job {
         if l.breakaway_ok {
             basic.LimitFlags |= JOB_OBJECT_LIMIT_BREAKAWAY_OK;
         }
+        if l.die_on_unhandled_exception {
+            basic.LimitFlags |= JOB_OBJECT_LIMIT_DIE_ON_UNHANDLED_EXCEPTION;
+        }
         if self.kill_on_close {
             basic.LimitFlags |= JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE;
         }
@@ -397,6 +400,7 @@ impl Job {
             process_time: has(JOB_OBJECT_LIMIT_PROCESS_TIME)
                 .then(|| from_100ns(b.PerProcessUserTimeLimit)),
             breakaway_ok: has(JOB_OBJECT_LIMIT_BREAKAWAY_OK),
+            die_on_unhandled_exception: has(JOB_OBJECT_LIMIT_DIE_ON_UNHANDLED_EXCEPTION),
         };
         Ok((limits, has(JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE)))
     }
@@ -716,6 +720,10 @@ impl Job {
             row("job-time", "JOB_OBJECT_LIMIT_JOB_TIME (user time)"),
             row("process-time", "JOB_OBJECT_LIMIT_PROCESS_TIME (user time)"),
             row("kill-on-close", "JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE"),
+            row(
+                "die-on-unhandled-exception",
+                "JOB_OBJECT_LIMIT_DIE_ON_UNHANDLED_EXCEPTION (no error report, no debugger)",
+            ),
             row("total-processes", "JOBOBJECT_BASIC_ACCOUNTING_INFORMATION"),
             row(
                 "notification-limits",

@@ -272,6 +272,7 @@ fn limits_are_read_back_by_another_handle() {
         job_memory: Some(256 << 20),
         process_memory: Some(128 << 20),
         breakaway_ok: true,
+        die_on_unhandled_exception: true,
         ..Default::default()
     };
     let job = Cleanup(Some(
@@ -288,6 +289,7 @@ fn limits_are_read_back_by_another_handle() {
     assert_eq!(back.job_memory, limits.job_memory);
     assert_eq!(back.process_memory, limits.process_memory);
     assert!(back.breakaway_ok);
+    assert!(back.die_on_unhandled_exception);
 }
 
 #[test]

@@ -171,6 +171,10 @@ pub(crate) fn capabilities(roots: &cgroup::Roots, manager: Option<&str>) -> Vec<
         ),
     );
     push("process-time", (true, "RLIMIT_CPU per process".into()));
+    push(
+        "die-on-unhandled-exception",
+        (true, die_on_exception_detail()),
+    );
     let io = roots.v2_controllers.iter().any(|c| c == "io");
     push(
         "io-accounting",
@@ -277,4 +281,18 @@ fn total_processes_capability(has_v2: bool) -> (bool, String) {
             ),
         ),
     }
+}
+
+/// How a crash ends in a die-on-unhandled-exception job here: RLIMIT_CORE
+/// 1, and what this machine's `core_pattern` makes of it.
+pub(crate) fn die_on_exception_detail() -> String {
+    let pattern = std::fs::read_to_string("/proc/sys/kernel/core_pattern").unwrap_or_default();
+    let pattern = pattern.trim();
+    let how = if let Some(handler) = pattern.strip_prefix('|') {
+        let program = handler.split_whitespace().next().unwrap_or(handler);
+        format!("core_pattern pipes to {program}, which the kernel does not start at that limit")
+    } else {
+        format!("core_pattern {pattern:?} writes files, and none is written at that limit")
+    };
+    format!("RLIMIT_CORE 1 (soft and hard) on each member: {how}; a crash is an exit by signal")
 }

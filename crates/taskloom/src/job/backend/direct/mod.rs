@@ -19,6 +19,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 mod caps;
+pub(crate) use caps::die_on_exception_detail;
 pub(crate) mod cgroup;
 mod contain;
 mod format;

@@ -321,6 +321,10 @@ pub(crate) fn capabilities() -> Vec<Capability> {
         yes("priority", "nice of each member"),
         yes("process-time", "RLIMIT_CPU per process"),
         yes(
+            "die-on-unhandled-exception",
+            &super::direct::die_on_exception_detail(),
+        ),
+        yes(
             "job-time",
             "summed over live members by a watcher (time of ended members is not counted)",
         ),
