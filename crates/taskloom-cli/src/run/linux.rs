@@ -94,6 +94,8 @@ pub struct RunArgs {
     /// With --debug-events: the program only, not its children (DEBUG_ONLY_THIS_PROCESS).
     #[arg(long, requires = "debug_events")]
     debug_only_this_process: bool,
+    #[command(flatten)]
+    pico: super::pico::PicoArgs,
 }
 
 fn parse_signal(s: &str) -> Result<i32, String> {
@@ -205,6 +207,13 @@ pub fn main(args: RunArgs) -> Result<i32> {
     let events = ControlEvents::catch(&FORWARDED)?;
 
     let mut builder = args.common.builder()?;
+    if args.pico.trace_syscalls && !args.pico.any() {
+        anyhow::bail!("--trace-syscalls needs calls to watch: --fail, --deny or --trace SYSCALL");
+    }
+    if args.pico.any() {
+        let (provider, set) = args.pico.provider(args.common.json)?;
+        builder = builder.pico(provider, set);
+    }
     if let Some(creds) = credentials(args.user.as_deref(), args.group.as_deref())? {
         builder = builder.credentials(creds);
     }

@@ -21,6 +21,8 @@ use crate::output;
 
 #[cfg(target_os = "linux")]
 mod linux;
+#[cfg(target_os = "linux")]
+mod pico;
 #[cfg(windows)]
 mod windows;
 

@@ -114,6 +114,8 @@ pub struct Process {
     /// What this handle may do, checked at each use (a spawned child's
     /// handle may do everything; an opened one what it was opened for).
     access: ProcessAccess,
+    /// What its system call provider did, for a pico process.
+    pico: Option<std::sync::Arc<super::pico::PicoStats>>,
 }
 
 /// Where a killed child's exit code is looked up (see `Process::report_kills_as`).
@@ -169,7 +171,18 @@ impl Process {
             stderr,
             kill_code: None,
             access: ProcessAccess::all(),
+            pico: None,
         }
+    }
+
+    /// What the system call provider of this pico process has done so far
+    /// (`None` for a process spawned without one).
+    pub fn pico_stats(&self) -> Option<&super::pico::PicoStats> {
+        self.pico.as_deref()
+    }
+
+    pub(super) fn set_pico(&mut self, stats: std::sync::Arc<super::pico::PicoStats>) {
+        self.pico = Some(stats);
     }
 
     /// `OpenProcess(SYNCHRONIZE)`: a handle to an existing process by pid,
@@ -230,6 +243,7 @@ impl Process {
             stderr: None,
             kill_code: None,
             access: access | ProcessAccess::SYNCHRONIZE,
+            pico: None,
         })
     }
 

@@ -40,6 +40,8 @@ mod linux;
 #[cfg(all(target_os = "linux", feature = "logon"))]
 pub mod logon;
 #[cfg(target_os = "linux")]
+pub mod pico;
+#[cfg(target_os = "linux")]
 mod spawn;
 mod status;
 #[cfg(target_os = "linux")]
@@ -173,6 +175,8 @@ pub struct ProcessBuilder {
     #[cfg(target_os = "linux")]
     rlimits: Vec<(ResourceLimit, u64, u64)>,
     #[cfg(target_os = "linux")]
+    pico: Option<pico::PicoSpec>,
+    #[cfg(target_os = "linux")]
     placer: Option<Placer>,
     /// `CREATE_BREAKAWAY_FROM_JOB`, set by the job layer.
     #[cfg(windows)]
@@ -232,6 +236,8 @@ impl ProcessBuilder {
             placement: None,
             #[cfg(target_os = "linux")]
             rlimits: Vec::new(),
+            #[cfg(target_os = "linux")]
+            pico: None,
             #[cfg(target_os = "linux")]
             placer: None,
             #[cfg(windows)]
@@ -369,6 +375,19 @@ impl ProcessBuilder {
     pub fn rlimit(mut self, resource: ResourceLimit, soft: u64, hard: u64) -> Self {
         self.rlimits.retain(|(r, _, _)| *r != resource);
         self.rlimits.push((resource, soft, hard));
+        self
+    }
+
+    #[cfg(target_os = "linux")]
+    /// Makes the process a pico process: the calls in `syscalls` go to
+    /// `provider` instead of straight to the kernel, in it and every process
+    /// it starts (see [`pico`]). The spawned [`Process`] reports what the
+    /// provider did ([`Process::pico_stats`]).
+    pub fn pico(mut self, provider: impl pico::Provider, syscalls: pico::SyscallSet) -> Self {
+        self.pico = Some(pico::PicoSpec {
+            provider: Box::new(provider),
+            set: syscalls,
+        });
         self
     }
 

@@ -309,6 +309,12 @@ pub(super) fn spawn(mut b: ProcessBuilder) -> Result<Process> {
         .map(|c| c.groups.clone())
         .unwrap_or_default();
     let env_block = sys::NullTerminated::new(&envp);
+    // A pico process's server starts first: it must answer the child's
+    // calls from the moment its filter is in, while this thread waits.
+    let pico = match b.pico.take() {
+        Some(spec) => Some(super::pico::Server::start(spec)?),
+        None => None,
+    };
     let plan = ChildPlan {
         path: &exe_c,
         argv: sys::NullTerminated::new(&argv),
@@ -343,14 +349,14 @@ pub(super) fn spawn(mut b: ProcessBuilder) -> Result<Process> {
         ns_cwd: ns_cwd.as_deref(),
         traceme: b.suspended || b.debugged,
         rlimits: &rlimits,
+        pico: pico.as_ref().map(|s| &*s.handoff),
     };
     let created = SystemTime::now();
     let v2_dir = placement
         .as_ref()
         .and_then(|p| p.v2_dir.as_ref())
         .filter(|_| sys::CLONE_INTO_CGROUP_WORKS);
-    let (pid, pidfd) = match sys::spawn(&plan, v2_dir) {
-        Ok(spawned) => spawned,
+    let spawned = match sys::spawn(&plan, v2_dir) {
         Err(sys::SpawnError::KilledBeforeStart) if v2_procs.is_some() => {
             // CLONE_INTO_CGROUP killed the child (kernel bug, see ARCHITECTURE.md):
             // have the child join the v2 cgroup by writing cgroup.procs instead.
@@ -358,12 +364,24 @@ pub(super) fn spawn(mut b: ProcessBuilder) -> Result<Process> {
                 extra_procs_file: v2_procs.as_deref(),
                 ..plan
             };
-            sys::spawn(&plan, None).map_err(|e| child_error(e, &b, &exe))?
+            sys::spawn(&plan, None)
         }
-        Err(e) => return Err(child_error(e, &b, &exe)),
+        other => other,
+    };
+    let (pid, pidfd) = match spawned {
+        Ok(spawned) => spawned,
+        Err(e) => {
+            if let Some(server) = &pico {
+                server.abandon();
+            }
+            return Err(child_error(e, &b, &exe));
+        }
     };
     drop(keep);
     let mut process = Process::from_spawn(pid, pidfd, created, parent_ends);
+    if let Some(server) = pico {
+        process.set_pico(server.stats);
+    }
     if b.suspended
         && !b.debugged
         && let Err(e) = sys::hand_over_exec_stop(pid, process.pidfd())

@@ -56,11 +56,12 @@ pub(crate) enum Stage {
     Exec,
     Rlimit,
     Namespace,
+    Seccomp,
 }
 
 impl Stage {
     fn from_u32(v: u32) -> Stage {
-        const ALL: [Stage; 14] = [
+        const ALL: [Stage; 15] = [
             Stage::NotStarted,
             Stage::Started,
             Stage::Signals,
@@ -75,6 +76,7 @@ impl Stage {
             Stage::Exec,
             Stage::Rlimit,
             Stage::Namespace,
+            Stage::Seccomp,
         ];
         ALL.get(v as usize).copied().unwrap_or(Stage::Exec)
     }
@@ -94,6 +96,7 @@ impl Stage {
             Stage::Trace => "arrange the suspended start",
             Stage::Exec => "execute the program",
             Stage::Rlimit => "set a resource limit",
+            Stage::Seccomp => "install the system call provider's filter",
         }
     }
 }
@@ -172,6 +175,8 @@ pub(crate) struct ChildPlan<'a> {
     pub ns_cwd: Option<&'a CStr>,
     pub traceme: bool,
     pub rlimits: &'a [(i32, libc::rlimit64)],
+    /// A pico process's filter and the handshake with its server.
+    pub pico: Option<&'a super::pico::Handoff>,
 }
 
 /// Written by the child, read by the parent after `clone3` returns.
@@ -231,6 +236,7 @@ pub(crate) fn spawn(
                 &mut stack,
                 child_main,
                 &arg as *const ChildArg as *mut c_void,
+                plan.pico.map(|h| &h.pidfd),
             )
         }
         .map_err(|e| SpawnError::Os("clone3", e))?
@@ -290,6 +296,7 @@ fn spawn_through_relay(
             &mut relay_stack,
             relay_main,
             &relay as *const RelayArg as *mut c_void,
+            None,
         )
     }
     .map_err(|e| SpawnError::Os("clone3 (spawn relay)", e))?;
@@ -337,12 +344,14 @@ extern "C" fn relay_main(arg: *mut c_void) -> ! {
             fail(errno());
         }
     }
-    let mut pidfd: RawFd = -1;
+    // A pico spawn's server reads the pidfd in its handoff while the child runs.
+    let local = AtomicI32::new(-1);
+    let slot = plan.pico.map_or(&local, |h| &h.pidfd);
     let mut args = CloneArgs {
         // CLONE_PARENT takes no exit signal of its own: the child gets ours
         // (SIGCHLD), as any child of the parent does.
         flags: (libc::CLONE_VM | libc::CLONE_VFORK | libc::CLONE_PIDFD | libc::CLONE_PARENT) as u64,
-        pidfd: &mut pidfd as *mut RawFd as u64,
+        pidfd: slot.as_ptr() as u64,
         exit_signal: 0,
         stack: r.stack as u64,
         stack_size: CHILD_STACK_SIZE as u64,
@@ -364,7 +373,8 @@ extern "C" fn relay_main(arg: *mut c_void) -> ! {
     if ret < 0 {
         fail((-ret) as i32);
     }
-    r.pidfd.store(pidfd, Ordering::Relaxed);
+    r.pidfd
+        .store(slot.load(Ordering::Acquire), Ordering::Relaxed);
     r.pid.store(ret as i32, Ordering::Release);
     // SAFETY: as above.
     unsafe { libc::syscall(libc::SYS_exit_group, 0) };
@@ -387,8 +397,12 @@ unsafe fn clone_child(
     stack: &mut MaybeUninit<ChildStack>,
     entry: extern "C" fn(*mut c_void) -> !,
     arg: *mut c_void,
+    pidfd_slot: Option<&AtomicI32>,
 ) -> io::Result<(i32, OwnedFd)> {
-    let mut pidfd: RawFd = -1;
+    // The pidfd lands in `pidfd_slot` when given (a pico spawn's server
+    // reads it there while we wait for the child), else in a local.
+    let local = AtomicI32::new(-1);
+    let slot = pidfd_slot.unwrap_or(&local);
     let all: libc::sigset_t = sigset_full();
     let mut old = MaybeUninit::<libc::sigset_t>::uninit();
     // SAFETY: both pointers are valid sigset_t storage.
@@ -401,7 +415,7 @@ unsafe fn clone_child(
             } else {
                 0
             },
-        pidfd: &mut pidfd as *mut RawFd as u64,
+        pidfd: slot.as_ptr() as u64,
         exit_signal: libc::SIGCHLD as u64,
         stack: stack.as_mut_ptr() as u64,
         stack_size: CHILD_STACK_SIZE as u64,
@@ -419,7 +433,9 @@ unsafe fn clone_child(
         return Err(io::Error::from_raw_os_error((-ret) as i32));
     }
     // SAFETY: CLONE_PIDFD stored a fresh descriptor that nothing else owns.
-    Ok((ret as i32, unsafe { OwnedFd::from_raw_fd(pidfd) }))
+    Ok((ret as i32, unsafe {
+        OwnedFd::from_raw_fd(slot.load(Ordering::Acquire))
+    }))
 }
 
 fn sigset_full() -> libc::sigset_t {
@@ -705,6 +721,39 @@ extern "C" fn child_main(arg: *mut c_void) -> ! {
             ) != 0
         {
             fail(Stage::Trace);
+        }
+        // A pico process: the filter goes in last, so that only the
+        // program's own calls (and the two below) reach the provider. The
+        // listener is close-on-exec: the child waits, without a system call
+        // (any could be the provider's), until the server has its own copy.
+        if let Some(h) = plan.pico {
+            if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
+                fail(Stage::Seccomp);
+            }
+            let prog = libc::sock_fprog {
+                len: h.filter.len() as u16,
+                filter: h.filter.as_ptr() as *mut libc::sock_filter,
+            };
+            let fd = libc::syscall(
+                libc::SYS_seccomp,
+                libc::SECCOMP_SET_MODE_FILTER,
+                libc::SECCOMP_FILTER_FLAG_NEW_LISTENER,
+                &prog as *const libc::sock_fprog,
+            );
+            if fd < 0 {
+                fail(Stage::Seccomp);
+            }
+            h.listener.store(fd as i32, Ordering::Release);
+            loop {
+                match h.taken.load(Ordering::Acquire) {
+                    0 => std::hint::spin_loop(),
+                    1 => break,
+                    _ => {
+                        *libc::__errno_location() = h.errno.load(Ordering::Relaxed);
+                        fail(Stage::Seccomp);
+                    }
+                }
+            }
         }
         let mut empty = MaybeUninit::<libc::sigset_t>::uninit();
         libc::sigemptyset(empty.as_mut_ptr());
@@ -1225,6 +1274,7 @@ pub(crate) fn make_namespaces(
             &mut stack,
             ns_helper_main,
             &helper as *const NsHelper as *mut c_void,
+            None,
         )
     }
     .map_err(|e| Error::os("clone3 (cgroup namespace helper)", e))?;

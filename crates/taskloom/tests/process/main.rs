@@ -833,3 +833,90 @@ fn affinity_and_priority_are_set_on_every_thread_of_a_running_process() {
     // A process that has ended is named as such.
     assert!(matches!(p.set_nice(0), Err(Error::NoSuchProcess { .. })));
 }
+
+mod pico {
+    use std::io::Read;
+    use std::time::{Duration, Instant};
+
+    use taskloom::process::pico::{Reply, Syscall, SyscallSet};
+    use taskloom::process::{ProcessBuilder, Stdio};
+
+    fn output(b: ProcessBuilder) -> (String, i32, taskloom::process::Process) {
+        let mut p = b.stdout(Stdio::Piped).spawn().unwrap();
+        let mut out = String::new();
+        p.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+        let code = p.wait().unwrap().code().unwrap_or(-1);
+        (out, code, p)
+    }
+
+    #[test]
+    fn a_provider_answers_in_place_of_the_kernel() {
+        // getppid answered with a value the kernel never would: the shell's $PPID.
+        let set = SyscallSet::from_names(["getppid"]).unwrap();
+        let (out, code, p) = output(
+            ProcessBuilder::new("sh")
+                .args(["-c", "echo $PPID"])
+                .pico(|_: &Syscall| Reply::Return(4242), set),
+        );
+        assert_eq!((out.as_str(), code), ("4242\n", 0));
+        let stats = p.pico_stats().unwrap();
+        assert!(stats.calls() >= 1);
+        assert_eq!(stats.panics(), 0);
+    }
+
+    #[test]
+    fn a_provider_that_panics_fails_the_call_and_the_process_goes_on() {
+        let set = SyscallSet::from_names(["getppid"]).unwrap();
+        let started = Instant::now();
+        let (out, code, p) = output(
+            ProcessBuilder::new("sh")
+                .args(["-c", "echo ppid=$PPID; echo after"])
+                .pico(
+                    |call: &Syscall| -> Reply { panic!("provider bug on {}", call.name()) },
+                    set,
+                ),
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "not left hanging"
+        );
+        assert_eq!(code, 0);
+        // getppid failed (ENOSYS, returned as -1 by the C library): no parent id.
+        assert!(out.ends_with("after\n"), "{out}");
+        assert!(
+            !out.contains(&format!("ppid={}", std::process::id())),
+            "{out}"
+        );
+        assert_eq!(p.pico_stats().unwrap().panics(), 1, "the panic is reported");
+    }
+
+    #[test]
+    fn a_provider_reads_path_arguments_and_serves_the_whole_tree() {
+        // Fails the open of one path, in sh's child `cat`; counts every open it saw.
+        let set = SyscallSet::from_names(["openat"]).unwrap();
+        let (out, code, p) = output(
+            ProcessBuilder::new("sh")
+                .args(["-c", "cat /etc/hostname >/dev/null 2>&1; echo cat=$?"])
+                .pico(
+                    |call: &Syscall| match call.read_c_string(call.args[1]) {
+                        Ok(path) if path == b"/etc/hostname" => Reply::Fail(libc::ENOENT),
+                        _ => Reply::Continue,
+                    },
+                    set,
+                ),
+        );
+        assert_eq!((out.as_str(), code), ("cat=1\n", 0));
+        let stats = p.pico_stats().unwrap();
+        assert!(
+            stats.calls() >= 2,
+            "sh's and cat's opens: {}",
+            stats.calls()
+        );
+        // The server ends with the last process of the filter.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !stats.finished() {
+            assert!(Instant::now() < deadline, "the server did not stop");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
