@@ -776,3 +776,186 @@ fn trace_syscalls_prints_each_call_the_provider_saw() {
     let summary: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(summary["exit_code"], 1, "rm failed as refused: {summary}");
 }
+
+/// Not a test: the attacker of `a_protected_process_refuses_its_own_user`,
+/// when started with `TASKLOOM_ATTACK_PID` set. It tries every way a
+/// process of the same user has into another, and prints what each gave.
+#[test]
+fn attacker() {
+    let Ok(pid) = std::env::var("TASKLOOM_ATTACK_PID") else {
+        return;
+    };
+    let pid: i32 = pid.parse().unwrap();
+    let errno = |ok: bool| {
+        if ok {
+            "ok".to_owned()
+        } else {
+            std::io::Error::last_os_error().to_string()
+        }
+    };
+    let read = |f: &str| match std::fs::read(format!("/proc/{pid}/{f}")) {
+        Ok(_) => "ok".to_owned(),
+        Err(e) => e.to_string(),
+    };
+    let mem = match std::fs::File::open(format!("/proc/{pid}/mem")) {
+        Ok(_) => "ok".to_owned(),
+        Err(e) => e.to_string(),
+    };
+    // SAFETY: ptrace on a pid; on success the attach is undone at once.
+    let attached = unsafe {
+        libc::ptrace(
+            libc::PTRACE_ATTACH,
+            pid,
+            std::ptr::null_mut::<libc::c_void>(),
+            std::ptr::null_mut::<libc::c_void>(),
+        )
+    } == 0;
+    let ptrace = errno(attached);
+    if attached {
+        std::thread::sleep(Duration::from_millis(100));
+        // SAFETY: detaching our own fresh attach.
+        unsafe {
+            libc::ptrace(
+                libc::PTRACE_DETACH,
+                pid,
+                std::ptr::null_mut::<libc::c_void>(),
+                std::ptr::null_mut::<libc::c_void>(),
+            )
+        };
+    }
+    let mut byte = [0u8; 1];
+    let local = libc::iovec {
+        iov_base: byte.as_mut_ptr().cast(),
+        iov_len: 1,
+    };
+    // Any address: the permission check comes before the address's.
+    let remote = libc::iovec {
+        iov_base: 0x1000 as *mut libc::c_void,
+        iov_len: 1,
+    };
+    // SAFETY: one local iovec over `byte`; the remote one is only read by the kernel.
+    let n = unsafe { libc::process_vm_readv(pid, &local, 1, &remote, 1, 0) };
+    let vm_read = if n >= 0 {
+        "ok".to_owned()
+    } else {
+        let e = std::io::Error::last_os_error();
+        // EFAULT: allowed in, nothing mapped there.
+        if e.raw_os_error() == Some(libc::EFAULT) {
+            "ok".to_owned()
+        } else {
+            e.to_string()
+        }
+    };
+    println!(
+        "{}",
+        serde_json::json!({
+            "environ": read("environ"),
+            "maps": read("maps"),
+            "mem": mem,
+            "ptrace": ptrace,
+            "process_vm_readv": vm_read,
+        })
+    );
+    std::process::exit(0);
+}
+
+#[test]
+fn a_protected_process_refuses_its_own_user() {
+    use std::os::unix::fs::PermissionsExt;
+    // SAFETY: getuid has no preconditions.
+    let root = unsafe { libc::getuid() } == 0;
+    // As root, the protected process and its attacker both run as nobody
+    // (root may read anything); otherwise both as this user.
+    let user: &[&str] = if root { &["--user", "nobody"] } else { &[] };
+    // The attacker is this test binary, where that user may execute it.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let attacker_exe = dir.path().join("attacker");
+    std::fs::copy(std::env::current_exe().unwrap(), &attacker_exe).unwrap();
+    let attack = |pid: i32| -> serde_json::Value {
+        let o = Command::new(env!("CARGO_BIN_EXE_taskloom"))
+            .args(["run", "-q", "--no-job"])
+            .args(user)
+            .arg("--")
+            .arg(&attacker_exe)
+            .args([
+                "--exact",
+                "attacker",
+                "--nocapture",
+                "--test-threads=1",
+                "--quiet",
+            ])
+            .env("TASKLOOM_ATTACK_PID", pid.to_string())
+            .output()
+            .unwrap();
+        let out = String::from_utf8_lossy(&o.stdout);
+        let line = out
+            .lines()
+            .find(|l| l.starts_with('{'))
+            .unwrap_or_else(|| panic!("attacker said nothing: {out} {}", stderr(&o)));
+        serde_json::from_str(line).unwrap()
+    };
+    /// A `taskloom run --no-job` of `sleep 30` and the sleep's pid.
+    struct Sleeper(Child, i32);
+    impl Drop for Sleeper {
+        fn drop(&mut self) {
+            // Forwarded to the sleep; taskloom then exits.
+            // SAFETY: kill(2) on our own child's pid.
+            unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
+            let _ = self.0.wait();
+        }
+    }
+    let start = |extra: &[&str]| -> Sleeper {
+        let child = Command::new(env!("CARGO_BIN_EXE_taskloom"))
+            .args(["run", "-q", "--no-job"])
+            .args(user)
+            .args(extra)
+            .args(["--", "sleep", "30"])
+            .spawn()
+            .unwrap();
+        // Owned from here, so a failing assertion still ends it.
+        let mut sleeper = Sleeper(child, 0);
+        let children = format!("/proc/{0}/task/{0}/children", sleeper.0.id());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let text = std::fs::read_to_string(&children).unwrap_or_default();
+            if let Some(pid) = text.split_whitespace().next() {
+                sleeper.1 = pid.parse().unwrap();
+                return sleeper;
+            }
+            assert!(Instant::now() < deadline, "no sleep started");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    let refused = |v: &serde_json::Value, when: &str| {
+        for k in ["environ", "maps", "mem", "ptrace", "process_vm_readv"] {
+            let r = v[k].as_str().unwrap();
+            assert!(
+                r.contains("Permission denied") || r.contains("Operation not permitted"),
+                "{when}: {k} was {r}: {v}"
+            );
+        }
+    };
+    // Right after start: stopped before its first instruction.
+    let p = start(&["--protected", "--suspended-for", "3s"]);
+    std::thread::sleep(Duration::from_millis(300));
+    refused(&attack(p.1), "suspended, before its first instruction");
+    std::thread::sleep(Duration::from_millis(3000));
+    refused(&attack(p.1), "running");
+    // inspect says what it is, and why.
+    let o = taskloom(&["inspect", &p.1.to_string(), "--section", "classification"]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("Protected: not dumpable"), "{text}");
+    if root {
+        // Root still can: Linux has no protection from root.
+        assert!(std::fs::read(format!("/proc/{}/environ", p.1)).is_ok());
+    }
+    drop(p);
+    // The same attacker against an ordinary process of the same user gets in.
+    let q = start(&[]);
+    std::thread::sleep(Duration::from_millis(300));
+    let v = attack(q.1);
+    for k in ["environ", "maps", "mem", "process_vm_readv"] {
+        assert_eq!(v[k], "ok", "an ordinary process is open to its user: {v}");
+    }
+}

@@ -94,6 +94,14 @@ pub struct RunArgs {
     /// With --debug-events: the program only, not its children (DEBUG_ONLY_THIS_PROCESS).
     #[arg(long, requires = "debug_events")]
     debug_only_this_process: bool,
+    /// Start PROGRAM as a protected process: from its first instruction no
+    /// other process of your user may read its memory, environment or
+    /// descriptors or trace it (root still can). PROGRAM must be an ELF
+    /// executable; what it executes in turn is not protected. Not in a
+    /// contained job of an ordinary user (its user namespace is yours): add
+    /// --uncontained or --no-job.
+    #[arg(long, conflicts_with = "debug_events")]
+    protected: bool,
     #[command(flatten)]
     pico: super::pico::PicoArgs,
 }
@@ -214,6 +222,7 @@ pub fn main(args: RunArgs) -> Result<i32> {
         let (provider, set) = args.pico.provider(args.common.json)?;
         builder = builder.pico(provider, set);
     }
+    builder = builder.protected(args.protected);
     if let Some(creds) = credentials(args.user.as_deref(), args.group.as_deref())? {
         builder = builder.credentials(creds);
     }

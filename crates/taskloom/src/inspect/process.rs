@@ -533,8 +533,10 @@ fn classify(
                 return (Classification::Pico, format!("foreign personality {v:#x}"));
             }
         }
-        // /proc/<pid> belongs to root when the process is not dumpable.
-        if owner == Some(0) && s.uid[1] != 0 {
+        // The files under /proc/<pid> belong to root when the process is
+        // not dumpable (the directory keeps the process's owner).
+        let files_owner = r.owner(&format!("{p}/status")).or(owner);
+        if files_owner == Some(0) && s.uid[1] != 0 {
             return (
                 Classification::Protected,
                 "not dumpable: its /proc files belong to root although it runs as another user"

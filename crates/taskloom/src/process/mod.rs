@@ -159,6 +159,8 @@ pub struct ProcessBuilder {
     stdout: Stdio,
     stderr: Stdio,
     suspended: bool,
+    #[cfg(target_os = "linux")]
+    protected: bool,
     group: ProcessGroup,
     priority: Option<PriorityClass>,
     affinity: Option<CpuSet>,
@@ -223,6 +225,8 @@ impl ProcessBuilder {
             stdout: Stdio::Inherit,
             stderr: Stdio::Inherit,
             suspended: false,
+            #[cfg(target_os = "linux")]
+            protected: false,
             group: ProcessGroup::Inherit,
             priority: None,
             affinity: None,
@@ -341,6 +345,29 @@ impl ProcessBuilder {
     /// a group-stop, so a set-user-ID program runs without its privileges.
     pub fn suspended(mut self, yes: bool) -> Self {
         self.suspended = yes;
+        self
+    }
+
+    #[cfg(target_os = "linux")]
+    /// A protected process (`CREATE_PROTECTED_PROCESS`): from its first
+    /// instruction to its end, no other process of the same user may read
+    /// or write its memory, read its environment or descriptors, or trace it
+    /// (`/proc/<pid>/mem`, `environ`, `maps`, `ptrace`, `process_vm_readv`
+    /// are refused), and it writes no core. Root still can: Linux has no
+    /// protection from root short of a security module. Windows' signer
+    /// levels (PPL) have no Linux meaning: every protected process is
+    /// protected alike.
+    ///
+    /// How: the kernel makes a process non-dumpable when it executes a file
+    /// it may not read, so the program is executed from a private
+    /// execute-only copy (removed once it runs), and the child is traced by
+    /// this process until its `execve` completes, so no one else can attach
+    /// before it is protected. The program must be an ELF executable (a
+    /// script's interpreter would have to read it), and the machine must not
+    /// make such processes dumpable (`fs.suid_dumpable` = 1): both are typed
+    /// errors.
+    pub fn protected(mut self, yes: bool) -> Self {
+        self.protected = yes;
         self
     }
 

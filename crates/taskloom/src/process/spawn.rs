@@ -181,7 +181,27 @@ pub(super) fn spawn(mut b: ProcessBuilder) -> Result<Process> {
         std::env::var_os("PATH")
     };
     let exe = resolve_program(&b.program, path_var.as_deref())?;
-    let exe_c = cstring("program path", exe.as_os_str().as_bytes())?;
+    // A protected process runs from an execute-only copy of its program
+    // (removed when this function returns: by then it has exec'd).
+    let protected_copy = if b.protected {
+        if b.debugged {
+            return Err(Error::InvalidInput {
+                what: "process options",
+                reason: "a protected process cannot be debugged".into(),
+            });
+        }
+        Some(ExecuteOnlyCopy::of(&exe)?)
+    } else {
+        None
+    };
+    let exe_c = cstring(
+        "program path",
+        protected_copy
+            .as_ref()
+            .map_or(exe.as_path(), |c| c.path())
+            .as_os_str()
+            .as_bytes(),
+    )?;
 
     let mut argv = Vec::with_capacity(b.args.len() + 1);
     let arg0 = b.arg0.as_deref().unwrap_or(&b.program);
@@ -309,6 +329,17 @@ pub(super) fn spawn(mut b: ProcessBuilder) -> Result<Process> {
         .map(|c| c.groups.clone())
         .unwrap_or_default();
     let env_block = sys::NullTerminated::new(&envp);
+    if b.protected && ns_fds[0] >= 0 {
+        // Inside a user namespace the process could read its own copy (it
+        // has every capability there), and the namespace's owner, the same
+        // user as everyone who would attack it, may trace anything in it.
+        return Err(Error::Unsupported {
+            what: "a protected process",
+            reason: "it cannot run in a user namespace (a contained job of an ordinary user): \
+                     the namespace's owner may trace anything in it; run it uncontained, or as root"
+                .into(),
+        });
+    }
     // A pico process's server starts first: it must answer the child's
     // calls from the moment its filter is in, while this thread waits.
     let pico = match b.pico.take() {
@@ -347,7 +378,9 @@ pub(super) fn spawn(mut b: ProcessBuilder) -> Result<Process> {
         pidns: ns_fds[2],
         mntns: ns_fds[3],
         ns_cwd: ns_cwd.as_deref(),
-        traceme: b.suspended || b.debugged,
+        // A protected process is traced by us until its exec completes: no
+        // one else can attach before it is non-dumpable.
+        traceme: b.suspended || b.debugged || b.protected,
         rlimits: &rlimits,
         pico: pico.as_ref().map(|s| &*s.handoff),
     };
@@ -382,6 +415,19 @@ pub(super) fn spawn(mut b: ProcessBuilder) -> Result<Process> {
     if let Some(server) = pico {
         process.set_pico(server.stats);
     }
+    if b.protected
+        && !b.suspended
+        && let Err(e) = sys::release_exec_stop(pid, process.pidfd())
+    {
+        process
+            .terminate()
+            .or_log(|| format!("kill process {} after a failed start", process.pid()));
+        process
+            .try_wait()
+            .or_log(|| format!("reap process {} after a failed start", process.pid()));
+        return Err(e);
+    }
+    drop(protected_copy);
     if b.suspended
         && !b.debugged
         && let Err(e) = sys::hand_over_exec_stop(pid, process.pidfd())
@@ -466,5 +512,102 @@ fn child_error(e: sys::SpawnError, b: &ProcessBuilder, exe: &Path) -> Error {
             what: other.describe(),
             source: errno,
         },
+    }
+}
+
+/// A private, execute-only copy of a program (`0111` in a `0711`
+/// directory of its own): the kernel makes a process that executes a file
+/// it may not read non-dumpable from its first instruction. Removed on drop.
+struct ExecuteOnlyCopy {
+    dir: PathBuf,
+    file: PathBuf,
+}
+
+impl ExecuteOnlyCopy {
+    fn of(exe: &Path) -> Result<ExecuteOnlyCopy> {
+        let refuse = |reason: String| Error::Unsupported {
+            what: "a protected process",
+            reason,
+        };
+        let dumpable = std::fs::read_to_string("/proc/sys/fs/suid_dumpable").unwrap_or_default();
+        if dumpable.trim() == "1" {
+            return Err(refuse(
+                "this machine makes such processes dumpable (fs.suid_dumpable = 1)".into(),
+            ));
+        }
+        let bytes = std::fs::read(exe).map_err(|e| Error::Exec {
+            path: exe.to_owned(),
+            source: e,
+        })?;
+        if !bytes.starts_with(b"\x7fELF") {
+            return Err(refuse(format!(
+                "{} is not an ELF executable (a script's interpreter would have to read it)",
+                exe.display()
+            )));
+        }
+        let name = exe.file_name().unwrap_or(OsStr::new("program"));
+        // A directory where files may be executed: the first that is not noexec.
+        let bases = [
+            std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from),
+            Some(PathBuf::from("/dev/shm")),
+            Some(std::env::temp_dir()),
+        ];
+        let mut last = None;
+        for base in bases.into_iter().flatten() {
+            match Self::make_in(&base, name, &bytes) {
+                Ok(c) => return Ok(c),
+                Err(e) => last = Some((base, e)),
+            }
+        }
+        let (base, e) = last.expect("three places were tried");
+        Err(Error::os(
+            format!(
+                "make an execute-only copy of {} in {}",
+                exe.display(),
+                base.display()
+            ),
+            e,
+        ))
+    }
+
+    fn make_in(base: &Path, name: &OsStr, bytes: &[u8]) -> io::Result<ExecuteOnlyCopy> {
+        use std::io::Write;
+        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+        static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let noexec = rustix::fs::statvfs(base)
+            .map(|s| s.f_flag.contains(rustix::fs::StatVfsMountFlags::NOEXEC))
+            .map_err(io::Error::from)?;
+        if noexec {
+            return Err(io::Error::other("mounted noexec"));
+        }
+        let dir = base.join(format!(
+            "taskloom-protected-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
+        // Others may pass through (to execute the copy as another user), not list.
+        std::fs::DirBuilder::new().mode(0o711).create(&dir)?;
+        let file = dir.join(name);
+        let copy = ExecuteOnlyCopy { dir, file };
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o700)
+            .open(&copy.file)?;
+        f.write_all(bytes)?;
+        // Execute-only for everyone, its owner included.
+        f.set_permissions(std::fs::Permissions::from_mode(0o111))?;
+        Ok(copy)
+    }
+
+    fn path(&self) -> &Path {
+        &self.file
+    }
+}
+
+impl Drop for ExecuteOnlyCopy {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.file);
+        let _ = std::fs::remove_dir(&self.dir);
     }
 }

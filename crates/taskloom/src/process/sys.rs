@@ -491,6 +491,27 @@ pub(crate) fn hand_over_exec_stop(pid: i32, pidfd: BorrowedFd<'_>) -> Result<()>
     wait_stopped(pidfd, 32)
 }
 
+/// For a protected process: waits for the exec stop of a child started
+/// with `traceme` (we are its only tracer until then), then lets it run.
+pub(crate) fn release_exec_stop(pid: i32, pidfd: BorrowedFd<'_>) -> Result<()> {
+    wait_stopped(pidfd, 0)?;
+    // SAFETY: plain ptrace request on our own tracee; no pointers passed.
+    let r = unsafe {
+        libc::ptrace(
+            libc::PTRACE_DETACH,
+            pid,
+            ptr::null_mut::<c_void>(),
+            ptr::null_mut::<c_void>(),
+        )
+    };
+    if r < 0 {
+        return Err(Error::last_os(format!(
+            "let protected process {pid} run (ptrace detach)"
+        )));
+    }
+    Ok(())
+}
+
 /// Waits for the next stop (or the end) of a child. `polls` non-blocking
 /// tries come first, each yielding the CPU, for a stop known to be
 /// microseconds away: that spares the sleep and cross-CPU wake-up.
