@@ -24,14 +24,27 @@ struct Running {
 impl Running {
     /// Starts `taskloom run --name JOB ARGS...` with stdout piped.
     fn start(job: &str, args: &[&str]) -> Running {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_taskloom"))
-            .args(["run", "--name", job])
+        use std::os::unix::process::CommandExt;
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_taskloom"));
+        cmd.args(["run", "--name", job])
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start taskloom run");
+            .stderr(Stdio::piped());
+        // A test run from a background job inherits SIGINT and SIGQUIT
+        // ignored, and PROGRAM would inherit that from taskloom (ignored
+        // dispositions survive exec, and a shell cannot trap a signal it
+        // was started ignoring): start from the defaults, as a terminal does.
+        // SAFETY: signal(2) only, between fork and exec.
+        unsafe {
+            cmd.pre_exec(|| {
+                for sig in [libc::SIGINT, libc::SIGQUIT, libc::SIGHUP, libc::SIGTERM] {
+                    libc::signal(sig, libc::SIG_DFL);
+                }
+                Ok(())
+            });
+        }
+        let mut child = cmd.spawn().expect("start taskloom run");
         let stdout: ChildStdout = child.stdout.take().unwrap();
         let (tx, lines) = mpsc::channel();
         std::thread::spawn(move || {
@@ -958,4 +971,39 @@ fn a_protected_process_refuses_its_own_user() {
     for k in ["environ", "maps", "mem", "process_vm_readv"] {
         assert_eq!(v[k], "ok", "an ordinary process is open to its user: {v}");
     }
+}
+
+#[test]
+fn inspect_marks_a_process_whose_calls_go_to_a_provider_as_pico() {
+    let mut run = Command::new(env!("CARGO_BIN_EXE_taskloom"))
+        .args(["run", "-q", "--no-job", "--trace", "getppid", "--"])
+        .args(["sleep", "30"])
+        .spawn()
+        .unwrap();
+    let children = format!("/proc/{0}/task/{0}/children", run.id());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let pid = loop {
+        let text = std::fs::read_to_string(&children).unwrap_or_default();
+        if let Some(pid) = text.split_whitespace().next() {
+            break pid.to_owned();
+        }
+        if Instant::now() > deadline {
+            let _ = run.kill();
+            let _ = run.wait();
+            panic!("no sleep started");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let o = taskloom(&["inspect", &pid, "--section", "classification"]);
+    // SAFETY: kill(2) on our own child's pid: TERM is forwarded to the sleep.
+    unsafe { libc::kill(run.id() as i32, libc::SIGTERM) };
+    let _ = run.wait();
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains(&format!(
+            "Pico: its system calls go to a provider: pid {} holds",
+            run.id()
+        )),
+        "{text}"
+    );
 }

@@ -23,7 +23,9 @@ pub enum Classification {
     Minimal,
     /// Non-dumpable: its private `/proc` files are closed to other users.
     Protected,
-    /// A foreign ABI (personality) or another pid namespace.
+    /// Its system calls go to a provider (a seccomp notification listener
+    /// another process holds), or a foreign ABI (personality), or another
+    /// pid namespace.
     Pico,
     /// It has exited and waits for its parent.
     Zombie,
@@ -533,6 +535,18 @@ fn classify(
                 return (Classification::Pico, format!("foreign personality {v:#x}"));
             }
         }
+        // A seccomp filter whose listener an ancestor holds: the provider of
+        // a pico process (taskloom's, for `run --fail`), which sees its calls.
+        if s.seccomp == 2
+            && let Some(holder) = listener_holder(r, stat.ppid)
+        {
+            return (
+                Classification::Pico,
+                format!(
+                    "its system calls go to a provider: pid {holder} holds the seccomp notification listener of its filter"
+                ),
+            );
+        }
         // The files under /proc/<pid> belong to root when the process is
         // not dumpable (the directory keeps the process's owner).
         let files_owner = r.owner(&format!("{p}/status")).or(owner);
@@ -545,6 +559,26 @@ fn classify(
         }
     }
     (Classification::Normal, "an ordinary user process".into())
+}
+
+/// The nearest ancestor (from `ppid` up, at most eight, never pid 1)
+/// holding a seccomp notification listener, when its descriptors may be read.
+fn listener_holder(r: &mut ProcReader, mut ppid: i32) -> Option<i32> {
+    for _ in 0..8 {
+        if ppid <= 1 {
+            return None;
+        }
+        let p = ppid.to_string();
+        for fd in r.numeric_entries(&format!("{p}/fd")) {
+            if r.readlink(&format!("{p}/fd/{fd}"))
+                .is_ok_and(|t| t.as_slice() == b"anon_inode:seccomp notify")
+            {
+                return Some(ppid);
+            }
+        }
+        ppid = read_stat(r, &p, ppid).ok()?.ppid;
+    }
+    None
 }
 
 fn threads_in(r: &mut ProcReader, pid: i32, main_stack: Option<(u64, u64)>) -> Vec<ThreadInfo> {
