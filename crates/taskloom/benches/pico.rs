@@ -24,10 +24,14 @@ use taskloom::process::{ProcessBuilder, Stdio};
 const CALLS: &str = "TASKLOOM_PICO_BENCH_CALLS";
 const N: &str = "100000";
 
-fn builder() -> ProcessBuilder {
+fn builder_of(calls: &str) -> ProcessBuilder {
     ProcessBuilder::new(std::env::current_exe().unwrap())
-        .env(CALLS, N)
+        .env(CALLS, calls)
         .stdout(Stdio::Null)
+}
+
+fn builder() -> ProcessBuilder {
+    builder_of(N)
 }
 
 fn run(b: ProcessBuilder) {
@@ -79,6 +83,20 @@ fn pico(c: &mut Criterion) {
     } else {
         eprintln!("strace is not installed: its row is not measured");
     }
+    g.finish();
+    // The same spawns with no call at all: what the provider's set-up
+    // (its thread, the listener's hand-over) adds to a spawn, apart from
+    // the calls.
+    let mut g = c.benchmark_group("no getppid call, spawn to exit");
+    g.measurement_time(Duration::from_secs(5));
+    g.sample_size(30);
+    g.bench_function("no provider", |b| b.iter(|| run(builder_of("0"))));
+    g.bench_function("provider for a call never made", |b| {
+        b.iter(|| {
+            let set = SyscallSet::from_names(["gettid"]).unwrap();
+            run(builder_of("0").pico(|_: &Syscall| Reply::Continue, set))
+        })
+    });
     g.finish();
 }
 
