@@ -415,22 +415,16 @@ pub(super) fn spawn(mut b: ProcessBuilder) -> Result<Process> {
     if let Some(server) = pico {
         process.set_pico(server.stats);
     }
-    if b.protected
-        && !b.suspended
-        && let Err(e) = sys::release_exec_stop(pid, process.pidfd())
-    {
-        process
-            .terminate()
-            .or_log(|| format!("kill process {} after a failed start", process.pid()));
-        process
-            .try_wait()
-            .or_log(|| format!("reap process {} after a failed start", process.pid()));
-        return Err(e);
-    }
-    drop(protected_copy);
-    if b.suspended
-        && !b.debugged
-        && let Err(e) = sys::hand_over_exec_stop(pid, process.pidfd())
+    // The exec stop of a traced start: a suspended process stays stopped
+    // (until `resume`), a protected one runs (a debugged one is the
+    // debugger's).
+    let exec_stop = if b.suspended && !b.debugged {
+        Some(true)
+    } else {
+        b.protected.then_some(false)
+    };
+    if let Some(stay_stopped) = exec_stop
+        && let Err(e) = sys::hand_over_exec_stop(pid, process.pidfd(), stay_stopped)
     {
         // Still alive (a failed detach): kill it; the wait reaps whatever is left.
         process
@@ -441,6 +435,7 @@ pub(super) fn spawn(mut b: ProcessBuilder) -> Result<Process> {
             .or_log(|| format!("reap process {} after a failed start", process.pid()));
         return Err(e);
     }
+    drop(protected_copy);
     Ok(process)
 }
 

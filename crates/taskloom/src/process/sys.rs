@@ -467,49 +467,38 @@ pub(crate) fn reap_blocking(pidfd: &OwnedFd) {
 }
 
 /// Waits for the exec-stop of a child that called `PTRACE_TRACEME`, then
-/// detaches it into a group-stop so it stays stopped before its first
-/// instruction until SIGCONT.
-pub(crate) fn hand_over_exec_stop(pid: i32, pidfd: BorrowedFd<'_>) -> Result<()> {
+/// detaches it: into a group-stop when `stay_stopped` (it stays stopped
+/// before its first instruction until SIGCONT: a suspended start), else
+/// running (a protected start, traced only so that no one else could
+/// attach before its exec).
+pub(crate) fn hand_over_exec_stop(
+    pid: i32,
+    pidfd: BorrowedFd<'_>,
+    stay_stopped: bool,
+) -> Result<()> {
     // The exec SIGTRAP stop: execve is still loading the image, so sleep.
     wait_stopped(pidfd, 0)?;
+    let signal = if stay_stopped { libc::SIGSTOP } else { 0 };
     // SAFETY: plain ptrace request on our own tracee; no pointers passed.
     let r = unsafe {
         libc::ptrace(
             libc::PTRACE_DETACH,
             pid,
             ptr::null_mut::<c_void>(),
-            libc::SIGSTOP as usize as *mut c_void,
+            signal as usize as *mut c_void,
         )
     };
     if r < 0 {
         return Err(Error::last_os(format!(
-            "let process {pid} go into its stop before its first instruction (ptrace detach)"
+            "let process {pid} go on from its exec stop (ptrace detach)"
         )));
+    }
+    if !stay_stopped {
+        return Ok(());
     }
     // The group-stop that SIGSTOP starts: once reported, /proc shows state T.
     // The child only has to take the signal, so poll a little first.
     wait_stopped(pidfd, 32)
-}
-
-/// For a protected process: waits for the exec stop of a child started
-/// with `traceme` (we are its only tracer until then), then lets it run.
-pub(crate) fn release_exec_stop(pid: i32, pidfd: BorrowedFd<'_>) -> Result<()> {
-    wait_stopped(pidfd, 0)?;
-    // SAFETY: plain ptrace request on our own tracee; no pointers passed.
-    let r = unsafe {
-        libc::ptrace(
-            libc::PTRACE_DETACH,
-            pid,
-            ptr::null_mut::<c_void>(),
-            ptr::null_mut::<c_void>(),
-        )
-    };
-    if r < 0 {
-        return Err(Error::last_os(format!(
-            "let protected process {pid} run (ptrace detach)"
-        )));
-    }
-    Ok(())
 }
 
 /// Waits for the next stop (or the end) of a child. `polls` non-blocking
