@@ -40,6 +40,18 @@ pub struct LimitArgs {
     /// Notify when the job has written SIZE to devices; nothing is stopped.
     #[arg(long, value_name = "SIZE", value_parser = parse_size, help_heading = "Soft limits (notify only)")]
     pub notify_io_write: Option<u64>,
+    /// Bytes read per second from the disk holding PATH, e.g. /dev/vda=10M (repeatable).
+    #[arg(long, value_name = "PATH=RATE", value_parser = parse_rate, help_heading = "I/O")]
+    pub io_read_bandwidth: Vec<(std::path::PathBuf, u64)>,
+    /// Bytes written per second to the disk holding PATH, e.g. /var/tmp=2M (repeatable).
+    #[arg(long, value_name = "PATH=RATE", value_parser = parse_rate, help_heading = "I/O")]
+    pub io_write_bandwidth: Vec<(std::path::PathBuf, u64)>,
+    /// Read operations per second on the disk holding PATH, e.g. /=500 (repeatable).
+    #[arg(long, value_name = "PATH=N", value_parser = parse_count_rate, help_heading = "I/O")]
+    pub io_read_iops: Vec<(std::path::PathBuf, u64)>,
+    /// Write operations per second on the disk holding PATH (repeatable).
+    #[arg(long, value_name = "PATH=N", value_parser = parse_count_rate, help_heading = "I/O")]
+    pub io_write_iops: Vec<(std::path::PathBuf, u64)>,
     /// Address space per process, e.g. 1G.
     #[arg(long, value_name = "SIZE", value_parser = parse_size, help_heading = "Memory")]
     pub process_memory: Option<u64>,
@@ -58,6 +70,37 @@ pub struct LimitArgs {
     /// User CPU time for the whole job (e.g. 10s); the job is terminated past it.
     #[arg(long, value_name = "DURATION", value_parser = parse_cpu_time, help_heading = "CPU")]
     pub job_time: Option<Duration>,
+}
+
+/// A path and a rate, as `--io-*` take them.
+type PathRate = (std::path::PathBuf, u64);
+/// Which of a device's rates an `--io-*` option sets.
+type SetRate = fn(&mut taskloom::job::IoRateLimit, u64);
+
+/// `PATH=SIZE`: a path and a byte rate (per second), above zero.
+fn parse_rate(s: &str) -> Result<(std::path::PathBuf, u64), String> {
+    let (path, rate) = s
+        .rsplit_once('=')
+        .ok_or_else(|| format!("{s:?}: write PATH=RATE, e.g. /dev/vda=10M"))?;
+    let rate = parse_size(rate)?;
+    if rate == 0 || path.is_empty() {
+        return Err(format!("{s:?}: a path and a rate above zero"));
+    }
+    Ok((path.into(), rate))
+}
+
+/// `PATH=N`: a path and operations per second, above zero.
+fn parse_count_rate(s: &str) -> Result<(std::path::PathBuf, u64), String> {
+    let (path, n) = s
+        .rsplit_once('=')
+        .ok_or_else(|| format!("{s:?}: write PATH=N, e.g. /=500"))?;
+    let n: u64 = n
+        .parse()
+        .map_err(|_| format!("{s:?}: {n:?} is not a number"))?;
+    if n == 0 || path.is_empty() {
+        return Err(format!("{s:?}: a path and a rate above zero"));
+    }
+    Ok((path.into(), n))
 }
 
 pub fn parse_size(s: &str) -> Result<u64, String> {
@@ -92,10 +135,18 @@ impl LimitArgs {
             || self.memory_low.is_some()
             || self.memory_high.is_some()
             || self.any_notify()
+            || self.any_io_rate()
             || self.job_time.is_some()
             || self.process_time.is_some()
             || self.breakaway_ok
             || self.die_on_unhandled_exception
+    }
+
+    fn any_io_rate(&self) -> bool {
+        !self.io_read_bandwidth.is_empty()
+            || !self.io_write_bandwidth.is_empty()
+            || !self.io_read_iops.is_empty()
+            || !self.io_write_iops.is_empty()
     }
 
     fn any_notify(&self) -> bool {
@@ -115,6 +166,7 @@ impl LimitArgs {
             || self.memory_low.is_some()
             || self.memory_high.is_some()
             || self.any_notify()
+            || self.any_io_rate()
             || self.job_time.is_some()
             || self.process_time.is_some()
             || self.die_on_unhandled_exception
@@ -136,6 +188,32 @@ impl LimitArgs {
         l.notify.user_time = self.notify_user_time.or(l.notify.user_time);
         l.notify.io_read_bytes = self.notify_io_read.or(l.notify.io_read_bytes);
         l.notify.io_write_bytes = self.notify_io_write.or(l.notify.io_write_bytes);
+        // Each device's rates: given ones replace, the others of that device stay.
+        let sets: [(&Vec<PathRate>, SetRate); 4] = [
+            (&self.io_read_bandwidth, |r, v| {
+                r.read_bytes_per_sec = Some(v)
+            }),
+            (&self.io_write_bandwidth, |r, v| {
+                r.write_bytes_per_sec = Some(v)
+            }),
+            (&self.io_read_iops, |r, v| r.read_iops = Some(v)),
+            (&self.io_write_iops, |r, v| r.write_iops = Some(v)),
+        ];
+        for (given, set) in sets {
+            for (path, v) in given {
+                let i = match l.io_rates.iter().position(|r| &r.device == path) {
+                    Some(i) => i,
+                    None => {
+                        l.io_rates.push(taskloom::job::IoRateLimit {
+                            device: path.clone(),
+                            ..Default::default()
+                        });
+                        l.io_rates.len() - 1
+                    }
+                };
+                set(&mut l.io_rates[i], *v);
+            }
+        }
         l.job_time = self.job_time.or(l.job_time);
         l.process_time = self.process_time.or(l.process_time);
         l.breakaway_ok |= self.breakaway_ok;
@@ -197,6 +275,22 @@ pub fn describe(l: &JobLimits) -> String {
     }
     if let Some(b) = n.io_write_bytes {
         parts.push(format!("notify-io-write {}", format_size(b)));
+    }
+    for r in &l.io_rates {
+        let mut io = Vec::new();
+        if let Some(b) = r.read_bytes_per_sec {
+            io.push(format!("read {}/s", format_size(b)));
+        }
+        if let Some(b) = r.write_bytes_per_sec {
+            io.push(format!("write {}/s", format_size(b)));
+        }
+        if let Some(n) = r.read_iops {
+            io.push(format!("{n} reads/s"));
+        }
+        if let Some(n) = r.write_iops {
+            io.push(format!("{n} writes/s"));
+        }
+        parts.push(format!("io {} {}", r.device.display(), io.join(" ")));
     }
     if l.breakaway_ok {
         parts.push("breakaway-ok".into());

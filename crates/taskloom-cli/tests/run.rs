@@ -1007,3 +1007,41 @@ fn inspect_marks_a_process_whose_calls_go_to_a_provider_as_pico() {
         "{text}"
     );
 }
+
+#[test]
+fn a_write_bandwidth_limit_holds_a_writer_to_its_rate() {
+    const TEST: &str = "a_write_bandwidth_limit_holds_a_writer_to_its_rate";
+    if !cgroup_jobs_here() {
+        return;
+    }
+    if enforced_here("io-rate").is_none() {
+        return not_run(
+            TEST,
+            "no cgroup2 io controller for jobs here (job caps: io-rate)",
+        );
+    }
+    let dir = tempfile::tempdir_in(std::env::var("TMPDIR").unwrap_or("/var/tmp".into())).unwrap();
+    let d = dir.path().to_str().unwrap();
+    // 6 MiB written past the page cache (O_DIRECT) at 2 MiB/s: 3 s, ±20%.
+    let v = json_run(&[
+        "--io-write-bandwidth",
+        &format!("{d}=2M"),
+        "--",
+        "dd",
+        "if=/dev/zero",
+        &format!("of={d}/f"),
+        "bs=256k",
+        "count=24",
+        "oflag=direct",
+    ]);
+    assert_eq!(v["exit_code"], 0, "{v}");
+    let wall = v["wall_seconds"].as_f64().unwrap();
+    assert!(
+        (2.4..=3.6).contains(&wall),
+        "6 MiB at 2 MiB/s takes 3 s ±20%, took {wall:.2} s: {v}"
+    );
+    // A path on no disk is refused, naming it, and nothing runs.
+    let o = taskloom(&["run", "--io-write-bandwidth", "/proc=2M", "--", "true"]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(stderr(&o).contains("no block device"), "{}", stderr(&o));
+}

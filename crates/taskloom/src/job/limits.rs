@@ -46,6 +46,10 @@ pub struct JobLimits {
     /// ([`process_time_secs`]), so no process is stopped before its limit.
     #[serde(with = "crate::units::serde_opt_secs", rename = "process_time_seconds")]
     pub process_time: Option<Duration>,
+    /// I/O rate limits, per device (`JobObjectIoRateControlInformation`):
+    /// cgroup2's `io.max`. Linux (cgroup2 with the io controller) only for
+    /// now: refused elsewhere, with the reason.
+    pub io_rates: Vec<IoRateLimit>,
     /// `JOB_OBJECT_LIMIT_DIE_ON_UNHANDLED_EXCEPTION`: a member that crashes
     /// just dies, with no crash dump and no crash handler. Linux: members
     /// get `RLIMIT_CORE` 1 (soft and hard, so they cannot raise it), below
@@ -61,6 +65,24 @@ pub struct JobLimits {
     /// Members may start children outside the job (`JOB_OBJECT_LIMIT_BREAKAWAY_OK`,
     /// with [`ProcessBuilder::breakaway_from_job`](crate::process::ProcessBuilder::breakaway_from_job)).
     pub breakaway_ok: bool,
+}
+
+/// The I/O rates one device allows a job (`io.max`): bytes and operations
+/// per second, read and write apart; `None` is no limit.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct IoRateLimit {
+    /// The device: a block device node (`/dev/vda`), or any path on a
+    /// filesystem, which names the disk that holds it.
+    pub device: std::path::PathBuf,
+    /// Bytes read per second.
+    pub read_bytes_per_sec: Option<u64>,
+    /// Bytes written per second.
+    pub write_bytes_per_sec: Option<u64>,
+    /// Read operations per second.
+    pub read_iops: Option<u64>,
+    /// Write operations per second.
+    pub write_iops: Option<u64>,
 }
 
 /// The soft limits of a job (`JOBOBJECT_NOTIFICATION_LIMIT_INFORMATION`).
@@ -293,6 +315,23 @@ pub(crate) fn check_limits(l: &JobLimits) -> Result<()> {
         return Err(Error::InvalidInput {
             what: "job limit",
             reason: format!("{what} would stop every process at once"),
+        });
+    }
+    if let Some(r) = l.io_rates.iter().find(|r| {
+        [
+            r.read_bytes_per_sec,
+            r.write_bytes_per_sec,
+            r.read_iops,
+            r.write_iops,
+        ]
+        .contains(&Some(0))
+    }) {
+        return Err(Error::InvalidInput {
+            what: "job limit",
+            reason: format!(
+                "an I/O rate of 0 on {} would stop every process at once",
+                r.device.display()
+            ),
         });
     }
     if let Some(w) = l.cpu_weight.filter(|w| !(1..=9).contains(w)) {

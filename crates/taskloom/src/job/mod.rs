@@ -67,8 +67,8 @@ mod windows;
 
 pub use builder::JobBuilder;
 pub use limits::{
-    Capability, JobInfo, JobIo, JobLimits, JobPressure, LimitViolation, NotificationLimits,
-    SoftLimit, process_time_secs,
+    Capability, IoRateLimit, JobInfo, JobIo, JobLimits, JobPressure, LimitViolation,
+    NotificationLimits, SoftLimit, process_time_secs,
 };
 pub use name::{MAX_NAME_LEN, validate_name};
 

@@ -221,6 +221,12 @@ impl Job {
                     .into(),
             });
         }
+        if !l.io_rates.is_empty() {
+            return Err(Error::Unsupported {
+                what: "an I/O rate limit",
+                reason: "not implemented on Windows yet (JobObjectIoRateControlInformation)".into(),
+            });
+        }
         if l.cpu_rate_percent.is_some() && l.cpu_weight.is_some() {
             return Err(Error::InvalidInput {
                 what: "job limit",
@@ -396,6 +402,7 @@ impl Job {
             memory_low: None,
             memory_high: None,
             notify: Default::default(),
+            io_rates: Vec::new(),
             job_time: has(JOB_OBJECT_LIMIT_JOB_TIME).then(|| from_100ns(b.PerJobUserTimeLimit)),
             process_time: has(JOB_OBJECT_LIMIT_PROCESS_TIME)
                 .then(|| from_100ns(b.PerProcessUserTimeLimit)),
@@ -706,6 +713,11 @@ impl Job {
                 "cpu-weight",
                 "JobObjectCpuRateControlInformation, weight-based (not with a rate)",
             ),
+            Capability {
+                feature: "io-rate",
+                enforced: false,
+                detail: "not implemented on Windows yet (JobObjectIoRateControlInformation)".into(),
+            },
             Capability {
                 feature: "memory-low",
                 enforced: false,

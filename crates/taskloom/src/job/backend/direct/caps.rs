@@ -203,6 +203,23 @@ pub(crate) fn capabilities(roots: &cgroup::Roots, manager: Option<&str>) -> Vec<
         },
     );
     push(
+        "io-rate",
+        match (io, manager) {
+            (true, _) => (
+                true,
+                "cgroup2 io.max per disk (a path names the disk that holds it): bytes and operations per second, read and write apart".into(),
+            ),
+            (false, Some(manager)) => (
+                false,
+                format!("the io controller is not delegated to {manager}; an administrator can add it: `systemctl edit user@.service` with [Service] Delegate=cpu cpuset io memory pids"),
+            ),
+            (false, None) => (
+                false,
+                "no cgroup2 io controller for jobs here (cgroup v1's blkio is not used)".into(),
+            ),
+        },
+    );
+    push(
         "job-time",
         (
             roots.v2.is_some() || roots.has(Controller::Cpuacct),

@@ -500,6 +500,37 @@ impl Roots {
     }
 }
 
+/// The `MAJ:MIN` of the disk a path names for `io.max`: a block device
+/// node itself, else the device of the filesystem holding it; a partition
+/// becomes its disk (the io controller limits whole disks).
+pub(crate) fn block_device_of(path: &Path) -> Result<String> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let meta = fs::metadata(path).map_err(|e| Error::os(format!("stat {}", path.display()), e))?;
+    let dev = if meta.file_type().is_block_device() {
+        meta.rdev()
+    } else {
+        meta.dev()
+    };
+    let (major, minor) = (rustix::fs::major(dev), rustix::fs::minor(dev));
+    let sys = PathBuf::from(format!("/sys/dev/block/{major}:{minor}"));
+    if !sys.exists() {
+        return Err(Error::InvalidInput {
+            what: "I/O rate limit",
+            reason: format!(
+                "{} is on {major}:{minor}, which is no block device (a network or memory filesystem has no disk to limit)",
+                path.display()
+            ),
+        });
+    }
+    // A partition's sysfs directory holds a `partition` file; its parent is the disk.
+    if sys.join("partition").exists()
+        && let Ok(disk) = fs::read_to_string(sys.join("../dev"))
+    {
+        return Ok(disk.trim().to_owned());
+    }
+    Ok(format!("{major}:{minor}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -742,8 +742,9 @@ impl JobBackend for Direct {
     }
 
     fn apply_limits(&self, limits: &JobLimits, before: &JobLimits) -> Result<()> {
-        // First: it refuses (on cgroup v1) before anything is written.
+        // First: these refuse (on cgroup v1) before anything is written.
         self.apply_memory_bounds(limits, before)?;
+        self.apply_io_rates(limits, before)?;
         if let Some((dir, _)) = self.limit_dir(Controller::Pids) {
             let value = limits
                 .active_processes
@@ -1132,6 +1133,49 @@ pub(crate) fn enable_controllers(dir: &Path) {
 }
 
 impl Direct {
+    /// `io.max` per device (cgroup2 with the io controller only): the
+    /// devices limited before and no longer are set back to `max`.
+    fn apply_io_rates(&self, limits: &JobLimits, before: &JobLimits) -> Result<()> {
+        if limits.io_rates.is_empty() && before.io_rates.is_empty() {
+            return Ok(());
+        }
+        let dir = match &self.v2 {
+            Some(d) if self.v2_controllers().iter().any(|n| n == "io") => d,
+            _ if limits.io_rates.is_empty() => return Ok(()),
+            _ => {
+                return Err(Error::Unsupported {
+                    what: "an I/O rate limit (io.max)",
+                    reason:
+                        "this job has no cgroup2 io controller (see `taskloom job caps`, io-rate)"
+                            .into(),
+                });
+            }
+        };
+        let mut lines = Vec::new();
+        for r in &limits.io_rates {
+            let dev = cgroup::block_device_of(&r.device)?;
+            let v = |x: Option<u64>| x.map_or_else(|| "max".to_owned(), |n| n.to_string());
+            lines.push(format!(
+                "{dev} rbps={} wbps={} riops={} wiops={}",
+                v(r.read_bytes_per_sec),
+                v(r.write_bytes_per_sec),
+                v(r.read_iops),
+                v(r.write_iops)
+            ));
+        }
+        for r in &before.io_rates {
+            if !limits.io_rates.iter().any(|n| n.device == r.device)
+                && let Ok(dev) = cgroup::block_device_of(&r.device)
+            {
+                lines.push(format!("{dev} rbps=max wbps=max riops=max wiops=max"));
+            }
+        }
+        for line in lines {
+            cgroup::write(&dir.join("io.max"), &line)?;
+        }
+        Ok(())
+    }
+
     /// `memory.low` and `memory.high` (cgroup2 only), written when set now or before.
     fn apply_memory_bounds(&self, limits: &JobLimits, before: &JobLimits) -> Result<()> {
         let asked = [

@@ -126,6 +126,7 @@ impl JobBackend for Group {
             (limits.memory_low.is_some(), "a memory floor"),
             (limits.memory_high.is_some(), "a memory ceiling"),
             (limits.notify.any(), "a soft (notification) limit"),
+            (!limits.io_rates.is_empty(), "an I/O rate limit"),
         ];
         if let Some((_, what)) = cgroup_only.iter().find(|(set, _)| *set) {
             return Err(Error::InvalidInput {
@@ -318,6 +319,7 @@ pub(crate) fn capabilities() -> Vec<Capability> {
         no("memory-low"),
         no("memory-high"),
         no("notification-limits"),
+        no("io-rate"),
         yes("priority", "nice of each member"),
         yes("process-time", "RLIMIT_CPU per process"),
         yes(
