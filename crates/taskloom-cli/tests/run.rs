@@ -669,14 +669,33 @@ fn a_member_that_crashes_under_die_on_unhandled_exception_leaves_no_core() {
     }
     let pattern = std::fs::read_to_string("/proc/sys/kernel/core_pattern").unwrap();
     let pattern = pattern.trim();
+    use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir_in(std::env::var("TMPDIR").unwrap_or("/var/tmp".into())).unwrap();
+    // Anyone may write a core here.
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
     let cwd = dir.path().to_str().unwrap();
-    // The shell raises its core limit as far as it may, then crashes.
+    // The member raises its core limit as far as it may, then crashes. As
+    // root the test runs it as nobody: root may raise any limit ("root
+    // can", `job caps`); a member without CAP_SYS_RESOURCE may not.
+    // SAFETY: getuid has no preconditions.
+    let user: &[&str] = if unsafe { libc::getuid() } == 0 {
+        &["--user", "nobody"]
+    } else {
+        &[]
+    };
     let crash = "ulimit -c unlimited 2>/dev/null; kill -SEGV $$";
     let cores = || std::fs::read_dir(dir.path()).unwrap().count();
+    let run = |die: bool| {
+        let mut a = user.to_vec();
+        if die {
+            a.push("--die-on-unhandled-exception");
+        }
+        a.extend(["--cwd", cwd, "--", "sh", "-c", crash]);
+        json_run(&a)
+    };
     // Without the option, where cores are files in the working directory and
     // the limit may be raised, a core is written: the test can see one.
-    let v = json_run(&["--cwd", cwd, "--", "sh", "-c", crash]);
+    let v = run(false);
     assert_eq!(v["exit_code"], 139, "{v}");
     let control = v["status"]["core_dumped"] == true;
     if control && !pattern.starts_with('|') && !pattern.starts_with('/') {
@@ -687,15 +706,7 @@ fn a_member_that_crashes_under_die_on_unhandled_exception_leaves_no_core() {
     }
     // With it: the limit cannot be raised, no core is written and no
     // core_pattern handler started, and the crash is an exit by signal.
-    let v = json_run(&[
-        "--die-on-unhandled-exception",
-        "--cwd",
-        cwd,
-        "--",
-        "sh",
-        "-c",
-        crash,
-    ]);
+    let v = run(true);
     assert_eq!(v["exit_code"], 139, "{v}");
     assert_eq!(v["status"]["kind"], "signaled", "{v}");
     assert_eq!(v["status"]["core_dumped"], false, "{v}");

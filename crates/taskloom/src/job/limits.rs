@@ -56,6 +56,7 @@ pub struct JobLimits {
     /// the smallest core the kernel writes, and a value at which the kernel
     /// does not start a `core_pattern` pipe handler (systemd-coredump,
     /// apport) either. The watcher reports the crash as an exit by signal.
+    /// A member with `CAP_SYS_RESOURCE` (root) may raise the limit again.
     pub die_on_unhandled_exception: bool,
     /// Soft limits (`JOBOBJECT_NOTIFICATION_LIMIT_INFORMATION`): going over
     /// one stops nothing; the job's watcher reports it once

@@ -311,5 +311,7 @@ pub(crate) fn die_on_exception_detail() -> String {
     } else {
         format!("core_pattern {pattern:?} writes files, and none is written at that limit")
     };
-    format!("RLIMIT_CORE 1 (soft and hard) on each member: {how}; a crash is an exit by signal")
+    format!(
+        "RLIMIT_CORE 1 (soft and hard) on each member: {how}; a crash is an exit by signal (a member with CAP_SYS_RESOURCE, root, may raise the limit again)"
+    )
 }
