@@ -578,25 +578,66 @@ fn two_busy_jobs_split_one_cpu_by_their_weights() {
             "no cpu controller for jobs here (job caps: cpu-weight)",
         );
     }
-    // Both busy on the same CPU for 3 s: the weights decide who runs.
+    // Both busy on the same CPU at once for 3 s: the weights decide who
+    // runs. Each waits for the same go (a file), and both are stopped
+    // together, so neither runs alone at either end however slowly the
+    // machine starts them.
+    let dir = tempfile::tempdir_in(std::env::var("TMPDIR").unwrap_or("/var/tmp".into())).unwrap();
+    let go = dir.path().join("go");
+    let script = format!(
+        "while [ ! -e {} ]; do sleep 0.01; done; while :; do :; done",
+        go.display()
+    );
     let start = |weight: &str| {
-        Command::new(env!("CARGO_BIN_EXE_taskloom"))
-            .args(["run", "--json", "--timeout", "3s", "--kill-after", "1s"])
-            .args(["--cpu-weight", weight, "--"])
-            .args(["taskset", "-c", "0", "sh", "-c", "while :; do :; done"])
+        use std::os::unix::process::CommandExt;
+        let mut c = Command::new(env!("CARGO_BIN_EXE_taskloom"));
+        c.args(["run", "--json", "--cpu-weight", weight, "--"])
+            .args(["taskset", "-c", "0", "sh", "-c", &script])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap()
+            .stderr(Stdio::piped());
+        // Default dispositions (see `Running::start`): TERM ends the run.
+        // SAFETY: signal(2) only, between fork and exec.
+        unsafe {
+            c.pre_exec(|| {
+                libc::signal(libc::SIGTERM, libc::SIG_DFL);
+                Ok(())
+            });
+        }
+        c.spawn().unwrap()
     };
     let light = start("1");
     let heavy = start("9");
+    // Both programs started (each taskloom has a child), then go.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    for c in [&light, &heavy] {
+        let children = format!("/proc/{0}/task/{0}/children", c.id());
+        while std::fs::read_to_string(&children)
+            .unwrap_or_default()
+            .is_empty()
+        {
+            if Instant::now() > deadline {
+                for c in [&light, &heavy] {
+                    // SAFETY: kill(2) on our own child's pid; its job dies with it.
+                    unsafe { libc::kill(c.id() as i32, libc::SIGKILL) };
+                }
+                panic!("a run did not start");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    std::fs::write(&go, b"").unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    for c in [&light, &heavy] {
+        // SAFETY: kill(2) on our own child's pid: forwarded to the program.
+        unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+    }
     let cpu = |c: Child| {
         let o = c.wait_with_output().unwrap();
         let v: serde_json::Value =
             serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", stderr(&o)));
-        assert_eq!(v["exit_code"], 124, "ended by --timeout: {v}");
+        assert_eq!(v["exit_code"], 143, "ended by the forwarded TERM: {v}");
         v["user_seconds"].as_f64().unwrap() + v["kernel_seconds"].as_f64().unwrap()
     };
     let (l, h) = (cpu(light), cpu(heavy));

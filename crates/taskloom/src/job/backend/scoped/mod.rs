@@ -181,7 +181,18 @@ impl JobBackend for Scoped {
     }
 
     fn apply_limits(&self, limits: &JobLimits, before: &JobLimits) -> Result<()> {
-        self.inner.apply_limits(limits, before)
+        self.inner.apply_limits(limits, before)?;
+        // A weight counts against siblings: a top-level job is the only child
+        // of its own scope, so the scope carries it (nested jobs are siblings
+        // inside it, and their own cpu.weight does).
+        if !self.inner.name().contains('/')
+            && (limits.cpu_weight.is_some() || before.cpu_weight.is_some())
+            && limits.cpu_weight != before.cpu_weight
+        {
+            let w = limits.cpu_weight.map(|w| u64::from(w) * 20);
+            systemd::with_manager(|m| m.set_cpu_weight(&self.unit, w))?;
+        }
+        Ok(())
     }
 
     fn spawn(&self, builder: ProcessBuilder, limits: &JobLimits) -> Result<Process> {

@@ -280,6 +280,17 @@ impl Manager {
         Ok(Some(cgroup2_mount().join(group.trim_start_matches('/'))))
     }
 
+    /// Sets a unit's `CPUWeight` (the scope's own `cpu.weight`, which only its
+    /// manager may write), for this boot only; `None` puts the default back.
+    pub fn set_cpu_weight(&self, unit: &str, weight: Option<u64>) -> Result<()> {
+        // systemd's "unset" for CPUWeight is (uint64) -1.
+        let props: Props<'_> = vec![("CPUWeight", Variant(Box::new(weight.unwrap_or(u64::MAX))))];
+        let r: std::result::Result<(), dbus::Error> =
+            self.proxy(PATH)
+                .method_call(MANAGER, "SetUnitProperties", (unit, true, props));
+        r.map_err(bus_error(format!("set the CPU weight of {unit}")))
+    }
+
     /// Stops a unit (systemd kills what is left in it and removes its cgroup);
     /// does not wait.
     pub fn stop(&self, unit: &str) -> Result<()> {
