@@ -236,8 +236,9 @@ fn job_caps_wraps_its_explanations_to_the_terminal() {
         &session,
         "-x",
         "80",
+        // Tall enough for every row, wrapped: the header must stay on screen.
         "-y",
-        "60",
+        "250",
         &cmd,
     ]);
     let deadline = Instant::now() + Duration::from_secs(20);
