@@ -125,21 +125,8 @@ impl LimitArgs {
     /// Whether any limit was given.
     #[cfg_attr(windows, allow(dead_code))] // for `job set`, Linux only yet
     pub fn any(&self) -> bool {
-        self.max_processes.is_some()
-            || self.memory.is_some()
-            || self.process_memory.is_some()
-            || self.cpus.is_some()
-            || self.priority.is_some()
-            || self.cpu_rate.is_some()
-            || self.cpu_weight.is_some()
-            || self.memory_low.is_some()
-            || self.memory_high.is_some()
-            || self.any_notify()
-            || self.any_io_rate()
-            || self.job_time.is_some()
-            || self.process_time.is_some()
-            || self.breakaway_ok
-            || self.die_on_unhandled_exception
+        // The job-only limits, and those a lone process takes too.
+        self.any_job_only() || self.cpus.is_some() || self.priority.is_some() || self.breakaway_ok
     }
 
     fn any_io_rate(&self) -> bool {
